@@ -1,0 +1,18 @@
+"""minidl: a from-scratch deep-learning engine that teaches every gradient.
+
+The public names mirror PyTorch's: ``minidl.tensor``, ``minidl.nn``,
+``minidl.optim``, ``minidl.functional`` (as ``F``), ``minidl.no_grad``, ...
+"""
+from . import autograd, functional, random
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .creation import (arange, eye, full, ones, ones_like, rand, randint, randn, tensor, zeros,
+                       zeros_like)
+from .dtypes import bool, float32, float64, int64  # noqa: A004  (mirrors torch.bool)
+from .random import get_rng_state, manual_seed, set_rng_state
+from .tensor import Tensor
+
+from . import nn, optim  # noqa: E402  (they use the names above)
+from .gradcheck import GradcheckError, gradcheck  # noqa: E402
+from .serialization import load, save  # noqa: E402
+
+__version__ = "0.1.0"

@@ -1,0 +1,51 @@
+r"""Activation functions (elementwise nonlinearities).
+
+Each gradient is written in terms of what is cheapest to keep: ReLU keeps a
+mask, sigmoid and tanh keep their output y because their derivatives are
+functions of y alone.
+"""
+from ..autograd import Function
+from ..backend import array_module
+
+
+class Relu(Function):
+    r"""y = max(x, 0).   dL/dx = dy * [x > 0]   (the gradient at exactly 0 is 0, as in PyTorch)."""
+
+    def forward(self, x):
+        y = array_module(x).maximum(x, 0)
+        self.save(y=y)
+        return y
+
+    def backward(self, dy):
+        return dy * (self.saved.y > 0)
+
+
+class Sigmoid(Function):
+    r"""y = 1 / (1 + exp(-x)).   dy/dx = y (1 - y),  so dL/dx = dy * y * (1 - y).
+
+    Computed as exp(-|x|) based branches so that large |x| never overflows.
+    """
+
+    def forward(self, x):
+        xp = array_module(x)
+        e = xp.exp(-xp.abs(x))  # in (0, 1]: never overflows
+        y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        self.save(y=y)
+        return y
+
+    def backward(self, dy):
+        y = self.saved.y
+        return dy * y * (1 - y)
+
+
+class Tanh(Function):
+    r"""y = tanh(x).   dy/dx = 1 - y**2,  so dL/dx = dy * (1 - y**2)."""
+
+    def forward(self, x):
+        y = array_module(x).tanh(x)
+        self.save(y=y)
+        return y
+
+    def backward(self, dy):
+        y = self.saved.y
+        return dy * (1 - y * y)

@@ -1,0 +1,222 @@
+r"""Elementwise arithmetic: y = f(a, b) or y = f(x), applied entry by entry.
+
+Binary ops broadcast their inputs the NumPy way. Their ``backward`` returns
+gradients in the *broadcast* shape; the autograd engine sums them back to each
+input's shape (``autograd.sum_to_shape``), so no op repeats that logic.
+
+Notation: ``dy`` is dL/dy (y's shape), a backward returns dL/d(each input).
+"""
+import numpy as np
+
+from ..autograd import Function
+from ..backend import array_module
+
+
+def check_broadcast(op, a_shape, b_shape):
+    """Raise a clear error if two shapes do not broadcast (before any work)."""
+    if a_shape != b_shape:
+        try:
+            np.broadcast_shapes(a_shape, b_shape)
+        except ValueError:
+            raise ValueError(
+                f"{op}: shapes {tuple(a_shape)} and {tuple(b_shape)} cannot be broadcast together "
+                "(trailing dimensions must be equal or 1)"
+            ) from None
+
+
+class Add(Function):
+    """y = a + b.   dL/da = dy,  dL/db = dy."""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, dy):
+        return dy, dy
+
+
+class Sub(Function):
+    """y = a - b.   dL/da = dy,  dL/db = -dy."""
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, dy):
+        return dy, (-dy if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    """y = a * b.   dL/da = dy * b,  dL/db = dy * a."""
+
+    def forward(self, a, b):
+        self.save(a=a if self.needs_input_grad[1] else None, b=b if self.needs_input_grad[0] else None)
+        return a * b
+
+    def backward(self, dy):
+        a, b = self.saved.a, self.saved.b
+        da = dy * b if self.needs_input_grad[0] else None
+        db = dy * a if self.needs_input_grad[1] else None
+        return da, db
+
+
+class Div(Function):
+    """y = a / b.   dL/da = dy / b,  dL/db = -dy * a / b**2 = -(dy / b) * y."""
+
+    def forward(self, a, b):
+        y = a / b
+        self.save(b=b, y=y if self.needs_input_grad[1] else None)
+        return y
+
+    def backward(self, dy):
+        da = dy / self.saved.b
+        db = -da * self.saved.y if self.needs_input_grad[1] else None
+        return (da if self.needs_input_grad[0] else None), db
+
+
+class Neg(Function):
+    """y = -x.   dL/dx = -dy."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, dy):
+        return -dy
+
+
+class Pow(Function):
+    r"""y = a ** b (both tensors).
+
+    dL/da = dy * b * a**(b-1)
+    dL/db = dy * y * log(a)        taken as 0 where a == 0 and b >= 0 (PyTorch's
+                                   convention: the limit of a**b log a as a -> 0+)
+    """
+
+    def forward(self, a, b):
+        y = a ** b
+        self.save(a=a, b=b, y=y)
+        return y
+
+    def backward(self, dy):
+        a, b, y = self.saved.a, self.saved.b, self.saved.y
+        xp = array_module(dy)
+        da = db = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.needs_input_grad[0]:
+                da = dy * b * a ** (b - 1)
+            if self.needs_input_grad[1]:
+                db = dy * xp.where((a == 0) & (b >= 0), 0, y * xp.log(a))
+        return da, db
+
+
+class PowScalar(Function):
+    r"""y = x ** p for a Python number p.   dL/dx = dy * p * x**(p-1)  (0 when p == 0)."""
+
+    def forward(self, x, p):
+        self.save(x=x, p=p)
+        return x ** p
+
+    def backward(self, dy):
+        x, p = self.saved.x, self.saved.p
+        if p == 0:
+            return dy * 0, None
+        if p == 2:
+            return dy * 2 * x, None  # the common case, without a second power
+        return dy * p * x ** (p - 1), None
+
+
+class RPowScalar(Function):
+    r"""y = c ** x for a Python number c.   dL/dx = dy * y * log(c)  (0 where c == 0, x >= 0)."""
+
+    def forward(self, c, x):
+        y = np.asarray(c, dtype=x.dtype) ** x
+        self.save(c=c, x=x, y=y)
+        return y
+
+    def backward(self, dy):
+        c, x, y = self.saved.c, self.saved.x, self.saved.y
+        xp = array_module(dy)
+        if c == 0:
+            return None, dy * xp.where(x >= 0, 0, y * -np.inf)
+        return None, dy * y * np.log(c)
+
+
+class Exp(Function):
+    """y = exp(x).   dL/dx = dy * y."""
+
+    def forward(self, x):
+        y = array_module(x).exp(x)
+        self.save(y=y)
+        return y
+
+    def backward(self, dy):
+        return dy * self.saved.y
+
+
+class Log(Function):
+    """y = log(x).   dL/dx = dy / x."""
+
+    def forward(self, x):
+        self.save(x=x)
+        return array_module(x).log(x)
+
+    def backward(self, dy):
+        return dy / self.saved.x
+
+
+class Sqrt(Function):
+    """y = sqrt(x).   dL/dx = dy / (2 y)."""
+
+    def forward(self, x):
+        y = array_module(x).sqrt(x)
+        self.save(y=y)
+        return y
+
+    def backward(self, dy):
+        return dy / (2 * self.saved.y)
+
+
+class Abs(Function):
+    """y = |x|.   dL/dx = dy * sign(x)   (0 at x == 0, as in PyTorch)."""
+
+    def forward(self, x):
+        self.save(x=x)
+        return array_module(x).abs(x)
+
+    def backward(self, dy):
+        return dy * array_module(dy).sign(self.saved.x)
+
+
+class Clamp(Function):
+    """y = min(max(x, low), high).   dL/dx = dy where low <= x <= high, else 0."""
+
+    def forward(self, x, low, high):
+        xp = array_module(x)
+        mask = xp.ones(x.shape, dtype=bool)
+        if low is not None:
+            mask &= x >= low
+        if high is not None:
+            mask &= x <= high
+        self.save(mask=mask)
+        return xp.clip(x, low, high).astype(x.dtype, copy=False)
+
+    def backward(self, dy):
+        return dy * self.saved.mask, None, None
+
+
+class Cast(Function):
+    """y = x converted to another dtype.   dL/dx = dy converted back (the engine casts)."""
+
+    def forward(self, x, dtype):
+        return x.astype(dtype)
+
+    def backward(self, dy):
+        return dy, None
+
+
+class Clone(Function):
+    """y = a copy of x.   dL/dx = dy."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, dy):
+        return dy

@@ -1,0 +1,63 @@
+r"""Ops that move entries around without changing their values.
+
+Their gradients move dy back the same way:
+    reshape   y = x viewed with a new shape          dx = dy reshaped to x's shape
+    permute   y[i_p0, i_p1, ...] = x[i0, i1, ...]    dx = dy permuted by the inverse permutation
+    expand    y = x broadcast to a larger shape      dx = dy summed over the broadcast axes
+                                                     (done by the engine: ``sum_to_shape``)
+    getitem   y = x[index]                           dx = zeros, then dx[index] += dy
+              (+= because an integer-array index can pick the same entry twice)
+"""
+from ..autograd import Function
+from ..backend import add_at, array_module
+
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.save(x_shape=x.shape)
+        return x.reshape(shape)
+
+    def backward(self, dy):
+        return dy.reshape(self.saved.x_shape), None
+
+
+class Permute(Function):
+    def forward(self, x, dims):
+        self.save(dims=dims)
+        return x.transpose(dims)
+
+    def backward(self, dy):
+        dims = self.saved.dims
+        inverse = [0] * len(dims)
+        for i, d in enumerate(dims):
+            inverse[d] = i  # output axis i came from input axis d
+        return dy.transpose(inverse), None
+
+
+class Expand(Function):
+    def forward(self, x, shape):
+        return array_module(x).broadcast_to(x, shape)
+
+    def backward(self, dy):
+        return dy, None  # the engine sums dy down to x's shape
+
+
+def is_basic_index(index):
+    """True when ``index`` uses only ints, slices, None and Ellipsis (no arrays)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in items)
+
+
+class GetItem(Function):
+    def forward(self, x, index):
+        self.save(x_shape=x.shape, dtype=x.dtype, index=index)
+        return x[index]
+
+    def backward(self, dy):
+        s = self.saved
+        dx = array_module(dy).zeros(s.x_shape, dtype=s.dtype)
+        if is_basic_index(s.index):
+            dx[s.index] = dy  # a basic index selects each entry at most once
+        else:
+            add_at(dx, s.index, dy)  # repeated integer indices must add up
+        return dx, None

@@ -1,0 +1,197 @@
+"""The autograd engine: graph shapes, accumulation, freeing, no_grad, custom Functions."""
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import minidl
+from minidl.autograd import Function
+
+
+def leaf(values):
+    return minidl.tensor(values, dtype=minidl.float64, requires_grad=True)
+
+
+def test_node_used_twice_adds_both_gradients():
+    x = leaf([1.0, 2.0, 3.0])
+    y = x * x  # d/dx x*x = 2x: both uses of x contribute
+    y.backward(minidl.tensor(np.ones(3)))
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0, 6.0])
+
+
+def test_diamond_graph():
+    x = leaf(2.0)
+    a = x * 3.0
+    b = x.exp()
+    c = a * b  # c = 3x e^x, dc/dx = 3 e^x + 3x e^x
+    c.backward()
+    np.testing.assert_allclose(x.grad.item(), 3 * np.exp(2.0) * (1 + 2.0))
+
+
+def test_broadcast_gradient_is_summed_to_input_shape():
+    a = leaf(np.ones((3, 1)))
+    b = leaf(np.arange(4.0))
+    dy = np.arange(12.0).reshape(3, 4)
+    (a * b).backward(minidl.tensor(dy))
+    np.testing.assert_allclose(a.grad.numpy(), (dy * np.arange(4.0)).sum(1, keepdims=True))
+    np.testing.assert_allclose(b.grad.numpy(), dy.sum(0))
+
+
+def test_second_backward_accumulates_into_grad():
+    x = leaf([1.0, -2.0])
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [6.0, 6.0])
+
+
+def test_gradients_of_two_leaves_are_independent_arrays():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    (a + b).sum().backward()  # Add returns the same dy for both inputs
+    a.grad.data += 100
+    np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = leaf([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+
+
+def test_backward_through_freed_graph_raises_and_changes_nothing():
+    x = leaf([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward()
+    before = x.grad.numpy().copy()
+    with pytest.raises(RuntimeError, match="second time|retain_graph"):
+        y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), before)
+
+
+def test_saved_arrays_are_freed_after_backward():
+    x = leaf(np.ones(1000))
+    hidden = x.exp()
+    ref = weakref.ref(hidden.grad_fn.saved.y)
+    y = (hidden * 2).sum()
+    del hidden
+    y.backward()
+    gc.collect()
+    assert ref() is None
+
+
+def test_non_scalar_backward_needs_gradient():
+    x = leaf([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="scalar"):
+        (x * 2).backward()
+    with pytest.raises(RuntimeError, match="shape"):
+        (x * 2).backward(minidl.tensor([1.0, 2.0, 3.0]))
+
+
+def test_backward_on_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        minidl.tensor([1.0]).sum().backward()
+
+
+def test_deep_chain_does_not_hit_recursion_limit():
+    x = leaf(1.0)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0 + 0.0
+    y.backward()
+    assert x.grad.item() == 1.0
+    del y  # freeing a deep graph must not recurse either
+    gc.collect()
+
+
+def test_no_grad_context_and_decorator():
+    x = leaf([1.0])
+    with minidl.no_grad():
+        y = x * 2
+        assert not minidl.is_grad_enabled()
+        with minidl.enable_grad():
+            z = x * 2
+    assert minidl.is_grad_enabled()
+    assert not y.requires_grad and y.grad_fn is None and z.requires_grad
+
+    @minidl.no_grad()
+    def double(t):
+        return t * 2
+
+    assert not double(x).requires_grad
+    assert minidl.is_grad_enabled()
+
+
+def test_no_grad_restores_state_after_an_exception():
+    with pytest.raises(ValueError):
+        with minidl.no_grad():
+            raise ValueError("boom")
+    assert minidl.is_grad_enabled()
+
+
+def test_detach_and_leaf_flags():
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    assert x.is_leaf and not y.is_leaf
+    d = y.detach()
+    assert d.is_leaf and not d.requires_grad and d.data is y.data
+    with pytest.raises(RuntimeError, match="leaf"):
+        y.requires_grad_(False)
+    with pytest.raises(RuntimeError, match="floating point"):
+        minidl.tensor([1, 2]).requires_grad_()
+
+
+class Cube(Function):
+    """The worked example from the autograd docstring."""
+
+    def forward(self, x):
+        self.save(x=x)
+        return x ** 3
+
+    def backward(self, dy):
+        return dy * 3 * self.saved.x ** 2
+
+
+def test_user_defined_function():
+    x = leaf([1.0, 2.0])
+    Cube.apply(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 12.0])
+
+
+def test_function_with_non_tensor_argument_and_wrong_gradient_count():
+    class Scale(Function):
+        def forward(self, x, factor):
+            self.save(factor=factor)
+            return x * factor
+
+        def backward(self, dy):
+            return dy * self.saved.factor, None
+
+    class Broken(Function):
+        def forward(self, x, factor):
+            return x * factor
+
+        def backward(self, dy):
+            return dy  # forgot the None for `factor`
+
+    x = leaf([1.0, 2.0])
+    Scale.apply(x, 5.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, 5.0])
+    with pytest.raises(RuntimeError, match="returned 1 gradients but forward had 2 inputs"):
+        Broken.apply(x, 5.0).sum().backward()
+
+
+def test_grad_of_float32_leaf_stays_float32():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    (x * np.float64(2.0)).sum().backward()
+    assert x.grad.dtype == minidl.float32
+
+
+def test_in_place_change_of_a_leaf_that_requires_grad_needs_no_grad():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        x.zero_()
+    with minidl.no_grad():
+        x.copy_(minidl.tensor([3.0, 4.0]))
+    np.testing.assert_array_equal(x.detach().numpy(), [3.0, 4.0])
