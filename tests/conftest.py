@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import minidl
+from minidl.backend import available_backends, use_backend
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +15,10 @@ def _fixed_seed():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(params=available_backends())
+def backend(request):
+    """Runs a test once per kernel backend (reference, numba, cupy where available)."""
+    with use_backend(request.param):
+        yield request.param

@@ -31,3 +31,17 @@ def compare_with_torch(torch, fn_minidl, fn_torch, arrays, rtol=1e-10, atol=1e-1
         got = a.grad if a.grad is not None else np.zeros(a.shape)
         assert_close(got, expected, rtol, atol, f"gradient of input {i}")
     return y
+
+
+def gradcheck_with_random_dy(fn, arrays, seed=0, **kwargs):
+    """minidl.gradcheck of L = sum(dy * fn(*inputs)) with a random upstream gradient dy.
+
+    ``arrays`` become float64 leaves; non-array values in ``arrays`` are passed through.
+    """
+    rng = np.random.default_rng(seed)
+    inputs = tuple(minidl.tensor(a, dtype=minidl.float64, requires_grad=True)
+                   if isinstance(a, np.ndarray) else a for a in arrays)
+    with minidl.no_grad():
+        y_shape = fn(*inputs).shape
+    dy = minidl.tensor(rng.standard_normal(y_shape))
+    return minidl.gradcheck(lambda *xs: (fn(*xs) * dy).sum(), inputs, **kwargs)

@@ -1,16 +1,6 @@
-"""PyTorch-shaped functions (``import minidl.functional as F``).
-
-Each function checks and normalises its arguments, raising a clear error that
-names the function, the argument and the shapes, then calls an op from
-``minidl.ops`` where the math and its gradient live.
-"""
-from .ops import activation, linalg
-from .tensor import Tensor
-
-
-def _check_tensor(op, name, value):
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{op}: {name} must be a minidl Tensor, got {type(value).__name__}")
+"""F.linear: the affine map of nn.Linear."""
+from ..ops import linalg
+from ._checks import check_tensor as _check_tensor
 
 
 def linear(input, weight, bias=None):  # noqa: A002  (PyTorch's argument name)
@@ -28,16 +18,3 @@ def linear(input, weight, bias=None):  # noqa: A002  (PyTorch's argument name)
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},) to match weight "
                              f"{weight.shape}, got {bias.shape}")
     return linalg.Linear.apply(input, weight, bias)
-
-
-def relu(input, inplace=False):  # noqa: A002
-    """max(input, 0). ``inplace`` is accepted for PyTorch compatibility; a new tensor is returned."""
-    return activation.Relu.apply(input)
-
-
-def sigmoid(input):  # noqa: A002
-    return activation.Sigmoid.apply(input)
-
-
-def tanh(input):  # noqa: A002
-    return activation.Tanh.apply(input)
