@@ -446,6 +446,16 @@ class Tensor:
     def expand_as(self, other):
         return self.expand(other.shape)
 
+    def split(self, split_size_or_sections, dim=0):
+        from .functional.shape import split  # functional imports tensor: import here
+
+        return split(self, split_size_or_sections, dim)
+
+    def chunk(self, chunks, dim=0):
+        from .functional.shape import chunk
+
+        return chunk(self, chunks, dim)
+
     # --- reductions -------------------------------------------------------------------
     def sum(self, dim=None, keepdim=False):
         return reduce.Sum.apply(self, _normalize_dims(dim, self.ndim, "sum"), keepdim)

@@ -1,9 +1,16 @@
 """Shared fixtures: fixed seeds, and helpers that compare minidl with PyTorch."""
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 import minidl
 from minidl.backend import available_backends, use_backend
+
+# Op tests combine hypothesis with the per-test `backend` fixture; the fixture is
+# set once per test function, which is what we want (every example runs on it).
+settings.register_profile("minidl", suppress_health_check=[HealthCheck.function_scoped_fixture],
+                          deadline=None)
+settings.load_profile("minidl")
 
 
 @pytest.fixture(autouse=True)

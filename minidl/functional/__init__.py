@@ -4,5 +4,10 @@ One module per family; each function checks and normalises its arguments,
 raising a clear error that names the function, the argument and the shapes,
 then calls an op from ``minidl.ops`` where the math and its gradient live.
 """
-from .activation import relu, sigmoid, tanh
+from .activation import leaky_relu, relu, sigmoid, tanh
+from .conv import conv2d, conv_transpose2d
+from .dropout import dropout, dropout2d
 from .linear import linear
+from .norm import batch_norm
+from .pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
+from .shape import cat, center_crop, chunk, interpolate, pad, split, stack

@@ -36,3 +36,67 @@ class Tanh(Module):
 
     def forward(self, input):
         return F.tanh(input)
+
+
+class LeakyReLU(Module):
+    r"""Elementwise :math:`x` for :math:`x > 0`, else ``negative_slope`` :math:`\cdot x`.
+
+    ``inplace`` is accepted for PyTorch compatibility and shown in ``repr``,
+    but the result is always a new tensor.
+    """
+
+    def __init__(self, negative_slope=0.01, inplace=False):
+        super().__init__()
+        self.negative_slope = negative_slope
+        self.inplace = inplace
+
+    def forward(self, input):
+        from ..functional.activation import leaky_relu  # imported here: appended after the file's imports
+
+        return leaky_relu(input, self.negative_slope, self.inplace)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+
+
+class Softmax(Module):
+    r"""``softmax(input, dim)``: exp(x_i) / sum_j exp(x_j) along ``dim`` (entries in (0, 1), summing to 1).
+
+    The default ``dim=None`` is PyTorch's signature, but like ``F.softmax`` the forward
+    then raises a clear error instead of guessing a dim (PyTorch's guess is deprecated).
+    """
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        from ..functional.softmax import softmax  # imported here: appended after the file's imports
+
+        return softmax(input, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    r"""``log_softmax(input, dim)``: x_i - log sum_j exp(x_j) along ``dim``, computed stably.
+
+    The default ``dim=None`` is PyTorch's signature, but like ``F.log_softmax`` the forward
+    then raises a clear error instead of guessing a dim (PyTorch's guess is deprecated).
+    """
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        from ..functional.softmax import log_softmax  # imported here: appended after the file's imports
+
+        return log_softmax(input, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+__all__ += ["LeakyReLU", "LogSoftmax", "Softmax"]

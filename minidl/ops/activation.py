@@ -49,3 +49,20 @@ class Tanh(Function):
     def backward(self, dy):
         y = self.saved.y
         return dy * (1 - y * y)
+
+
+class LeakyRelu(Function):
+    r"""y = x if x > 0 else negative_slope * x.
+
+    dy/dx = 1 for x > 0, negative_slope otherwise, so
+    dL/dx = dy * where(x > 0, 1, negative_slope)   (at exactly 0 the slope, as in PyTorch).
+    """
+
+    def forward(self, x, negative_slope):
+        positive = x > 0
+        self.save(positive=positive, negative_slope=negative_slope)
+        return array_module(x).where(positive, x, x * negative_slope)
+
+    def backward(self, dy):
+        s = self.saved
+        return array_module(dy).where(s.positive, dy, dy * s.negative_slope), None

@@ -1,0 +1,230 @@
+r"""Reference kernels: readable NumPy, the specification of every backend.
+
+These are the few operations that are not plain array code. Each is a loop
+over the (small) kernel window with strided slices, so it is easy to check by
+hand; the Numba and CuPy backends implement exactly these functions with the
+same signatures and results.
+
+Notation (as in the ops): N batch, C channels, H, W input size, KH, KW kernel,
+S = (SH, SW) stride, P = (PH, PW) padding, D = (DH, DW) dilation, OH, OW output.
+"""
+import numpy as np
+
+# ---- convolution: im2col / col2im -------------------------------------------------------
+#
+# Output pixel (n, i, j) of a convolution looks at the input cells
+#     h = SH*i - PH + DH*p,  p = 0..KH-1        w = SW*j - PW + DW*q,  q = 0..KW-1
+# of every channel c. im2col copies those C*KH*KW values into ONE ROW of a matrix, so that the
+# convolution becomes one matrix product (see minidl/ops/conv.py); col2im is its adjoint.
+# As in pooling, a fixed kernel position (p, q) picks, over all output pixels, one strided
+# slice of the zero-padded input xpad (xpad[h + PH, w + PW] = x[h, w]):
+#     xpad[:, :, DH*p : DH*p + SH*(OH-1) + 1 : SH,  DW*q : DW*q + SW*(OW-1) + 1 : SW]   (N,C,OH,OW)
+# so both kernels are a loop over the KH*KW positions, vectorised over N, C, OH, OW.
+
+
+def _conv_out_size(size, K, S, P, D):
+    """Output length along one axis: the number of window starts that fit in size + 2P."""
+    return (size + 2 * P - D * (K - 1) - 1) // S + 1
+
+
+def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
+    r"""Unfold every convolution window of ``x`` into one row of ``cols``.
+
+    x (N,C,H,W)  ->  cols (N*OH*OW, C*KH*KW),   OH = (H + 2PH - DH(KH-1) - 1)//SH + 1 (same for W)
+        cols[(n*OH + i)*OW + j, (c*KH + p)*KW + q] = xpad[n, c, SH*i + DH*p, SW*j + DW*q]
+    Rows are output pixels (n, i, j) in that order; columns are (c, p, q) in that order, i.e.
+    the order of ``weight.reshape(F, C*KH*KW)``, so ``cols @ weight.reshape(F, -1).T`` is the
+    convolution. The zero padding (PH rows top and bottom, PW columns left and right) is
+    applied here. Memory: the result holds KH*KW/(SH*SW) times as many values as x.
+    """
+    N, C, H, W = x.shape
+    OH = _conv_out_size(H, KH, SH, PH, DH)
+    OW = _conv_out_size(W, KW, SW, PW, DW)
+    xpad = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW))) if PH or PW else x
+    cols = np.empty((N, OH, OW, C, KH, KW), dtype=x.dtype)
+    for p in range(KH):
+        rows = slice(DH * p, DH * p + SH * (OH - 1) + 1, SH)  # row of tap p in every window
+        for q in range(KW):
+            columns = slice(DW * q, DW * q + SW * (OW - 1) + 1, SW)
+            cols[:, :, :, :, p, q] = xpad[:, :, rows, columns].transpose(0, 2, 3, 1)  # (N,OH,OW,C)
+    return cols.reshape(N * OH * OW, C * KH * KW)
+
+
+def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
+    r"""The adjoint of :func:`im2col`: fold the rows back onto the image, ADDING overlaps.
+
+    cols (N*OH*OW, C*KH*KW)  ->  dx x_shape = (N,C,H,W)
+        dx[n, c, h, w] = sum of cols[(n*OH + i)*OW + j, (c*KH + p)*KW + q]
+                         over every (i, j, p, q) with SH*i + DH*p = h + PH, SW*j + DW*q = w + PW
+    im2col copies a pixel into every window that contains it, so its adjoint sums the copies
+    (<im2col(x), cols> = <x, col2im(cols)> for all x, cols). Entries that fell on the padding
+    belong to no input pixel and are dropped.
+    """
+    N, C, H, W = x_shape
+    OH = _conv_out_size(H, KH, SH, PH, DH)
+    OW = _conv_out_size(W, KW, SW, PW, DW)
+    if cols.shape != (N * OH * OW, C * KH * KW):
+        raise ValueError(
+            f"col2im: cols has shape {tuple(cols.shape)} but x_shape {tuple(x_shape)} with kernel "
+            f"({KH}, {KW}), stride ({SH}, {SW}), padding ({PH}, {PW}), dilation ({DH}, {DW}) "
+            f"needs ({N * OH * OW}, {C * KH * KW})"
+        )
+    cols = cols.reshape(N, OH, OW, C, KH, KW)
+    dxpad = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=cols.dtype)
+    for p in range(KH):
+        rows = slice(DH * p, DH * p + SH * (OH - 1) + 1, SH)
+        for q in range(KW):
+            columns = slice(DW * q, DW * q + SW * (OW - 1) + 1, SW)
+            # within one (p, q) the slice hits distinct cells, so a plain += is exact
+            dxpad[:, :, rows, columns] += cols[:, :, :, :, p, q].transpose(0, 3, 1, 2)
+    if PH or PW:
+        return np.ascontiguousarray(dxpad[:, :, PH:PH + H, PW:PW + W])
+    return dxpad
+
+# ---- pooling ------------------------------------------------------------------------------
+#
+# The window of output cell (i, j) covers the input cells
+#     h = SH*i - PH + DH*p,  p = 0..KH-1        w = SW*j - PW + DW*q,  q = 0..KW-1
+# The kernels pad the input once (xpad[h + PH, w + PW] = x[h, w]) and loop over the KH*KW
+# window positions (p, q). For a fixed (p, q) the cells that position picks in ALL windows
+# form one strided slice of xpad,
+#     xpad[:, :, DH*p : DH*p + SH*(OH-1) + 1 : SH,  DW*q : DW*q + SW*(OW-1) + 1 : SW]   (N,C,OH,OW)
+# so every step is vectorised over N, C, OH, OW. With ceil_mode the last window may reach past
+# the bottom/right padding: the padded array is made large enough, and those extra cells are
+# filled like padding (but never counted as padding by avg-pool's divisor).
+
+
+def _pool_window(p, D, S, O):
+    """The cells that window position p picks in all O windows along one axis (padded coords)."""
+    return slice(D * p, D * p + S * (O - 1) + 1, S)
+
+
+def _pool_padded(x, PH, PW, rows, cols, fill):
+    """x (N,C,H,W) placed at offset (PH, PW) inside a (N,C,rows,cols) array of ``fill``."""
+    N, C, H, W = x.shape
+    xpad = np.full((N, C, rows, cols), fill, dtype=x.dtype)
+    xpad[:, :, PH:PH + H, PW:PW + W] = x
+    return xpad
+
+
+def _pool_extent(size, K, S, P, D, O):
+    """Length of the padded axis: the input plus both paddings, or more if the last window
+    (ceil_mode) reaches further: its last cell sits at S*(O-1) + D*(K-1) in padded coords."""
+    return max(size + 2 * P, S * (O - 1) + D * (K - 1) + 1)
+
+
+def maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
+    r"""Max-pool with the argmax of every window.
+
+    x (N,C,H,W)  ->  y (N,C,OH,OW),  argmax (N,C,OH,OW) int64
+        y[n,c,i,j]      = max_{p,q} xpad[n,c, SH*i + DH*p, SW*j + DW*q]      (padding = -inf)
+        argmax[n,c,i,j] = h*W + w of the winning cell (h, w): a flat index into the unpadded
+                          H x W plane of x, exactly PyTorch's ``return_indices`` format.
+    Scan order and ties, as PyTorch's CPU kernel: the positions are visited p-major, then q,
+    starting from "maximum -inf at the window's first in-bounds cell"; a cell replaces the
+    current maximum when it is strictly greater, or NaN. Hence the FIRST of several equal
+    maxima wins (a later equal value does not replace it), the LAST NaN of a window wins (NaN
+    propagates), and a window whose cells are all -inf reports its first in-bounds cell.
+    Every window must hold at least one input cell (the caller checks).
+    """
+    N, C, H, W = x.shape
+    rows = _pool_extent(H, KH, SH, PH, DH, OH)
+    cols = _pool_extent(W, KW, SW, PW, DW, OW)
+    xpad = _pool_padded(x, PH, PW, rows, cols, -np.inf)
+    h0 = SH * np.arange(OH) - PH  # (OH,) input row of position p = 0 of each window
+    w0 = SW * np.arange(OW) - PW  # (OW,)
+    # PyTorch's starting argmax: the first in-bounds cell (skip whole dilation steps of padding)
+    h_first = h0 + DH * ((np.maximum(-h0, 0) + DH - 1) // DH)
+    w_first = w0 + DW * ((np.maximum(-w0, 0) + DW - 1) // DW)
+    y = np.full((N, C, OH, OW), -np.inf, dtype=x.dtype)
+    argmax = np.empty((N, C, OH, OW), dtype=np.int64)
+    argmax[...] = h_first[:, None] * W + w_first[None, :]
+    for p in range(KH):
+        for q in range(KW):
+            value = xpad[:, :, _pool_window(p, DH, SH, OH), _pool_window(q, DW, SW, OW)]
+            index = (h0 + DH * p)[:, None] * W + (w0 + DW * q)[None, :]  # (OH,OW) flat h*W + w
+            wins = (value > y) | np.isnan(value)  # strict: an equal later value does not win
+            y = np.where(wins, value, y)
+            argmax = np.where(wins, index, argmax)
+    return y, argmax
+
+
+def maxpool2d_backward(dy, argmax, x_shape):
+    r"""The adjoint of "gather the winners": scatter-ADD dy to the cells that won.
+
+    dy, argmax (N,C,OH,OW)  ->  dx x_shape = (N,C,H,W)
+        dx[n,c].flat[argmax[n,c,i,j]] += dy[n,c,i,j]      for every (n, c, i, j)
+    It must add: when stride < kernel, windows overlap and one cell can win several of them.
+    """
+    N, C, H, W = x_shape
+    dx = np.zeros((N * C, H * W), dtype=dy.dtype)
+    plane = np.arange(N * C)[:, None]  # (N*C, 1): row of dx that each argmax row indexes into
+    OH, OW = argmax.shape[2:]
+    np.add.at(dx, (plane, argmax.reshape(N * C, OH * OW)), dy.reshape(N * C, OH * OW))
+    return dx.reshape(x_shape)
+
+
+def _avgpool2d_divisor(H, W, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad, divisor_override,
+                       dtype):
+    r"""(OH, OW): what each window sum is divided by, with PyTorch's rules.
+
+    Along one axis the window of output i spans [start, end) with start = S*i - P,
+    end = min(start + K, size + P): a window is cut at the far edge of the PADDED input (only
+    ceil_mode windows reach past it, and the cells past it are never counted). Then
+        count_include_pad=True:   divisor = (end - start) along H  *  (end - start) along W
+        count_include_pad=False:  the same with [start, end) clipped to the input [0, size)
+        divisor_override=d:       divisor = d for every window (it wins over both)
+    """
+    if divisor_override is not None:
+        return np.full((OH, OW), divisor_override, dtype=dtype)
+
+    def counts(size, K, S, P, O):
+        start = S * np.arange(O) - P
+        end = np.minimum(start + K, size + P)
+        if count_include_pad:
+            return end - start
+        return np.minimum(end, size) - np.maximum(start, 0)
+
+    return np.outer(counts(H, KH, SH, PH, OH), counts(W, KW, SW, PW, OW)).astype(dtype)
+
+
+def avgpool2d_forward(x, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad, divisor_override):
+    r"""Average-pool: the sum of each window divided by its divisor.
+
+    x (N,C,H,W)  ->  y (N,C,OH,OW)
+        y[n,c,i,j] = (1 / divisor[i,j]) * sum_{p,q} xpad[n,c, SH*i + p, SW*j + q]   (padding = 0)
+    with divisor as in ``_avgpool2d_divisor`` (count_include_pad, divisor_override).
+    """
+    N, C, H, W = x.shape
+    rows = _pool_extent(H, KH, SH, PH, 1, OH)
+    cols = _pool_extent(W, KW, SW, PW, 1, OW)
+    xpad = _pool_padded(x, PH, PW, rows, cols, 0)
+    total = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    for p in range(KH):
+        for q in range(KW):
+            total += xpad[:, :, _pool_window(p, 1, SH, OH), _pool_window(q, 1, SW, OW)]
+    divisor = _avgpool2d_divisor(H, W, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
+                                 divisor_override, x.dtype)
+    return total / divisor
+
+
+def avgpool2d_backward(dy, x_shape, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
+                       divisor_override):
+    r"""dx for ``avgpool2d_forward``: every cell of window (i, j) receives dy[i,j] / divisor[i,j].
+
+    dy (N,C,OH,OW)  ->  dx x_shape = (N,C,H,W)
+        dxpad[n,c, SH*i + p, SW*j + q] += dy[n,c,i,j] / divisor[i,j]    for all i, j, p, q
+    then the padding is cut off (its gradient goes nowhere). Overlapping windows add.
+    """
+    N, C, H, W = x_shape
+    rows = _pool_extent(H, KH, SH, PH, 1, OH)
+    cols = _pool_extent(W, KW, SW, PW, 1, OW)
+    divisor = _avgpool2d_divisor(H, W, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
+                                 divisor_override, dy.dtype)
+    share = dy / divisor  # (N,C,OH,OW) what each cell of window (i, j) receives
+    dxpad = np.zeros((N, C, rows, cols), dtype=dy.dtype)
+    for p in range(KH):
+        for q in range(KW):
+            # within one (p, q) the slice hits distinct cells, so += is safe here
+            dxpad[:, :, _pool_window(p, 1, SH, OH), _pool_window(q, 1, SW, OW)] += share
+    return np.ascontiguousarray(dxpad[:, :, PH:PH + H, PW:PW + W])

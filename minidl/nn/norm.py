@@ -1,0 +1,137 @@
+"""``BatchNorm1d`` and ``BatchNorm2d``: batch normalisation layers with running statistics."""
+
+import numpy as np
+
+from .. import dtypes
+from ..functional._checks import check_tensor as _check_tensor
+from ..functional.norm import batch_norm
+from ..tensor import Tensor
+from . import init
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["BatchNorm1d", "BatchNorm2d"]
+
+
+class _BatchNorm(Module):
+    r"""Shared code of the BatchNorm layers (PyTorch's ``_NormBase`` + ``_BatchNorm``).
+
+    State, with the same names (and so the same ``state_dict`` keys) as PyTorch:
+        weight, bias            Parameters (C,), initialised to 1 and 0 (``affine=True``;
+                                ``bias=False`` keeps the weight only)
+        running_mean            buffer (C,), starts at 0
+        running_var             buffer (C,), starts at 1
+        num_batches_tracked     buffer, int64 scalar: training batches seen so far
+    (the three buffers exist only with ``track_running_stats=True``, else they are None).
+
+    Forward:
+        training, tracking      normalise with the batch statistics and update the running
+                                ones with factor ``momentum``, or with 1/num_batches_tracked
+                                when ``momentum=None`` (a cumulative moving average: after
+                                k batches the running mean is the plain mean of the k batch means)
+        training, not tracking  batch statistics, nothing stored
+        eval                    running statistics (batch ones if there are none)
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, device=None, dtype=None, *, bias=True):
+        super().__init__()
+        dtype = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = Parameter(np.empty((num_features,), dtype=dtype))
+            if bias:
+                self.bias = Parameter(np.empty((num_features,), dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros((num_features,), dtype=dtype)))
+            self.register_buffer("running_var", Tensor(np.ones((num_features,), dtype=dtype)))
+            self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+        if device is not None:
+            self.to(device)
+
+    def reset_running_stats(self):
+        """running_mean = 0, running_var = 1, num_batches_tracked = 0 (in place)."""
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def reset_parameters(self):
+        """Reset the running statistics, weight = 1 and bias = 0."""
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def _check_input_dim(self, input):
+        raise NotImplementedError
+
+    def forward(self, input):
+        _check_tensor(type(self).__name__, "input", input)
+        self._check_input_dim(input)
+        momentum = 0.0 if self.momentum is None else self.momentum
+        batches = None  # the new num_batches_tracked, stored once the forward has succeeded
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            batches = int(self.num_batches_tracked.data) + 1
+            if self.momentum is None:  # cumulative moving average
+                momentum = 1.0 / batches
+        # Batch statistics in training, and in eval when there are no running ones.
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        # Running statistics are passed only when they are to be updated or used.
+        pass_running = not self.training or self.track_running_stats
+        y = batch_norm(
+            input,
+            self.running_mean if pass_running else None,
+            self.running_var if pass_running else None,
+            self.weight, self.bias, use_batch_stats, momentum, self.eps,
+        )
+        if batches is not None:
+            self.num_batches_tracked.data[...] = batches
+        return y
+
+    def extra_repr(self):
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_BatchNorm):
+    r"""Batch normalisation over a 2-D input (N, C) or a 3-D input (N, C, L).
+
+    Statistics per channel over N (and L). See :class:`_BatchNorm` for the state and
+    ``minidl.ops.norm.BatchNorm`` for the math and its gradient.
+    """
+
+    def _check_input_dim(self, input):
+        if input.ndim not in (2, 3):
+            raise ValueError(f"BatchNorm1d: expected 2D or 3D input (got {input.ndim}D input "
+                             f"of shape {tuple(input.shape)})")
+
+
+class BatchNorm2d(_BatchNorm):
+    r"""Batch normalisation over a 4-D input (N, C, H, W).
+
+    Statistics per channel over N, H and W. See :class:`_BatchNorm` for the state and
+    ``minidl.ops.norm.BatchNorm`` for the math and its gradient.
+    """
+
+    def _check_input_dim(self, input):
+        if input.ndim != 4:
+            raise ValueError(f"BatchNorm2d: expected 4D input (got {input.ndim}D input "
+                             f"of shape {tuple(input.shape)})")

@@ -1,0 +1,89 @@
+r"""Batch normalisation: normalise every channel, then scale and shift it.
+
+For an input x of shape (N, C, *) (``*`` = the spatial axes: none, L, or H, W)
+each channel c is normalised with one mean and one variance taken over every
+axis but C, i.e. over the m = N * prod(*) values x[:, c, ...]:
+
+    mean[c]  = (1/m) sum_{n,h,w} x[n,c,h,w]
+    var[c]   = (1/m) sum_{n,h,w} (x[n,c,h,w] - mean[c])^2        (biased: divide by m)
+    x_hat    = (x - mean[c]) / sqrt(var[c] + eps)
+    y        = weight[c] * x_hat + bias[c]
+
+In training the statistics are those of the batch, so every x_hat depends on
+every x of its channel; that is what makes the gradient interesting (see
+:class:`BatchNorm`). In evaluation they are fixed running averages and the op
+is a plain per-channel affine map. The full derivation is in
+docs/gradients/batch_norm.md.
+"""
+from ..autograd import Function
+from ..backend import array_module
+
+
+def channel_shape(ndim, C):
+    """``(1, C, 1, 1)`` for a 4-D input: a per-channel vector (C,) that broadcasts against x."""
+    return (1, C) + (1,) * (ndim - 2)
+
+
+class BatchNorm(Function):
+    r"""y = weight * (x - mean) / sqrt(var + eps) + bias, one mean and var per channel.
+
+    Shapes: x (N,C,*)  weight (C,) or None (= 1)  bias (C,) or None (= 0)
+            running_mean, running_var (C,) arrays or None   y (N,C,*)
+            axes = every axis but 1 (N and the spatial axes)   m = N * prod(*)
+    Forward (training):
+        mean[c] = mean over axes of x[:,c]        var[c] = mean over axes of (x[:,c] - mean[c])^2
+        x_hat   = (x - mean) * inv_std            inv_std[c] = 1 / sqrt(var[c] + eps)
+        y       = weight * x_hat + bias
+        running_mean = (1 - momentum) * running_mean + momentum * mean             (in place,
+        running_var  = (1 - momentum) * running_var  + momentum * var * m/(m-1)     not in the graph:
+                                                  the running variance is the UNBIASED one)
+    Forward (evaluation): the same with mean, var = running_mean, running_var.
+    Backward, with dx_hat = dy * weight and means over axes (per channel):
+        dbias   = sum over axes of dy
+        dweight = sum over axes of dy * x_hat
+        dx (evaluation) = dx_hat * inv_std                          (mean, var are constants)
+        dx (training)   = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
+    The two subtracted terms are the gradient that flows through mean and var:
+    moving every x of a channel by the same amount changes nothing (x_hat is
+    shift invariant), so dx has zero mean; scaling them all changes nothing
+    either (x_hat is scale invariant), so dx is orthogonal to x_hat.
+    """
+
+    def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps):
+        xp = array_module(x)
+        C = x.shape[1]
+        axes = (0,) + tuple(range(2, x.ndim))  # every axis but C
+        shape = channel_shape(x.ndim, C)
+        if training:
+            m = x.size // C  # values per channel (> 1: checked by the caller)
+            mean = x.mean(axis=axes)  # (C,)
+            centred = x - mean.reshape(shape)  # (N,C,*)
+            var = (centred * centred).mean(axis=axes)  # (C,) biased
+            if running_mean is not None:
+                running_mean[...] = (1 - momentum) * running_mean + momentum * mean
+                running_var[...] = (1 - momentum) * running_var + momentum * var * (m / (m - 1))
+        else:
+            var = running_var
+            centred = x - running_mean.reshape(shape)
+        inv_std = 1 / xp.sqrt(var + eps)  # (C,)
+        x_hat = centred * inv_std.reshape(shape)  # (N,C,*)
+        y = x_hat if weight is None else x_hat * weight.reshape(shape)
+        if bias is not None:
+            y = y + bias.reshape(shape)
+        self.save(x_hat=x_hat, inv_std=inv_std, weight=weight, training=training, axes=axes, shape=shape)
+        return y
+
+    def backward(self, dy):
+        s = self.saved
+        needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
+        dbias = dy.sum(axis=s.axes) if needs_bias else None  # (C,)
+        dweight = (dy * s.x_hat).sum(axis=s.axes) if needs_weight else None  # (C,)
+        dx = None
+        if needs_x:
+            dx_hat = dy if s.weight is None else dy * s.weight.reshape(s.shape)  # (N,C,*)
+            if s.training:
+                dx_hat = (dx_hat
+                          - dx_hat.mean(axis=s.axes, keepdims=True)
+                          - s.x_hat * (dx_hat * s.x_hat).mean(axis=s.axes, keepdims=True))
+            dx = dx_hat * s.inv_std.reshape(s.shape)
+        return dx, dweight, dbias, None, None, None, None, None

@@ -1,0 +1,542 @@
+"""Convolution (minidl/ops/conv.py, functional/conv.py, nn/conv.py) against PyTorch and loops.
+
+float64 everywhere; forward and every gradient (random upstream gradient) within 1e-10 of
+PyTorch; naive loops written from the docstrings' index formulas; the chunked (memory
+bounded) path equals the unchunked one; every error message.
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import minidl
+from helpers import assert_close, compare_with_torch, gradcheck_with_random_dy
+from minidl.functional.conv import conv2d, conv_transpose2d
+from minidl.nn.conv import Conv2d, ConvTranspose2d
+from minidl.ops import conv as conv_ops
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+# PyTorch warns that it copies the input for 'same' with an even kernel; so do we (Lowering)
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _randn(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _t(a, requires_grad=False):
+    return minidl.tensor(a, dtype=minidl.float64, requires_grad=requires_grad)
+
+
+@pytest.fixture
+def column_limit():
+    """Set the column-buffer limit inside a test; the default is restored afterwards."""
+    previous = conv_ops.get_column_buffer_limit()
+    yield conv_ops.set_column_buffer_limit
+    conv_ops.set_column_buffer_limit(previous)
+
+
+def _compare(fn_ours, fn_torch, x, weight, bias, seed=0):
+    arrays = [x, weight] + ([bias] if bias is not None else [])
+    return compare_with_torch(torch, fn_ours, fn_torch, arrays, rtol=1e-10, seed=seed)
+
+
+# ---- strategies ------------------------------------------------------------------------------
+
+@st.composite
+def conv2d_configs(draw):
+    G = draw(st.integers(1, 3))
+    KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    DH, DW = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kinds = ["int", "pair", "valid"] + (["same"] if stride == (1, 1) else [])
+    kind = draw(st.sampled_from(kinds))
+    padding = {"int": draw(st.integers(0, 2)), "pair": (draw(st.integers(0, 2)), draw(st.integers(0, 2))),
+               "valid": "valid", "same": "same"}[kind]
+    PH, PW = (padding, padding) if kind == "int" else padding if kind == "pair" else (0, 0)
+    H = draw(st.integers(max(1, DH * (KH - 1) + 1 - 2 * PH), DH * (KH - 1) + 7))
+    W = draw(st.integers(max(1, DW * (KW - 1) + 1 - 2 * PW), DW * (KW - 1) + 7))
+    return dict(
+        x_shape=(draw(st.integers(1, 3)), G * draw(st.integers(1, 2)), H, W),
+        weight_shape=(G * draw(st.integers(1, 2)), None, KH, KW),  # C/G filled in below
+        bias=draw(st.booleans()), stride=stride, padding=padding, dilation=(DH, DW), groups=G,
+    )
+
+
+@st.composite
+def conv_transpose2d_configs(draw):
+    G = draw(st.integers(1, 3))
+    KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    SH, SW = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    DH, DW = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    OPH = draw(st.integers(0, max(SH, DH) - 1))  # output_padding < stride or < dilation
+    OPW = draw(st.integers(0, max(SW, DW) - 1))
+    H, W = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    # padding small enough that the output is not empty
+    max_ph = max(0, ((H - 1) * SH + DH * (KH - 1) + OPH) // 2)
+    max_pw = max(0, ((W - 1) * SW + DW * (KW - 1) + OPW) // 2)
+    return dict(
+        x_shape=(draw(st.integers(1, 3)), G * draw(st.integers(1, 2)), H, W),
+        F_per_group=draw(st.integers(1, 2)), kernel=(KH, KW), bias=draw(st.booleans()),
+        stride=(SH, SW), padding=(draw(st.integers(0, min(2, max_ph))), draw(st.integers(0, min(2, max_pw)))),
+        output_padding=(OPH, OPW), dilation=(DH, DW), groups=G,
+    )
+
+
+# ---- F.conv2d --------------------------------------------------------------------------------
+
+@SETTINGS
+@given(cfg=conv2d_configs(), seed=st.integers(0, 2**16))
+def test_conv2d_matches_torch(backend, cfg, seed):
+    N, C, H, W = cfg["x_shape"]
+    F, _, KH, KW = cfg["weight_shape"]
+    G = cfg["groups"]
+    x, weight = _randn((N, C, H, W), seed), _randn((F, C // G, KH, KW), seed + 1)
+    bias = _randn((F,), seed + 2) if cfg["bias"] else None
+    kw = dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"], groups=G)
+    _compare(lambda *a: conv2d(*a, **kw), lambda *a: TF.conv2d(*a, **kw), x, weight, bias, seed)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(padding="same"),  # kernel (4, 2): even, the extra row/column goes bottom/right
+    dict(padding="same", dilation=(1, 3)),  # dilated width 4: odd total padding 3
+    dict(padding="same", dilation=2),  # even totals: symmetric
+    dict(stride=(2, 3), padding=(2, 1), dilation=(2, 1), groups=2),
+    dict(stride=1, padding=3),  # padding wider than the kernel: border outputs see only zeros
+])
+def test_conv2d_matches_torch_on_chosen_cases(backend, kw):
+    x, weight, bias = _randn((2, 4, 7, 6)), _randn((6, 4 // kw.get("groups", 1), 4, 2), 1), _randn((6,), 2)
+    _compare(lambda *a: conv2d(*a, **kw), lambda *a: TF.conv2d(*a, **kw), x, weight, bias)
+
+
+def naive_conv2d(x, weight, bias, S, P, D, G):
+    """The index formula with seven loops (plus the group offset):
+    y[n,f,i,j] = bias[f] + sum_{c,p,q} weight[f,c,p,q] * xpad[n, g*C/G + c, S*i + D*p, S*j + D*q]."""
+    N, C, H, W = x.shape
+    F, Cg, KH, KW = weight.shape
+    xpad = np.zeros((N, C, H + 2 * P[0], W + 2 * P[1]))
+    xpad[:, :, P[0]:P[0] + H, P[1]:P[1] + W] = x
+    OH = (H + 2 * P[0] - D[0] * (KH - 1) - 1) // S[0] + 1
+    OW = (W + 2 * P[1] - D[1] * (KW - 1) - 1) // S[1] + 1
+    y = np.zeros((N, F, OH, OW))
+    for n in range(N):
+        for f in range(F):
+            g = f // (F // G)  # the group of filter f
+            for i in range(OH):
+                for j in range(OW):
+                    total = bias[f]
+                    for c in range(Cg):
+                        for p in range(KH):
+                            for q in range(KW):
+                                total += weight[f, c, p, q] * xpad[n, g * Cg + c, S[0] * i + D[0] * p,
+                                                                   S[1] * j + D[1] * q]
+                    y[n, f, i, j] = total
+    return y
+
+
+def test_conv2d_equals_the_seven_loop_formula(backend):
+    x, weight, bias = _randn((2, 4, 6, 5)), _randn((4, 2, 3, 2), 1), _randn((4,), 2)
+    for S, P, D, G in [((1, 1), (0, 0), (1, 1), 1), ((2, 1), (1, 2), (1, 2), 2)]:
+        w = weight if G == 2 else _randn((4, 4, 3, 2), 3)
+        y = conv2d(_t(x), _t(w), _t(bias), stride=S, padding=P, dilation=D, groups=G)
+        np.testing.assert_allclose(y.data, naive_conv2d(x, w, bias, S, P, D, G), rtol=1e-12, atol=1e-12)
+
+
+def naive_conv_transpose2d(x, weight, bias, S, P, OP, D, G):
+    """Each input pixel scatters x[n,c,i,j] * weight[c,f,:,:] onto (S*i + D*p - P, S*j + D*q - P)."""
+    N, C, H, W = x.shape
+    _, Fg, KH, KW = weight.shape
+    OH = (H - 1) * S[0] - 2 * P[0] + D[0] * (KH - 1) + OP[0] + 1
+    OW = (W - 1) * S[1] - 2 * P[1] + D[1] * (KW - 1) + OP[1] + 1
+    y = np.zeros((N, Fg * G, OH, OW)) + bias[:, None, None]
+    for n in range(N):
+        for c in range(C):
+            g = c // (C // G)
+            for i in range(H):
+                for j in range(W):
+                    for f in range(Fg):
+                        for p in range(KH):
+                            for q in range(KW):
+                                h, w = S[0] * i + D[0] * p - P[0], S[1] * j + D[1] * q - P[1]
+                                if 0 <= h < OH and 0 <= w < OW:
+                                    y[n, g * Fg + f, h, w] += x[n, c, i, j] * weight[c, f, p, q]
+    return y
+
+
+def test_conv_transpose2d_equals_the_scatter_formula(backend):
+    x, weight, bias = _randn((2, 4, 3, 4)), _randn((4, 2, 3, 2), 1), _randn((4,), 2)
+    for S, P, OP, D, G in [((1, 1), (0, 0), (0, 0), (1, 1), 1), ((2, 3), (1, 1), (1, 2), (1, 2), 2),
+                           ((1, 1), (1, 0), (2, 0), (3, 1), 2)]:  # output_padding >= stride
+        y = conv_transpose2d(_t(x), _t(weight), _t(bias[:2 * G]), stride=S, padding=P,
+                             output_padding=OP, groups=G, dilation=D)
+        np.testing.assert_allclose(y.data, naive_conv_transpose2d(x, weight, bias[:2 * G], S, P, OP, D, G),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_conv_transpose2d_is_the_input_gradient_of_conv2d(backend):
+    """<conv2d(z, w), x> == <z, conv_transpose2d(x, w)>: the two are adjoint in their inputs."""
+    w = _randn((4, 3, 3, 2))
+    z = _randn((2, 3, 9, 8), 1)  # conv2d input
+    kw = dict(stride=2, padding=1, dilation=(1, 2))
+    y = conv2d(_t(z), _t(w), **kw)  # (2, 4, 5, 3): 9 = (5-1)*2 - 2 + 2 + 0 + 1 -> output_padding 0
+    x = _randn(y.shape, 2)
+    back = conv_transpose2d(_t(x), _t(w), output_padding=(0, 1), **kw)
+    assert back.shape == z.shape
+    assert abs(np.vdot(y.data, x) - np.vdot(z, back.data)) < 1e-10
+
+
+@SETTINGS
+@given(cfg=conv_transpose2d_configs(), seed=st.integers(0, 2**16))
+def test_conv_transpose2d_matches_torch(backend, cfg, seed):
+    N, C, H, W = cfg["x_shape"]
+    G, (KH, KW) = cfg["groups"], cfg["kernel"]
+    F = cfg["F_per_group"] * G
+    x, weight = _randn((N, C, H, W), seed), _randn((C, F // G, KH, KW), seed + 1)
+    bias = _randn((F,), seed + 2) if cfg["bias"] else None
+    kw = dict(stride=cfg["stride"], padding=cfg["padding"], output_padding=cfg["output_padding"],
+              groups=G, dilation=cfg["dilation"])
+    _compare(lambda *a: conv_transpose2d(*a, **kw), lambda *a: TF.conv_transpose2d(*a, **kw),
+             x, weight, bias, seed)
+
+
+def test_unbatched_input_like_torch(backend):
+    x, weight, bias = _randn((3, 6, 5)), _randn((4, 3, 3, 2), 1), _randn((4,), 2)
+    y = _compare(lambda *a: conv2d(*a, padding=1), lambda *a: TF.conv2d(*a, padding=1), x, weight, bias)
+    assert y.shape == (4, 6, 6)
+    wt = _randn((3, 2, 3, 2), 3)
+    y = _compare(lambda *a: conv_transpose2d(*a, stride=2), lambda *a: TF.conv_transpose2d(*a, stride=2),
+                 x, wt, bias[:2])
+    assert y.shape == (2, 13, 10)
+
+
+def test_float32_stays_float32(backend):
+    x = minidl.tensor(_randn((1, 2, 5, 5)).astype(np.float32), requires_grad=True)
+    w = minidl.tensor(_randn((3, 2, 3, 3), 1).astype(np.float32), requires_grad=True)
+    y = conv2d(x, w, padding=1)
+    assert y.dtype == minidl.float32
+    y.sum().backward()
+    assert x.grad.dtype == w.grad.dtype == minidl.float32
+    assert conv_transpose2d(x, _t(_randn((2, 3, 3, 3))).to(minidl.float32)).dtype == minidl.float32
+
+
+@pytest.mark.parametrize("fn, arrays", [
+    (lambda x, w, b: conv2d(x, w, b, stride=2, padding=1), [(2, 3, 7, 6), (4, 3, 3, 3), (4,)]),
+    (lambda x, w, b: conv2d(x, w, b, padding=(1, 0), dilation=(1, 2)), [(1, 2, 5, 7), (3, 2, 2, 3), (3,)]),
+    (lambda x, w, b: conv2d(x, w, b, stride=(1, 2), groups=2), [(2, 4, 5, 6), (6, 2, 3, 2), (6,)]),
+    (lambda x, w, b: conv2d(x, w, b, padding="same"), [(1, 2, 4, 5), (2, 2, 2, 4), (2,)]),
+    (lambda x, w, b: conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+     [(2, 3, 3, 4), (3, 2, 3, 3), (2,)]),
+    (lambda x, w, b: conv_transpose2d(x, w, b, stride=(2, 1), groups=2, dilation=(1, 2)),
+     [(1, 4, 3, 3), (4, 1, 2, 3), (2,)]),
+])
+def test_gradcheck(backend, fn, arrays):
+    arrays = [_randn(shape, seed) for seed, shape in enumerate(arrays)]
+    assert gradcheck_with_random_dy(fn, arrays)
+
+
+def test_only_the_needed_gradients_are_computed_and_saved(backend):
+    x, weight, bias = _randn((2, 2, 5, 5)), _randn((3, 2, 3, 3), 1), _randn((3,), 2)
+    # weight frozen: the columns are not kept; x frozen: dx is not computed
+    y = conv2d(_t(x, True), _t(weight), _t(bias, True))
+    assert y.grad_fn.saved.cols is None and y.grad_fn.saved.x is None
+    dx, dweight, dbias = y.grad_fn.backward(np.ones(y.shape))[:3]
+    assert dweight is None and dx.shape == x.shape and dbias.shape == (3,)
+    y = conv2d(_t(x), _t(weight, True))
+    assert y.grad_fn.saved.cols.shape == (2 * 3 * 3, 18)
+    dx, dweight, dbias = y.grad_fn.backward(np.ones(y.shape))[:3]
+    assert dx is None and dbias is None and dweight.shape == weight.shape
+    # transposed: backward rebuilds its columns from dy, so only x is kept (for dweight)
+    y = conv_transpose2d(_t(x, True), _t(_randn((2, 3, 3, 3), 3)))
+    assert y.grad_fn.saved.x is None
+
+
+# ---- memory: chunking over the batch ------------------------------------------------------------
+
+def _forward_backward(fn, arrays, dy_seed=5):
+    tensors = [_t(a, True) for a in arrays]
+    y = fn(*tensors)
+    (y * _t(_randn(y.shape, dy_seed))).sum().backward()
+    return y, [t.grad.data for t in tensors]
+
+
+@pytest.mark.parametrize("which", ["conv2d", "conv2d_same", "conv_transpose2d"])
+def test_chunked_batch_gives_identical_results(backend, column_limit, which):
+    x, bias = _randn((5, 4, 7, 6)), _randn((6,), 2)
+    if which == "conv2d":
+        weight = _randn((6, 2, 3, 2), 1)
+        per_sample = 4 * 4 * 4 * 3 * 2 * 8  # OH*OW*C*KH*KW*itemsize: OH = OW = 4 (stride 2, padding 1)
+
+        def fn(x, w, b):
+            return conv2d(x, w, b, stride=2, padding=1, groups=2)
+    elif which == "conv2d_same":  # the explicit-canvas path (even kernel width)
+        weight = _randn((6, 4, 3, 2), 1)
+        per_sample = 7 * 6 * 4 * 3 * 2 * 8
+
+        def fn(x, w, b):
+            return conv2d(x, w, b, padding="same")
+    else:
+        weight = _randn((4, 3, 3, 2), 1)
+        per_sample = 7 * 6 * 6 * 3 * 2 * 8  # H*W*F*KH*KW*itemsize
+
+        def fn(x, w, b):
+            return conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2)
+    y_ref, grads_ref = _forward_backward(fn, [x, weight, bias])
+    assert len(conv_ops.batch_chunks(5, per_sample)) == 1  # the default limit: one buffer
+    column_limit(2 * per_sample + 7)  # two samples per chunk: chunks of 2, 2, 1
+    assert [(c.start, c.stop) for c in conv_ops.batch_chunks(5, per_sample)] == [(0, 2), (2, 4), (4, 5)]
+    assert len(fn(_t(x), _t(weight, True), _t(bias)).grad_fn.saved.chunks) == 3  # per_sample is right
+    y, grads = _forward_backward(fn, [x, weight, bias])
+    np.testing.assert_allclose(y.data, y_ref.data, rtol=1e-13, atol=1e-13)
+    for got, expected in zip(grads, grads_ref):
+        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    column_limit(1)  # below one sample: one sample per chunk
+    y, grads = _forward_backward(fn, [x, weight, bias])
+    np.testing.assert_allclose(y.data, y_ref.data, rtol=1e-13, atol=1e-13)
+    for got, expected in zip(grads, grads_ref):
+        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+
+
+def test_chunked_conv2d_keeps_no_columns(backend, column_limit):
+    x, weight = _randn((4, 2, 6, 6)), _randn((3, 2, 3, 3), 1)
+    y = conv2d(_t(x), _t(weight, True))
+    assert y.grad_fn.saved.cols.shape == (4 * 16, 18) and y.grad_fn.saved.x is None
+    column_limit(16 * 18 * 8)  # exactly one sample's columns
+    y = conv2d(_t(x), _t(weight, True))
+    assert len(y.grad_fn.saved.chunks) == 4
+    assert y.grad_fn.saved.cols is None and y.grad_fn.saved.x is not None
+
+
+def test_column_buffer_limit_setting(column_limit):
+    assert conv_ops.get_column_buffer_limit() == conv_ops.DEFAULT_COLUMN_BUFFER_LIMIT == 512 * 2**20
+    assert column_limit(1000) == 512 * 2**20  # returns the previous limit
+    assert conv_ops.get_column_buffer_limit() == 1000
+    assert column_limit(None) == 1000 and conv_ops.get_column_buffer_limit() == 512 * 2**20
+    for bad in (0, -5, 1.5, True, "1MB"):
+        with pytest.raises(ValueError, match="set_column_buffer_limit: nbytes must be a positive int"):
+            column_limit(bad)
+
+
+# ---- errors ------------------------------------------------------------------------------------
+
+def _x(*shape):
+    return _t(np.zeros(shape))
+
+
+CONV2D_ERRORS = [
+    (lambda: conv2d(_x(1, 3, 5, 5), _x(8, 4, 3, 3)),
+     r"conv2d: input has 3 channels but weight expects 4 \(weight shape \(8, 4, 3, 3\), groups=1\)"),
+    (lambda: conv2d(_x(1, 4, 5, 5), _x(8, 1, 3, 3), groups=2),
+     r"conv2d: input has 4 channels but weight expects 2 \(weight shape \(8, 1, 3, 3\), groups=2\)"),
+    (lambda: conv2d(_x(1, 3, 5, 5), _x(4, 1, 3, 3), groups=2),
+     r"conv2d: input has 3 channels, which groups=2 does not divide \(input shape \(1, 3, 5, 5\)\)"),
+    (lambda: conv2d(_x(1, 4, 5, 5), _x(3, 2, 3, 3), groups=2),
+     r"conv2d: weight has 3 output channels, which groups=2 does not divide \(weight shape \(3, 2, 3, 3\)\)"),
+    (lambda: conv2d(_x(1, 1, 4, 4), _x(1, 1, 3, 3), dilation=2),
+     r"conv2d: kernel size \(dilated\) \(5, 5\) is larger than the padded input \(4, 4\)"),
+    (lambda: conv2d(_x(1, 1, 2, 2), _x(1, 1, 3, 3), padding=(0, 1)),
+     r"conv2d: kernel size \(dilated\) \(3, 3\) is larger than the padded input \(2, 4\)"),
+    (lambda: conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), stride=2, padding="same"),
+     r"conv2d: padding='same' is not supported for strided convolutions \(stride=\(2, 2\)\)"),
+    (lambda: conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), padding="full"),
+     r"conv2d: invalid padding string 'full', expected 'same' or 'valid'"),
+    (lambda: conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), padding=-1),
+     r"conv2d: padding must be non-negative, got \(-1, -1\)"),
+    (lambda: conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), padding=(1, 2, 3)),
+     r"conv2d: padding must be an int or a pair of ints, got \(1, 2, 3\)"),
+    (lambda: conv2d(_x(1, 2, 5, 5), _x(4, 2, 3, 3), _x(3)),
+     r"conv2d: bias must have shape \(4,\) \(one value per output channel of weight \(4, 2, 3, 3\)\), "
+     r"got shape \(3,\)"),
+    (lambda: conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), stride=0),
+     r"conv2d: stride must be positive, got \(0, 0\)"),
+    (lambda: conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), stride=(1, -1)),
+     r"conv2d: stride must be positive, got \(1, -1\)"),
+    (lambda: conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), dilation=(0, 1)),
+     r"conv2d: dilation must be positive, got \(0, 1\)"),
+    (lambda: conv2d(_x(1, 1, 5, 5), _x(1, 9)),
+     r"conv2d: weight must be 4-D \(out_channels, in_channels/groups, kH, kW\), got shape \(1, 9\)"),
+    (lambda: conv2d(_x(5, 5), _x(1, 1, 3, 3)),
+     r"conv2d: input must be 3-D or 4-D, got shape \(5, 5\)"),
+    (lambda: conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), groups=0),
+     r"conv2d: groups must be a positive int, got 0"),
+    (lambda: conv2d(np.zeros((1, 1, 5, 5)), _x(1, 1, 3, 3)),
+     r"conv2d: input must be a minidl Tensor, got ndarray"),
+    (lambda: conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3).to(minidl.float32)),
+     r"conv2d: weight has dtype float32 but input has dtype float64"),
+    (lambda: conv2d(minidl.zeros(1, 1, 5, 5, dtype=minidl.int64), _x(1, 1, 3, 3)),
+     r"conv2d: input must be a floating-point tensor, got dtype int64"),
+]
+
+
+@pytest.mark.parametrize("index", range(len(CONV2D_ERRORS)))
+def test_conv2d_errors(backend, index):
+    call, message = CONV2D_ERRORS[index]
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
+
+
+CONV_TRANSPOSE2D_ERRORS = [
+    (lambda: conv_transpose2d(_x(1, 2, 5, 5), _x(3, 2, 3, 3)),
+     r"conv_transpose2d: input has 2 channels but weight expects 3 "
+     r"\(weight shape \(3, 2, 3, 3\), groups=1\)"),
+    (lambda: conv_transpose2d(_x(1, 3, 5, 5), _x(3, 2, 3, 3), groups=2),
+     r"conv_transpose2d: weight has 3 input channels, which groups=2 does not divide"),
+    (lambda: conv_transpose2d(_x(1, 2, 5, 5), _x(2, 2, 3, 3), stride=2, output_padding=2),
+     r"conv_transpose2d: output padding must be smaller than either stride or dilation, but got "
+     r"output_padding_height: 2 output_padding_width: 2 stride_height: 2 stride_width: 2 "
+     r"dilation_height: 1 dilation_width: 1"),
+    (lambda: conv_transpose2d(_x(1, 2, 5, 5), _x(2, 2, 3, 3), output_padding=(0, 1)),
+     r"conv_transpose2d: output padding must be smaller than either stride or dilation"),
+    (lambda: conv_transpose2d(_x(1, 2, 5, 5), _x(2, 2, 3, 3), padding="same"),
+     r"conv_transpose2d: padding must be an int or a pair of ints, got 'same'"),
+    (lambda: conv_transpose2d(_x(1, 2, 1, 1), _x(2, 2, 3, 3), padding=2),
+     r"conv_transpose2d: the output size \(-1, -1\) is not positive"),
+    (lambda: conv_transpose2d(_x(1, 2, 5, 5), _x(2, 2, 3, 3), _x(3)),
+     r"conv_transpose2d: bias must have shape \(2,\)"),
+    (lambda: conv_transpose2d(_x(1, 2, 5, 5), _x(2, 2, 3)),
+     r"conv_transpose2d: weight must be 4-D \(in_channels, out_channels/groups, kH, kW\)"),
+    (lambda: conv_transpose2d(_x(1, 2, 5, 5), _x(2, 2, 3, 3), dilation=0),
+     r"conv_transpose2d: dilation must be positive, got \(0, 0\)"),
+    (lambda: conv_transpose2d(_x(1, 2, 5, 5), _x(2, 2, 3, 3), output_padding=-1),
+     r"conv_transpose2d: output_padding must be non-negative, got \(-1, -1\)"),
+]
+
+
+@pytest.mark.parametrize("index", range(len(CONV_TRANSPOSE2D_ERRORS)))
+def test_conv_transpose2d_errors(backend, index):
+    call, message = CONV_TRANSPOSE2D_ERRORS[index]
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# ---- nn.Conv2d / nn.ConvTranspose2d ----------------------------------------------------------------
+
+def _copy_from_torch(ours, theirs):
+    ours.weight.data[...] = theirs.weight.detach().numpy()
+    if theirs.bias is not None:
+        ours.bias.data[...] = theirs.bias.detach().numpy()
+
+
+def _layer_matches_torch(ours, theirs, x, seed=0, **call):
+    _copy_from_torch(ours, theirs)
+    xo, xt = _t(x, True), torch.tensor(x, requires_grad=True)
+    yo, yt = ours(xo, **call), theirs(xt, **call)
+    assert_close(yo, yt.detach().numpy(), what="forward")
+    dy = _randn(yt.shape, seed + 9)
+    (yo * _t(dy)).sum().backward()
+    (yt * torch.tensor(dy)).sum().backward()
+    assert_close(xo.grad, xt.grad.numpy(), what="dx")
+    assert_close(ours.weight.grad, theirs.weight.grad.numpy(), what="dweight")
+    if theirs.bias is not None:
+        assert_close(ours.bias.grad, theirs.bias.grad.numpy(), what="dbias")
+    return yo
+
+
+@pytest.mark.parametrize("args, kw", [
+    ((4, 6, 3), dict()),
+    ((4, 6, (3, 2)), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2, bias=False)),
+    ((4, 4, 3), dict(padding="same", groups=4)),
+    ((4, 6, (4, 3)), dict(padding="same", dilation=(1, 2))),
+    ((4, 2, 3), dict(padding="valid")),
+    ((4, 6, 3), dict(padding=1, padding_mode="reflect")),
+    ((4, 6, (3, 4)), dict(padding=(2, 1), stride=2, padding_mode="reflect")),
+    ((4, 6, 4), dict(padding="same", padding_mode="reflect")),
+    ((4, 6, 3), dict(padding=(1, 2), padding_mode="replicate", groups=2)),
+])
+def test_nn_conv2d_matches_torch(backend, args, kw):
+    ours, theirs = Conv2d(*args, **kw, dtype=minidl.float64), torch.nn.Conv2d(*args, **kw).double()
+    assert repr(ours) == repr(theirs)
+    _layer_matches_torch(ours, theirs, _randn((2, 4, 7, 6)))
+    assert ours(_t(_randn((4, 7, 6)))).shape == theirs(torch.tensor(_randn((4, 7, 6)))).shape  # unbatched
+
+
+@pytest.mark.parametrize("args, kw, x_shape, output_size", [
+    ((4, 6, 3), dict(), (2, 4, 5, 4), None),
+    ((4, 6, (3, 2)), dict(stride=2, padding=1, output_padding=1, groups=2), (2, 4, 5, 4), None),
+    ((4, 2, 3), dict(stride=(2, 3), dilation=(1, 2), bias=False), (2, 4, 3, 4), None),
+    ((4, 6, 3), dict(stride=3, padding=1), (2, 4, 4, 3), (11, 9)),  # min (10, 7) .. max (12, 9)
+    ((4, 6, 3), dict(stride=2), (2, 4, 4, 3), (2, 6, 10, 7)),  # full (N, F, h, w) form
+    ((4, 6, 3), dict(stride=2), (4, 4, 3), (6, 10, 7)),  # unbatched, (F, h, w) form
+])
+def test_nn_conv_transpose2d_matches_torch(backend, args, kw, x_shape, output_size):
+    ours = ConvTranspose2d(*args, **kw, dtype=minidl.float64)
+    theirs = torch.nn.ConvTranspose2d(*args, **kw).double()
+    assert repr(ours) == repr(theirs)
+    y = _layer_matches_torch(ours, theirs, _randn(x_shape), output_size=output_size)
+    if output_size is not None:
+        assert tuple(y.shape[-2:]) == tuple(output_size[-2:])
+
+
+def test_nn_conv_transpose2d_output_size_errors(backend):
+    layer = ConvTranspose2d(4, 6, 3, stride=2, dtype=minidl.float64)
+    with pytest.raises(ValueError, match=r"ConvTranspose2d: requested an output size of \(20, 20\), but "
+                                         r"valid sizes range from \(11, 11\) to \(12, 12\) \(for an input "
+                                         r"of size \(5, 5\), stride \(2, 2\)\)"):
+        layer(_x(1, 4, 5, 5), output_size=(20, 20))
+    with pytest.raises(ValueError, match=r"ConvTranspose2d: for 4-D input, output_size must have 2 or 4 "
+                                         r"elements \(got 3\)"):
+        layer(_x(1, 4, 5, 5), output_size=(4, 11, 11))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Conv2d(3, 4, 3, groups=2), r"Conv2d: in_channels=3 must be divisible by groups=2"),
+    (lambda: Conv2d(4, 3, 3, groups=2), r"Conv2d: out_channels=3 must be divisible by groups=2"),
+    (lambda: Conv2d(4, 4, 3, groups=0), r"Conv2d: groups must be a positive integer, got 0"),
+    (lambda: Conv2d(4, 4, 3, padding="full"), r"Conv2d: invalid padding string 'full'"),
+    (lambda: Conv2d(4, 4, 3, stride=2, padding="same"),
+     r"Conv2d: padding='same' is not supported for strided convolutions"),
+    (lambda: Conv2d(4, 4, 3, padding_mode="mirror"),
+     r"Conv2d: padding_mode must be one of \['zeros', 'reflect', 'replicate'\], "
+     r"but got padding_mode='mirror'"),
+    (lambda: Conv2d(4, 4, 3, padding_mode="circular"), r"'circular' is not implemented in minidl"),
+    (lambda: Conv2d(4, 4, 0), r"Conv2d: kernel_size, stride and dilation must be positive"),
+    (lambda: Conv2d(4, 4, 3, padding=-1), r"Conv2d: padding must be non-negative, got \(-1, -1\)"),
+    (lambda: ConvTranspose2d(4, 4, 3, padding_mode="reflect"),
+     r'Only "zeros" padding mode is supported for ConvTranspose2d'),
+    (lambda: ConvTranspose2d(4, 4, 3, padding="same"),
+     r"ConvTranspose2d: padding must be an int or a pair of ints, got 'same'"),
+])
+def test_nn_constructor_errors(backend, make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("layer, fan_in", [
+    (lambda: Conv2d(8, 64, (5, 3)), 8 * 15),
+    (lambda: Conv2d(8, 64, 3, groups=4), 2 * 9),
+    (lambda: ConvTranspose2d(64, 8, (5, 3)), 8 * 15),  # fan_in from weight (C, F/G, KH, KW): F/G*KH*KW
+    (lambda: ConvTranspose2d(64, 8, 3, groups=2), 4 * 9),
+])
+def test_nn_default_init_bounds(backend, layer, fan_in):
+    """PyTorch's default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    layer = layer()
+    bound = 1 / math.sqrt(fan_in)
+    assert init_fan_in(layer.weight) == fan_in
+    w, b = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
+    assert layer.weight.dtype == minidl.float32
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.97 * bound
+    np.testing.assert_allclose(w.std(), bound / math.sqrt(3), rtol=0.1)
+    assert np.abs(b).max() <= bound and np.abs(b).max() > 0.5 * bound
+
+
+def init_fan_in(weight):
+    from minidl.nn.init import _calculate_fan_in_and_fan_out
+    return _calculate_fan_in_and_fan_out(weight)[0]
+
+
+def test_nn_layers_register_parameters_and_bias_false(backend):
+    layer = Conv2d(2, 3, 3, bias=False)
+    assert layer.bias is None and [name for name, _ in layer.named_parameters()] == ["weight"]
+    assert layer.weight.shape == (3, 2, 3, 3) and layer.weight.requires_grad
+    assert ConvTranspose2d(2, 6, (3, 2), groups=2).weight.shape == (2, 3, 3, 2)
+    assert Conv2d(2, 3, 3, dtype=minidl.float64).bias.dtype == minidl.float64
+    minidl.manual_seed(3)
+    a = Conv2d(2, 3, 3).weight.data.copy()
+    minidl.manual_seed(3)
+    np.testing.assert_array_equal(Conv2d(2, 3, 3).weight.data, a)
