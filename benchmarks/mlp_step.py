@@ -14,39 +14,22 @@ Method:
      and write benchmarks/results/mlp_step.{json,md}.
 
 Threads: BLAS reads its thread count when numpy is imported, so `--threads`
-is parsed from sys.argv and exported (OPENBLAS/OMP/MKL/NUMBA_NUM_THREADS)
-before anything imports numpy; torch gets torch.set_num_threads(threads).
+is parsed from sys.argv by benchmarks/_common.py before anything imports
+numpy; torch gets torch.set_num_threads(threads).
 
     python -m benchmarks.mlp_step                # defaults: batch 256, width 1024, 2 threads
     python -m benchmarks.mlp_step --threads 1 --repeats 50
     python -m benchmarks.mlp_step --profile      # cProfile of the minidl step
 """
-import os
-import sys
-
-
-def _threads_from_argv(argv, default=2):
-    """--threads N / --threads=N, read before numpy is imported (argparse runs later)."""
-    for i, arg in enumerate(argv):
-        if arg == "--threads" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--threads="):
-            return arg.split("=", 1)[1]
-    return str(default)
-
-
-_THREADS = _threads_from_argv(sys.argv[1:])
-_NUMPY_WAS_IMPORTED = "numpy" in sys.modules
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[_var] = _THREADS
+# _common must come first: it sets the BLAS thread count before NumPy loads.
+from benchmarks._common import (THREADS, machine_info, median_ms, rel_error,  # noqa: I001
+                                warn_if_threads_not_applied)
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
-import datetime  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import pstats  # noqa: E402
-import statistics  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -75,7 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per framework (default 3)")
     p.add_argument("--repeats", "--steps", dest="repeats", type=int, default=20,
                    help="timed steps per framework (default 20)")
-    p.add_argument("--threads", type=int, default=int(_THREADS),
+    p.add_argument("--threads", type=int, default=int(THREADS),
                    help="BLAS / torch intra-op threads (default 2); set before numpy loads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"),
@@ -156,12 +139,6 @@ def step_torch(model, opt, x, t, clock=None):
 
 # ----------------------------------------------------------------------------- parity
 
-def _rel(a, b):
-    """max |a - b| / max |b|: a relative error that ignores single tiny entries."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
-
-
 def check_parity(model, opt, twin, topt, x, t, xt, tt):
     """One step on both from the same state; returns a dict of relative errors."""
     y = model(x)
@@ -173,66 +150,25 @@ def check_parity(model, opt, twin, topt, x, t, xt, tt):
     ours, theirs = list(model.parameters()), list(twin.parameters())
     errs = {
         "loss": abs(loss.item() - loss_t.item()) / abs(loss_t.item()),
-        "output": _rel(y.data, yt.detach().numpy()),
-        "grad": max(_rel(p.grad.data, q.grad.numpy()) for p, q in zip(ours, theirs)),
+        "output": rel_error(y.data, yt.detach().numpy()),
+        "grad": max(rel_error(p.grad.data, q.grad.numpy()) for p, q in zip(ours, theirs)),
     }
     opt.step()
     opt.zero_grad()
     topt.step()
     topt.zero_grad()
     # Adam moves every weight by about lr, so compare the updates, not the weights.
-    errs["param_after_step"] = max(_rel(p.data, q.detach().numpy()) for p, q in zip(ours, theirs))
+    errs["param_after_step"] = max(rel_error(p.data, q.detach().numpy()) for p, q in zip(ours, theirs))
     errs["update"] = max(
         float(np.max(np.abs(p.data - q.detach().numpy()))) / LR for p, q in zip(ours, theirs))
     return errs
 
 
-# ----------------------------------------------------------------------------- machine
-
-def machine_info(torch, threads):
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    blas = "unknown"
-    try:
-        cfg = np.show_config(mode="dicts")
-        blas = cfg["Build Dependencies"]["blas"]["name"]
-    except (TypeError, KeyError):
-        pass
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "threads": threads,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numpy_blas": blas,
-        "torch": torch.__version__,
-        "minidl": getattr(minidl, "__version__", "dev"),
-        "platform": platform.platform(),
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-    }
-
-
 # ----------------------------------------------------------------------------- main
-
-def _ms(seconds):
-    return 1e3 * statistics.median(seconds)
-
 
 def main(argv=None):
     args = parse_args(argv)
-    if str(args.threads) != _THREADS:  # main(argv) called from Python with other threads
-        print(f"warning: BLAS threads were fixed at import ({_THREADS}); "
-              f"--threads {args.threads} applies to torch only", file=sys.stderr)
-    if _NUMPY_WAS_IMPORTED:
-        print("warning: numpy was imported before this module; BLAS may ignore --threads",
-              file=sys.stderr)
+    warn_if_threads_not_applied(args.threads)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -269,7 +205,7 @@ def main(argv=None):
         step_torch(twin, topt, xt, tt, clock_t)
         total_t.append(time.perf_counter() - s)
 
-    ms_m, ms_t = _ms(total_m), _ms(total_t)
+    ms_m, ms_t = median_ms(total_m), median_ms(total_t)
     ratio = ms_m / ms_t
     result = {
         "benchmark": "mlp_step",
@@ -281,8 +217,8 @@ def main(argv=None):
         "parity": {"ok": parity_ok, "rtol": PARITY_RTOL, **errs},
         "median_ms": {"minidl": ms_m, "torch": ms_t},
         "median_ms_by_phase": {
-            "minidl": {k: _ms(clock_m[k]) for k in phases},
-            "torch": {k: _ms(clock_t[k]) for k in phases},
+            "minidl": {k: median_ms(clock_m[k]) for k in phases},
+            "torch": {k: median_ms(clock_t[k]) for k in phases},
         },
         "min_ms": {"minidl": 1e3 * min(total_m), "torch": 1e3 * min(total_t)},
         "ratio_minidl_over_torch": ratio,
@@ -291,7 +227,7 @@ def main(argv=None):
 
     print(f"{'':8s} {'median ms/step':>15s} {'forward':>9s} {'backward':>9s} {'adam+zero':>10s}")
     for name, clock, ms in (("minidl", clock_m, ms_m), ("torch", clock_t, ms_t)):
-        print(f"{name:8s} {ms:15.2f} " + " ".join(f"{_ms(clock[k]):9.2f}" for k in phases))
+        print(f"{name:8s} {ms:15.2f} " + " ".join(f"{median_ms(clock[k]):9.2f}" for k in phases))
     print(f"ratio minidl/torch = {ratio:.2f}  (target <= 1.3)")
 
     if not args.no_save:

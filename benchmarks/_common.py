@@ -1,0 +1,100 @@
+"""What every benchmark shares: thread set-up before NumPy loads, machine info, timing.
+
+Import this module FIRST in a benchmark script (before numpy, minidl or torch):
+BLAS reads its thread count when it is loaded, so ``--threads`` is taken from
+``sys.argv`` here and exported to OPENBLAS/OMP/MKL/NUMBA_NUM_THREADS.
+"""
+import os
+import sys
+
+
+def _threads_from_argv(argv, default=2):
+    """--threads N / --threads=N, read before numpy is imported (argparse runs later)."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return str(default)
+
+
+THREADS = _threads_from_argv(sys.argv[1:])
+NUMPY_WAS_IMPORTED = "numpy" in sys.modules
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = THREADS
+
+import datetime  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def warn_if_threads_not_applied(requested):
+    if str(requested) != THREADS:
+        print(f"warning: BLAS threads were fixed at import ({THREADS}); "
+              f"--threads {requested} applies to torch only", file=sys.stderr)
+    if NUMPY_WAS_IMPORTED:
+        print("warning: numpy was imported before the benchmark; BLAS may ignore --threads",
+              file=sys.stderr)
+
+
+def machine_info(torch, threads):
+    """CPU model, thread count and library versions, for the results files."""
+    import minidl
+
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    blas = "unknown"
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+    except (TypeError, KeyError):
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numpy_blas": blas,
+        "torch": torch.__version__,
+        "minidl": getattr(minidl, "__version__", "dev"),
+        "minidl_backend": minidl.backend.get_backend(),
+        "platform": platform.platform(),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def median_ms(seconds):
+    return 1e3 * statistics.median(seconds)
+
+
+def timed(fn):
+    """Seconds taken by one call of ``fn``."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def rel_error(a, b):
+    """max |a - b| / max |b|: a relative error that ignores single tiny entries."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30)) if b.size else 0.0
+
+
+def matmul_peak_gflops(n=2048, repeats=5):
+    """The machine's measured float32 matrix-product rate through NumPy's BLAS."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    a @ b  # warm-up
+    best = min(timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
