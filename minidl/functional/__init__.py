@@ -8,6 +8,9 @@ from .activation import leaky_relu, relu, sigmoid, tanh
 from .conv import conv2d, conv_transpose2d
 from .dropout import dropout, dropout2d
 from .linear import linear
+from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, dice_loss,
+                   mse_loss, nll_loss)
 from .norm import batch_norm
 from .pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
 from .shape import cat, center_crop, chunk, interpolate, pad, split, stack
+from .softmax import log_softmax, softmax

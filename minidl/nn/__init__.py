@@ -6,6 +6,7 @@ from .container import ModuleList, Sequential
 from .conv import Conv2d, ConvTranspose2d
 from .dropout import Dropout, Dropout2d
 from .linear import Identity, Linear
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, DiceLoss, MSELoss, NLLLoss
 from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d
 from .parameter import Parameter
@@ -13,30 +14,36 @@ from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d
 from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
-    "Upsample",
-    "UpsamplingBilinear2d",
-    "UpsamplingNearest2d",
-    "Conv2d",
-    "ConvTranspose2d",
     "AdaptiveAvgPool2d",
     "AvgPool2d",
-    "MaxPool2d",
-    "MaxUnpool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
+    "Conv2d",
+    "ConvTranspose2d",
+    "CrossEntropyLoss",
+    "DiceLoss",
     "Dropout",
     "Dropout2d",
-    "LeakyReLU",
-    "LogSoftmax",
-    "Softmax",
     "Identity",
+    "LeakyReLU",
     "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "MaxPool2d",
+    "MaxUnpool2d",
     "Module",
     "ModuleList",
+    "NLLLoss",
     "Parameter",
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "Softmax",
     "Tanh",
+    "Upsample",
+    "UpsamplingBilinear2d",
+    "UpsamplingNearest2d",
     "init",
 ]

@@ -3,7 +3,7 @@
 from .. import functional as F
 from .module import Module
 
-__all__ = ["ReLU", "Sigmoid", "Tanh"]
+__all__ = ["LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 
 
 class ReLU(Module):
@@ -51,9 +51,7 @@ class LeakyReLU(Module):
         self.inplace = inplace
 
     def forward(self, input):
-        from ..functional.activation import leaky_relu  # imported here: appended after the file's imports
-
-        return leaky_relu(input, self.negative_slope, self.inplace)
+        return F.leaky_relu(input, self.negative_slope, self.inplace)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
@@ -71,9 +69,7 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, input):
-        from ..functional.softmax import softmax  # imported here: appended after the file's imports
-
-        return softmax(input, self.dim)
+        return F.softmax(input, self.dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -91,12 +87,8 @@ class LogSoftmax(Module):
         self.dim = dim
 
     def forward(self, input):
-        from ..functional.softmax import log_softmax  # imported here: appended after the file's imports
-
-        return log_softmax(input, self.dim)
+        return F.log_softmax(input, self.dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"
 
-
-__all__ += ["LeakyReLU", "LogSoftmax", "Softmax"]

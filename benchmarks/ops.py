@@ -1,0 +1,195 @@
+"""Forward+backward of the U-Net ops: minidl against PyTorch, same process, same inputs.
+
+Cases (batch 2 unless noted, float32):
+  conv2d 3x3, padding 1, C -> C      at the U-Net sizes 64@256^2, 128@128^2, 256@64^2, 512@32^2
+  conv_transpose2d 2x2, stride 2     2C -> C at the same levels (input at half the size)
+  max_pool2d 2x2                     C@size at the same levels
+  cross_entropy over (N, C, H, W)    2 classes at 256^2 (the U-Net output) and 21 at 128^2
+
+Method, per case: identical inputs and weights in both libraries; loss =
+sum(dy * y) with a fixed random dy; one untimed run checks that outputs and
+every gradient agree (float32 tolerance), then minidl and PyTorch alternate for
+`--repeats` timed runs; the median time, the ratio minidl/PyTorch and, for the
+convolutions, GFLOP/s (2 * multiply-adds of forward + both backward products)
+are reported, with the machine's measured float32 matrix-product peak in the
+same run for scale.
+
+    python -m benchmarks.ops                       # everything, 2 threads
+    python -m benchmarks.ops --only conv2d --repeats 3
+    python -m benchmarks.ops --quick               # small sizes: a smoke test
+"""
+# _common must come first: it sets the BLAS thread count before NumPy loads.
+from benchmarks._common import (THREADS, machine_info, matmul_peak_gflops, median_ms,  # noqa: I001
+                                rel_error, timed, warn_if_threads_not_applied)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import minidl  # noqa: E402
+import minidl.functional as F  # noqa: E402
+
+PARITY_RTOL = 1e-4  # float32, on max-normalised errors
+LEVELS = [(64, 256), (128, 128), (256, 64), (512, 32)]  # (channels, size) of U-Net levels
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ops", description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=int(THREADS), help="BLAS / torch threads (default 2)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per library and case (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs per library and case (default 1)")
+    p.add_argument("--batch", type=int, default=2, help="batch size (default 2)")
+    p.add_argument("--only", default="", help="run only cases whose name contains this text")
+    p.add_argument("--quick", action="store_true", help="divide every size by 8 (smoke test)")
+    p.add_argument("--backend", default=None, help="minidl kernel backend (default: the automatic choice)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results directory")
+    p.add_argument("--no-save", action="store_true", help="print only, write no files")
+    return p.parse_args(argv)
+
+
+def cases(batch, quick):
+    """(name, inputs {name: array}, minidl fn, torch fn, forward+backward flops or None)."""
+    rng = np.random.default_rng(0)
+    scale = 8 if quick else 1
+
+    def randn(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    out = []
+    for channels, size in LEVELS:
+        size //= scale
+        c = channels
+        # conv2d 3x3 pad 1: forward N*F*OH*OW*K multiply-adds, and as many in each backward product
+        x, w, b = randn(batch, c, size, size), randn(c, c, 3, 3) * 0.05, randn(c)
+        flops = 3 * 2 * batch * c * size * size * c * 9
+        out.append((f"conv2d 3x3 {c}@{size}", {"x": x, "weight": w, "bias": b},
+                    lambda t, lib: lib.conv2d(t["x"], t["weight"], t["bias"], padding=1), flops))
+        # conv_transpose2d 2x2 stride 2: 2C -> C, input at half the size
+        half = size // 2
+        x, w, b = randn(batch, 2 * c, half, half), randn(2 * c, c, 2, 2) * 0.05, randn(c)
+        flops = 3 * 2 * batch * (2 * c) * half * half * c * 4
+        out.append((f"conv_transpose2d 2x2/2 {2 * c}->{c}@{half}", {"x": x, "weight": w, "bias": b},
+                    lambda t, lib: lib.conv_transpose2d(t["x"], t["weight"], t["bias"], stride=2), flops))
+        # max_pool2d 2x2 (distinct values: no ties)
+        x = rng.permutation(batch * c * size * size).reshape(batch, c, size, size).astype(np.float32)
+        out.append((f"max_pool2d 2x2 {c}@{size}", {"x": x / x.size},
+                    lambda t, lib: lib.max_pool2d(t["x"], 2), None))
+    for classes, size in [(2, 256 // scale), (21, 128 // scale)]:
+        logits = randn(batch, classes, size, size)
+        target = rng.integers(0, classes, (batch, size, size))
+        out.append((f"cross_entropy {classes} classes @{size}", {"x": logits, "target": target},
+                    lambda t, lib: lib.cross_entropy(t["x"], t["target"]), None))
+    return out
+
+
+def _run(fn, tensors, lib, dy):
+    y = fn(tensors, lib)
+    (y * dy).sum().backward()
+    return y
+
+
+def bench_case(torch, name, arrays, fn, flops, repeats, warmup):
+    mine = {k: minidl.tensor(a, requires_grad=a.dtype.kind == "f") for k, a in arrays.items()}
+    theirs = {k: torch.tensor(a, requires_grad=a.dtype.kind == "f") for k, a in arrays.items()}
+    with minidl.no_grad():
+        y_shape = fn(mine, F).shape
+    dy_np = np.random.default_rng(1).standard_normal(y_shape).astype(np.float32)
+    dy_mine, dy_theirs = minidl.tensor(dy_np), torch.tensor(dy_np)
+    F_torch = torch.nn.functional
+
+    # parity: one run of each from the same inputs
+    y = _run(fn, mine, F, dy_mine)
+    y_ref = _run(fn, theirs, F_torch, dy_theirs)
+    errors = {"output": rel_error(y.detach().numpy(), y_ref.detach().numpy())}
+    for k in arrays:
+        if theirs[k].grad is not None:
+            errors[f"d{k}"] = rel_error(mine[k].grad.numpy(), theirs[k].grad.numpy())
+    ok = all(e <= PARITY_RTOL for e in errors.values())
+
+    def clear():
+        for t in list(mine.values()) + list(theirs.values()):
+            t.grad = None
+
+    for _ in range(warmup):
+        clear()
+        _run(fn, mine, F, dy_mine)
+        _run(fn, theirs, F_torch, dy_theirs)
+    t_mine, t_theirs = [], []
+    for _ in range(repeats):
+        clear()
+        t_mine.append(timed(lambda: _run(fn, mine, F, dy_mine)))
+        t_theirs.append(timed(lambda: _run(fn, theirs, F_torch, dy_theirs)))
+    ms_mine, ms_theirs = median_ms(t_mine), median_ms(t_theirs)
+    row = {"case": name, "minidl_ms": ms_mine, "torch_ms": ms_theirs, "ratio": ms_mine / ms_theirs,
+           "parity_ok": ok, "errors": errors}
+    if flops:
+        row["minidl_gflops"] = flops / ms_mine / 1e6
+        row["torch_gflops"] = flops / ms_theirs / 1e6
+    return row
+
+
+def markdown(result):
+    m = result["machine"]
+    lines = [
+        "# Ops, forward + backward: minidl vs PyTorch",
+        "",
+        f"Batch {result['config']['batch']}, float32, median of {result['config']['repeats']} runs, "
+        f"alternating in one process. minidl backend: `{m['minidl_backend']}`. "
+        f"Measured float32 matrix-product peak (NumPy BLAS): {result['matmul_peak_gflops']:.1f} GFLOP/s.",
+        "",
+        "| case | minidl ms | PyTorch ms | ratio | minidl GFLOP/s (% of peak) | PyTorch GFLOP/s | parity |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in result["rows"]:
+        gf = (f"{r['minidl_gflops']:.1f} ({100 * r['minidl_gflops'] / result['matmul_peak_gflops']:.0f}%)"
+              if "minidl_gflops" in r else "")
+        tg = f"{r['torch_gflops']:.1f}" if "torch_gflops" in r else ""
+        worst = max(r["errors"].values())
+        lines.append(f"| {r['case']} | {r['minidl_ms']:.1f} | {r['torch_ms']:.1f} | {r['ratio']:.2f} | "
+                     f"{gf} | {tg} | {'OK' if r['parity_ok'] else 'MISMATCH'} ({worst:.0e}) |")
+    lines += ["", f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
+              f"numpy {m['numpy']} ({m['numpy_blas']}), torch {m['torch']}; {m['date']}.", "",
+              f"Reproduce: `python -m benchmarks.ops {result['config']['argv']}`".rstrip(), ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    warn_if_threads_not_applied(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.backend:
+        minidl.backend.set_backend(args.backend)
+    peak = matmul_peak_gflops()
+    print(f"float32 matrix-product peak: {peak:.1f} GFLOP/s ({args.threads} threads)")
+    rows = []
+    for name, arrays, fn, flops in cases(args.batch, args.quick):
+        if args.only not in name:
+            continue
+        row = bench_case(torch, name, arrays, fn, flops, args.repeats, args.warmup)
+        rows.append(row)
+        print(f"{name:40s} minidl {row['minidl_ms']:9.1f} ms  torch {row['torch_ms']:9.1f} ms  "
+              f"ratio {row['ratio']:5.2f}  parity {'OK' if row['parity_ok'] else 'MISMATCH'}", flush=True)
+    result = {
+        "benchmark": "ops",
+        "config": {"batch": args.batch, "repeats": args.repeats, "warmup": args.warmup,
+                   "quick": args.quick, "argv": " ".join(sys.argv[1:] if argv is None else argv)},
+        "machine": machine_info(torch, args.threads),
+        "matmul_peak_gflops": peak,
+        "rows": rows,
+    }
+    if not args.no_save:
+        args.out.mkdir(parents=True, exist_ok=True)
+        stem = f"ops_{result['machine']['minidl_backend']}"
+        (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.out / f"{stem}.md").write_text(markdown(result))
+        print(f"wrote {args.out / stem}.json and .md")
+    return 0 if all(r["parity_ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
