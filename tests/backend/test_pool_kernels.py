@@ -5,7 +5,6 @@
     avg:  window sum / divisor (count_include_pad, divisor_override, ceil_mode cut)
 Plus adjoint identities for the backwards, and the same signatures in every backend.
 """
-import importlib
 import inspect
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minidl.backend import available_backends, kernels_for
+from minidl.backend import available_backends, kernel_module, kernels_for
 from minidl.backend import reference
 from minidl.ops.pool import pool_output_size
 
@@ -182,14 +181,14 @@ def test_avgpool2d_dtype_is_kept(backend):
 # ---- the backend seam -------------------------------------------------------------------------
 
 def test_every_backend_has_the_pool_kernels_with_the_reference_signatures(backend):
-    module = importlib.import_module(f"minidl.backend.{backend}")
+    module = kernel_module(backend)
     for name in POOL_KERNELS:
         assert inspect.signature(getattr(module, name)) == inspect.signature(getattr(reference, name))
 
 
 @pytest.mark.parametrize("name", available_backends())
 def test_every_backend_equals_the_reference(backend, name):
-    module = importlib.import_module(f"minidl.backend.{name}")
+    module = kernel_module(name)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 7, 6))
     geometry = (3, 2, 2, 1, 1, 1, 1, 2, 4, 6)

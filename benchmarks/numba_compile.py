@@ -1,0 +1,212 @@
+"""Numba compile time: the first call of every kernel, without and with the on-disk cache.
+
+Numba compiles a kernel on its first call for each dtype; ``cache=True`` stores the machine
+code so that the next process loads it instead. Each measurement runs in a FRESH Python
+process with its own empty cache directory (``NUMBA_CACHE_DIR``, so the repository's
+``__pycache__`` is neither used nor touched):
+
+  cold     first process: compiles, and writes the cache
+  cached   second process, same cache directory: loads
+
+Two things are measured in each:
+  kernels  every public kernel of ``minidl.backend.numba_cpu`` (im2col, col2im, max/avg pool
+           forward and backward) in float32 and float64 on tiny inputs: first call minus
+           second call = the compile (or cache-load) time of that kernel and dtype;
+  step     the first training step of a small U-Net-shaped network (conv2d 3x3, max_pool2d,
+           conv_transpose2d 2x2/2, cat, relu; float32, forward and backward), minus the second
+           step: what a user waits for before training starts.
+Plus ``import minidl`` (which must not import Numba) and ``import numba``.
+
+    python -m benchmarks.numba_compile            # writes results/numba_compile.{json,md}
+    python -m benchmarks.numba_compile --no-save
+"""
+# _common must come first: it sets the BLAS / Numba thread counts before NumPy loads.
+from benchmarks._common import THREADS, machine_info  # noqa: I001
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+STEP_BUDGET_S = 3.0  # the issue's bound on the compile time of a cached first step
+DTYPES = ("float32", "float64")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.numba_compile",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=int(THREADS), help="Numba / BLAS threads (default 2)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results directory")
+    p.add_argument("--no-save", action="store_true", help="print only, write no files")
+    p.add_argument("--child", choices=["kernels", "step"], help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# ---- what runs in the fresh process -----------------------------------------------------------
+
+def kernel_calls(np, dtype):
+    """{kernel name: a call of it on tiny inputs of ``dtype``}: every public numba_cpu kernel."""
+    from minidl.backend import numba_cpu as k
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
+    conv = (3, 3, 1, 1, 1, 1, 1, 1)
+    cols = rng.standard_normal((2 * 8 * 8, 3 * 9)).astype(dtype)
+    pool = (2, 2, 2, 2, 0, 0, 1, 1, 4, 4)
+    dy = rng.standard_normal((2, 3, 4, 4)).astype(dtype)
+    avg = (2, 2, 2, 2, 0, 0, 4, 4, True, None)
+    argmax = np.zeros((2, 3, 4, 4), dtype=np.int64)  # any valid winners: cell 0 of each plane
+    return {
+        "im2col": lambda: k.im2col(x, *conv),
+        "col2im": lambda: k.col2im(cols, x.shape, *conv),
+        "maxpool2d_forward": lambda: k.maxpool2d_forward(x, *pool),
+        "maxpool2d_backward": lambda: k.maxpool2d_backward(dy, argmax, x.shape),
+        "avgpool2d_forward": lambda: k.avgpool2d_forward(x, *avg),
+        "avgpool2d_backward": lambda: k.avgpool2d_backward(dy, x.shape, *avg),
+    }
+
+
+def _seconds(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def child_kernels():
+    start = time.perf_counter()
+    import minidl  # noqa: F401
+
+    import_minidl = time.perf_counter() - start
+    numba_imported_by_minidl = "numba" in sys.modules
+    start = time.perf_counter()
+    import numba  # noqa: F401
+    import numpy as np
+
+    import_numba = time.perf_counter() - start
+    rows = []
+    for dtype in DTYPES:
+        for name, call in kernel_calls(np, dtype).items():
+            first, second = _seconds(call), _seconds(call)
+            rows.append({"kernel": name, "dtype": dtype, "first_call_s": first,
+                         "second_call_s": second, "compile_s": first - second})
+    return {"import_minidl_s": import_minidl, "import_numba_s": import_numba,
+            "numba_imported_by_minidl": numba_imported_by_minidl, "kernels": rows}
+
+
+def child_step():
+    import numpy as np
+
+    import minidl
+    import minidl.functional as F
+
+    rng = np.random.default_rng(0)
+
+    def param(*shape):
+        return minidl.tensor((0.1 * rng.standard_normal(shape)).astype(np.float32),
+                             requires_grad=True)
+
+    w1, w2, up, w3 = param(8, 3, 3, 3), param(16, 8, 3, 3), param(16, 8, 2, 2), param(2, 16, 3, 3)
+    x = minidl.tensor(rng.standard_normal((2, 3, 32, 32)).astype(np.float32))
+
+    def step():
+        skip = F.relu(F.conv2d(x, w1, padding=1))                          # (2, 8, 32, 32)
+        low = F.relu(F.conv2d(F.max_pool2d(skip, 2), w2, padding=1))       # (2, 16, 16, 16)
+        y = F.conv2d(minidl.cat([skip, F.conv_transpose2d(low, up, stride=2)], 1), w3, padding=1)
+        (y * y).mean().backward()
+        for w in (w1, w2, up, w3):
+            w.grad = None
+
+    first, second = _seconds(step), _seconds(step)
+    return {"first_step_s": first, "second_step_s": second, "compile_s": first - second,
+            "backend": minidl.backend.get_backend()}
+
+
+# ---- the parent: fresh processes, one cache directory per measurement ------------------------
+
+def run_child(what, cache_dir):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
+    env.pop("MINIDL_BACKEND", None)  # the default choice: numba
+    result = subprocess.run([sys.executable, "-m", "benchmarks.numba_compile", "--child", what],
+                            capture_output=True, text=True, env=env, check=False,
+                            cwd=Path(__file__).resolve().parents[1])
+    if result.returncode != 0:
+        raise RuntimeError(f"the {what} measurement failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure():
+    out = {}
+    for what in ("kernels", "step"):
+        with tempfile.TemporaryDirectory(prefix="minidl-numba-cache-") as cache_dir:
+            out[what] = {"cold": run_child(what, cache_dir), "cached": run_child(what, cache_dir)}
+            out[what]["cache_files"] = len(list(Path(cache_dir).rglob("*.nbc")))
+    return out
+
+
+def markdown(result):
+    m, k, s = result["machine"], result["kernels"], result["step"]
+    lines = ["# Numba compile time: first calls, without and with the on-disk cache", "",
+             "Each column is a fresh process with its own cache directory: `cold` compiles and "
+             "writes the cache, `cached` loads it. Time = first call minus second call; the "
+             "first row also holds one-time costs (importing `numba_cpu`, starting Numba's "
+             "threads, initialising its compiler).", "",
+             "| kernel | dtype | cold s | cached s |", "|---|---|---:|---:|"]
+    cached = {(r["kernel"], r["dtype"]): r for r in k["cached"]["kernels"]}
+    for r in k["cold"]["kernels"]:
+        lines.append(f"| {r['kernel']} | {r['dtype']} | {r['compile_s']:.2f} | "
+                     f"{cached[(r['kernel'], r['dtype'])]['compile_s']:.3f} |")
+    lines.append(f"| **all kernels** | both | **{sum(r['compile_s'] for r in k['cold']['kernels']):.2f}** | "
+                 f"**{sum(r['compile_s'] for r in k['cached']['kernels']):.2f}** |")
+    lines += ["", "| first training step (small U-Net, float32) | cold | cached |", "|---|---:|---:|",
+              f"| first step s | {s['cold']['first_step_s']:.2f} | {s['cached']['first_step_s']:.2f} |",
+              f"| second step s | {s['cold']['second_step_s']:.3f} | {s['cached']['second_step_s']:.3f} |",
+              f"| compile (first - second) s | {s['cold']['compile_s']:.2f} | {s['cached']['compile_s']:.2f} |",
+              "", f"Cached first step within {STEP_BUDGET_S:.0f} s of compile time: "
+              f"{'yes' if result['cached_step_within_budget'] else 'NO'}. "
+              f"`import minidl` (NumPy already loaded): {k['cold']['import_minidl_s']:.2f} s "
+              f"(imports Numba: {'yes' if k['cold']['numba_imported_by_minidl'] else 'no'}); "
+              f"`import numba`: {k['cold']['import_numba_s']:.2f} s.", "",
+              f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
+              f"numpy {m['numpy']}, numba {result['numba']}; {m['date']}.", "",
+              "Reproduce: `python -m benchmarks.numba_compile`", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(child_kernels() if args.child == "kernels" else child_step()))
+        return 0
+    import numba
+
+    try:
+        import torch
+    except ImportError:  # machine_info only reads its version
+        torch = type("torch", (), {"__version__": "not installed"})
+    result = measure()
+    result["numba"] = numba.__version__
+    result["machine"] = machine_info(torch, args.threads)
+    result["cached_step_within_budget"] = result["step"]["cached"]["compile_s"] < STEP_BUDGET_S
+    for mode in ("cold", "cached"):
+        total = sum(r["compile_s"] for r in result["kernels"][mode]["kernels"])
+        print(f"{mode:6s} all kernels, both dtypes: {total:6.2f} s   "
+              f"first step: {result['step'][mode]['first_step_s']:5.2f} s "
+              f"(compile {result['step'][mode]['compile_s']:.2f} s)")
+    for r in result["kernels"]["cold"]["kernels"]:
+        print(f"  {r['kernel']:20s} {r['dtype']:8s} cold {r['compile_s']:5.2f} s")
+    print(f"import minidl (after numpy) {result['kernels']['cold']['import_minidl_s']:.2f} s, "
+          f"import numba {result['kernels']['cold']['import_numba_s']:.2f} s")
+    if not args.no_save:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "numba_compile.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.out / "numba_compile.md").write_text(markdown(result))
+        print(f"wrote {args.out / 'numba_compile'}.json and .md")
+    return 0 if result["cached_step_within_budget"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+r"""Numba kernels: the reference kernels (``reference.py``) compiled to parallel machine code.
+
+Every public function here has the signature, the result and the docstring formula of the
+function of the same name in ``reference.py``, the specification: read that one to learn
+what a kernel computes. This file only says how the loops are arranged for speed. Each
+kernel is two parts:
+
+    a thin Python wrapper   the reference's signature; allocates the output, computes sizes
+    a compiled loop nest    ``_name``: indexing only, every array it touches passed in
+
+Loops. The outer loop is a ``prange`` over an axis whose iterations write DISJOINT parts of
+the output (rows (n, i) of ``cols``; rows (n, h) of ``dx``; the (n, c) planes of pooling), so
+no two threads write the same location, nothing needs a lock, and the result does not depend
+on the number of threads. Sums (col2im, the pooling backwards) add their terms in the same
+order as the reference (kernel position p, then q), in the array's dtype (float32 stays
+float32), and ``fastmath`` is off, so the results are bitwise the reference's.
+
+Compilation. Numba compiles a kernel on its first call for each dtype (float32, float64):
+``import minidl`` does not import Numba, and the first convolution of a process pays roughly
+a second per kernel. ``cache=True`` stores the machine code on disk, so the next process
+loads it instead (see ``python -m benchmarks.numba_compile``). The cache goes to
+``__pycache__`` next to this file (also for an editable install); if that directory is not
+writable Numba falls back to a per-user directory (``~/.cache/numba`` style), and the
+environment variable ``NUMBA_CACHE_DIR`` puts it anywhere. The cache is keyed on this file's
+modification time, so an edit recompiles once.
+
+Threads. Numba starts one thread per core (``NUMBA_NUM_THREADS``, default: the core count;
+``numba.set_num_threads(k)`` lowers it at run time). The kernels and BLAS's matrix products
+run one after the other, never at the same time, so letting both use every core does not
+oversubscribe. On the 2-core machines minidl is measured on that is 2 Numba threads and 2 BLAS
+threads (``OPENBLAS_NUM_THREADS``); ``benchmarks/_common.py`` sets all of them from
+``--threads``. What does hurt is threads that keep SPINNING after their work is done:
+  - Numba's OpenMP workers. With GNU OpenMP's default wait policy they spin after every
+    parallel loop; on a 2-vCPU virtual machine that made a 0.1 ms kernel cost 5-12 ms per
+    call and a gradcheck of a small network 10x slower. This module therefore starts Numba's
+    threads with ``OMP_WAIT_POLICY=passive`` (workers sleep at once; waking them costs
+    microseconds), unless ``OMP_WAIT_POLICY`` is already set, and removes the variable again,
+    so OpenMP libraries loaded later (PyTorch) keep their own default.
+  - OpenBLAS's workers spin for a while after each matrix product (``OPENBLAS_THREAD_TIMEOUT``,
+    read when NumPy loads) and slow a kernel that follows at once; see the benchmarks.
+
+Division follows NumPy (``error_model="numpy"``): no ZeroDivisionError checks inside the loops
+(no divisor here is ever zero).
+"""
+import os
+
+import numba
+import numpy as np
+from numba import prange
+
+from .reference import _avgpool2d_divisor, _conv_out_size  # one geometry, written once
+
+_JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
+
+
+def _start_threads():
+    """Start Numba's thread pool, with OpenMP's passive wait policy unless one was chosen."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        numba.get_num_threads()
+        return
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        numba.get_num_threads()  # loads the threading layer: OpenMP reads the variable now
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+
+
+_start_threads()
+
+
+# ---- convolution: im2col / col2im ---------------------------------------------------------
+#
+# Along one axis, kernel tap q of window j reads input column w = SW*j + off with
+# off = DW*q - PW. The windows whose tap q lands inside the input are one range of j:
+#     0 <= SW*j + off < W   <=>   j0 <= j < j1,   j0 = ceil(-off/SW),  j1 = floor((W-1-off)/SW) + 1
+# so the innermost loops run over that range without a bounds test, and the rest is padding.
+
+@numba.njit(cache=True)
+def _valid_windows(off, S, size, O):
+    """[j0, j1): the windows j < O whose tap at S*j + off lies in [0, size)."""
+    j0 = min(max(0, -(off // S)), O)  # -(off // S) = ceil(-off / S)
+    j1 = min(max(0, (size - 1 - off) // S + 1), O) if off <= size - 1 else 0
+    return j0, max(j0, j1)
+
+
+@numba.njit(**_JIT)
+def _im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, cols):
+    """cols[(n*OH + i)*OW + j, (c*KH + p)*KW + q] = xpad[n, c, SH*i + DH*p, SW*j + DW*q]."""
+    N, C, H, W = x.shape
+    for ni in prange(N * OH):  # one thread per output row (n, i): OW rows of cols
+        n, i = ni // OH, ni % OH
+        first = ni * OW  # the row of cols of pixel (n, i, 0)
+        for c in range(C):
+            for p in range(KH):
+                h = SH * i - PH + DH * p
+                for q in range(KW):
+                    col = (c * KH + p) * KW + q
+                    if h < 0 or h >= H:  # tap p of this window row is in the padding
+                        j0, j1 = OW, OW
+                    else:
+                        j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
+                    for j in range(j0):
+                        cols[first + j, col] = 0
+                    for j in range(j0, j1):
+                        cols[first + j, col] = x[n, c, h, SW * j + DW * q - PW]
+                    for j in range(j1, OW):
+                        cols[first + j, col] = 0
+
+
+@numba.njit(**_JIT)
+def _col2im(cols, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, dx):
+    """dx[n, c, h, w] += cols[(n*OH + i)*OW + j, (c*KH + p)*KW + q]  where SH*i + DH*p = h + PH, ...
+
+    dx must start at zero. The gather form: each thread owns whole image rows (n, :, h, :)
+    of dx and collects what the windows put there, kernel row p by kernel row p.
+    """
+    N, C, H, W = dx.shape
+    for nh in prange(N * H):  # one thread per input row (n, h)
+        n, h = nh // H, nh % H
+        for p in range(KH):
+            row = h + PH - DH * p  # = SH*i if row h is tap p of window row i
+            i = row // SH
+            if row < 0 or row % SH != 0 or i >= OH:
+                continue
+            first = (n * OH + i) * OW  # the row of cols of pixel (n, i, 0)
+            for c in range(C):
+                for q in range(KW):
+                    col = (c * KH + p) * KW + q
+                    j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
+                    for j in range(j0, j1):
+                        dx[n, c, h, SW * j + DW * q - PW] += cols[first + j, col]
+
+
+def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
+    """See ``reference.im2col``: x (N,C,H,W) -> cols (N*OH*OW, C*KH*KW)."""
+    N, C, H, W = x.shape
+    OH = _conv_out_size(H, KH, SH, PH, DH)
+    OW = _conv_out_size(W, KW, SW, PW, DW)
+    cols = np.empty((N * OH * OW, C * KH * KW), dtype=x.dtype)
+    _im2col(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, cols)
+    return cols
+
+
+def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
+    """See ``reference.col2im``: cols (N*OH*OW, C*KH*KW) -> dx x_shape, overlaps ADDED."""
+    N, C, H, W = x_shape
+    OH = _conv_out_size(H, KH, SH, PH, DH)
+    OW = _conv_out_size(W, KW, SW, PW, DW)
+    if cols.shape != (N * OH * OW, C * KH * KW):
+        raise ValueError(
+            f"col2im: cols has shape {tuple(cols.shape)} but x_shape {tuple(x_shape)} with kernel "
+            f"({KH}, {KW}), stride ({SH}, {SW}), padding ({PH}, {PW}), dilation ({DH}, {DW}) "
+            f"needs ({N * OH * OW}, {C * KH * KW})"
+        )
+    dx = np.zeros((N, C, H, W), dtype=cols.dtype)
+    _col2im(np.ascontiguousarray(cols), KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, dx)
+    return dx
+
+
+# ---- pooling --------------------------------------------------------------------------------
+#
+# One thread per (n, c) plane. Cells outside the input (padding, or past it with ceil_mode)
+# are skipped: for max they are -inf, which never wins; for avg they are 0, which adds nothing.
+
+@numba.njit(**_JIT)
+def _maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, argmax):
+    """y[n,c,i,j] = max over the window, argmax = h*W + w of the winner (PyTorch's scan)."""
+    N, C, H, W = x.shape
+    _, _, OH, OW = y.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for i in range(OH):
+            for j in range(OW):
+                best, index = x[n, c, 0, 0], -1  # index -1: no cell of the window seen yet
+                for p in range(KH):
+                    h = SH * i - PH + DH * p
+                    if h < 0 or h >= H:
+                        continue
+                    for q in range(KW):
+                        w = SW * j - PW + DW * q
+                        if w < 0 or w >= W:
+                            continue
+                        value = x[n, c, h, w]
+                        # the first cell starts the scan; later: strictly greater, or NaN
+                        if index == -1 or value > best or np.isnan(value):
+                            best, index = value, h * W + w
+                y[n, c, i, j] = best
+                argmax[n, c, i, j] = index
+
+
+@numba.njit(**_JIT)
+def _maxpool2d_backward(dy, argmax, dx):
+    """dx[n,c].flat[argmax[n,c,i,j]] += dy[n,c,i,j], (i, j) in order; dx (N*C, H*W) starts at 0."""
+    planes, cells = dy.shape  # dy and argmax as (N*C, OH*OW)
+    for nc in prange(planes):
+        for k in range(cells):
+            dx[nc, argmax[nc, k]] += dy[nc, k]
+
+
+@numba.njit(**_JIT)
+def _avgpool2d_forward(x, KH, KW, SH, SW, PH, PW, divisor, y):
+    """y[n,c,i,j] = (sum of the window's input cells, p then q) / divisor[i,j]."""
+    N, C, H, W = x.shape
+    _, _, OH, OW = y.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for i in range(OH):
+            for j in range(OW):
+                total = y.dtype.type(0)
+                for p in range(KH):
+                    h = SH * i - PH + p
+                    if h < 0 or h >= H:
+                        continue
+                    for q in range(KW):
+                        w = SW * j - PW + q
+                        if 0 <= w < W:
+                            total += x[n, c, h, w]
+                y[n, c, i, j] = total / divisor[i, j]
+
+
+@numba.njit(**_JIT)
+def _avgpool2d_backward(dy, KH, KW, SH, SW, PH, PW, divisor, dx):
+    """dx[n,c,h,w] += dy[n,c,i,j] / divisor[i,j] over the windows holding (h, w); dx starts at 0.
+
+    Position (p, q) by position, as the reference, so every cell adds its terms in its order.
+    """
+    N, C, H, W = dx.shape
+    _, _, OH, OW = dy.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for p in range(KH):
+            for q in range(KW):
+                for i in range(OH):
+                    h = SH * i - PH + p
+                    if h < 0 or h >= H:
+                        continue
+                    for j in range(OW):
+                        w = SW * j - PW + q
+                        if 0 <= w < W:
+                            dx[n, c, h, w] += dy[n, c, i, j] / divisor[i, j]
+
+
+def maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
+    """See ``reference.maxpool2d_forward``: x (N,C,H,W) -> y, argmax (N,C,OH,OW) int64."""
+    N, C = x.shape[:2]
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    argmax = np.empty((N, C, OH, OW), dtype=np.int64)
+    _maxpool2d_forward(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, DH, DW, y, argmax)
+    return y, argmax
+
+
+def maxpool2d_backward(dy, argmax, x_shape):
+    """See ``reference.maxpool2d_backward``: scatter-ADD dy to the winners (argmax from forward)."""
+    N, C, H, W = x_shape
+    OH, OW = argmax.shape[2:]
+    dx = np.zeros((N * C, H * W), dtype=dy.dtype)
+    _maxpool2d_backward(np.ascontiguousarray(dy).reshape(N * C, OH * OW),
+                        np.ascontiguousarray(argmax, dtype=np.int64).reshape(N * C, OH * OW), dx)
+    return dx.reshape(x_shape)
+
+
+def avgpool2d_forward(x, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad, divisor_override):
+    """See ``reference.avgpool2d_forward``: x (N,C,H,W) -> y (N,C,OH,OW)."""
+    N, C, H, W = x.shape
+    divisor = _avgpool2d_divisor(H, W, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
+                                 divisor_override, x.dtype)
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    _avgpool2d_forward(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, divisor, y)
+    return y
+
+
+def avgpool2d_backward(dy, x_shape, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
+                       divisor_override):
+    """See ``reference.avgpool2d_backward``: dy (N,C,OH,OW) -> dx x_shape."""
+    H, W = x_shape[2:]
+    divisor = _avgpool2d_divisor(H, W, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
+                                 divisor_override, dy.dtype)
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    _avgpool2d_backward(np.ascontiguousarray(dy), KH, KW, SH, SW, PH, PW, divisor, dx)
+    return dx
