@@ -109,6 +109,20 @@ def markdown(result):
     return "\n".join(lines)
 
 
+def chart(result, path):
+    """numba / PyTorch and numba / reference time per kernel case (the issue sets no target)."""
+    from benchmarks._charts import save_ratio_chart
+
+    rows = result["rows"]
+    labels = [r["case"] for r in rows]
+    save_ratio_chart(path, [
+        {"labels": labels, "ratios": [r["numba_ms"] / r["torch_ms"] for r in rows], "target": None,
+         "title": "numba / nearest PyTorch op", "ylabel": "time ratio"},
+        {"labels": labels, "ratios": [r["numba_ms"] / r["reference_ms"] for r in rows], "target": None,
+         "title": "numba / reference", "ylabel": "time ratio"},
+    ], f"Backend kernels, batch {result['config']['batch']}, {result['machine']['threads']} threads")
+
+
 def main(argv=None):
     args = parse_args(argv)
     import torch
@@ -131,7 +145,8 @@ def main(argv=None):
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "kernels.json").write_text(json.dumps(result, indent=2) + "\n")
         (args.out / "kernels.md").write_text(markdown(result))
-        print(f"wrote {args.out / 'kernels'}.json and .md")
+        chart(result, args.out / "kernels.png")
+        print(f"wrote {args.out / 'kernels'}.json, .md and .png")
     return 0 if all(r["equal_to_reference"] for r in rows) else 1
 
 

@@ -221,7 +221,8 @@ def main(argv=None):
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "mlp_step.json").write_text(json.dumps(result, indent=2) + "\n")
         (args.out / "mlp_step.md").write_text(markdown(result))
-        print(f"wrote {args.out / 'mlp_step.json'} and {args.out / 'mlp_step.md'}")
+        chart(result, args.out / "mlp_step.png")
+        print(f"wrote {args.out / 'mlp_step'}.json, .md and .png")
 
     if args.profile:
         profile_minidl(model, opt, x, t, args.repeats)
@@ -266,6 +267,19 @@ def markdown(r):
         "",
     ]
     return "\n".join(lines)
+
+
+def chart(r, path):
+    """minidl / torch per phase and for the whole step, with the 1.3 target line."""
+    from benchmarks._charts import save_ratio_chart
+
+    ph = r["median_ms_by_phase"]
+    labels = ["step"] + list(ph["minidl"])
+    ratios = [r["ratio_minidl_over_torch"]] + [ph["minidl"][k] / ph["torch"][k] for k in ph["minidl"]]
+    c = r["config"]
+    save_ratio_chart(path, [{"labels": labels, "ratios": ratios, "target": r["target_ratio"],
+                             "title": "median time, minidl / PyTorch"}],
+                     f"MLP step, batch {c['batch']}, width {c['width']}, {r['machine']['threads']} threads")
 
 
 def profile_minidl(model, opt, x, t, repeats):

@@ -1,0 +1,444 @@
+"""One U-Net training step: minidl against PyTorch, same process, same weights and batch.
+
+Model: unet.UNet(in_channels=1, n_classes=2, base_channels=B, depth=5, padding="same")
+for each B of --base (default 16 32 64), and its torch.nn twin (benchmarks/_torch_unet.py)
+with minidl's weights copied in. Batch --batch (4) of 1 x --size x --size (256) float32
+images, random class maps as targets. One step = forward, pixel-wise F.cross_entropy (mean),
+backward, Adam(lr=1e-3).step(), zero_grad().
+
+Method, per B:
+  1. parity: the FIRST step of each library from identical weights and batch, timed (it
+     includes Numba's compilation or on-disk cache load for minidl on the first B of a run,
+     and first-touch allocations for both); compares loss, every gradient, and the Adam
+     updates in the same run;
+  2. --warmup untimed steps, then --repeats timed steps, minidl and PyTorch alternating
+     (same machine state for both) with a --pause before each, so that the idle worker
+     threads of the library that ran before (OpenBLAS and OpenMP spin for a while after
+     their last call) do not compete with the one being timed; median ms per step and per
+     phase, ratio minidl/torch;
+     the losses of every step are compared too (both train on the same batch);
+  3. peak memory of one step, the same way for both libraries: RSS high-water-mark growth
+     in a fresh process that runs only that library, after one warm-up step
+     (benchmarks/_memory.py), plus tracemalloc's peak for minidl (NumPy reports its
+     arrays to tracemalloc; torch does not).
+
+Threads: --threads is read by benchmarks/_common.py before NumPy loads (BLAS, Numba);
+torch.set_num_threads gets the same number.
+
+    python -m benchmarks.unet_step                         # B = 16 32 64, batch 4, 256x256
+    python -m benchmarks.unet_step --base 16 --repeats 2 --size 64    # smoke run
+    python -m benchmarks.unet_step --profile --base 32     # where minidl's step time goes
+
+--profile splits minidl's step into matrix products, im2col/col2im, pooling, elementwise and
+Python overhead (benchmarks/_profiler.py) and writes unet_step_profile.{json,md,png}.
+"""
+# _common must come first: it sets the BLAS / Numba thread counts before NumPy loads.
+from benchmarks._common import (THREADS, machine_info, median_ms, rel_error,  # noqa: I001
+                                warn_if_threads_not_applied)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import minidl  # noqa: E402
+import minidl.functional as F  # noqa: E402
+import minidl.optim  # noqa: E402
+import unet  # noqa: E402
+
+LR = 1e-3
+DEPTH = 5
+LOSS_RTOL = 1e-4        # first loss, relative (float32)
+GRAD_RTOL = 1e-3        # every gradient, max |a - b| / max |b|: float32 sums over 4*256*256
+                        # pixels and ReLU masks that flip on values within rounding of 0
+UPDATE_TOL = 0.01       # median |update difference| / lr after the first Adam step
+LOSS_TRACE_RTOL = 1e-3  # loss of every later step (both keep training on the same batch)
+TARGET_RATIO, TARGET_MEMORY_RATIO = 1.3, 2.0
+PHASES = ("forward", "backward", "adam")
+MIB = 2 ** 20
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.unet_step",
+        description="Time one Adam training step of a same-padding U-Net (depth 5) in minidl and "
+                    "in PyTorch (same process, same weights, alternating), check they agree, and "
+                    "measure the peak memory of the step for both.")
+    p.add_argument("--base", type=int, nargs="+", default=[16, 32, 64],
+                   help="base channel counts B to run (default: 16 32 64)")
+    p.add_argument("--batch", type=int, default=4, help="batch size (default 4)")
+    p.add_argument("--size", type=int, default=256,
+                   help="image height = width, divisible by 16 (default 256)")
+    p.add_argument("--threads", type=int, default=int(THREADS),
+                   help="BLAS / Numba / torch threads (default 2); set before numpy loads")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per library (default 5)")
+    p.add_argument("--warmup", type=int, default=1,
+                   help="untimed steps per library after the first one (default 1)")
+    p.add_argument("--pause", type=float, default=0.2,
+                   help="seconds of sleep before each timed step, so that the other library's idle "
+                        "BLAS/OpenMP worker threads have stopped spinning (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default=None, help="minidl kernel backend (default: the automatic choice)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of the comparison: split minidl's step time by category")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results directory")
+    p.add_argument("--no-save", action="store_true", help="print only, write no files")
+    p.add_argument("--child-memory", choices=["minidl", "torch"], help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.size % 2 ** (DEPTH - 1) or args.size < 2 ** (DEPTH - 1):
+        p.error(f"--size must be a positive multiple of {2 ** (DEPTH - 1)} (4 max-pools), got {args.size}")
+    for name in ("batch", "repeats", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if min(args.base) < 1:
+        p.error(f"--base values must be >= 1, got {args.base}")
+    return args
+
+
+# ----------------------------------------------------------------------------- set-up
+
+def make_batch(seed, batch, size):
+    """x (batch, 1, size, size) float32 ~ N(0, 1), target (batch, size, size) int64 in {0, 1}."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, 1, size, size)).astype(np.float32)
+    target = rng.integers(0, 2, (batch, size, size)).astype(np.int64)
+    return x, target
+
+
+def build_minidl(base, seed):
+    minidl.manual_seed(seed)
+    model = unet.UNet(in_channels=1, n_classes=2, base_channels=base, depth=DEPTH, padding="same")
+    return model, minidl.optim.Adam(model.parameters(), lr=LR)
+
+
+def build_torch(torch, model):
+    from benchmarks._torch_unet import torch_twin
+
+    twin = torch_twin(model)
+    return twin, torch.optim.Adam(twin.parameters(), lr=LR)
+
+
+def train_step(model, opt, x, target, functional, clock=None):
+    """One step; the same code drives both libraries (same API). Returns the loss (float)."""
+    t0 = time.perf_counter()
+    loss = functional.cross_entropy(model(x), target)
+    t1 = time.perf_counter()
+    loss.backward()
+    t2 = time.perf_counter()
+    opt.step()
+    opt.zero_grad()
+    t3 = time.perf_counter()
+    if clock is not None:
+        clock["forward"].append(t1 - t0)
+        clock["backward"].append(t2 - t1)
+        clock["adam"].append(t3 - t2)
+    return loss.item()
+
+
+# ----------------------------------------------------------------------------- first step + parity
+
+def first_step(model, opt, x, target, functional, params, to_numpy):
+    """The first step, timed, keeping the loss, the gradients and the updates for parity."""
+    before = {name: to_numpy(p).copy() for name, p in params}
+    start = time.perf_counter()
+    loss = functional.cross_entropy(model(x), target)
+    loss.backward()
+    seconds = time.perf_counter() - start
+    grads = {name: to_numpy(p.grad).copy() for name, p in params}  # untimed copies
+    start = time.perf_counter()
+    opt.step()
+    opt.zero_grad()
+    seconds += time.perf_counter() - start
+    updates = {name: to_numpy(p) - before[name] for name, p in params}
+    return seconds, loss.item(), grads, updates
+
+
+def compare_first_steps(mine, theirs):
+    """Relative errors between the two first steps (loss, gradients, Adam updates)."""
+    (_, loss_m, grads_m, upd_m), (_, loss_t, grads_t, upd_t) = mine, theirs
+    grad_errors = {name: rel_error(grads_m[name], grads_t[name]) for name in grads_t}
+    update_diff = np.concatenate([np.abs(upd_m[n] - upd_t[n]).ravel() for n in upd_t]) / LR
+    names = list(grads_t)
+    shown = [names[0], names[len(names) // 2], names[-2]]  # first conv, the bottom, the output conv
+    return {
+        "loss": abs(loss_m - loss_t) / abs(loss_t),
+        "grad_max": max(grad_errors.values()),
+        "grad_max_param": max(grad_errors, key=grad_errors.get),
+        "grads_shown": {n: grad_errors[n] for n in shown},
+        "update_median_over_lr": float(np.median(update_diff)),
+        "update_max_over_lr": float(update_diff.max()),
+    }
+
+
+# ----------------------------------------------------------------------------- memory
+
+def child_memory(args):
+    """In a fresh process: peak RSS growth of ONE step of ONE library (benchmarks/_memory.py)."""
+    from benchmarks._memory import peak_growth
+
+    base = args.base[0]
+    x_np, t_np = make_batch(args.seed, args.batch, args.size)
+    if args.child_memory == "minidl":
+        model, opt = build_minidl(base, args.seed)
+        functional, wrap = F, minidl.tensor
+    else:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        from benchmarks._torch_unet import TorchUNet
+
+        torch.manual_seed(args.seed)
+        model = TorchUNet(1, 2, base, DEPTH)
+        opt = torch.optim.Adam(model.parameters(), lr=LR)
+        functional, wrap = torch.nn.functional, torch.from_numpy
+    x, target = wrap(x_np), wrap(t_np)
+    train_step(model, opt, x, target, functional)  # warm-up: compile / cache load, Adam state
+    result = peak_growth(lambda: train_step(model, opt, x, target, functional))
+    print(json.dumps(result))
+
+
+def measure_rss(args, library, base):
+    """Run :func:`child_memory` in a fresh interpreter; its JSON result."""
+    from benchmarks._memory import CHILD_ENV
+
+    cmd = [sys.executable, "-m", "benchmarks.unet_step", "--child-memory", library,
+           "--base", str(base), "--batch", str(args.batch), "--size", str(args.size),
+           "--threads", str(args.threads), "--seed", str(args.seed)]
+    env = {**os.environ, **CHILD_ENV}
+    if args.backend:
+        env["MINIDL_BACKEND"] = args.backend
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False,
+                          cwd=Path(__file__).resolve().parents[1])
+    if done.returncode != 0:
+        raise RuntimeError(f"unet_step: the {library} memory measurement failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def tracemalloc_peak(model, opt, x, target):
+    """Peak bytes that NumPy/Python allocate during one minidl step, above what was live before."""
+    tracemalloc.start()
+    try:
+        train_step(model, opt, x, target, F)  # so that everything the step frees was traced
+        live, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        train_step(model, opt, x, target, F)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - live
+
+
+# ----------------------------------------------------------------------------- one base
+
+def bench_base(torch, args, base):
+    model, opt = build_minidl(base, args.seed)
+    twin, topt = build_torch(torch, model)
+    x_np, t_np = make_batch(args.seed, args.batch, args.size)
+    x, target = minidl.tensor(x_np), minidl.tensor(t_np)
+    xt, tt = torch.from_numpy(x_np), torch.from_numpy(t_np)
+    params_m = list(model.named_parameters())
+    params_t = list(twin.named_parameters())
+
+    def to_numpy(t):  # both libraries spell it the same way
+        return t.detach().numpy()
+
+    mine = first_step(model, opt, x, target, F, params_m, to_numpy)
+    theirs = first_step(twin, topt, xt, tt, torch.nn.functional, params_t, to_numpy)
+    errors = compare_first_steps(mine, theirs)
+    losses = {"minidl": [mine[1]], "torch": [theirs[1]]}
+
+    for _ in range(args.warmup):
+        losses["minidl"].append(train_step(model, opt, x, target, F))
+        losses["torch"].append(train_step(twin, topt, xt, tt, torch.nn.functional))
+    clocks = {lib: {k: [] for k in PHASES} for lib in ("minidl", "torch")}
+    totals = {"minidl": [], "torch": []}
+    for _ in range(args.repeats):
+        for lib, (m, o, a, b, fn) in (("minidl", (model, opt, x, target, F)),
+                                      ("torch", (twin, topt, xt, tt, torch.nn.functional))):
+            time.sleep(args.pause)  # let the other library's idle worker threads stop spinning
+            start = time.perf_counter()
+            losses[lib].append(train_step(m, o, a, b, fn, clocks[lib]))
+            totals[lib].append(time.perf_counter() - start)
+    errors["loss_trace_max"] = max(abs(a - b) / abs(b) for a, b in zip(losses["minidl"], losses["torch"]))
+    parity_ok = (errors["loss"] <= LOSS_RTOL and errors["grad_max"] <= GRAD_RTOL
+                 and errors["update_median_over_lr"] <= UPDATE_TOL
+                 and errors["loss_trace_max"] <= LOSS_TRACE_RTOL)
+
+    ms = {lib: median_ms(totals[lib]) for lib in totals}
+    row = {
+        "base": base,
+        "parameters": int(sum(p.data.size for _, p in params_m)),
+        "median_ms": ms,
+        "min_ms": {lib: 1e3 * min(totals[lib]) for lib in totals},
+        "median_ms_by_phase": {lib: {k: median_ms(clocks[lib][k]) for k in PHASES} for lib in clocks},
+        "ratio": ms["minidl"] / ms["torch"],
+        "first_step_s": {"minidl": mine[0], "torch": theirs[0]},
+        "first_step_excess_s": {"minidl": mine[0] - ms["minidl"] / 1e3,
+                                "torch": theirs[0] - ms["torch"] / 1e3},
+        "losses": losses,
+        "parity_ok": parity_ok,
+        "errors": errors,
+    }
+    if not args.no_memory:
+        row["tracemalloc_peak_mib_minidl"] = tracemalloc_peak(model, opt, x, target) / MIB
+        del model, opt, twin, topt  # the children measure; free this process's copies first
+        rss = {lib: measure_rss(args, lib, base) for lib in ("minidl", "torch")}
+        row["rss_peak_growth_mib"] = {lib: r["peak_growth"] / MIB for lib, r in rss.items()}
+        row["rss_valid"] = {lib: r["valid"] for lib, r in rss.items()}
+        row["rss_before_mib"] = {lib: r["rss_before"] / MIB for lib, r in rss.items()}
+        row["memory_ratio"] = rss["minidl"]["peak_growth"] / rss["torch"]["peak_growth"]
+    return row
+
+
+# ----------------------------------------------------------------------------- reports
+
+def print_row(r):
+    ph = r["median_ms_by_phase"]
+    print(f"B={r['base']:<3d} minidl {r['median_ms']['minidl']:9.1f} ms "
+          f"(fwd {ph['minidl']['forward']:.0f} / bwd {ph['minidl']['backward']:.0f} / "
+          f"adam {ph['minidl']['adam']:.0f})   torch {r['median_ms']['torch']:9.1f} ms "
+          f"(fwd {ph['torch']['forward']:.0f} / bwd {ph['torch']['backward']:.0f} / "
+          f"adam {ph['torch']['adam']:.0f})   ratio {r['ratio']:.2f} (target <= {TARGET_RATIO})")
+    e = r["errors"]
+    print(f"      first step: minidl {r['first_step_s']['minidl']:.2f} s, torch "
+          f"{r['first_step_s']['torch']:.2f} s;  parity {'OK' if r['parity_ok'] else 'MISMATCH'}: "
+          f"loss {e['loss']:.1e}, grads {e['grad_max']:.1e} ({e['grad_max_param']}), "
+          f"update median {e['update_median_over_lr']:.1e} / max {e['update_max_over_lr']:.1e} x lr, "
+          f"later losses {e['loss_trace_max']:.1e}")
+    if "memory_ratio" in r:
+        g = r["rss_peak_growth_mib"]
+        print(f"      peak memory of a step (RSS growth, fresh process): minidl {g['minidl']:.0f} MiB, "
+              f"torch {g['torch']:.0f} MiB, ratio {r['memory_ratio']:.2f} (target <= "
+              f"{TARGET_MEMORY_RATIO}); tracemalloc minidl {r['tracemalloc_peak_mib_minidl']:.0f} MiB"
+              + "".join(f"  [{lib}: could not reset the RSS high-water mark: upper bound only]"
+                        for lib, ok in r["rss_valid"].items() if not ok))
+
+
+def markdown(result):
+    c, m = result["config"], result["machine"]
+    lines = [
+        "# U-Net training step: minidl vs PyTorch",
+        "",
+        f"`unet.UNet(1, 2, base_channels=B, depth={DEPTH}, padding=\"same\")`, batch {c['batch']} of "
+        f"1x{c['size']}x{c['size']} float32, pixel-wise cross-entropy, Adam(lr={LR}). One step = "
+        "forward + loss + backward + Adam step + zero_grad. Median of "
+        f"{c['repeats']} steps after the first step and {c['warmup']} warm-up step(s), minidl and "
+        f"PyTorch alternating in one process, identical weights and batch, {m['threads']} threads. "
+        f"minidl backend: `{m['minidl_backend']}`.",
+        "",
+        "| B | parameters | minidl ms | PyTorch ms | ratio (target <= 1.3) | minidl first step s "
+        "| PyTorch first step s | parity |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in result["rows"]:
+        e = r["errors"]
+        lines.append(
+            f"| {r['base']} | {r['parameters']:,} | {r['median_ms']['minidl']:.1f} | "
+            f"{r['median_ms']['torch']:.1f} | **{r['ratio']:.2f}** | {r['first_step_s']['minidl']:.2f} | "
+            f"{r['first_step_s']['torch']:.2f} | {'OK' if r['parity_ok'] else 'MISMATCH'} "
+            f"(loss {e['loss']:.0e}, grads {e['grad_max']:.0e}) |")
+    lines += ["", "Median ms per phase (forward includes the loss; adam includes zero_grad):", "",
+              "| B | library | forward | backward | adam |", "|---:|---|---:|---:|---:|"]
+    for r in result["rows"]:
+        for lib in ("minidl", "torch"):
+            ph = r["median_ms_by_phase"][lib]
+            lines.append(f"| {r['base']} | {lib} | {ph['forward']:.1f} | {ph['backward']:.1f} | "
+                         f"{ph['adam']:.1f} |")
+    if any("memory_ratio" in r for r in result["rows"]):
+        lines += ["", "Peak memory of one step, MiB above what was live before it (model, Adam "
+                  "state, batch): RSS high-water-mark growth in a fresh process running only that "
+                  "library, after one warm-up step (benchmarks/_memory.py); tracemalloc: "
+                  "NumPy's traced peak in the benchmark process (minidl only).", "",
+                  "| B | minidl RSS MiB | PyTorch RSS MiB | ratio (target <= 2) | minidl tracemalloc MiB |",
+                  "|---:|---:|---:|---:|---:|"]
+        for r in result["rows"]:
+            if "memory_ratio" in r:
+                g = r["rss_peak_growth_mib"]
+                flag = "" if all(r["rss_valid"].values()) else " (upper bound: peak not reset)"
+                lines.append(f"| {r['base']} | {g['minidl']:.0f} | {g['torch']:.0f} | "
+                             f"**{r['memory_ratio']:.2f}**{flag} | {r['tracemalloc_peak_mib_minidl']:.0f} |")
+    lines += [
+        "",
+        "First step: the parity step, timed. On the first B of a run it includes Numba's "
+        "compilation, or loading its on-disk cache (`python -m benchmarks.numba_compile` measures "
+        "cold and cached separately); for both libraries it includes first-touch allocations.",
+        "Parity: relative errors (max |a - b| / max |b|) of the first loss and of every gradient; "
+        f"Adam updates: median |difference| / lr <= {UPDATE_TOL}; every later loss within "
+        f"{LOSS_TRACE_RTOL} relative.",
+        "",
+        f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
+        f"Python {m['python']}, numpy {m['numpy']} ({m['numpy_blas']}), torch {m['torch']}; {m['date']}.",
+        "",
+        f"Reproduce: `python -m benchmarks.unet_step {c['argv']}`".rstrip(),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def chart(result, path):
+    from benchmarks._charts import save_ratio_chart
+
+    rows = result["rows"]
+    panels = [{"labels": [f"B={r['base']}" for r in rows], "ratios": [r["ratio"] for r in rows],
+               "target": TARGET_RATIO, "title": "step time"}]
+    if all("memory_ratio" in r for r in rows):
+        panels.append({"labels": [f"B={r['base']}" for r in rows],
+                       "ratios": [r["memory_ratio"] for r in rows], "target": TARGET_MEMORY_RATIO,
+                       "title": "peak memory (RSS growth)",
+                       "ylabel": "minidl / PyTorch (memory)"})
+    c = result["config"]
+    save_ratio_chart(path, panels, f"U-Net step, batch {c['batch']} of {c['size']}x{c['size']}, "
+                                   f"{result['machine']['threads']} threads: minidl / PyTorch")
+
+
+def save(args, stem, result, markdown_text, chart_fn):
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(markdown_text)
+    chart_fn(result, args.out / f"{stem}.png")
+    print(f"wrote {args.out / stem}.json, .md and .png")
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child_memory:
+        child_memory(args)
+        return 0
+    warn_if_threads_not_applied(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.backend:
+        minidl.backend.set_backend(args.backend)
+    if args.profile:
+        from benchmarks.unet_profile import run_profile
+
+        return run_profile(torch, args)
+    config = {"base": args.base, "batch": args.batch, "size": args.size, "depth": DEPTH,
+              "repeats": args.repeats, "warmup": args.warmup, "seed": args.seed, "pause_s": args.pause,
+              "argv": " ".join(sys.argv[1:] if argv is None else argv)}
+    rows = []
+    for base in args.base:
+        row = bench_base(torch, args, base)
+        rows.append(row)
+        print_row(row)
+    result = {"benchmark": "unet_step", "config": config,
+              "machine": machine_info(torch, args.threads),
+              "targets": {"ratio": TARGET_RATIO, "memory_ratio": TARGET_MEMORY_RATIO},
+              "rows": rows}
+    if not args.no_save:
+        save(args, "unet_step", result, markdown(result), chart)
+    return 0 if all(r["parity_ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The benchmark suite's own tools: the op profiler, the PyTorch U-Net twin, the RSS meter."""
+import time
+
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functional as F
+from benchmarks._profiler import CATEGORIES, OpProfiler, category
+from minidl.ops.conv import Conv2d
+
+
+def test_nested_calls_are_counted_once_under_the_innermost():
+    prof = OpProfiler()
+    inner = prof._wrap(lambda: time.sleep(0.1), "kernel", lambda args: "inner")
+
+    def outer_body():
+        time.sleep(0.01)
+        inner()
+
+    outer = prof._wrap(outer_body, "op", lambda args: "outer")
+    start = time.perf_counter()
+    outer()
+    wall = time.perf_counter() - start
+    # counted twice, the outer call would own >= 0.11 s; its own work is 0.01 s of sleep
+    assert prof.self_time[("op", "outer")] < 0.08
+    assert prof.self_time[("kernel", "inner")] >= 0.1
+    assert sum(prof.self_time.values()) == pytest.approx(wall, abs=0.01)
+
+
+def test_profiler_sees_conv_and_kernels_and_restores_them(backend):
+    original = Conv2d.__dict__["forward"]
+    x = minidl.tensor(np.ones((1, 2, 6, 6), np.float32), requires_grad=True)
+    w = minidl.tensor(np.ones((3, 2, 3, 3), np.float32), requires_grad=True)
+    with OpProfiler() as prof:
+        start = time.perf_counter()
+        F.relu(F.conv2d(x, w, padding=1)).sum().backward()
+        wall = time.perf_counter() - start
+    assert Conv2d.__dict__["forward"] is original
+    names = {name for _, name in prof.self_time}
+    assert {"Conv2d.forward", "Conv2d.backward", "im2col", "col2im", "Relu.forward"} <= names
+    split = prof.by_category(wall)
+    assert list(split) == list(CATEGORIES)
+    assert sum(split.values()) == pytest.approx(wall)
+    assert split["Python overhead"] >= 0
+
+
+def test_categories():
+    assert category("op", "ConvTranspose2d.backward") == "matrix products"
+    assert category("kernel", "col2im") == "im2col/col2im"
+    assert category("kernel", "maxpool2d_backward") == "pooling"
+    assert category("op", "MaxPool2d.forward") == "pooling"
+    assert category("op", "CrossEntropy.forward") == "elementwise"
+    assert category("optimizer", "Adam.step") == "elementwise"
+
+
+def test_torch_twin_has_the_same_weights_and_output():
+    torch = pytest.importorskip("torch")
+    import unet
+    from benchmarks._torch_unet import torch_twin
+
+    model = unet.UNet(1, 2, base_channels=2, depth=3, padding="same")
+    twin = torch_twin(model)
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    with minidl.no_grad(), torch.no_grad():
+        ours = model(minidl.tensor(x)).numpy()
+        theirs = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_peak_growth_sees_a_temporary_array():
+    from benchmarks._memory import peak_growth
+
+    def allocate_and_free():
+        a = np.ones(64 * 2**20 // 8)  # 64 MiB, touched, then freed
+        del a
+
+    result = peak_growth(allocate_and_free)
+    if not result["valid"]:
+        pytest.skip("this kernel refuses to reset the RSS high-water mark (/proc/self/clear_refs)")
+    assert 60 * 2**20 <= result["peak_growth"] < 200 * 2**20
+
+
+def _run_benchmark(module, *args, cwd):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          cwd=repo, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_unet_step_smoke_run_writes_agreeing_results(tmp_path):
+    pytest.importorskip("torch")
+    import json
+
+    _run_benchmark("benchmarks.unet_step", "--base", "2", "--size", "16", "--batch", "2",
+                   "--repeats", "1", "--warmup", "0", "--out", str(tmp_path), cwd=tmp_path)
+    result = json.loads((tmp_path / "unet_step.json").read_text())
+    (row,) = result["rows"]
+    assert row["parity_ok"] and row["base"] == 2
+    assert row["median_ms"]["minidl"] > 0 and row["median_ms"]["torch"] > 0
+    assert row["rss_peak_growth_mib"]["minidl"] > 0 and row["tracemalloc_peak_mib_minidl"] > 0
+    assert (tmp_path / "unet_step.md").read_text().startswith("# U-Net training step")
+    assert (tmp_path / "unet_step.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unet_profile_smoke_run_adds_up(tmp_path):
+    pytest.importorskip("torch")
+    import json
+
+    _run_benchmark("benchmarks.unet_profile", "--base", "2", "--size", "16", "--batch", "2",
+                   "--repeats", "1", "--warmup", "0", "--out", str(tmp_path), cwd=tmp_path)
+    (row,) = json.loads((tmp_path / "unet_step_profile.json").read_text())["rows"]
+    assert sum(row["categories_ms"].values()) == pytest.approx(row["minidl_ms_per_step"])
+    assert row["categories_ms"]["matrix products"] > 0 and row["categories_ms"]["im2col/col2im"] > 0
+    assert (tmp_path / "unet_step_profile.png").exists()
