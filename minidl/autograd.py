@@ -56,6 +56,8 @@ to ``apply`` as well; ``backward`` returns ``None`` for them.
 """
 import functools
 
+import numpy as np
+
 from .backend import array_module
 
 _grad_enabled = True
@@ -132,6 +134,11 @@ class _Saved:
 class Function:
     """Base class of every differentiable op (see the module docstring).
 
+    Contract of ``backward``: each gradient it returns is a new array, ``dy`` itself, or a
+    view of ``dy``; never an array that something else keeps (a saved input, a constant,
+    a cache), because the engine may add into a new-looking array in place or make it a
+    leaf's ``.grad`` without copying it (:func:`run_backward`).
+
     Attributes set by :meth:`apply`:
         needs_input_grad  tuple of bools, one per forward argument (available in
                           ``forward`` so an op can skip saving what no one needs)
@@ -139,6 +146,10 @@ class Function:
                           ``grad_fn``, the leaf Tensor itself, or None
         input_meta        (shape, dtype) of each input, to shape its gradient
     """
+
+    # Set by run_backward just before ``backward``: True when only the engine holds ``dy``,
+    # so ``backward`` may write its result into ``dy`` instead of a new array.
+    dy_owned = False
 
     def __init__(self):
         self._saved_values = {}
@@ -251,14 +262,48 @@ def _topological_order(root):
     return order
 
 
+def _owned_gradients(input_grads, dy, dy_owned):
+    """For each gradient a ``backward`` returned: may the engine write into it?
+
+    Yes ("owned") when the array was made by that backward for this input alone: it owns
+    its memory (``base is None``, so it is no view of ``dy`` or of anything else), it is
+    not ``dy`` itself passed through (unless ``dy`` was owned: ``Relu`` may return ``dy``
+    written in place), and no other input got the same array (``Add`` returns ``dy, dy``).
+    Everything else is *borrowed* and copied before any write.
+    This relies on the contract in :class:`Function`: ``backward`` never returns an array
+    that something else keeps (a saved input, a constant).
+    """
+    ids = [id(g) for g in input_grads if g is not None]
+    return tuple(
+        g is not None and (g is not dy or dy_owned) and _owns_its_memory(g) and ids.count(id(g)) == 1
+        for g in input_grads
+    )
+
+
+def _owns_its_memory(g):
+    """A writable array that is nobody's view (NumPy scalars, read-only arrays: no)."""
+    return (getattr(g, "base", True) is None and not isinstance(g, np.generic)
+            and getattr(g.flags, "writeable", True))
+
+
 def run_backward(root_fn, gradient, retain_graph=False):
-    """Backpropagate ``gradient`` (dL/d output of ``root_fn``) to every leaf."""
+    """Backpropagate ``gradient`` (dL/d output of ``root_fn``) to every leaf.
+
+    Gradients of a node used several times are summed as they arrive. The first one is
+    kept as it is (no copy); a later one is added IN PLACE into whichever of the two is an
+    array that only the engine holds (see :func:`_owned_gradients`); only when neither is
+    does ``first + g`` make a new array (which the engine then owns). A leaf's ``.grad`` likewise takes an
+    owned first gradient without copying it (as PyTorch's AccumulateGrad "steals" an
+    unshared gradient) and copies a borrowed one.
+    """
     from .tensor import Tensor
 
     order = _topological_order(root_fn)  # raises before any gradient is written
     grads = {root_fn: gradient}  # Function -> dL/d(its output), summed over uses
+    owned = {root_fn: False}  # Function -> may its summed gradient be written into?
     for fn in order:
         dy = grads.pop(fn)
+        fn.dy_owned = owned.pop(fn)
         input_grads = fn.backward(dy)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
@@ -267,20 +312,35 @@ def run_backward(root_fn, gradient, retain_graph=False):
                 f"{type(fn).__name__}.backward returned {len(input_grads)} gradients "
                 f"but forward had {len(fn.next_functions)} inputs"
             )
-        for target, meta, g in zip(fn.next_functions, fn.input_meta, input_grads):
+        fresh = _owned_gradients(input_grads, dy, fn.dy_owned)
+        del dy  # the node's gradient is no longer needed: free it as soon as its users let go
+        for target, meta, g, g_owned in zip(fn.next_functions, fn.input_meta, input_grads, fresh):
             if target is None or g is None:
                 continue
             shape, dtype = meta
-            g = sum_to_shape(g, shape)  # the ONE place where broadcasting is undone
+            summed = sum_to_shape(g, shape)  # the ONE place where broadcasting is undone
+            if summed is not g:
+                g, g_owned = summed, _owns_its_memory(summed)  # a new sum (or a view of one)
             if g.dtype != dtype:
                 g = g.astype(dtype)
+                g_owned = _owns_its_memory(g)
             if isinstance(target, Function):
                 previous = grads.get(target)
-                grads[target] = g if previous is None else previous + g
+                if previous is None:
+                    grads[target], owned[target] = g, g_owned
+                elif owned[target]:
+                    previous += g  # only the engine holds `previous`: add in place
+                elif g_owned:
+                    g += previous  # `previous` is borrowed, but g is ours: add into g
+                    grads[target], owned[target] = g, True
+                else:
+                    total = previous + g
+                    grads[target], owned[target] = total, _owns_its_memory(total)
             elif target.grad is None:
-                # copy: g may be shared with another input's gradient (Add returns dy twice)
-                target.grad = Tensor(array_module(g).array(g, copy=True))
+                # a borrowed g may be shared (Add returns dy twice, a view of dy): copy it
+                target.grad = Tensor(g if g_owned else array_module(g).array(g, copy=True))
             else:
                 target.grad.data += g
+        input_grads = g = summed = previous = total = None  # hold no gradient while the next node runs
         if not retain_graph:
             fn.free()

@@ -195,3 +195,96 @@ def test_in_place_change_of_a_leaf_that_requires_grad_needs_no_grad():
     with minidl.no_grad():
         x.copy_(minidl.tensor([3.0, 4.0]))
     np.testing.assert_array_equal(x.detach().numpy(), [3.0, 4.0])
+
+
+# --- gradient ownership: no copies where none are needed, never a shared array written ------
+class _Made(Function):
+    """y = 2x; backward returns a NEW array and remembers it (to check it is not copied)."""
+
+    made = []
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, dy):
+        dx = 2 * dy
+        _Made.made.append(dx)
+        return dx
+
+
+def test_leaf_takes_a_new_gradient_without_copying_it():
+    x = leaf([1.0, 2.0])
+    _Made.made.clear()
+    _Made.apply(x).backward(minidl.tensor([1.0, 1.0], dtype=minidl.float64))
+    assert x.grad.data is _Made.made[0]  # stolen, not copied
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+
+
+def test_leaf_copies_the_users_gradient_passed_through():
+    x = leaf([1.0, 2.0])
+    g = np.array([3.0, 4.0])
+    x.clone().backward(minidl.tensor(g))  # Clone returns dy: the caller's array itself
+    x.grad.data += 1  # must not reach g
+    np.testing.assert_array_equal(g, [3.0, 4.0])
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 5.0])
+
+
+def test_two_leaves_fed_by_one_array_get_separate_gradients():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    (a + b).backward(minidl.tensor([1.0, 1.0], dtype=minidl.float64))  # Add returns dy twice
+    a.grad.data *= 5
+    np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
+
+
+def test_pieces_of_one_gradient_are_not_written_into():
+    a, b = leaf([1.0, 2.0]), leaf([3.0])
+    x = minidl.cat([a, b]) * 1.0  # dy of cat is new; its pieces are views of it
+    h = x.clone()
+    y = minidl.cat([h[:2] + h[:2], h[2:]])  # h's gradient arrives in two pieces, summed
+    y.backward(minidl.tensor([1.0, 2.0, 3.0], dtype=minidl.float64))
+    np.testing.assert_allclose(a.grad.numpy(), [2.0, 4.0])
+    np.testing.assert_allclose(b.grad.numpy(), [3.0])
+
+
+def test_node_used_three_times_sums_in_place_correctly():
+    x = leaf([0.5, -1.0])
+    h = x * 3.0  # used three times below; gradients of h: 1, 2x... summed by the engine
+    y = h + h * h + h.exp()  # dy/dh = 1 + 2h + e^h
+    y.backward(minidl.tensor([1.0, 1.0], dtype=minidl.float64))
+    hv = np.array([1.5, -3.0])
+    np.testing.assert_allclose(x.grad.numpy(), 3.0 * (1 + 2 * hv + np.exp(hv)))
+
+
+def test_accumulating_into_a_stolen_leaf_gradient_leaves_the_op_array_alone():
+    x = leaf([1.0, 2.0])
+    _Made.made.clear()
+    y = _Made.apply(x) + _Made.apply(x)  # two new arrays reach the same leaf
+    y.backward(minidl.tensor([1.0, 1.0], dtype=minidl.float64))
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 4.0])
+    second = _Made.made[1] if x.grad.data is _Made.made[0] else _Made.made[0]
+    np.testing.assert_allclose(second, [2.0, 2.0])  # the one added is unchanged
+
+
+def test_relu_backward_reuses_an_owned_gradient_and_spares_a_borrowed_one():
+    x = leaf([-1.0, 2.0, 3.0])
+    _Made.made.clear()
+    _Made.apply(x.relu()).backward(minidl.tensor([1.0, 1.0, 1.0], dtype=minidl.float64))
+    np.testing.assert_allclose(x.grad.numpy(), [0.0, 2.0, 2.0])
+    assert x.grad.data is _Made.made[0]  # Relu wrote into the array _Made made, no copy
+    z = leaf([-1.0, 2.0])
+    g = np.array([5.0, 6.0])
+    z.relu().backward(minidl.tensor(g))  # the caller's array: borrowed
+    np.testing.assert_array_equal(g, [5.0, 6.0])
+    np.testing.assert_allclose(z.grad.numpy(), [0.0, 6.0])
+
+
+def test_sum_of_a_borrowed_and_a_new_gradient_spares_the_borrowed_one():
+    x = leaf([1.0, 2.0])
+    h = x.clone()
+    _Made.made.clear()
+    y = h.reshape(2) * 1.0 + _Made.apply(h)  # h gets a new array (from _Made) and dy*1 ...
+    z = h.reshape(1, 2).reshape(2) + _Made.apply(h)  # ... and views of the caller's array
+    g = np.array([1.0, 10.0])
+    (y + z).backward(minidl.tensor(g))
+    np.testing.assert_array_equal(g, [1.0, 10.0])  # the caller's array is unchanged
+    np.testing.assert_allclose(x.grad.numpy(), 6.0 * g)  # 1 + 2 + 1 + 2 per unit of g

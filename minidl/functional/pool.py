@@ -114,8 +114,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     out = _output_size(op, input, kernel, stride, padding, dilation, ceil_mode)
     _check_no_empty_window(input, kernel, stride, padding, dilation, out)
     x = _batched(input)
-    argmax = pool.window_argmax(x.data, kernel, stride, padding, dilation, out)
-    y = _unbatched_like(input, pool.MaxPool2d.apply(x, argmax))
+    y, argmax = pool.window_max(x.data, kernel, stride, padding, dilation, out)
+    y = _unbatched_like(input, pool.MaxPool2d.apply(x, argmax, y))
     if not return_indices:
         return y
     return y, Tensor(argmax[0] if input.ndim == 3 else argmax)

@@ -9,7 +9,12 @@ from ..backend import array_module
 
 
 class Relu(Function):
-    r"""y = max(x, 0).   dL/dx = dy * [x > 0]   (the gradient at exactly 0 is 0, as in PyTorch)."""
+    r"""y = max(x, 0).   dL/dx = dy * [x > 0]   (the gradient at exactly 0 is 0, as in PyTorch).
+
+    [x > 0] = [y > 0], so the saved y (which the next layer usually keeps anyway) gives the
+    mask. When the engine says nobody else holds dy (``self.dy_owned``), dx is written
+    into dy's memory: no new activation-sized array per ReLU in backward.
+    """
 
     def forward(self, x):
         y = array_module(x).maximum(x, 0)
@@ -17,7 +22,10 @@ class Relu(Function):
         return y
 
     def backward(self, dy):
-        return dy * (self.saved.y > 0)
+        positive = self.saved.y > 0
+        if self.dy_owned:
+            return array_module(dy).multiply(dy, positive, out=dy)
+        return dy * positive
 
 
 class Sigmoid(Function):

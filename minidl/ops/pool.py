@@ -37,17 +37,18 @@ def pool_output_size(size, K, S, P, D, ceil_mode):
     return out
 
 
-def window_argmax(x, kernel_size, stride, padding, dilation, output_size):
-    """The winner of every max-pool window of the array x: argmax (N,C,OH,OW) int64.
+def window_max(x, kernel_size, stride, padding, dilation, output_size):
+    """The maximum of every max-pool window of the array x and where it is: (y, argmax).
 
-    ``argmax[n,c,i,j] = h*W + w``, a flat index into x's (H, W) plane (the ``indices`` that
-    ``max_pool2d(..., return_indices=True)`` returns). Searching is not differentiable; the
-    gradient flows through the gather :class:`MaxPool2d`. Ties: see ``maxpool2d_forward``.
+    y (N,C,OH,OW) the window maxima; argmax (N,C,OH,OW) int64, ``argmax[n,c,i,j] = h*W + w``,
+    a flat index into x's (H, W) plane (the ``indices`` that ``max_pool2d(...,
+    return_indices=True)`` returns), so that ``y[n,c,i,j] = x[n,c].flat[argmax[n,c,i,j]]``.
+    One kernel pass finds both. Searching is not differentiable; the gradient flows through
+    the gather :class:`MaxPool2d`. Ties: see ``maxpool2d_forward``.
     """
     (KH, KW), (SH, SW), (PH, PW), (DH, DW), (OH, OW) = (kernel_size, stride, padding,
                                                          dilation, output_size)
-    _, argmax = kernels_for(x).maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
-    return argmax
+    return kernels_for(x).maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
 
 
 def _planes(a):
@@ -59,7 +60,7 @@ def _planes(a):
 class MaxPool2d(Function):
     r"""Max-pool as a gather: each output is the input cell that won its window.
 
-    Shapes: x (N,C,H,W)   argmax (N,C,OH,OW) int64 from :func:`window_argmax`   y (N,C,OH,OW)
+    Shapes: x (N,C,H,W)   argmax, y (N,C,OH,OW) from :func:`window_max`
     Index form:
         y[n,c,i,j] = max_{p,q} xpad[n,c, SH*i + DH*p, SW*j + DW*q]        (padding = -inf)
                    = x[n,c].flat[argmax[n,c,i,j]]                           (argmax = h*W + w)
@@ -69,19 +70,20 @@ class MaxPool2d(Function):
     The gradient goes to the one input that won each window; ties: to the first in scan order
     (p-major, then q), as PyTorch. It ADDS: with stride < kernel a cell can win several
     overlapping windows (``maxpool2d_backward``, a scatter-add kernel).
+
+    The kernel that found the winners has already gathered them, so ``forward`` receives that
+    gather, y, and returns it instead of indexing x a second time (one pass and one
+    (N,C,OH,OW) temporary less). ``x`` is an input only so that the graph links dx to it; only
+    its shape is kept.
     """
 
-    def forward(self, x, argmax):
-        xp = array_module(x)
-        N, C = x.shape[:2]
-        plane = xp.arange(N * C)[:, None]  # (N*C, 1) the plane each row of argmax refers to
-        y = _planes(x)[plane, _planes(argmax)].reshape(argmax.shape)
+    def forward(self, x, argmax, y):
         self.save(argmax=argmax, x_shape=x.shape)
         return y
 
     def backward(self, dy):
         s = self.saved
-        return kernels_for(dy).maxpool2d_backward(dy, s.argmax, s.x_shape), None
+        return kernels_for(dy).maxpool2d_backward(dy, s.argmax, s.x_shape), None, None
 
 
 class AvgPool2d(Function):

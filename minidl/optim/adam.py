@@ -87,9 +87,9 @@ class Adam(Optimizer):
                 if self._decoupled_weight_decay:
                     if wd != 0:
                         param *= 1 - lr * wd                     # p = p - lr * wd * p
-                    g = self._effective_grad(grad, param, 0, maximize, out=self._work(param, "grad"))
+                    g = self._effective_grad(grad, param, 0, maximize)
                 else:
-                    g = self._effective_grad(grad, param, wd, maximize, out=self._work(param, "grad"))
+                    g = self._effective_grad(grad, param, wd, maximize)
 
                 m += np.multiply(np.subtract(g, m, out=work), 1 - beta1, out=work)
                 v *= beta2

@@ -185,14 +185,16 @@ class Optimizer:
             buf = self._scratch[key] = np.empty_like(like)
         return buf
 
-    @staticmethod
-    def _effective_grad(grad, param, weight_decay, maximize, out):
+    def _effective_grad(self, grad, param, weight_decay, maximize):
         r"""``g = (-grad if maximize else grad) + weight_decay * param``.
 
-        Returns ``grad`` itself when nothing changes it, otherwise writes into
-        ``out`` (the caller's gradient array is never modified).
+        Returns ``grad`` itself when nothing changes it (the usual case: no scratch array
+        is made, so plain Adam/SGD keep no second gradient-sized buffer per parameter),
+        otherwise writes into a reused scratch array (the caller's gradient array is never
+        modified).
         """
         if weight_decay != 0:
+            out = self._work(param, "grad")
             np.multiply(param, weight_decay, out=out)
             if maximize:
                 out -= grad
@@ -200,7 +202,7 @@ class Optimizer:
                 out += grad
             return out
         if maximize:
-            return np.negative(grad, out=out)
+            return np.negative(grad, out=self._work(param, "grad"))
         return grad
 
     def _evaluate(self, closure):

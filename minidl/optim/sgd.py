@@ -57,8 +57,7 @@ class SGD(Optimizer):
             for p, grad in pairs:
                 param = p.data
                 work = self._work(param, "work")
-                g = self._effective_grad(grad, param, group["weight_decay"], group["maximize"],
-                                         out=self._work(param, "grad"))
+                g = self._effective_grad(grad, param, group["weight_decay"], group["maximize"])
                 if momentum != 0:
                     state = self.state[p]
                     buf = state.get("momentum_buffer")

@@ -454,3 +454,14 @@ def test_loading_an_adam_state_into_sgd_is_refused():
     with pytest.raises(ValueError, match=r"SGD\.load_state_dict.*lacks the option\(s\) "
                                          r"\['momentum', 'dampening', 'nesterov'\]"):
         sgd.load_state_dict(adam.state_dict())
+
+
+@pytest.mark.parametrize("kwargs, slots", [({}, {"work"}), (dict(weight_decay=0.1), {"work", "grad"}),
+                                           (dict(maximize=True), {"work", "grad"})])
+def test_adam_keeps_a_gradient_sized_scratch_only_when_it_changes_the_gradient(kwargs, slots):
+    p = Parameter(minidl.tensor(np.ones((3, 2))))
+    opt = Adam([p], lr=0.1, **kwargs)
+    p.grad = minidl.tensor(np.full((3, 2), 0.5))
+    opt.step()
+    assert {slot for slot, _, _ in opt._scratch} == slots  # no idle copy of the gradient
+    np.testing.assert_array_equal(p.grad.numpy(), np.full((3, 2), 0.5))  # grad untouched
