@@ -18,8 +18,8 @@ im2col inside it is filed under the kernel.
 
 Categories (:func:`category`):
   matrix products   self time of Conv2d / ConvTranspose2d / Linear / MatMul ops: the BLAS
-                    products plus the layout copies (to_groups / from_groups) and bias add
-                    around them, which these ops do inline
+                    products plus the padding copy and bias add around them, which these
+                    ops do inline
   im2col/col2im     the im2col and col2im kernels
   pooling           pooling kernels and the self time of the pooling ops
   elementwise       every other op (activations, loss, softmax, cat, pad, arithmetic),

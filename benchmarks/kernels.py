@@ -1,7 +1,7 @@
 """The backend kernels alone: reference vs Numba vs the nearest PyTorch op, at U-Net sizes.
 
 Cases (batch 2, float32, the U-Net levels 64@256^2, 128@128^2, 256@64^2, 512@32^2):
-  im2col    3x3, padding 1     PyTorch: F.unfold (the same matrix, transposed layout (N, K, L))
+  im2col    3x3, padding 1     PyTorch: F.unfold (the same layout, (N, K, L))
   col2im    3x3, padding 1     PyTorch: F.fold
   maxpool2d_forward   2x2/2    PyTorch: F.max_pool2d(..., return_indices=True)
   maxpool2d_backward  2x2/2    PyTorch: max_pool2d's backward, i.e. max_unpool2d of dy
@@ -47,9 +47,9 @@ def cases(torch, batch):
     rng = np.random.default_rng(0)
     for C, S in LEVELS:
         x = rng.standard_normal((batch, C, S, S)).astype(np.float32)
-        cols = rng.standard_normal((batch * S * S, C * 9)).astype(np.float32)
+        cols = rng.standard_normal((batch, C * 9, S * S)).astype(np.float32)  # (N, K, OH*OW)
         xt = torch.from_numpy(x)
-        colst = torch.from_numpy(cols.reshape(batch, S * S, C * 9).transpose(0, 2, 1).copy())
+        colst = torch.from_numpy(cols)
         yield (f"im2col 3x3 {C}@{S}", lambda k, x=x: k.im2col(x, *CONV),
                lambda xt=xt: F.unfold(xt, 3, padding=1))
         yield (f"col2im 3x3 {C}@{S}", lambda k, c=cols, s=x.shape: k.col2im(c, s, *CONV),

@@ -55,7 +55,7 @@ def kernel_calls(np, dtype):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
     conv = (3, 3, 1, 1, 1, 1, 1, 1)
-    cols = rng.standard_normal((2 * 8 * 8, 3 * 9)).astype(dtype)
+    cols = rng.standard_normal((2, 3 * 9, 8 * 8)).astype(dtype)  # (N, K, OH*OW)
     pool = (2, 2, 2, 2, 0, 0, 1, 1, 4, 4)
     dy = rng.standard_normal((2, 3, 4, 4)).astype(dtype)
     avg = (2, 2, 2, 2, 0, 0, 4, 4, True, None)

@@ -97,30 +97,30 @@ def _contiguous(a):
 # ---- convolution: im2col / col2im -------------------------------------------------------------
 
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
-    r"""x (N,C,H,W) -> cols (N*OH*OW, C*KH*KW); see :func:`minidl.backend.reference.im2col`."""
+    r"""x (N,C,H,W) -> cols (N, C*KH*KW, OH*OW); see :func:`minidl.backend.reference.im2col`."""
     N, C, H, W = x.shape
     OH = _conv_out_size(H, KH, SH, PH, DH)
     OW = _conv_out_size(W, KW, SW, PW, DW)
     x = _contiguous(x)
-    cols = cupy.empty((N * OH * OW, C * KH * KW), dtype=x.dtype)
+    cols = cupy.empty((N, C * KH * KW, OH * OW), dtype=x.dtype)
     _launch(_kernel("im2col.cu", "im2col_{}", x.dtype), cols.size, x, cols,
             *_ints(C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW))
     return cols
 
 
 def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
-    r"""cols (N*OH*OW, C*KH*KW) -> dx x_shape; see :func:`minidl.backend.reference.col2im`.
+    r"""cols (N, C*KH*KW, OH*OW) -> dx x_shape; see :func:`minidl.backend.reference.col2im`.
 
     Gather form: one thread per input pixel adds up the entries of cols that fold onto it.
     """
     N, C, H, W = x_shape
     OH = _conv_out_size(H, KH, SH, PH, DH)
     OW = _conv_out_size(W, KW, SW, PW, DW)
-    if cols.shape != (N * OH * OW, C * KH * KW):
+    if cols.shape != (N, C * KH * KW, OH * OW):
         raise ValueError(
             f"col2im: cols has shape {tuple(cols.shape)} but x_shape {tuple(x_shape)} with kernel "
             f"({KH}, {KW}), stride ({SH}, {SW}), padding ({PH}, {PW}), dilation ({DH}, {DW}) "
-            f"needs ({N * OH * OW}, {C * KH * KW})"
+            f"needs ({N}, {C * KH * KW}, {OH * OW})"
         )
     cols = _contiguous(cols)
     dx = cupy.empty((N, C, H, W), dtype=cols.dtype)

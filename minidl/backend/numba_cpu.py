@@ -9,7 +9,7 @@ kernel is two parts:
     a compiled loop nest    ``_name``: indexing only, every array it touches passed in
 
 Loops. The outer loop is a ``prange`` over an axis whose iterations write DISJOINT parts of
-the output (rows (n, i) of ``cols``; rows (n, h) of ``dx``; the (n, c) planes of pooling), so
+the output (rows (n, c, p, q) of ``cols``; the (n, c) planes of ``dx`` and of pooling), so
 no two threads write the same location, nothing needs a lock, and the result does not depend
 on the number of threads. Sums (col2im, the pooling backwards) add their terms in the same
 order as the reference (kernel position p, then q), in the array's dtype (float32 stays
@@ -29,12 +29,20 @@ Threads. Numba starts one thread per core (``NUMBA_NUM_THREADS``, default: the c
 run one after the other, never at the same time, so letting both use every core does not
 oversubscribe. On the 2-core machines minidl is measured on that is 2 Numba threads and 2 BLAS
 threads (``OPENBLAS_NUM_THREADS``); ``benchmarks/_common.py`` sets all of them from
-``--threads``. What does hurt is threads that keep SPINNING after their work is done:
-  - Numba's OpenMP workers. With GNU OpenMP's default wait policy they spin after every
-    parallel loop; on a 2-vCPU virtual machine that made a 0.1 ms kernel cost 5-12 ms per
-    call and a gradcheck of a small network 10x slower. This module therefore starts Numba's
-    threads with ``OMP_WAIT_POLICY=passive`` (workers sleep at once; waking them costs
-    microseconds), unless ``OMP_WAIT_POLICY`` is already set, and removes the variable again,
+``--threads``. What does hurt is threads that keep SPINNING after their work is done, and conv2d
+alternates a kernel and a matrix product many times per call (one im2col per cache-sized
+block of columns, see minidl/ops/conv.py), so every hand-over counts:
+  - Numba's threading layer. This module picks Numba's own ``workqueue`` layer (plain
+    pthreads that sleep on a condition variable) unless ``NUMBA_THREADING_LAYER`` is set.
+    Its default, OpenMP, shares the process's libgomp with PyTorch when both are loaded (the
+    benchmarks compare the two in one process): after a PyTorch op, libgomp's workers spun
+    while minidl ran, and conv2d forward+backward at 32 channels, 256x256 took 1.9 s instead
+    of 0.36 s on 2 cores. workqueue does not support nested parallelism or parallel kernels
+    launched from several Python threads at once; minidl does neither.
+  - Numba's OpenMP workers, if OpenMP is forced. With GNU OpenMP's default wait policy they
+    spin after every parallel loop; on a 2-vCPU virtual machine that made a 0.1 ms kernel
+    cost 5-12 ms per call. So this module starts Numba's threads with
+    ``OMP_WAIT_POLICY=passive`` unless it is already set, and removes the variable again,
     so OpenMP libraries loaded later (PyTorch) keep their own default.
   - OpenBLAS's workers spin for a while after each matrix product (``OPENBLAS_THREAD_TIMEOUT``,
     read when NumPy loads) and slow a kernel that follows at once; see the benchmarks.
@@ -54,7 +62,9 @@ _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 
 
 def _start_threads():
-    """Start Numba's thread pool, with OpenMP's passive wait policy unless one was chosen."""
+    """Start Numba's thread pool: the workqueue layer, OpenMP passive, unless chosen already."""
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "workqueue"  # no effect if Numba's pool already runs
     if "OMP_WAIT_POLICY" in os.environ:
         numba.get_num_threads()
         return
@@ -85,74 +95,80 @@ def _valid_windows(off, S, size, O):
 
 @numba.njit(**_JIT)
 def _im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, cols):
-    """cols[(n*OH + i)*OW + j, (c*KH + p)*KW + q] = xpad[n, c, SH*i + DH*p, SW*j + DW*q]."""
+    """cols[n, (c*KH + p)*KW + q, i*OW + j] = xpad[n, c, SH*i + DH*p, SW*j + DW*q]."""
     N, C, H, W = x.shape
-    for ni in prange(N * OH):  # one thread per output row (n, i): OW rows of cols
-        n, i = ni // OH, ni % OH
-        first = ni * OW  # the row of cols of pixel (n, i, 0)
-        for c in range(C):
-            for p in range(KH):
-                h = SH * i - PH + DH * p
-                for q in range(KW):
-                    col = (c * KH + p) * KW + q
-                    if h < 0 or h >= H:  # tap p of this window row is in the padding
-                        j0, j1 = OW, OW
-                    else:
-                        j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
-                    for j in range(j0):
-                        cols[first + j, col] = 0
-                    for j in range(j0, j1):
-                        cols[first + j, col] = x[n, c, h, SW * j + DW * q - PW]
-                    for j in range(j1, OW):
-                        cols[first + j, col] = 0
+    K = C * KH * KW
+    for nk in prange(N * K):  # one thread per row (n, c, p, q) of cols: OH*OW contiguous values
+        n, k = nk // K, nk % K
+        c, p, q = k // (KH * KW), (k // KW) % KH, k % KW
+        j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)  # the same for every window row i
+        for i in range(OH):
+            h = SH * i - PH + DH * p
+            first = i * OW  # the column of cols of pixel (i, 0)
+            if h < 0 or h >= H:  # tap p of this window row is in the padding
+                for j in range(OW):
+                    cols[n, k, first + j] = 0
+                continue
+            cols[n, k, first:first + j0] = 0
+            if SW == 1:  # a contiguous run of the input row: a plain slice copy
+                cols[n, k, first + j0:first + j1] = x[n, c, h, j0 + DW * q - PW:j1 + DW * q - PW]
+            else:
+                for j in range(j0, j1):
+                    cols[n, k, first + j] = x[n, c, h, SW * j + DW * q - PW]
+            cols[n, k, first + j1:first + OW] = 0
 
 
 @numba.njit(**_JIT)
 def _col2im(cols, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, dx):
-    """dx[n, c, h, w] += cols[(n*OH + i)*OW + j, (c*KH + p)*KW + q]  where SH*i + DH*p = h + PH, ...
+    """dx[n, c, h, w] = sum of cols[n, (c*KH + p)*KW + q, i*OW + j]  where SH*i + DH*p = h + PH, ...
 
-    dx must start at zero. The gather form: each thread owns whole image rows (n, :, h, :)
-    of dx and collects what the windows put there, kernel row p by kernel row p.
+    Each thread owns whole planes (n, c) of dx: it zeroes the plane, then adds the KH*KW rows
+    (c, p, q) of cols onto it, p then q, so every pixel adds its terms in the reference's order.
     """
     N, C, H, W = dx.shape
-    for nh in prange(N * H):  # one thread per input row (n, h)
-        n, h = nh // H, nh % H
+    for nc in prange(N * C):  # one thread per plane (n, c)
+        n, c = nc // C, nc % C
+        for h in range(H):
+            for w in range(W):
+                dx[n, c, h, w] = 0
         for p in range(KH):
-            row = h + PH - DH * p  # = SH*i if row h is tap p of window row i
-            i = row // SH
-            if row < 0 or row % SH != 0 or i >= OH:
-                continue
-            first = (n * OH + i) * OW  # the row of cols of pixel (n, i, 0)
-            for c in range(C):
-                for q in range(KW):
-                    col = (c * KH + p) * KW + q
-                    j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
-                    for j in range(j0, j1):
-                        dx[n, c, h, SW * j + DW * q - PW] += cols[first + j, col]
+            i0, i1 = _valid_windows(DH * p - PH, SH, H, OH)  # window rows whose tap p is inside
+            for q in range(KW):
+                k = (c * KH + p) * KW + q
+                j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
+                for i in range(i0, i1):
+                    h = SH * i - PH + DH * p
+                    first = i * OW
+                    if SW == 1:  # a contiguous run of the row: a slice add
+                        w0 = j0 + DW * q - PW
+                        dx[n, c, h, w0:w0 + j1 - j0] += cols[n, k, first + j0:first + j1]
+                    else:
+                        for j in range(j0, j1):
+                            dx[n, c, h, SW * j + DW * q - PW] += cols[n, k, first + j]
 
 
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
-    """See ``reference.im2col``: x (N,C,H,W) -> cols (N*OH*OW, C*KH*KW)."""
+    """See ``reference.im2col``: x (N,C,H,W) -> cols (N, C*KH*KW, OH*OW)."""
     N, C, H, W = x.shape
     OH = _conv_out_size(H, KH, SH, PH, DH)
     OW = _conv_out_size(W, KW, SW, PW, DW)
-    cols = np.empty((N * OH * OW, C * KH * KW), dtype=x.dtype)
+    cols = np.empty((N, C * KH * KW, OH * OW), dtype=x.dtype)
     _im2col(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, cols)
     return cols
 
 
 def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
-    """See ``reference.col2im``: cols (N*OH*OW, C*KH*KW) -> dx x_shape, overlaps ADDED."""
+    """See ``reference.col2im``: cols (N, C*KH*KW, OH*OW) -> dx x_shape, overlaps ADDED."""
     N, C, H, W = x_shape
     OH = _conv_out_size(H, KH, SH, PH, DH)
     OW = _conv_out_size(W, KW, SW, PW, DW)
-    if cols.shape != (N * OH * OW, C * KH * KW):
+    if cols.shape != (N, C * KH * KW, OH * OW):
         raise ValueError(
             f"col2im: cols has shape {tuple(cols.shape)} but x_shape {tuple(x_shape)} with kernel "
             f"({KH}, {KW}), stride ({SH}, {SW}), padding ({PH}, {PW}), dilation ({DH}, {DW}) "
-            f"needs ({N * OH * OW}, {C * KH * KW})"
+            f"needs ({N}, {C * KH * KW}, {OH * OW})"
         )
-    dx = np.zeros((N, C, H, W), dtype=cols.dtype)
+    dx = np.empty((N, C, H, W), dtype=cols.dtype)  # every plane is zeroed by its thread
     _col2im(np.ascontiguousarray(cols), KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, dx)
     return dx
 

@@ -14,11 +14,13 @@ import numpy as np
 #
 # Output pixel (n, i, j) of a convolution looks at the input cells
 #     h = SH*i - PH + DH*p,  p = 0..KH-1        w = SW*j - PW + DW*q,  q = 0..KW-1
-# of every channel c. im2col copies those C*KH*KW values into ONE ROW of a matrix, so that the
-# convolution becomes one matrix product (see minidl/ops/conv.py); col2im is its adjoint.
-# As in pooling, a fixed kernel position (p, q) picks, over all output pixels, one strided
-# slice of the zero-padded input xpad (xpad[h + PH, w + PW] = x[h, w]):
-#     xpad[:, :, DH*p : DH*p + SH*(OH-1) + 1 : SH,  DW*q : DW*q + SW*(OW-1) + 1 : SW]   (N,C,OH,OW)
+# of every channel c. im2col copies those C*KH*KW values into ONE COLUMN of a per-sample matrix
+# cols[n] (K, OH*OW), so that the convolution of sample n is the matrix product
+# weight.reshape(F, K) @ cols[n] (F, OH*OW), already in NCHW order (see minidl/ops/conv.py).
+# This is PyTorch's F.unfold layout. col2im is its adjoint.
+# For a fixed channel c and kernel position (p, q), row (c, p, q) of cols[n] is one strided slice
+# of the zero-padded input plane xpad[n, c] (xpad[h + PH, w + PW] = x[h, w]):
+#     xpad[n, c, DH*p : DH*p + SH*(OH-1) + 1 : SH,  DW*q : DW*q + SW*(OW-1) + 1 : SW]   (OH, OW)
 # so both kernels are a loop over the KH*KW positions, vectorised over N, C, OH, OW.
 
 
@@ -28,55 +30,58 @@ def _conv_out_size(size, K, S, P, D):
 
 
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
-    r"""Unfold every convolution window of ``x`` into one row of ``cols``.
+    r"""Unfold every convolution window of ``x`` into one column of a per-sample matrix.
 
-    x (N,C,H,W)  ->  cols (N*OH*OW, C*KH*KW),   OH = (H + 2PH - DH(KH-1) - 1)//SH + 1 (same for W)
-        cols[(n*OH + i)*OW + j, (c*KH + p)*KW + q] = xpad[n, c, SH*i + DH*p, SW*j + DW*q]
-    Rows are output pixels (n, i, j) in that order; columns are (c, p, q) in that order, i.e.
-    the order of ``weight.reshape(F, C*KH*KW)``, so ``cols @ weight.reshape(F, -1).T`` is the
-    convolution. The zero padding (PH rows top and bottom, PW columns left and right) is
-    applied here. Memory: the result holds KH*KW/(SH*SW) times as many values as x.
+    x (N,C,H,W)  ->  cols (N, C*KH*KW, OH*OW),   OH = (H + 2PH - DH(KH-1) - 1)//SH + 1 (same for W)
+        cols[n, (c*KH + p)*KW + q, i*OW + j] = xpad[n, c, SH*i + DH*p, SW*j + DW*q]
+    Rows are kernel taps (c, p, q) in that order, the order of ``weight.reshape(F, C*KH*KW)``;
+    columns are the output pixels (i, j) in row-major order. So ``weight.reshape(F, -1) @
+    cols[n]`` is the convolution of sample n, shaped (F, OH*OW): y[n] in NCHW order, no
+    transpose needed. (PyTorch's ``F.unfold`` returns this same array.) The zero padding (PH
+    rows top and bottom, PW columns left and right) is applied here. Memory: the result holds
+    KH*KW/(SH*SW) times as many values as x.
     """
     N, C, H, W = x.shape
     OH = _conv_out_size(H, KH, SH, PH, DH)
     OW = _conv_out_size(W, KW, SW, PW, DW)
     xpad = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW))) if PH or PW else x
-    cols = np.empty((N, OH, OW, C, KH, KW), dtype=x.dtype)
+    cols = np.empty((N, C, KH, KW, OH, OW), dtype=x.dtype)
     for p in range(KH):
         rows = slice(DH * p, DH * p + SH * (OH - 1) + 1, SH)  # row of tap p in every window
         for q in range(KW):
             columns = slice(DW * q, DW * q + SW * (OW - 1) + 1, SW)
-            cols[:, :, :, :, p, q] = xpad[:, :, rows, columns].transpose(0, 2, 3, 1)  # (N,OH,OW,C)
-    return cols.reshape(N * OH * OW, C * KH * KW)
+            cols[:, :, p, q] = xpad[:, :, rows, columns]  # (N,C,OH,OW)
+    return cols.reshape(N, C * KH * KW, OH * OW)
 
 
 def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
-    r"""The adjoint of :func:`im2col`: fold the rows back onto the image, ADDING overlaps.
+    r"""The adjoint of :func:`im2col`: fold the columns back onto the image, ADDING overlaps.
 
-    cols (N*OH*OW, C*KH*KW)  ->  dx x_shape = (N,C,H,W)
-        dx[n, c, h, w] = sum of cols[(n*OH + i)*OW + j, (c*KH + p)*KW + q]
+    cols (N, C*KH*KW, OH*OW)  ->  dx x_shape = (N,C,H,W)
+        dx[n, c, h, w] = sum of cols[n, (c*KH + p)*KW + q, i*OW + j]
                          over every (i, j, p, q) with SH*i + DH*p = h + PH, SW*j + DW*q = w + PW
-    im2col copies a pixel into every window that contains it, so its adjoint sums the copies
-    (<im2col(x), cols> = <x, col2im(cols)> for all x, cols). Entries that fell on the padding
-    belong to no input pixel and are dropped.
+    taken in the order p, then q (the loop below; the other backends keep it, so float results
+    agree bit for bit). im2col copies a pixel into every window that contains it, so its
+    adjoint sums the copies (<im2col(x), cols> = <x, col2im(cols)> for all x, cols). Entries
+    that fell on the padding belong to no input pixel and are dropped.
     """
     N, C, H, W = x_shape
     OH = _conv_out_size(H, KH, SH, PH, DH)
     OW = _conv_out_size(W, KW, SW, PW, DW)
-    if cols.shape != (N * OH * OW, C * KH * KW):
+    if cols.shape != (N, C * KH * KW, OH * OW):
         raise ValueError(
             f"col2im: cols has shape {tuple(cols.shape)} but x_shape {tuple(x_shape)} with kernel "
             f"({KH}, {KW}), stride ({SH}, {SW}), padding ({PH}, {PW}), dilation ({DH}, {DW}) "
-            f"needs ({N * OH * OW}, {C * KH * KW})"
+            f"needs ({N}, {C * KH * KW}, {OH * OW})"
         )
-    cols = cols.reshape(N, OH, OW, C, KH, KW)
+    cols = cols.reshape(N, C, KH, KW, OH, OW)
     dxpad = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=cols.dtype)
     for p in range(KH):
         rows = slice(DH * p, DH * p + SH * (OH - 1) + 1, SH)
         for q in range(KW):
             columns = slice(DW * q, DW * q + SW * (OW - 1) + 1, SW)
             # within one (p, q) the slice hits distinct cells, so a plain += is exact
-            dxpad[:, :, rows, columns] += cols[:, :, :, :, p, q].transpose(0, 3, 1, 2)
+            dxpad[:, :, rows, columns] += cols[:, :, p, q]
     if PH or PW:
         return np.ascontiguousarray(dxpad[:, :, PH:PH + H, PW:PW + W])
     return dxpad

@@ -1,20 +1,21 @@
 r"""2-D convolution and its transpose, lowered to matrix products by im2col.
 
 A convolution is a matrix product in disguise. im2col (``minidl/backend``) copies the
-K = C*KH*KW input values under each output pixel's window into one row of a matrix
-``cols`` (N*OH*OW, K); then
+K = C*KH*KW input values under each output pixel's window into one COLUMN of a per-sample
+matrix ``cols[n]`` (K, P), P = OH*OW (PyTorch's ``F.unfold`` layout); then
 
-    y = cols @ weight.reshape(F, K).T          one dot product per (output pixel, filter)
+    y[n] = Wm @ cols[n]        (F, K) @ (K, P) -> (F, P)      Wm = weight.reshape(F, K)
 
-and every gradient is a matrix product too, plus col2im, the adjoint of im2col, which
-folds the rows back onto the image and ADDS where windows overlap. The transposed
-convolution uses the same two kernels with their roles swapped. Derivations with worked
-examples: docs/gradients/conv2d.md, conv_transpose2d.md, im2col.md.
+one dot product per (filter, output pixel), and (F, P) is already sample n of the NCHW
+output: no transpose, no copy. Every gradient is a matrix product too, plus col2im, the
+adjoint of im2col, which folds the columns back onto the image and ADDS where windows
+overlap. The transposed convolution uses the same two kernels with their roles swapped.
+Derivations with worked examples: docs/gradients/conv2d.md, conv_transpose2d.md, im2col.md.
 
-Groups. With G groups, input channels, filters and hence the columns of ``cols`` split
-into G independent blocks: block g of ``cols`` (Kg = K/G columns, channels g*C/G ...)
-meets only the F/G filters of block g. The ops view ``cols`` as (M, G, Kg) and ``weight``
-as (G, F/G, Kg) and do one batched matrix product over g (G = 1 is the plain case).
+Groups. With G groups, input channels, filters and hence the rows of ``cols`` split into G
+independent blocks: block g of ``cols[n]`` (Kg = K/G rows, channels g*C/G ...) meets only
+the F/G filters of block g. The ops view ``cols`` as (N, G, Kg, P) and ``weight`` as
+(G, F/G, Kg) and do one batched matrix product over (n, g) (G = 1 is the plain case).
 
 Padding. The functional layer passes per-side padding ((top, bottom), (left, right)).
 The kernels take one symmetric padding (PH, PW), which covers every case but two: an
@@ -23,18 +24,26 @@ and a transposed convolution whose output_padding is at least its stride (possib
 dilation > stride). Those pad the input explicitly into a "canvas" of exactly the rows
 and columns the windows reach and run the kernels with padding 0 (:class:`Lowering`).
 
+Windows that tile the image. When kernel == stride, without padding or dilation, and the
+windows cover the image exactly (1x1 convolutions; the 2x2/stride-2 transposed convolution
+of a U-Net), no two windows overlap and none reaches past the image: im2col is then a
+reshape and a transpose of x (for 1x1, a mere view) and col2im its inverse, with no sums.
+:class:`Lowering` takes that path itself, so the ops do not change.
+
 Memory. The column buffer holds KH*KW/(SH*SW) times more values than the input:
 
-    conv2d            N * OH * OW * C * KH * KW * itemsize   bytes
-    conv_transpose2d  N * H * W * F * KH * KW * itemsize     bytes
+    conv2d            N * C * KH * KW * OH * OW * itemsize   bytes
+    conv_transpose2d  N * F * KH * KW * H * W * itemsize     bytes
 
-When that exceeds the column-buffer limit (default 512 MiB, see
-:func:`set_column_buffer_limit`), the ops work through the batch in chunks of as many
-samples as fit (at least one sample, however large), and the convolution recomputes each
-chunk's columns in backward instead of keeping them. Under the limit it computes them
-once and keeps them for the weight gradient. Either way at most one column buffer is
-alive at a time beyond what backward keeps.
+(none for a 1x1 stride-1 conv2d, whose columns are a view of x). When that exceeds the
+column-buffer limit (default 512 MiB, see :func:`set_column_buffer_limit`), the ops work
+through the batch in chunks of as many samples as fit (at least one sample, however
+large), and the convolution recomputes each chunk's columns in backward instead of keeping
+them. Under the limit it computes them once and keeps them for the weight gradient. Either
+way at most one column buffer is alive at a time beyond what backward keeps.
 """
+import math
+
 from ..autograd import Function
 from ..backend import array_module, kernels_for
 
@@ -72,33 +81,49 @@ def batch_chunks(N, bytes_per_sample):
     return [slice(n0, min(n0 + step, N)) for n0 in range(0, N, step)]
 
 
+# Blocks of conv2d's columns. Built all at once, conv2d's columns are far larger than any
+# cache (32 channels at 256x256: 75 MB per sample), and the matrix products on them run at a
+# fraction of the machine's peak. So conv2d builds them a block at a time, a block being
+# whole samples or, for large images, a band of output rows of one sample: each block is
+# written by im2col and read at once by the products while it is still in cache. A block
+# holds about BLOCK_BYTES of columns but at least MIN_BLOCK_PIXELS output pixels, because
+# every block costs Python calls and hand-overs between Numba's and BLAS's threads, and
+# BLAS is slow on thin products. (Measured on 2 threads, forward+backward products of
+# 32 -> 32 channels at 256x256: 103 ms on 4.7 MB blocks against 265 ms on whole samples;
+# 512 -> 512 channels at 16x16 lost 30% when cut into bands of 14 and 2 rows.)
+BLOCK_BYTES = 4 * 2**20
+MIN_BLOCK_PIXELS = 4096
+
+
+def conv_blocks(N, OH, OW, bytes_per_pixel, on_cpu=True):
+    """(samples, output rows) slices covering the batch, each block's columns about BLOCK_BYTES.
+
+    ``bytes_per_pixel`` is one output pixel's column (K * itemsize). Whole samples per block
+    while one sample fits, else bands of rows of one sample. The target is BLOCK_BYTES or
+    MIN_BLOCK_PIXELS pixels' worth, whichever is more; never more than the column-buffer limit
+    (:func:`set_column_buffer_limit`); at least one output row. On the GPU (``on_cpu=False``)
+    the target is the limit itself: large products are what a GPU wants.
+    """
+    target = max(BLOCK_BYTES, MIN_BLOCK_PIXELS * bytes_per_pixel) if on_cpu else _column_buffer_limit
+    target = min(target, _column_buffer_limit)
+    bytes_per_row = OW * bytes_per_pixel
+    per_sample = OH * bytes_per_row
+    if per_sample <= target:
+        step = max(1, target // max(1, per_sample))  # samples per block
+        return [(slice(n0, min(n0 + step, N)), slice(0, OH)) for n0 in range(0, N, step)]
+    step = max(1, target // max(1, bytes_per_row))  # output rows per block
+    return [(slice(n, n + 1), slice(i0, min(i0 + step, OH)))
+            for n in range(N) for i0 in range(0, OH, step)]
+
+
 # ---- grouped layouts -------------------------------------------------------------------
-# An image-shaped array (n, G*c, h, w) and the matrix the products want, (G, n*h*w, c):
-# one row per pixel (n, i, j), one column per channel of the group, one block per group.
+# An image-shaped array (n, G*c, h, w) and the matrices the products want, (n, G, c, h*w):
+# one matrix per (sample, group), a row per channel of the group, a column per pixel.
 
-def to_groups(a, G):
-    """(n, G*c, h, w) -> (G, n*h*w, c): pixels as rows, each group's channels as columns."""
-    n, C, h, w = a.shape
-    return a.reshape(n, G, C // G, h, w).transpose(1, 0, 3, 4, 2).reshape(G, n * h * w, C // G)
-
-
-def from_groups(a, n, h, w):
-    """(G, n*h*w, c) -> (n, G*c, h, w), C-contiguous: the inverse of :func:`to_groups` (one copy)."""
-    G, _, c = a.shape
-    a = a.reshape(G, n, h, w, c).transpose(1, 0, 4, 2, 3).reshape(n, G * c, h, w)
-    return array_module(a).ascontiguousarray(a)
-
-
-def cols_to_groups(cols, G):
-    """im2col's (M, K) viewed as (G, M, K/G): column block g holds group g's channels."""
-    M, K = cols.shape
-    return cols.reshape(M, G, K // G).swapaxes(0, 1)
-
-
-def groups_to_cols(a):
-    """(G, M, Kg) -> (M, G*Kg), the inverse of :func:`cols_to_groups` (a copy when G > 1)."""
-    G, M, Kg = a.shape
-    return a.swapaxes(0, 1).reshape(M, G * Kg)
+def split_groups(a, G):
+    """(n, G*c, *pixels) -> (n, G, c, prod(pixels)): a view when ``a`` is C-contiguous."""
+    n, Gc = a.shape[:2]
+    return a.reshape(n, G, Gc // G, math.prod(a.shape[2:]))
 
 
 class Lowering:
@@ -110,10 +135,14 @@ class Lowering:
     S*(OH-1) + D*(KH-1), so the windows see a padded "canvas" of
         HC = S*(OH-1) + D*(KH-1) + 1   rows  (WC likewise)
     whose rows top .. top+H-1 are the input, the rest zeros (input rows past the canvas are
-    never read). When the kernels' symmetric padding (top, left) yields exactly (OH, OW),
-    i.e. always except for an extra bottom/right row ('same' with an even dilated kernel)
-    and for output_padding >= stride in a transposed conv, they do the padding themselves;
-    otherwise the canvas is built explicitly and the kernels run with padding 0.
+    never read). Three ways to lower, chosen here once:
+      tiles   kernel == stride, no padding, no dilation, H = OH*KH and W = OW*KW: window
+              (i, j) is the tile x[.., KH*i : KH*(i+1), KW*j : KW*(j+1)], so im2col is a
+              reshape + transpose (a view for 1x1) and col2im its inverse, no kernel at all;
+      direct  the kernels' symmetric padding (top, left) yields exactly (OH, OW): always,
+              except for an extra bottom/right row ('same' with an even dilated kernel) and
+              for output_padding >= stride in a transposed conv;
+      canvas  otherwise: the canvas is built explicitly and the kernels run with padding 0.
     """
 
     def __init__(self, in_size, out_size, kernel, stride, top_left, dilation):
@@ -125,6 +154,16 @@ class Lowering:
         extent_h, extent_w = H + 2 * PT - DH * (KH - 1) - 1, W + 2 * PL - DW * (KW - 1) - 1
         self.direct = (extent_h >= 0 and extent_w >= 0
                        and (extent_h // SH + 1, extent_w // SW + 1) == (OH, OW))
+        self.tiles = ((KH, KW) == (SH, SW) and (PT, PL) == (0, 0)
+                      and (DH == 1 or KH == 1) and (DW == 1 or KW == 1)
+                      and (H, W) == (OH * KH, OW * KW))
+
+    def column_bytes(self, C, itemsize):
+        """Bytes of one sample's columns (C*KH*KW, OH*OW); 0 when im2col is a view (1x1 tiles)."""
+        (KH, KW), (OH, OW) = self.kernel, self.out_size
+        if self.tiles and (KH, KW) == (1, 1):
+            return 0
+        return C * KH * KW * OH * OW * itemsize
 
     def _kernel_args(self, padding):
         (KH, KW), (SH, SW), (DH, DW) = self.kernel, self.stride, self.dilation
@@ -135,49 +174,107 @@ class Lowering:
         (H, W), (HC, WC), (PT, PL) = self.in_size, self.canvas, self.top_left
         return max(0, min(H, HC - PT)), max(0, min(W, WC - PL))
 
-    def im2col(self, kern, x):
-        """x (n, C, H, W) -> cols (n*OH*OW, C*KH*KW)."""
-        if self.direct:
-            return kern.im2col(x, *self._kernel_args(self.top_left))
+    def to_canvas(self, x):
+        """x (n, C, H, W) -> the zero-padded canvas (n, C, HC, WC) the windows read (x itself
+        when there is no padding and the windows reach every pixel)."""
         xp = array_module(x)
         (PT, PL), (h, w) = self.top_left, self._overlap()
+        if (PT, PL) == (0, 0) and self.canvas == tuple(x.shape[2:]):
+            return x
         canvas = xp.zeros(x.shape[:2] + self.canvas, dtype=x.dtype)
         canvas[:, :, PT:PT + h, PL:PL + w] = x[:, :, :h, :w]
-        return kern.im2col(canvas, *self._kernel_args((0, 0)))
+        return canvas
 
-    def col2im(self, kern, cols, x_shape):
-        """cols (n*OH*OW, C*KH*KW) -> dx x_shape = (n, C, H, W): the adjoint of :meth:`im2col`."""
-        if self.direct:
-            return kern.col2im(cols, x_shape, *self._kernel_args(self.top_left))
-        xp = array_module(cols)
+    def from_canvas(self, dcanvas, x_shape):
+        """The adjoint of :meth:`to_canvas`: the canvas gradient cut back to x_shape."""
+        xp = array_module(dcanvas)
         (PT, PL), (h, w) = self.top_left, self._overlap()
-        dcanvas = kern.col2im(cols, tuple(x_shape[:2]) + self.canvas, *self._kernel_args((0, 0)))
-        dx = xp.zeros(x_shape, dtype=cols.dtype)
+        if (PT, PL) == (0, 0) and self.canvas == tuple(x_shape[2:]):
+            return dcanvas
+        dx = xp.zeros(x_shape, dtype=dcanvas.dtype)  # rows past the canvas are never read: 0
         dx[:, :, :h, :w] = dcanvas[:, :, PT:PT + h, PL:PL + w]
         return dx
 
+    def _band(self, rows):
+        """The canvas rows [r0, r1) that the windows of output rows ``rows`` read."""
+        (KH, _), (SH, _), (DH, _) = self.kernel, self.stride, self.dilation
+        return SH * rows.start, SH * (rows.stop - 1) + DH * (KH - 1) + 1
+
+    def im2col_rows(self, kern, canvas, rows):
+        """canvas (n, C, HC, WC) -> the columns of output rows ``rows``: (n, K, len(rows)*OW)."""
+        r0, r1 = self._band(rows)
+        band = canvas[:, :, r0:r1]  # (n, C, r1 - r0, WC): all that these windows read
+        if self.tiles:
+            return self._unfold_tiles(band)
+        return kern.im2col(band, *self._kernel_args((0, 0)))
+
+    def col2im_rows(self, kern, cols, dcanvas, rows):
+        """dcanvas[:, :, band] += col2im(cols): the adjoint of :meth:`im2col_rows`, in place."""
+        r0, r1 = self._band(rows)
+        n, C, _, WC = dcanvas.shape
+        if self.tiles:
+            dcanvas[:, :, r0:r1] += self._fold_tiles(cols, (n, C, r1 - r0, WC))
+        else:
+            dcanvas[:, :, r0:r1] += kern.col2im(cols, (n, C, r1 - r0, WC), *self._kernel_args((0, 0)))
+
+    def _unfold_tiles(self, x):
+        """im2col when the windows tile x (n, C, KH*oh, KW*ow): a reshape (a view for 1x1)."""
+        (KH, KW), (n, C, H, W) = self.kernel, x.shape
+        # x[n, c, KH*i + p, KW*j + q] = cols[n, (c, p, q), (i, j)]
+        tiles = x.reshape(n, C, H // KH, KH, W // KW, KW).transpose(0, 1, 3, 5, 2, 4)  # (n,C,KH,KW,oh,ow)
+        return array_module(x).ascontiguousarray(tiles).reshape(n, C * KH * KW, (H // KH) * (W // KW))
+
+    def _fold_tiles(self, cols, x_shape):
+        """The inverse of :meth:`_unfold_tiles`: no overlaps, so nothing adds; a reshape."""
+        (KH, KW), (n, C, H, W) = self.kernel, x_shape
+        tiles = cols.reshape(n, C, KH, KW, H // KH, W // KW).transpose(0, 1, 4, 2, 5, 3)  # (n,C,oh,KH,ow,KW)
+        return array_module(cols).ascontiguousarray(tiles).reshape(x_shape)
+
+    def im2col(self, kern, x):
+        """x (n, C, H, W) -> cols (n, C*KH*KW, OH*OW)."""
+        if self.tiles:
+            return self._unfold_tiles(x)
+        if self.direct:
+            return kern.im2col(x, *self._kernel_args(self.top_left))
+        return kern.im2col(self.to_canvas(x), *self._kernel_args((0, 0)))
+
+    def col2im(self, kern, cols, x_shape):
+        """cols (n, C*KH*KW, OH*OW) -> dx x_shape = (n, C, H, W): the adjoint of :meth:`im2col`."""
+        if self.tiles:
+            return self._fold_tiles(cols, x_shape)
+        if self.direct:
+            return kern.col2im(cols, x_shape, *self._kernel_args(self.top_left))
+        dcanvas = kern.col2im(cols, tuple(x_shape[:2]) + self.canvas, *self._kernel_args((0, 0)))
+        return self.from_canvas(dcanvas, x_shape)
+
 
 class Conv2d(Function):
-    r"""2-D cross-correlation (PyTorch's conv2d) lowered to one matrix product by im2col.
+    r"""2-D cross-correlation (PyTorch's conv2d) lowered to matrix products by im2col.
 
     Shapes: x (N,C,H,W)  weight (F,C/G,KH,KW)  bias (F,) or None  y (N,F,OH,OW)
             OH = (H + PT + PB - D(KH-1) - 1)//S + 1  (PT, PB = top, bottom padding; P+P usually)
-            K = C*KH*KW   Kg = K/G   M = N*OH*OW   G = groups
+            K = C*KH*KW   Kg = K/G   P = OH*OW   G = groups
     Forward, index form (xpad = x with the zero padding; c runs over filter f's group):
         y[n,f,i,j] = bias[f] + sum_{c,p,q} weight[f,c,p,q] * xpad[n, c, S*i + D*p, S*j + D*q]
-    Matrix form:
-        cols = im2col(x)                       (M, K)    one row per output pixel (n,i,j)
-        Y    = cols @ Wm.T + bias              (M, F)    Wm = weight.reshape(F, K)
-        (groups: Y[:, g] = cols[:, g] @ Wm[g].T with cols as (M,G,Kg), weight as (G,F/G,Kg))
-    Backward, with dY = dy as (M, F):
-        dbias   = dY.sum(0)                             every pixel adds bias[f]
-        dweight = (dY.T @ cols).reshape(F,C/G,KH,KW)    per group
-        dx      = col2im(dY @ Wm)                       col2im is the adjoint of im2col: a pixel
-                                                        in several windows receives the SUM of
-                                                        their gradients, so col2im adds.
-    Column buffer: N*OH*OW*C*KH*KW*itemsize bytes. Up to the limit (module doc) it is built
-    once and kept for dweight; beyond it the batch goes in chunks of samples and backward
-    rebuilds each chunk's columns from x.
+    Matrix form, per sample n (Y[n] = y[n] as (F, P), a view of NCHW):
+        cols = im2col(x)                       (N, K, P)  one column per output pixel (i,j)
+        Y[n] = Wm @ cols[n] + bias             (F, P)     Wm = weight.reshape(F, K)
+        (groups: Y[n,g] = Wm[g] @ cols[n,g] with cols as (N,G,Kg,P), weight as (G,F/G,Kg))
+    Backward, with dY[n] = dy[n] as (F, P):
+        dbias   = sum_{n,i,j} dy[n,:,i,j]                    every pixel adds bias[f]
+        dweight = sum_n dY[n] @ cols[n].T   -> (F,C/G,KH,KW)  per group
+        dcols   = Wm.T @ dY[n]              (K, P)  per sample
+        dx      = col2im(dcols)             col2im is the adjoint of im2col: a pixel in several
+                                            windows receives the SUM of their gradients
+    Blocks. The columns are never built whole: the products are split along their P axis
+    into blocks of whole samples or bands of output rows (:func:`conv_blocks`), each block's
+    columns built by im2col just before its products, while they are in cache. Column j of
+    cols[n] depends only on the window of pixel j, so Y[n] is computed column block by column
+    block; dweight is a sum over pixels, so the blocks' products add up; and col2im of a band
+    adds into the rows of (the padded) dx that the band's windows cover, so bands that share
+    rows (3x3 windows of neighbouring output rows) add there, as col2im itself would.
+    Backward rebuilds each block's columns from x (one more im2col, cheap while the block is
+    in cache) instead of keeping N*K*P values alive from forward to backward.
     """
 
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
@@ -187,58 +284,69 @@ class Conv2d(Function):
         OH = (H + PT + PB - dilation[0] * (KH - 1) - 1) // stride[0] + 1
         OW = (W + PL + PR - dilation[1] * (KW - 1) - 1) // stride[1] + 1
         lowering = Lowering((H, W), (OH, OW), (KH, KW), stride, (PT, PL), dilation)
-        kern = kernels_for(x)
+        kern, xp = kernels_for(x), array_module(x)
+        x = xp.ascontiguousarray(x)  # so that the reshapes below are views
         weight_g = weight.reshape(G, F // G, -1)  # (G, F/G, Kg)
-        chunks = batch_chunks(N, OH * OW * C * KH * KW * x.itemsize)
-        keep_cols = self.needs_input_grad[1] and len(chunks) == 1
+        blocks = self._blocks(lowering, N, C, x.itemsize, xp)
+        canvas = lowering.to_canvas(x)  # (N, C, HC, WC): x with its zero padding
 
-        if len(chunks) == 1:
-            cols = lowering.im2col(kern, x)  # (M, K)
-            y = from_groups(cols_to_groups(cols, G) @ weight_g.swapaxes(1, 2), N, OH, OW)
-        else:
-            y = array_module(x).empty((N, F, OH, OW), dtype=x.dtype)
-            for part in chunks:
-                cols = lowering.im2col(kern, x[part])  # (n*OH*OW, K), n samples in this chunk
-                y_g = cols_to_groups(cols, G) @ weight_g.swapaxes(1, 2)  # (G, n*OH*OW, F/G)
-                del cols  # free this chunk's buffer before the next one is built
-                y[part] = from_groups(y_g, part.stop - part.start, OH, OW)
+        y = xp.empty((N, F, OH, OW), dtype=x.dtype)
+        y_g = split_groups(y, G)  # (N, G, F/G, P), a view of y
+        for samples, rows in blocks:
+            cols = lowering.im2col_rows(kern, canvas[samples], rows)  # (n, K, p) p = len(rows)*OW
+            # Y[n, g][:, block] = Wm[g] @ cols[n, g]: (G, F/G, Kg) @ (n, G, Kg, p), into y
+            xp.matmul(weight_g, split_groups(cols, G), out=_pixels(y_g[samples], rows, OH, OW))
         if bias is not None:
             y += bias.reshape(F, 1, 1)
-        self.save(
-            cols=cols if keep_cols else None,  # unchunked: dweight = dY.T @ cols
-            x=x if self.needs_input_grad[1] and not keep_cols else None,  # chunked: rebuild cols
-            weight=weight, x_shape=x.shape, lowering=lowering, chunks=chunks, groups=G,
-        )
+        self.save(x=x if self.needs_input_grad[1] else None,  # backward rebuilds the columns
+                  weight=weight, x_shape=x.shape, lowering=lowering, blocks=blocks, groups=G)
         return y
+
+    @staticmethod
+    def _blocks(lowering, N, C, itemsize, xp):
+        (KH, KW), (OH, OW) = lowering.kernel, lowering.out_size
+        if lowering.tiles:  # im2col is a reshape (a view for 1x1): whole samples, up to the limit
+            return [(part, slice(0, OH)) for part in batch_chunks(N, lowering.column_bytes(C, itemsize))]
+        return conv_blocks(N, OH, OW, C * KH * KW * itemsize, on_cpu=xp.__name__ == "numpy")
 
     def backward(self, dy):
         s = self.saved
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
         kern, xp, G = kernels_for(dy), array_module(dy), s.groups
-        weight_g = s.weight.reshape(G, s.weight.shape[0] // G, -1)  # (G, F/G, Kg)
+        dy = xp.ascontiguousarray(dy)  # so that split_groups is a view
+        F, Cg, KH, KW = s.weight.shape
+        weight_t = s.weight.reshape(G, F // G, -1).swapaxes(1, 2)  # Wm[g].T (G, Kg, F/G)
         N, C, H, W = s.x_shape
+        OH, OW = s.lowering.out_size
         dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None
-        dweight = dx = None
-        if needs_x and len(s.chunks) > 1:
-            dx = xp.empty(s.x_shape, dtype=dy.dtype)
-        for part in s.chunks:
-            dy_g = to_groups(dy[part], G)  # (G, m, F/G)   m = n*OH*OW
+        dweight = xp.zeros((G, F // G, Cg * KH * KW), dtype=dy.dtype) if needs_weight else None
+        canvas = s.lowering.to_canvas(s.x) if needs_weight else None
+        dcanvas = xp.zeros((N, C) + s.lowering.canvas, dtype=dy.dtype) if needs_x else None
+        dy_g = split_groups(dy, G)  # (N, G, F/G, P)
+        for samples, rows in s.blocks:
+            dy_block = _pixels(dy_g[samples], rows, OH, OW)  # (n, G, F/G, p)
             if needs_weight:
-                cols = s.cols if s.cols is not None else s.lowering.im2col(kern, s.x[part])
-                dweight_part = dy_g.swapaxes(1, 2) @ cols_to_groups(cols, G)  # (G, F/G, Kg)
-                dweight = dweight_part if dweight is None else dweight + dweight_part
+                cols = s.lowering.im2col_rows(kern, canvas[samples], rows)  # (n, K, p)
+                # dweight[g] += sum_n dY[n, g] @ cols[n, g].T: (n, G, F/G, p) @ (n, G, p, Kg)
+                dweight += (dy_block @ split_groups(cols, G).swapaxes(-1, -2)).sum(axis=0)
                 del cols
             if needs_x:
-                dcols = groups_to_cols(dy_g @ weight_g)  # (m, K)
-                dx_part = s.lowering.col2im(kern, dcols, (part.stop - part.start, C, H, W))
+                # dcols[n, g] = Wm[g].T @ dY[n, g]: (G, Kg, F/G) @ (n, G, F/G, p) -> (n, G, Kg, p)
+                dcols = weight_t @ dy_block
+                n, p = dcols.shape[0], dcols.shape[-1]
+                s.lowering.col2im_rows(kern, dcols.reshape(n, C * KH * KW, p), dcanvas[samples], rows)
                 del dcols
-                if len(s.chunks) == 1:
-                    dx = dx_part
-                else:
-                    dx[part] = dx_part
+        dx = s.lowering.from_canvas(dcanvas, s.x_shape) if needs_x else None
         if dweight is not None:
             dweight = dweight.reshape(s.weight.shape)
         return dx, dweight, dbias, None, None, None, None
+
+
+def _pixels(a, rows, OH, OW):
+    """a (..., OH*OW) -> the pixels of output rows ``rows``: a view (all of ``a`` for all rows)."""
+    if (rows.start, rows.stop) == (0, OH):
+        return a
+    return a[..., rows.start * OW:rows.stop * OW]
 
 
 class ConvTranspose2d(Function):
@@ -248,22 +356,24 @@ class ConvTranspose2d(Function):
     (col2im of a product), its dx is conv2d's forward (im2col, then a product).
     Shapes: x (N,C,H,W)  weight (C,F/G,KH,KW)  bias (F,) or None  y (N,F,OH,OW)
             OH = (H-1)*S - 2P + D(KH-1) + output_padding + 1
-            Kt = F*KH*KW    M = N*H*W    G = groups
+            Kt = F*KH*KW    L = H*W    G = groups
     Forward, index form (each input pixel scatters a weighted copy of the kernel):
         y[n,f,h,w] = bias[f] + sum over (c,i,j,p,q) with S*i + D*p = h + P, S*j + D*q = w + P
                                of x[n,c,i,j] * weight[c,f,p,q]
-    Matrix form (X = x as (M, C), Wt = weight.reshape(C, Kt)):
-        cols = X @ Wt                            (M, Kt)   one row per INPUT pixel (n,i,j)
-        y    = col2im(cols) + bias               (N,F,OH,OW)
+    Matrix form, per sample n (X[n] = x[n] as (C, L), Wt = weight.reshape(C, Kt)):
+        cols[n] = Wt.T @ X[n]                    (Kt, L)   one column per INPUT pixel (i,j)
+        y       = col2im(cols) + bias            (N,F,OH,OW)
     Backward, with the conv2d whose input gradient this is (input size OH, padding P):
-        dcols   = im2col(dy)                     (M, Kt)
-        dx      = dcols @ Wt.T                   (M, C)  -> (N,C,H,W)
-        dweight = X.T @ dcols                    (C, Kt) -> (C,F/G,KH,KW)
+        dcols   = im2col(dy)                     (N, Kt, L)
+        dX[n]   = Wt @ dcols[n]                  (C, L)  -> (N,C,H,W)
+        dweight = sum_n X[n] @ dcols[n].T        (C, Kt) -> (C,F/G,KH,KW)
         dbias   = dy.sum over (n, h, w)
-    (groups: the products per group with X as (G,M,C/G), Wt as (G,C/G,Kt/G).)
+    (groups: the products per group with X as (N,G,C/G,L), Wt as (G,C/G,Kt/G).)
     output_padding adds rows/columns at the bottom/right that only the bias (and, when
     P > 0, windows reaching into the padding) write to; it disambiguates OH when S > 1.
-    Column buffer: N*H*W*F*KH*KW*itemsize bytes, chunked over the batch beyond the limit.
+    With kernel == stride (the U-Net's 2x2/stride-2 up-convolution) the windows tile y and
+    col2im is a reshape (see :class:`Lowering`).
+    Column buffer: N*F*KH*KW*H*W*itemsize bytes, chunked over the batch beyond the limit.
     Backward never needs the forward's columns (it rebuilds them from dy), so none are kept.
     """
 
@@ -276,13 +386,15 @@ class ConvTranspose2d(Function):
         OW = (W - 1) * SW - 2 * PW + DW * (KW - 1) + output_padding[1] + 1
         # the conv2d that maps y's shape (OH, OW) back to x's (H, W): its dx is our forward
         lowering = Lowering((OH, OW), (H, W), (KH, KW), stride, padding, dilation)
-        kern = kernels_for(x)
-        weight_g = weight.reshape(G, C // G, -1)  # (G, C/G, Kt/G)
+        kern, xp = kernels_for(x), array_module(x)
+        x = xp.ascontiguousarray(x)  # so that split_groups is a view
+        weight_t = weight.reshape(G, C // G, -1).swapaxes(1, 2)  # Wt[g].T (G, Kt/G, C/G)
         chunks = batch_chunks(N, H * W * F * KH * KW * x.itemsize)
-        y = None if len(chunks) == 1 else array_module(x).empty((N, F, OH, OW), dtype=x.dtype)
+        y = None if len(chunks) == 1 else xp.empty((N, F, OH, OW), dtype=x.dtype)
         for part in chunks:
             n = part.stop - part.start
-            cols = groups_to_cols(to_groups(x[part], G) @ weight_g)  # (n*H*W, Kt)
+            # cols[n, g] = Wt[g].T @ X[n, g]: (G, Kt/G, C/G) @ (n, G, C/G, L) -> (n, G, Kt/G, L)
+            cols = (weight_t @ split_groups(x[part], G)).reshape(n, F * KH * KW, H * W)  # (n, Kt, L)
             y_part = lowering.col2im(kern, cols, (n, F, OH, OW))
             del cols
             if len(chunks) == 1:
@@ -299,23 +411,20 @@ class ConvTranspose2d(Function):
         s = self.saved
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
         kern, xp, G = kernels_for(dy), array_module(dy), s.groups
-        weight_g = s.weight.reshape(G, s.weight.shape[0] // G, -1)  # (G, C/G, Kt/G)
+        weight_g = s.weight.reshape(G, s.weight.shape[0] // G, -1)  # Wt (G, C/G, Kt/G)
         N, C, H, W = s.x_shape
         dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None
-        dweight = dx = None
-        if needs_x and len(s.chunks) > 1:
-            dx = xp.empty(s.x_shape, dtype=dy.dtype)
+        dweight = None
+        dx = xp.empty(s.x_shape, dtype=dy.dtype) if needs_x else None
         for part in s.chunks:
-            dcols_g = cols_to_groups(s.lowering.im2col(kern, dy[part]), G)  # (G, m, Kt/G)  m = n*H*W
+            dcols_g = split_groups(s.lowering.im2col(kern, dy[part]), G)  # (n, G, Kt/G, L)
             if needs_weight:
-                dweight_part = to_groups(s.x[part], G).swapaxes(1, 2) @ dcols_g  # (G, C/G, Kt/G)
+                # dweight[g] = sum_n X[n, g] @ dcols[n, g].T: (n, G, C/G, L) @ (n, G, L, Kt/G)
+                dweight_part = (split_groups(s.x[part], G) @ dcols_g.swapaxes(-1, -2)).sum(axis=0)
                 dweight = dweight_part if dweight is None else dweight + dweight_part
             if needs_x:
-                dx_part = from_groups(dcols_g @ weight_g.swapaxes(1, 2), part.stop - part.start, H, W)
-                if len(s.chunks) == 1:
-                    dx = dx_part
-                else:
-                    dx[part] = dx_part
+                # dX[n, g] = Wt[g] @ dcols[n, g]: (G, C/G, Kt/G) @ (n, G, Kt/G, L) -> (n, G, C/G, L)
+                xp.matmul(weight_g, dcols_g, out=split_groups(dx[part], G))
             del dcols_g
         if dweight is not None:
             dweight = dweight.reshape(s.weight.shape)

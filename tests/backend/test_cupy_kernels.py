@@ -356,7 +356,7 @@ def test_avgpool2d_equals_the_reference(gpu, cfg, count_include_pad, divisor_ove
 
 def test_kernels_handle_an_empty_batch(gpu):
     x = gpu.to_device(np.zeros((0, 2, 4, 4), np.float32))
-    assert gpu.kernels.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1).shape == (0, 18)
+    assert gpu.kernels.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1).shape == (0, 18, 16)  # (N, C*KH*KW, OH*OW)
     y, argmax = gpu.kernels.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1, 2, 2)
     assert y.shape == argmax.shape == (0, 2, 2, 2)
     assert gpu.kernels.maxpool2d_backward(y, argmax, (0, 2, 4, 4)).shape == (0, 2, 4, 4)

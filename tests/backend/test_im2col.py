@@ -1,6 +1,6 @@
 """im2col / col2im kernels (minidl/backend/*.py): the index formula and the adjoint identity.
 
-    cols[(n*OH + i)*OW + j, (c*KH + p)*KW + q] = xpad[n, c, SH*i + DH*p, SW*j + DW*q]
+    cols[n, (c*KH + p)*KW + q, i*OW + j] = xpad[n, c, SH*i + DH*p, SW*j + DW*q]
     <im2col(x), cols> == <x, col2im(cols)>        for every x, cols
 Every test runs on every kernel backend (the ``backend`` fixture).
 """
@@ -38,7 +38,7 @@ def naive_im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
     """Written from the docstring's index formula, one entry at a time."""
     N, C, H, W = x.shape
     OH, OW = _out_size(x.shape, (KH, KW, SH, SW, PH, PW, DH, DW))
-    cols = np.zeros((N * OH * OW, C * KH * KW))
+    cols = np.zeros((N, C * KH * KW, OH * OW))
     for n in range(N):
         for i in range(OH):
             for j in range(OW):
@@ -47,7 +47,7 @@ def naive_im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
                         for q in range(KW):
                             h, w = SH * i + DH * p - PH, SW * j + DW * q - PW  # unpadded coords
                             if 0 <= h < H and 0 <= w < W:
-                                cols[(n * OH + i) * OW + j, (c * KH + p) * KW + q] = x[n, c, h, w]
+                                cols[n, (c * KH + p) * KW + q, i * OW + j] = x[n, c, h, w]
     return cols
 
 
@@ -64,7 +64,7 @@ def naive_col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
                         for q in range(KW):
                             h, w = SH * i + DH * p - PH, SW * j + DW * q - PW
                             if 0 <= h < H and 0 <= w < W:
-                                dx[n, c, h, w] += cols[(n * OH + i) * OW + j, (c * KH + p) * KW + q]
+                                dx[n, c, h, w] += cols[n, (c * KH + p) * KW + q, i * OW + j]
     return dx
 
 
@@ -98,21 +98,32 @@ def test_col2im_is_the_adjoint_of_im2col(backend, geometry, seed):
 
 
 def test_im2col_layout_on_a_tiny_example(backend):
-    """1 image, 1 channel, 3x3 input, 2x2 kernel: four windows, each one row (row-major)."""
+    """1 image, 1 channel, 3x3 input, 2x2 kernel: four windows, each one column (row-major)."""
     x = np.arange(9.0).reshape(1, 1, 3, 3)
     cols = kernels_for(x).im2col(x, 2, 2, 1, 1, 0, 0, 1, 1)
-    np.testing.assert_array_equal(cols, [[0, 1, 3, 4], [1, 2, 4, 5], [3, 4, 6, 7], [4, 5, 7, 8]])
+    # rows: kernel taps (p, q) = (0,0) (0,1) (1,0) (1,1); columns: windows (0,0) (0,1) (1,0) (1,1)
+    np.testing.assert_array_equal(cols, [[[0, 1, 3, 4], [1, 2, 4, 5], [3, 4, 6, 7], [4, 5, 7, 8]]])
     # col2im of all-ones counts how many windows hold each pixel
-    counts = kernels_for(x).col2im(np.ones((4, 4)), x.shape, 2, 2, 1, 1, 0, 0, 1, 1)
+    counts = kernels_for(x).col2im(np.ones((1, 4, 4)), x.shape, 2, 2, 1, 1, 0, 0, 1, 1)
     np.testing.assert_array_equal(counts[0, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
 
 
+def test_im2col_matches_torch_unfold(backend):
+    """The layout is PyTorch's F.unfold: (N, C*KH*KW, OH*OW), padding, stride, dilation alike."""
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(3).standard_normal((2, 3, 7, 6))
+    cols = kernels_for(x).im2col(x, 3, 2, 2, 1, 1, 2, 1, 2)
+    expected = torch.nn.functional.unfold(torch.tensor(x), (3, 2), dilation=(1, 2), padding=(1, 2),
+                                          stride=(2, 1)).numpy()
+    np.testing.assert_array_equal(cols, expected)
+
+
 def test_column_order_matches_the_weight_layout(backend):
-    """cols @ weight.reshape(F, -1).T is the convolution: columns are ordered (c, p, q)."""
+    """weight.reshape(F, -1) @ cols[n] is the convolution: rows are ordered (c, p, q)."""
     rng = np.random.default_rng(0)
     x, weight = rng.standard_normal((2, 3, 5, 4)), rng.standard_normal((4, 3, 2, 3))
-    cols = kernels_for(x).im2col(x, 2, 3, 1, 1, 0, 0, 1, 1)  # (2*4*2, 18)
-    y = (cols @ weight.reshape(4, -1).T).reshape(2, 4, 2, 4).transpose(0, 3, 1, 2)
+    cols = kernels_for(x).im2col(x, 2, 3, 1, 1, 0, 0, 1, 1)  # (2, 18, 4*2)
+    y = (weight.reshape(4, -1) @ cols).reshape(2, 4, 4, 2)  # (N, F, OH, OW), no transpose
     expected = np.zeros((2, 4, 4, 2))
     for i in range(4):
         for j in range(2):
@@ -124,12 +135,12 @@ def test_kernels_keep_the_dtype(backend):
     x = np.ones((1, 2, 4, 4), dtype=np.float32)
     kern = kernels_for(x)
     cols = kern.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1)
-    assert cols.dtype == np.float32 and cols.shape == (16, 18)
+    assert cols.dtype == np.float32 and cols.shape == (1, 18, 16)
     assert kern.col2im(cols, x.shape, 3, 3, 1, 1, 1, 1, 1, 1).dtype == np.float32
 
 
 def test_col2im_rejects_cols_of_the_wrong_shape(backend):
     kern = kernels_for(np.empty(0))
-    with pytest.raises(ValueError, match=r"col2im: cols has shape \(5, 9\) but x_shape \(1, 1, 4, 4\) "
-                                         r".* needs \(4, 9\)"):
-        kern.col2im(np.zeros((5, 9)), (1, 1, 4, 4), 3, 3, 1, 1, 0, 0, 1, 1)
+    with pytest.raises(ValueError, match=r"col2im: cols has shape \(1, 9, 5\) but x_shape \(1, 1, 4, 4\) "
+                                         r".* needs \(1, 9, 4\)"):
+        kern.col2im(np.zeros((1, 9, 5)), (1, 1, 4, 4), 3, 3, 1, 1, 0, 0, 1, 1)

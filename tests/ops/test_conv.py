@@ -1,8 +1,8 @@
 """Convolution (minidl/ops/conv.py, functional/conv.py, nn/conv.py) against PyTorch and loops.
 
 float64 everywhere; forward and every gradient (random upstream gradient) within 1e-10 of
-PyTorch; naive loops written from the docstrings' index formulas; the chunked (memory
-bounded) path equals the unchunked one; every error message.
+PyTorch; naive loops written from the docstrings' index formulas; the blocked and chunked
+(memory bounded) paths equal the one-block one; every error message.
 """
 import math
 
@@ -102,6 +102,15 @@ def test_conv2d_matches_torch(backend, cfg, seed):
     bias = _randn((F,), seed + 2) if cfg["bias"] else None
     kw = dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"], groups=G)
     _compare(lambda *a: conv2d(*a, **kw), lambda *a: TF.conv2d(*a, **kw), x, weight, bias, seed)
+
+
+@SETTINGS
+@given(cfg=conv2d_configs(), seed=st.integers(0, 2**16))
+def test_conv2d_one_output_row_at_a_time_matches_torch(backend, column_limit, cfg, seed):
+    """A 1-byte column limit: every block is one output row of one sample (conv_blocks), so
+    the bands' col2im overlap in dx and must add up; canvas, stride, dilation, groups alike."""
+    column_limit(1)
+    test_conv2d_matches_torch.hypothesis.inner_test(backend, cfg, seed)
 
 
 @pytest.mark.parametrize("kw", [
@@ -243,13 +252,13 @@ def test_gradcheck(backend, fn, arrays):
 
 def test_only_the_needed_gradients_are_computed_and_saved(backend):
     x, weight, bias = _randn((2, 2, 5, 5)), _randn((3, 2, 3, 3), 1), _randn((3,), 2)
-    # weight frozen: the columns are not kept; x frozen: dx is not computed
+    # weight frozen: x is not kept (no columns to rebuild); x frozen: dx is not computed
     y = conv2d(_t(x, True), _t(weight), _t(bias, True))
-    assert y.grad_fn.saved.cols is None and y.grad_fn.saved.x is None
+    assert y.grad_fn.saved.x is None
     dx, dweight, dbias = y.grad_fn.backward(np.ones(y.shape))[:3]
     assert dweight is None and dx.shape == x.shape and dbias.shape == (3,)
     y = conv2d(_t(x), _t(weight, True))
-    assert y.grad_fn.saved.cols.shape == (2 * 3 * 3, 18)
+    assert y.grad_fn.saved.x.shape == x.shape  # backward rebuilds the columns from x
     dx, dweight, dbias = y.grad_fn.backward(np.ones(y.shape))[:3]
     assert dx is None and dbias is None and dweight.shape == weight.shape
     # transposed: backward rebuilds its columns from dy, so only x is kept (for dweight)
@@ -257,7 +266,7 @@ def test_only_the_needed_gradients_are_computed_and_saved(backend):
     assert y.grad_fn.saved.x is None
 
 
-# ---- memory: chunking over the batch ------------------------------------------------------------
+# ---- memory: blocks of columns, chunks of the batch ------------------------------------------------
 
 def _forward_backward(fn, arrays, dy_seed=5):
     tensors = [_t(a, True) for a in arrays]
@@ -266,51 +275,88 @@ def _forward_backward(fn, arrays, dy_seed=5):
     return y, [t.grad.data for t in tensors]
 
 
+def test_conv_blocks_cover_the_batch_in_samples_or_row_bands(column_limit):
+    # 5 samples, 4 output rows of 2 pixels of 50 bytes of columns each: 400 bytes per sample
+    def blocks():
+        return [((s.start, s.stop), (r.start, r.stop)) for s, r in conv_ops.conv_blocks(5, 4, 2, 50)]
+    assert blocks() == [((0, 5), (0, 4))]  # all fits in one block
+    column_limit(2 * 400 + 7)  # two samples per block
+    assert blocks() == [((0, 2), (0, 4)), ((2, 4), (0, 4)), ((4, 5), (0, 4))]
+    column_limit(250)  # less than a sample: bands of 2 rows of one sample
+    assert blocks() == [((n, n + 1), (r, r + 2)) for n in range(5) for r in (0, 2)]
+    column_limit(1)  # less than a row: one row at a time
+    assert blocks() == [((n, n + 1), (r, r + 1)) for n in range(5) for r in range(4)]
+    assert conv_ops.conv_blocks(0, 4, 2, 50) == []
+    column_limit(None)  # a large image: bands of BLOCK_BYTES, at least MIN_BLOCK_PIXELS pixels
+    bands = conv_ops.conv_blocks(1, 256, 256, 288 * 4)  # 32 channels, 3x3: 295 KB per row
+    assert [r.stop - r.start for _, r in bands] == [16] * 16  # 16 rows = 4096 pixels = 4.7 MB
+    bands = conv_ops.conv_blocks(1, 64, 64, 64 * 4)  # 1 MiB per sample: one block
+    assert [r.stop - r.start for _, r in bands] == [64]
+
+
 @pytest.mark.parametrize("which", ["conv2d", "conv2d_same", "conv_transpose2d"])
-def test_chunked_batch_gives_identical_results(backend, column_limit, which):
+def test_blocked_and_chunked_batch_give_the_same_results(backend, column_limit, which):
     x, bias = _randn((5, 4, 7, 6)), _randn((6,), 2)
     if which == "conv2d":
         weight = _randn((6, 2, 3, 2), 1)
-        per_sample = 4 * 4 * 4 * 3 * 2 * 8  # OH*OW*C*KH*KW*itemsize: OH = OW = 4 (stride 2, padding 1)
+        per_row = 4 * 3 * 2 * 4 * 8  # C*KH*KW*OW*itemsize: OH = OW = 4 (stride 2, padding 1)
+        blocks = {2 * 4 * per_row + 7: 3, 2 * per_row: 10, 1: 20}  # limit -> blocks of 5 samples
 
         def fn(x, w, b):
             return conv2d(x, w, b, stride=2, padding=1, groups=2)
     elif which == "conv2d_same":  # the explicit-canvas path (even kernel width)
         weight = _randn((6, 4, 3, 2), 1)
-        per_sample = 7 * 6 * 4 * 3 * 2 * 8
+        per_row = 4 * 3 * 2 * 6 * 8  # OH = 7, OW = 6
+        blocks = {2 * 7 * per_row + 7: 3, 3 * per_row: 15, 1: 35}
 
         def fn(x, w, b):
             return conv2d(x, w, b, padding="same")
     else:
         weight = _randn((4, 3, 3, 2), 1)
         per_sample = 7 * 6 * 6 * 3 * 2 * 8  # H*W*F*KH*KW*itemsize
+        blocks = {2 * per_sample + 7: 3, 1: 5}  # chunks of whole samples
 
         def fn(x, w, b):
             return conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2)
     y_ref, grads_ref = _forward_backward(fn, [x, weight, bias])
-    assert len(conv_ops.batch_chunks(5, per_sample)) == 1  # the default limit: one buffer
-    column_limit(2 * per_sample + 7)  # two samples per chunk: chunks of 2, 2, 1
-    assert [(c.start, c.stop) for c in conv_ops.batch_chunks(5, per_sample)] == [(0, 2), (2, 4), (4, 5)]
-    assert len(fn(_t(x), _t(weight, True), _t(bias)).grad_fn.saved.chunks) == 3  # per_sample is right
-    y, grads = _forward_backward(fn, [x, weight, bias])
-    np.testing.assert_allclose(y.data, y_ref.data, rtol=1e-13, atol=1e-13)
-    for got, expected in zip(grads, grads_ref):
-        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
-    column_limit(1)  # below one sample: one sample per chunk
-    y, grads = _forward_backward(fn, [x, weight, bias])
-    np.testing.assert_allclose(y.data, y_ref.data, rtol=1e-13, atol=1e-13)
-    for got, expected in zip(grads, grads_ref):
-        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    saved = fn(_t(x), _t(weight, True), _t(bias)).grad_fn.saved
+    assert len(saved.blocks if which != "conv_transpose2d" else saved.chunks) == 1  # default: one
+    for limit, count in blocks.items():
+        column_limit(limit)
+        saved = fn(_t(x), _t(weight, True), _t(bias)).grad_fn.saved
+        assert len(saved.blocks if which != "conv_transpose2d" else saved.chunks) == count
+        y, grads = _forward_backward(fn, [x, weight, bias])
+        # bands that share input rows add their col2im there in another order: rounding only
+        np.testing.assert_allclose(y.data, y_ref.data, rtol=1e-13, atol=1e-13)
+        for got, expected in zip(grads, grads_ref):
+            np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
 
 
-def test_chunked_conv2d_keeps_no_columns(backend, column_limit):
+def test_windows_that_tile_the_image_skip_the_kernels(backend, monkeypatch):
+    """1x1 convolutions and kernel == stride (the U-Net's 2x2/2 up-convolution): im2col is a
+    reshape, so the kernels are never called; results still match PyTorch."""
+    class NoKernels:
+        def __getattr__(self, name):
+            raise AssertionError(f"kernel {name} called for windows that tile the image")
+
+    monkeypatch.setattr(conv_ops, "kernels_for", lambda array: NoKernels())
+    x = _randn((2, 6, 4, 6))
+    w1, w2, wt = _randn((3, 6, 1, 1), 1), _randn((4, 3, 2, 3), 2), _randn((6, 5, 2, 2), 3)
+    b = _randn((5,), 4)
+    _compare(lambda x, w: conv2d(x, w), lambda x, w: TF.conv2d(x, w), x, w1, None, 0)
+    _compare(lambda x, w: conv2d(x, w, stride=(2, 3), groups=2),
+             lambda x, w: TF.conv2d(x, w, stride=(2, 3), groups=2), x, w2, None, 1)
+    _compare(lambda x, w, b: conv_transpose2d(x, w, b, stride=2),
+             lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2), x, wt, b, 2)
+
+
+def test_conv2d_keeps_no_columns(backend, column_limit):
+    """Backward rebuilds each block's columns from x: nothing of size N*K*P is saved."""
     x, weight = _randn((4, 2, 6, 6)), _randn((3, 2, 3, 3), 1)
-    y = conv2d(_t(x), _t(weight, True))
-    assert y.grad_fn.saved.cols.shape == (4 * 16, 18) and y.grad_fn.saved.x is None
-    column_limit(16 * 18 * 8)  # exactly one sample's columns
-    y = conv2d(_t(x), _t(weight, True))
-    assert len(y.grad_fn.saved.chunks) == 4
-    assert y.grad_fn.saved.cols is None and y.grad_fn.saved.x is not None
+    for limit in (None, 16 * 18 * 8):
+        column_limit(limit)
+        saved = conv2d(_t(x), _t(weight, True)).grad_fn.saved
+        assert "cols" not in saved._values and saved.x.shape == x.shape
 
 
 def test_column_buffer_limit_setting(column_limit):

@@ -6,7 +6,7 @@
 // Arrays are C-contiguous; the Python side (minidl/backend/cupy_gpu.py) makes them so.
 //
 // Threads and determinism:
-//   im2col  one thread per entry of cols (N*OH*OW, K): a copy, so exact.
+//   im2col  one thread per entry of cols (N, K, OH*OW): a copy, so exact.
 //   col2im  GATHER form, one thread per input pixel (n, c, h, w): the thread finds every
 //           (i, p) with SH*i + DH*p = h + PH (and the same for (j, q)) and sums those entries
 //           of cols itself. No two threads write the same cell, so no atomics, and the sum is
@@ -22,7 +22,8 @@
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < (total);       \
          e += (long long)blockDim.x * gridDim.x)
 
-// cols[(n*OH + i)*OW + j, (c*KH + p)*KW + q] = xpad[n, c, SH*i + DH*p, SW*j + DW*q]
+// cols[n, (c*KH + p)*KW + q, i*OW + j] = xpad[n, c, SH*i + DH*p, SW*j + DW*q]
+// (cols is (N, K, OH*OW): one row per kernel tap, one column per output pixel)
 template <typename T>
 __device__ void im2col_impl(const T* __restrict__ x, T* __restrict__ cols,
                             int C, int H, int W, int KH, int KW, int SH, int SW,
@@ -30,11 +31,11 @@ __device__ void im2col_impl(const T* __restrict__ x, T* __restrict__ cols,
 {
     const long long K = (long long)C * KH * KW;
     MINIDL_GRID_STRIDE_LOOP(e, total) {
-        const long long row = e / K;  // output pixel (n, i, j)
-        const int col = (int)(e - row * K);  // kernel tap (c, p, q)
-        const int j = (int)(row % OW);
-        const int i = (int)((row / OW) % OH);
-        const long long n = row / ((long long)OW * OH);
+        const int j = (int)(e % OW);  // output pixel (i, j); neighbouring threads: neighbouring j
+        const int i = (int)((e / OW) % OH);
+        const long long nk = e / ((long long)OW * OH);
+        const int col = (int)(nk % K);  // kernel tap (c, p, q)
+        const long long n = nk / K;
         const int q = col % KW;
         const int p = (col / KW) % KH;
         const int c = col / (KW * KH);
@@ -44,7 +45,7 @@ __device__ void im2col_impl(const T* __restrict__ x, T* __restrict__ cols,
     }
 }
 
-// dx[n, c, h, w] = sum of cols[(n*OH + i)*OW + j, (c*KH + p)*KW + q]
+// dx[n, c, h, w] = sum of cols[n, (c*KH + p)*KW + q, i*OW + j]
 //                  over every (i, j, p, q) with SH*i + DH*p = h + PH, SW*j + DW*q = w + PW
 template <typename T>
 __device__ void col2im_impl(const T* __restrict__ cols, T* __restrict__ dx,
@@ -69,7 +70,7 @@ __device__ void col2im_impl(const T* __restrict__ cols, T* __restrict__ dx,
                 if (rj < 0) break;
                 if (rj % SW != 0 || rj / SW >= OW) continue;
                 const int j = rj / SW;
-                sum += cols[((n * OH + i) * OW + j) * K + (c * KH + p) * KW + q];
+                sum += cols[((n * K + (c * KH + p) * KW + q) * OH + i) * OW + j];
             }
         }
         dx[e] = sum;
