@@ -102,8 +102,8 @@ def markdown(result):
         "All times in ms per step. What the categories hold:",
         "",
         "- **matrix products**: self time of the Conv2d / ConvTranspose2d (and Linear / MatMul) "
-        "ops: the BLAS products **plus** the zero-padded input copy, the adds of overlapping "
-        "row bands and the bias add that these ops do inline;",
+        "ops: the BLAS products **plus** the per-band zero padding, the copies of column "
+        "blocks and the bias add that these ops do inline;",
         "- **im2col/col2im**: the two kernels (backend module functions);",
         "- **pooling**: pooling kernels and the pooling ops' own time;",
         "- **elementwise**: every other op (ReLU, cross-entropy, softmax, cat, pad, arithmetic), "

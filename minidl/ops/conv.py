@@ -38,9 +38,9 @@ Memory. The column buffer holds KH*KW/(SH*SW) times more values than the input:
 (none for a 1x1 stride-1 conv2d, whose columns are a view of x). When that exceeds the
 column-buffer limit (default 512 MiB, see :func:`set_column_buffer_limit`), the ops work
 through the batch in chunks of as many samples as fit (at least one sample, however
-large), and the convolution recomputes each chunk's columns in backward instead of keeping
-them. Under the limit it computes them once and keeps them for the weight gradient. Either
-way at most one column buffer is alive at a time beyond what backward keeps.
+large). conv2d goes further and builds its columns in cache-sized blocks (:func:`conv_blocks`)
+and rebuilds them in backward instead of keeping them: at most one block of columns is
+alive at a time.
 """
 import math
 
@@ -200,10 +200,26 @@ class Lowering:
         (KH, _), (SH, _), (DH, _) = self.kernel, self.stride, self.dilation
         return SH * rows.start, SH * (rows.stop - 1) + DH * (KH - 1) + 1
 
-    def im2col_rows(self, kern, canvas, rows):
-        """canvas (n, C, HC, WC) -> the columns of output rows ``rows``: (n, K, len(rows)*OW)."""
-        r0, r1 = self._band(rows)
-        band = canvas[:, :, r0:r1]  # (n, C, r1 - r0, WC): all that these windows read
+    def canvas_band(self, x, r0, r1):
+        """Rows [r0, r1) of the canvas of x (n, C, H, W): (n, C, r1 - r0, WC), zero padded.
+
+        Built per band rather than whole: a band is small enough to stay in cache until
+        im2col reads it, and reuses memory that NumPy just freed, where a whole padded copy
+        of a large activation is fresh memory (page faults) written once and read back from
+        main memory. A view of x when there is no padding to add."""
+        xp = array_module(x)
+        (PT, PL), (h, w) = self.top_left, self._overlap()
+        if (PT, PL) == (0, 0) and self.canvas == tuple(x.shape[2:]):
+            return x[:, :, r0:r1]
+        band = xp.zeros(x.shape[:2] + (r1 - r0, self.canvas[1]), dtype=x.dtype)
+        a, b = max(r0, PT), min(r1, PT + h)  # the canvas rows that hold input rows a-PT .. b-PT-1
+        if a < b:
+            band[:, :, a - r0:b - r0, PL:PL + w] = x[:, :, a - PT:b - PT, :w]
+        return band
+
+    def im2col_rows(self, kern, x, rows):
+        """x (n, C, H, W) -> the columns of output rows ``rows``: (n, K, len(rows)*OW)."""
+        band = self.canvas_band(x, *self._band(rows))  # (n, C, r1 - r0, WC): all these windows read
         if self.tiles:
             return self._unfold_tiles(band)
         return kern.im2col(band, *self._kernel_args((0, 0)))
@@ -266,6 +282,14 @@ class Conv2d(Function):
         dcols   = Wm.T @ dY[n]              (K, P)  per sample
         dx      = col2im(dcols)             col2im is the adjoint of im2col: a pixel in several
                                             windows receives the SUM of their gradients
+    Stride 1 (every 'same' convolution; padding at most D*(K-1)), when dx is wanted, takes
+    another route to the same numbers: dx is then a
+    conv2d of dy with the kernel rotated by 180 degrees, filters and channels swapped,
+        dX[n]   = Wrot @ dcols[n]           (C, F*KH*KW) @ (F*KH*KW, H*W)   dcols = im2col(dy)
+        dWrot   = sum_n X[n] @ dcols[n].T   dweight = dWrot with the rotation undone
+    one im2col of dy serving both products, whose inner dimension is F*KH*KW or H*W, where
+    Wm.T @ dY has only F and writes KH*KW times more than it reads
+    (:meth:`_backward_by_flipped_kernel`; the derivation in docs/gradients/conv2d.md).
     Blocks. The columns are never built whole: the products are split along their P axis
     into blocks of whole samples or bands of output rows (:func:`conv_blocks`), each block's
     columns built by im2col just before its products, while they are in cache. Column j of
@@ -273,8 +297,9 @@ class Conv2d(Function):
     block; dweight is a sum over pixels, so the blocks' products add up; and col2im of a band
     adds into the rows of (the padded) dx that the band's windows cover, so bands that share
     rows (3x3 windows of neighbouring output rows) add there, as col2im itself would.
-    Backward rebuilds each block's columns from x (one more im2col, cheap while the block is
-    in cache) instead of keeping N*K*P values alive from forward to backward.
+    Backward rebuilds each block's columns (from x, or for stride 1 from dy; one more im2col,
+    cheap while the block is in cache) instead of keeping N*K*P values alive from forward to
+    backward.
     """
 
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
@@ -288,16 +313,17 @@ class Conv2d(Function):
         x = xp.ascontiguousarray(x)  # so that the reshapes below are views
         weight_g = weight.reshape(G, F // G, -1)  # (G, F/G, Kg)
         blocks = self._blocks(lowering, N, C, x.itemsize, xp)
-        canvas = lowering.to_canvas(x)  # (N, C, HC, WC): x with its zero padding
 
         y = xp.empty((N, F, OH, OW), dtype=x.dtype)
         y_g = split_groups(y, G)  # (N, G, F/G, P), a view of y
+        bias_g = bias.reshape(G, F // G, 1) if bias is not None else None
         for samples, rows in blocks:
-            cols = lowering.im2col_rows(kern, canvas[samples], rows)  # (n, K, p) p = len(rows)*OW
+            cols = lowering.im2col_rows(kern, x[samples], rows)  # (n, K, p) p = len(rows)*OW
+            y_block = _pixels(y_g[samples], rows, OH, OW)  # (n, G, F/G, p), a view of y
             # Y[n, g][:, block] = Wm[g] @ cols[n, g]: (G, F/G, Kg) @ (n, G, Kg, p), into y
-            xp.matmul(weight_g, split_groups(cols, G), out=_pixels(y_g[samples], rows, OH, OW))
-        if bias is not None:
-            y += bias.reshape(F, 1, 1)
+            xp.matmul(weight_g, split_groups(cols, G), out=y_block)
+            if bias_g is not None:
+                y_block += bias_g  # while the block is in cache, not in one more pass over y
         self.save(x=x if self.needs_input_grad[1] else None,  # backward rebuilds the columns
                   weight=weight, x_shape=x.shape, lowering=lowering, blocks=blocks, groups=G)
         return y
@@ -312,21 +338,32 @@ class Conv2d(Function):
     def backward(self, dy):
         s = self.saved
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
-        kern, xp, G = kernels_for(dy), array_module(dy), s.groups
+        xp = array_module(dy)
         dy = xp.ascontiguousarray(dy)  # so that split_groups is a view
+        dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None
+        flipped = self._flipped_lowering(s.lowering) if needs_x else None
+        if flipped is not None:  # stride 1: dx (and dweight) from the columns of dy
+            dx, dweight = self._backward_by_flipped_kernel(dy, s.x, s.weight, flipped, s.x_shape,
+                                                           s.groups, needs_weight)
+        else:
+            dx, dweight = self._backward_by_col2im(dy, needs_x, needs_weight)
+        return dx, dweight, dbias, None, None, None, None
+
+    def _backward_by_col2im(self, dy, needs_x, needs_weight):
+        """The general backward (any stride): dweight from the columns of x, dx = col2im(dcols)."""
+        s = self.saved
+        kern, xp, G = kernels_for(dy), array_module(dy), s.groups
         F, Cg, KH, KW = s.weight.shape
         weight_t = s.weight.reshape(G, F // G, -1).swapaxes(1, 2)  # Wm[g].T (G, Kg, F/G)
         N, C, H, W = s.x_shape
         OH, OW = s.lowering.out_size
-        dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None
         dweight = xp.zeros((G, F // G, Cg * KH * KW), dtype=dy.dtype) if needs_weight else None
-        canvas = s.lowering.to_canvas(s.x) if needs_weight else None
         dcanvas = xp.zeros((N, C) + s.lowering.canvas, dtype=dy.dtype) if needs_x else None
         dy_g = split_groups(dy, G)  # (N, G, F/G, P)
         for samples, rows in s.blocks:
             dy_block = _pixels(dy_g[samples], rows, OH, OW)  # (n, G, F/G, p)
             if needs_weight:
-                cols = s.lowering.im2col_rows(kern, canvas[samples], rows)  # (n, K, p)
+                cols = s.lowering.im2col_rows(kern, s.x[samples], rows)  # (n, K, p)
                 # dweight[g] += sum_n dY[n, g] @ cols[n, g].T: (n, G, F/G, p) @ (n, G, p, Kg)
                 dweight += (dy_block @ split_groups(cols, G).swapaxes(-1, -2)).sum(axis=0)
                 del cols
@@ -339,7 +376,62 @@ class Conv2d(Function):
         dx = s.lowering.from_canvas(dcanvas, s.x_shape) if needs_x else None
         if dweight is not None:
             dweight = dweight.reshape(s.weight.shape)
-        return dx, dweight, dbias, None, None, None, None
+        return dx, dweight
+
+    @staticmethod
+    def _flipped_lowering(lowering):
+        """The Lowering of dx as a stride-1 conv2d of dy (see :meth:`_backward_by_flipped_kernel`),
+        or None where that does not apply: stride > 1, or padding above D*(K-1) on top/left."""
+        (KH, KW), (DH, DW), (PT, PL) = lowering.kernel, lowering.dilation, lowering.top_left
+        top, left = DH * (KH - 1) - PT, DW * (KW - 1) - PL
+        if lowering.stride != (1, 1) or top < 0 or left < 0:
+            return None
+        return Lowering(lowering.out_size, lowering.in_size, (KH, KW), (1, 1), (top, left), (DH, DW))
+
+    @staticmethod
+    def _backward_by_flipped_kernel(dy, x, weight, lowering, x_shape, G, needs_weight):
+        r"""dx of a stride-1 conv2d as a conv2d of dy with the rotated kernel; dweight from the
+        same columns of dy. Returns (dx, dweight or None).
+
+        With stride 1 the index form of dx (class docstring) is, for p' = KH-1-p, q' = KW-1-q,
+            dx[n,c,h,w] = sum_{f,p',q'} weight[f,c,KH-1-p',KW-1-q'] * dypad[n, f, h + D*p', w + D*q']
+        with dy padded by D*(KH-1) - PT rows on top (D*(KW-1) - PL columns on the left): a
+        conv2d of dy whose weight is ``weight`` rotated 180 degrees, filters and channels
+        swapped, wrot[c,f,p',q'] = weight[f,c,KH-1-p',KW-1-q']. So col2im(Wm.T @ dY) equals
+            dX[n] = Wrot @ dcols[n]       (C, F*KH*KW) @ (F*KH*KW, H*W),  dcols = im2col(dy)
+        the same products as forward: inner dimension F*KH*KW (not F), no KH*KW-times larger
+        Wm.T @ dY to write and fold, no overlapping sums. And the weight gradient, read off
+        the same index form (x is 0 in the padding, so the sum may run over x's pixels only),
+            dweight[f,c,KH-1-p',KW-1-q'] = sum_{n,h,w} x[n,c,h,w] * dypad[n, f, h + D*p', w + D*q']
+            i.e. dWrot = sum_n X[n] @ dcols[n].T     (C, H*W) @ (H*W, F*KH*KW)
+        so one im2col of dy per block serves both, and x needs no columns at all.
+        Blocks as in forward, here over dx's pixels (the columns of dcols).
+        """
+        xp, kern = array_module(dy), kernels_for(dy)
+        N, C, H, W = x_shape
+        F, Cg, KH, KW = weight.shape
+        # wrot[g][c, (f, p', q')] = weight[g*F/G + f, c, KH-1-p', KW-1-q']
+        rotated = weight.reshape(G, F // G, Cg, KH, KW)[:, :, :, ::-1, ::-1]  # (G, F/G, C/G, KH, KW)
+        rotated = xp.ascontiguousarray(rotated.transpose(0, 2, 1, 3, 4))  # (G, C/G, F/G, KH, KW)
+        weight_rot = rotated.reshape(G, Cg, -1)  # (G, C/G, F/G*KH*KW)
+        dweight_rot = xp.zeros(weight_rot.shape, dtype=dy.dtype) if needs_weight else None
+        x_g = split_groups(x, G) if needs_weight else None  # (N, G, C/G, H*W)
+        dx = xp.empty(x_shape, dtype=dy.dtype)
+        dx_g = split_groups(dx, G)  # (N, G, C/G, H*W), a view of dx
+        for samples, rows in Conv2d._blocks(lowering, N, F, dy.itemsize, xp):
+            dcols = split_groups(lowering.im2col_rows(kern, dy[samples], rows), G)  # (n, G, F/G*KH*KW, p)
+            # dX[n, g][:, block] = Wrot[g] @ dcols[n, g]: (G, C/G, F/G*KH*KW) @ (n, G, F/G*KH*KW, p)
+            xp.matmul(weight_rot, dcols, out=_pixels(dx_g[samples], rows, H, W))
+            if needs_weight:
+                # dWrot[g] += sum_n X[n, g][:, block] @ dcols[n, g].T: (n, G, C/G, p) @ (n, G, p, F/G*KH*KW)
+                x_block = _pixels(x_g[samples], rows, H, W)
+                for i in range(x_block.shape[0]):  # sample by sample: no (n, G, C/G, F/G*KH*KW) temporary
+                    dweight_rot += x_block[i] @ dcols[i].swapaxes(-1, -2)
+        dweight = None
+        if needs_weight:  # undo the rotation: dweight[g*F/G + f, c, p, q] = dWrot[g, c, (f, KH-1-p, KW-1-q)]
+            dweight_rot = dweight_rot.reshape(G, Cg, F // G, KH, KW)[:, :, :, ::-1, ::-1]
+            dweight = xp.ascontiguousarray(dweight_rot.transpose(0, 2, 1, 3, 4)).reshape(F, Cg, KH, KW)
+        return dx, dweight
 
 
 def _pixels(a, rows, OH, OW):

@@ -34,7 +34,8 @@ def test_profiler_sees_conv_and_kernels_and_restores_them(backend):
     w = minidl.tensor(np.ones((3, 2, 3, 3), np.float32), requires_grad=True)
     with OpProfiler() as prof:
         start = time.perf_counter()
-        F.relu(F.conv2d(x, w, padding=1)).sum().backward()
+        # stride 2: its dx goes through col2im (stride 1 correlates dy with the rotated kernel)
+        F.relu(F.conv2d(x, w, padding=1, stride=2)).sum().backward()
         wall = time.perf_counter() - start
     assert Conv2d.__dict__["forward"] is original
     names = {name for _, name in prof.self_time}

@@ -359,6 +359,96 @@ def test_conv2d_keeps_no_columns(backend, column_limit):
         assert "cols" not in saved._values and saved.x.shape == x.shape
 
 
+# ---- backward of stride-1 convolutions: the rotated kernel -----------------------------------
+# (padding, dilation, groups, kernel): every case has stride 1 and padding <= D*(K-1) on top/left,
+# so backward takes the rotated-kernel path; 'same' with an even kernel pads bottom/right more.
+FLIPPED_CASES = [
+    (1, 1, 1, (3, 3)),          # the U-Net's 3x3 'same'
+    (0, 1, 1, (3, 2)),          # 'valid', non-square kernel
+    ("same", (2, 1), 1, (2, 3)),  # even dilated kernel: asymmetric padding (the canvas path)
+    ((2, 0), 2, 2, (2, 3)),     # padding = D*(K-1) on top: the rotated conv has no padding there
+    (0, 1, 3, (1, 1)),          # 1x1: dx = Wm.T @ dY through the tiles path
+    ((1, 2), (1, 2), 1, (4, 2)),
+]
+
+
+@pytest.mark.parametrize("padding, dilation, groups, kernel", FLIPPED_CASES)
+def test_rotated_kernel_backward_matches_col2im_and_torch(backend, monkeypatch, padding, dilation,
+                                                          groups, kernel):
+    x, bias = _randn((3, 6, 7, 8)), _randn((12,), 2)
+    weight = _randn((12, 6 // groups) + kernel, 1)
+    dy_seed = 7
+
+    def fn(x, w, b):
+        return conv2d(x, w, b, padding=padding, dilation=dilation, groups=groups)
+
+    def fn_torch(x, w, b):
+        return TF.conv2d(x, w, b, padding=padding, dilation=dilation, groups=groups)
+
+    # the rotated-kernel path is the one taken: the general one would fail here
+    def fail(*args):
+        raise AssertionError("stride-1 backward took the col2im path")
+    y = fn(_t(x), _t(weight, True), _t(bias))
+    dy = _randn(y.shape, dy_seed)
+    dx_col2im, dweight_col2im = y.grad_fn._backward_by_col2im(dy, True, True)  # computed on x's grad_fn
+    with monkeypatch.context() as patch:
+        patch.setattr(conv_ops.Conv2d, "_backward_by_col2im", fail)
+        _compare(fn, fn_torch, x, weight, bias, seed=3)
+        y = fn(_t(x, True), _t(weight, True), _t(bias))
+        dx, dweight = y.grad_fn.backward(dy)[:2]
+    # the two ways sum the same products in another order: equal up to rounding
+    np.testing.assert_allclose(dx, dx_col2im, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dweight, dweight_col2im, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride, padding, dilation", [(2, 1, 1), ((1, 2), 1, 1), (1, 3, 1), (1, (1, 3), 1),
+                                                       (1, (0, 3), (1, 2))])
+def test_strided_or_overpadded_backward_uses_col2im(backend, monkeypatch, stride, padding, dilation):
+    """Stride > 1 (dy's pixels are spread out) or padding beyond D*(K-1) (the rotated conv
+    would need negative padding): the general path, still equal to PyTorch."""
+    def fail(*args):
+        raise AssertionError("the rotated-kernel path was taken")
+    monkeypatch.setattr(conv_ops.Conv2d, "_backward_by_flipped_kernel", fail)
+    x, weight, bias = _randn((2, 4, 7, 6)), _randn((5, 4, 3, 2), 1), _randn((5,), 2)
+    _compare(lambda x, w, b: conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation),
+             lambda x, w, b: TF.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation),
+             x, weight, bias, seed=4)
+
+
+def test_rotated_kernel_backward_with_only_one_gradient(backend):
+    """dx alone (frozen weight) and dweight alone (frozen input) on the stride-1 path."""
+    x, weight = _randn((2, 3, 6, 5)), _randn((4, 3, 3, 3), 1)
+    dy = _randn((2, 4, 6, 5), 2)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(weight, requires_grad=True)
+    (TF.conv2d(tx, tw, padding=1) * torch.tensor(dy)).sum().backward()
+    y = conv2d(_t(x, True), _t(weight), padding=1)
+    dx, dweight = y.grad_fn.backward(dy)[:2]
+    assert dweight is None
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    y = conv2d(_t(x), _t(weight, True), padding=1)
+    dx, dweight = y.grad_fn.backward(dy)[:2]
+    assert dx is None
+    np.testing.assert_allclose(dweight, tw.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("in_size, out_size, kernel, stride, top_left, dilation", [
+    ((7, 6), (7, 6), (3, 3), (1, 1), (1, 1), (1, 1)),   # 'same' 3x3
+    ((7, 6), (7, 6), (2, 3), (1, 1), (1, 1), (2, 1)),   # 'same', even dilated: extra bottom row
+    ((7, 6), (3, 2), (3, 2), (2, 3), (0, 0), (1, 1)),   # no padding: an input column past the canvas
+    ((5, 4), (5, 4), (1, 1), (1, 1), (0, 0), (1, 1)),   # no padding at all: a view of x
+])
+def test_canvas_band_is_a_band_of_the_padded_input(in_size, out_size, kernel, stride, top_left, dilation):
+    lowering = conv_ops.Lowering(in_size, out_size, kernel, stride, top_left, dilation)
+    x = _randn((2, 3) + in_size)
+    (PT, PL), (HC, WC) = top_left, lowering.canvas
+    padded = np.zeros((2, 3, HC + in_size[0], WC + in_size[1]))  # by hand: x placed at (PT, PL)
+    padded[:, :, PT:PT + in_size[0], PL:PL + in_size[1]] = x
+    padded = padded[:, :, :HC, :WC]
+    for r0 in range(HC):
+        for r1 in range(r0 + 1, HC + 1):
+            np.testing.assert_array_equal(lowering.canvas_band(x, r0, r1), padded[:, :, r0:r1])
+
+
 def test_column_buffer_limit_setting(column_limit):
     assert conv_ops.get_column_buffer_limit() == conv_ops.DEFAULT_COLUMN_BUFFER_LIMIT == 512 * 2**20
     assert column_limit(1000) == 512 * 2**20  # returns the previous limit
