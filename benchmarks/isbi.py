@@ -1,0 +1,467 @@
+"""ISBI 2012 EM membranes: train the same U-Net in minidl and in PyTorch, score both.
+
+Data (--data DIR, e.g. ../shared/data/isbi2012): DIR/image/N.png and DIR/label/N.png,
+512 x 512 8-bit slices; labels 255 = cell interior (class 1), 0 = membrane (class 0).
+Slices --train (0-19) are trained on, slices --test (20-24) are scored.
+
+Recipe (the same for both libraries, every setting a flag):
+    model      unet.UNet(1, 2, base_channels=16, depth=5, padding="same"), the paper's
+               He-normal initialisation in minidl; PyTorch gets a copy of those weights
+               (benchmarks/_torch_unet.py, unet.interop.export_torch_state_dict)
+    batches    --steps batches of --batch-size random --crop x --crop crops of the training
+               slices with flips, 90-degree rotations and intensity jitter
+               (unet.augment.Augmenter), drawn from ONE numpy Generator(--seed): both
+               libraries get the very same batch at every step
+    loss       pixel-wise cross-entropy times the paper's border weight map
+               w = w_c + w0 exp(-(d1 + d2)^2 / (2 sigma^2)) (unet.weights; --loss ce: plain)
+    optimiser  Adam(lr=--lr), cosine annealing to 0 over the steps (--schedule): the small
+               final steps also make the final weights, and so the scores, less noisy
+    scoring    unet.predict.predict_probabilities (overlap-tile) for BOTH: the PyTorch net
+               is wrapped as a unet.UNet whose forward calls it (TorchAsUNet), so the same
+               tiling, padding and softmax code runs; prediction = argmax over the classes;
+               unet.metrics.segmentation_metrics(num_classes=2, cell_class=1): pixel
+               accuracy and membrane Dice (dice_0) pooled over the test slices' pixels,
+               and the ISBI foreground-restricted Rand score V_rand, the mean over slices.
+
+The two libraries train step by step in turn (minidl, then PyTorch, on the same batch), so
+both are timed under the same machine load. Step 1 is a parity check: both start from the
+same weights and batch, so their first losses must agree to float32 rounding. After that
+float32 rounding makes the runs drift apart; the target is final scores within 0.01.
+
+    python -m benchmarks.isbi --data ../shared/data/isbi2012              # full run
+    python -m benchmarks.isbi --data ../shared/data/isbi2012 --steps 5 --no-save   # smoke run
+
+Writes benchmarks/results/isbi.json, isbi.md and isbi_prediction.png (--out to change).
+"""
+# _common must come first: it sets the BLAS / Numba thread counts before NumPy loads.
+from benchmarks._common import THREADS, machine_info, warn_if_threads_not_applied  # noqa: I001
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import minidl  # noqa: E402
+import minidl.functional as F  # noqa: E402
+import minidl.optim  # noqa: E402
+from unet import UNet  # noqa: E402
+from unet.augment import Augmenter  # noqa: E402
+from unet.data import SegmentationData  # noqa: E402
+from unet.metrics import segmentation_metrics  # noqa: E402
+from unet.predict import predict_probabilities  # noqa: E402
+from unet.weights import border_weight_map  # noqa: E402
+
+MEMBRANE, CELL = 0, 1            # class indices after the automatic {0, 255} -> {0, 1} mapping
+TARGET = 0.01                    # |minidl score - PyTorch score| for every headline score
+PARITY_RTOL = 1e-4               # first-step losses, relative (float32, same weights and batch)
+HEADLINE = (("pixel_accuracy", "pixel accuracy"), ("dice_0", "membrane Dice"),
+            ("v_rand", "V_rand"))
+LIBRARIES = ("minidl", "torch")
+
+
+# ============================================================================ arguments
+def parse_slices(text):
+    """'0-19' -> [0, ..., 19]; '20,22,24' -> [20, 22, 24]; '3' -> [3]; mixes allowed."""
+    slices = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                first, last = (int(p) for p in part.split("-", 1))
+                if last < first:
+                    raise ValueError
+                slices.extend(range(first, last + 1))
+            else:
+                slices.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected slice numbers like '0-19' or '20,21,22', got {text!r}") from None
+    if min(slices) < 0:
+        raise argparse.ArgumentTypeError(f"slice numbers must be >= 0, got {text!r}")
+    return slices
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return value
+
+
+def format_slices(slices):
+    """[0, 1, 2, 5] -> '0-2, 5' (the inverse of parse_slices, for the reports)."""
+    runs, start = [], slices[0]
+    for prev, n in zip(slices, slices[1:] + [None]):
+        if n != prev + 1:
+            runs.append(str(start) if start == prev else f"{start}-{prev}")
+            start = n
+    return ", ".join(runs)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.isbi",
+        description="Train the same U-Net with the same recipe, batches and initial weights in "
+                    "minidl and in PyTorch on ISBI 2012 slices, and score both on held-out slices "
+                    "(pixel accuracy, membrane Dice, V_rand).")
+    p.add_argument("--data", type=Path, required=True,
+                   help="folder with image/N.png and label/N.png (e.g. ../shared/data/isbi2012)")
+    p.add_argument("--train", type=parse_slices, default=parse_slices("0-19"),
+                   help="training slices (default 0-19)")
+    p.add_argument("--test", type=parse_slices, default=parse_slices("20-24"),
+                   help="scored slices (default 20-24)")
+    p.add_argument("--steps", type=_positive, default=400, help="training steps (default 400)")
+    p.add_argument("--batch-size", type=_positive, default=4, help="crops per step (default 4)")
+    p.add_argument("--crop", type=_positive, default=128,
+                   help="side of the random training crops; a multiple of 2**(depth-1) (default 128)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                   help="learning rate: cosine annealing from --lr to 0 over the steps, or "
+                        "constant (default cosine)")
+    p.add_argument("--depth", type=_positive, default=5, help="U-Net levels (default 5, the paper's)")
+    p.add_argument("--base-channels", type=_positive, default=16,
+                   help="channels at the top level (default 16)")
+    p.add_argument("--loss", choices=("weighted", "ce"), default="weighted",
+                   help="'weighted': cross-entropy times the paper's border weight map (default; "
+                        "separates touching cells, so a better V_rand); 'ce': plain cross-entropy")
+    p.add_argument("--w0", type=float, default=10.0, help="border weight w0 (default 10)")
+    p.add_argument("--sigma", type=float, default=5.0, help="border weight sigma in pixels (default 5)")
+    p.add_argument("--jitter", type=float, default=0.1,
+                   help="intensity jitter of the augmentation (default 0.1)")
+    p.add_argument("--elastic", action="store_true",
+                   help="also the paper's elastic deformation (off by default: slower)")
+    p.add_argument("--tile", type=_positive, default=None,
+                   help="prediction tile side (default: unet.predict's choice)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights and of the batches (default 0)")
+    p.add_argument("--threads", type=_positive, default=int(THREADS),
+                   help="BLAS / Numba / torch threads (default 2); set before numpy loads")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"),
+                   help="folder for isbi.json, isbi.md, isbi_prediction.png (default benchmarks/results)")
+    p.add_argument("--no-save", action="store_true", help="print only, write no files")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+
+    if not args.data.is_dir():
+        p.error(f"--data: {args.data} is not a folder")
+    for sub in ("image", "label"):
+        if not (args.data / sub).is_dir():
+            p.error(f"--data: {args.data} has no '{sub}' folder (expected {sub}/N.png)")
+    if set(args.train) & set(args.test):
+        p.error(f"--train and --test share slices {sorted(set(args.train) & set(args.test))}")
+    if args.crop % 2 ** (args.depth - 1):
+        p.error(f"--crop {args.crop} must be a multiple of 2**(depth-1) = {2 ** (args.depth - 1)} "
+                f"for a same-padding U-Net of depth {args.depth}")
+    if not args.lr > 0:
+        p.error(f"--lr must be > 0, got {args.lr}")
+    return args
+
+
+# ============================================================================ data
+def load_slices(data_dir, train, test):
+    """(train images, train masks, test images, test masks): lists of (1, H, W) float32 and
+    (H, W) int64 arrays (classes 0 = membrane, 1 = cell), read by unet.data."""
+    data = SegmentationData.from_folders(data_dir / "image", data_dir / "label")
+    if data.num_classes != 2:
+        raise ValueError(f"isbi: expected two classes (labels 0 and 255) in {data_dir / 'label'}, "
+                         f"got {data.num_classes}")
+    by_name = {name: i for i, name in enumerate(data.names)}
+    missing = [n for n in train + test if str(n) not in by_name]
+    if missing:
+        raise ValueError(f"isbi: slices {missing} are not in {data_dir} (found: {sorted(data.names)})")
+
+    def pick(numbers):
+        pairs = [data[by_name[str(n)]] for n in numbers]
+        return [image for image, _ in pairs], [mask for _, mask in pairs]
+
+    return (*pick(train), *pick(test))
+
+
+def batches(images, masks, weights, steps, batch_size, augment, seed):
+    """Yield ``steps`` batches (x (B, 1, c, c) float32, y (B, c, c) int64, w (B, c, c) float32
+    or None). One Generator draws the slice and then its augmentation, crop by crop, so the
+    same arguments give the same batches."""
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        xs, ys, ws = [], [], []
+        for _ in range(batch_size):
+            i = int(rng.integers(len(images)))
+            x, y, w = augment(images[i], masks[i], None if weights is None else weights[i], rng=rng)
+            xs.append(x)
+            ys.append(y)
+            ws.append(w)
+        yield (np.stack(xs), np.stack(ys),                      # (B, 1, c, c), (B, c, c)
+               None if weights is None else np.stack(ws))       # (B, c, c)
+
+
+# ============================================================================ models
+class TorchAsUNet(UNet):
+    """A unet.UNet whose forward runs a PyTorch twin: unet.predict tiles it with exactly the
+    code that tiles the minidl model. Its own minidl layers only describe the geometry
+    (depth, padding, receptive field, dtype) that unet.predict reads; they never run."""
+
+    def __init__(self, model, twin):
+        super().__init__(model.in_channels, model.n_classes, model.base_channels, model.depth,
+                         model.padding)
+        self.twin = twin  # a torch.nn.Module: a plain attribute for minidl
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.twin.train(mode)
+        return self
+
+    def forward(self, x):
+        import torch
+
+        with torch.no_grad():
+            scores = self.twin(torch.from_numpy(np.ascontiguousarray(x.numpy())))  # (N, K, H, W)
+        return minidl.tensor(scores.numpy())
+
+
+def loss_minidl(model, x, y, w):
+    scores = model(minidl.tensor(x))                                       # (B, 2, c, c)
+    if w is None:
+        return F.cross_entropy(scores, minidl.tensor(y))
+    per_pixel = F.cross_entropy(scores, minidl.tensor(y), reduction="none")  # (B, c, c)
+    return (per_pixel * minidl.tensor(w)).mean()
+
+
+def loss_torch(torch, twin, x, y, w):
+    scores = twin(torch.from_numpy(x))                                     # (B, 2, c, c)
+    if w is None:
+        return torch.nn.functional.cross_entropy(scores, torch.from_numpy(y))
+    per_pixel = torch.nn.functional.cross_entropy(scores, torch.from_numpy(y), reduction="none")
+    return (per_pixel * torch.from_numpy(w)).mean()
+
+
+def train_both(torch, model, twin, batch_iter, steps, lr, schedule="cosine", progress=True):
+    """Adam steps of both models in turn on each batch (learning rate annealed along a cosine
+    to 0 over ``steps`` with ``schedule="cosine"``); returns per-library step seconds and
+    losses (lists, one entry per step)."""
+    opt = minidl.optim.Adam(model.parameters(), lr=lr)
+    topt = torch.optim.Adam(twin.parameters(), lr=lr)
+    schedulers = []
+    if schedule == "cosine":
+        schedulers = [minidl.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps),
+                      torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=steps)]
+    model.train()
+    twin.train()
+    seconds = {lib: [] for lib in LIBRARIES}
+    losses = {lib: [] for lib in LIBRARIES}
+    bar = tqdm(batch_iter, total=steps, desc="training minidl | torch", disable=not progress,
+               dynamic_ncols=True)
+    for x, y, w in bar:
+        start = time.perf_counter()
+        loss = loss_minidl(model, x, y, w)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses["minidl"].append(loss.item())
+        seconds["minidl"].append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        tloss = loss_torch(torch, twin, x, y, w)
+        tloss.backward()
+        topt.step()
+        topt.zero_grad()
+        losses["torch"].append(tloss.item())
+        seconds["torch"].append(time.perf_counter() - start)
+        for scheduler in schedulers:
+            scheduler.step()
+        bar.set_postfix(loss=f"{losses['minidl'][-1]:.3f} | {losses['torch'][-1]:.3f}")
+    return seconds, losses
+
+
+def evaluate(model, images, masks, tile):
+    """(scores dict, predicted label maps, seconds) of ``model`` on the test slices."""
+    start = time.perf_counter()
+    preds = [np.argmax(predict_probabilities(model, image, tile_size=tile), axis=0)  # (H, W)
+             for image in images]
+    seconds = time.perf_counter() - start
+    scores = segmentation_metrics(preds, masks, num_classes=2, cell_class=CELL)
+    return {k: float(v) for k, v in scores.items()}, preds, seconds
+
+
+# ============================================================================ outputs
+def save_picture(path, image, mask, pred_minidl, pred_torch, name):
+    """image | ground truth | minidl | PyTorch, one row, labels shown as white cell / black
+    membrane."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    panels = [(image[0], f"slice {name}"), (mask, "ground truth (black: membrane)"),
+              (pred_minidl, "minidl prediction"), (pred_torch, "PyTorch prediction")]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+    for ax, (picture, title) in zip(axes, panels):
+        ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")  # 0 black, 1 white
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def markdown(r):
+    c, m = r["config"], r["machine"]
+    s, d = r["scores"], r["differences"]
+    lines = [
+        "# ISBI 2012 membranes: the same U-Net trained in minidl and in PyTorch",
+        "",
+        f"Trained on slices {format_slices(c['train_slices'])}, scored on slices "
+        f"{format_slices(c['test_slices'])} "
+        f"({c['image_size'][0]} x {c['image_size'][1]} pixels). `UNet(1, 2, base_channels={c['base_channels']}, "
+        f"depth={c['depth']}, padding=\"same\")` with identical initial weights; {c['steps']} Adam "
+        f"steps (lr {c['lr']}, {c['schedule']} schedule) of {c['batch_size']} random "
+        f"{c['crop']} x {c['crop']} crops "
+        f"(flips, 90-degree rotations, jitter {c['jitter']}{', elastic' if c['elastic'] else ''}), "
+        f"the same batches for both; loss: {c['loss_description']}. Prediction: "
+        "`unet.predict.predict_probabilities` (overlap-tile) for both, argmax.",
+        "",
+        "| score | minidl | PyTorch | minidl - PyTorch |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, label in HEADLINE:
+        lines.append(f"| {label} | {s['minidl'][key]:.4f} | {s['torch'][key]:.4f} | {d[key]:+.4f} |")
+    t = r["seconds"]
+    lines += [
+        f"| training time, {c['steps']} steps (s) | {t['train']['minidl']:.1f} | {t['train']['torch']:.1f} | |",
+        f"| median step (s) | {t['median_step']['minidl']:.3f} | {t['median_step']['torch']:.3f} | |",
+        f"| prediction time, {len(c['test_slices'])} slices (s) | {t['predict']['minidl']:.1f} | "
+        f"{t['predict']['torch']:.1f} | |",
+        f"| final loss (mean of last {r['final_loss_window']} steps) | {r['final_loss']['minidl']:.4f} | "
+        f"{r['final_loss']['torch']:.4f} | |",
+        "",
+        f"**Target: every score within {r['target']} of PyTorch's: "
+        f"{'met' if r['target_met'] else 'NOT met'}** (largest difference "
+        f"{max(abs(v) for v in d.values()):.4f}).",
+        "",
+        f"Parity of step 1 (same weights, same batch): losses {r['parity']['loss_minidl']:.6f} and "
+        f"{r['parity']['loss_torch']:.6f}, relative difference {r['parity']['relative_difference']:.1e} "
+        f"({'OK' if r['parity']['ok'] else 'MISMATCH'}). After it, float32 rounding lets the two "
+        "runs drift apart, so the scores agree only statistically.",
+        "",
+        "Pixel accuracy and Dice are pooled over the test slices' pixels; membrane Dice is the "
+        "Dice of class 0 (membrane); V_rand is the ISBI 2012 foreground-restricted Rand score "
+        "(`unet.metrics.rand_score_foreground`, cells = connected components of class 1), the "
+        "mean over the test slices. "
+        "Times: the two libraries ran step by step in turn on a shared machine; "
+        f"{m['threads']} threads each; the timings are noisy.",
+        "",
+        "![image | ground truth | minidl | PyTorch](isbi_prediction.png)",
+        "",
+        f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
+        f"Python {m['python']}, numpy {m['numpy']} ({m['numpy_blas']}), torch {m['torch']}, "
+        f"minidl backend {m['minidl_backend']}; {m['date']}.",
+        "",
+        f"Reproduce: `{r['command']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ============================================================================ main
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    warn_if_threads_not_applied(args.threads)
+    import torch
+
+    from benchmarks._torch_unet import torch_twin
+
+    torch.set_num_threads(args.threads)
+    progress = not args.no_progress
+
+    train_images, train_masks, test_images, test_masks = load_slices(args.data, args.train, args.test)
+    print(f"data: {len(train_images)} training slices {args.train[0]}..{args.train[-1]}, "
+          f"{len(test_images)} test slices, membrane fraction (train) "
+          f"{np.mean([np.mean(m == MEMBRANE) for m in train_masks]):.3f}")
+
+    weights, weight_seconds = None, 0.0
+    if args.loss == "weighted":
+        start = time.perf_counter()
+        weights = [border_weight_map(m, w0=args.w0, sigma=args.sigma, cell_class=CELL, num_classes=2)
+                   for m in tqdm(train_masks, desc="border weight maps", disable=not progress)]
+        weight_seconds = time.perf_counter() - start
+
+    minidl.manual_seed(args.seed)
+    model = UNet(1, 2, base_channels=args.base_channels, depth=args.depth, padding="same")
+    twin = torch_twin(model)                            # identical weights, strict names
+    augment = Augmenter(flip=True, rot90=True, crop_size=args.crop, jitter=args.jitter,
+                        elastic=args.elastic)
+    batch_iter = batches(train_images, train_masks, weights, args.steps, args.batch_size, augment,
+                         args.seed)
+
+    step_seconds, losses = train_both(torch, model, twin, batch_iter, args.steps, args.lr,
+                                      args.schedule, progress)
+    first = {lib: losses[lib][0] for lib in LIBRARIES}
+    parity_diff = abs(first["minidl"] - first["torch"]) / abs(first["torch"])
+    parity_ok = parity_diff <= PARITY_RTOL
+    train_seconds = {lib: float(sum(step_seconds[lib])) for lib in LIBRARIES}
+    print(f"parity of step 1: losses {first['minidl']:.6f} (minidl) and {first['torch']:.6f} "
+          f"(torch), relative difference {parity_diff:.1e} {'OK' if parity_ok else 'MISMATCH'}")
+    print(f"training wall time: minidl {train_seconds['minidl']:.1f} s, torch "
+          f"{train_seconds['torch']:.1f} s ({args.steps} steps)")
+
+    scores, preds, predict_seconds = {}, {}, {}
+    for lib, net in (("minidl", model), ("torch", TorchAsUNet(model, twin))):
+        scores[lib], preds[lib], predict_seconds[lib] = evaluate(net, test_images, test_masks, args.tile)
+        print(f"prediction wall time: {lib} {predict_seconds[lib]:.1f} s ({len(test_images)} slices)")
+    differences = {key: scores["minidl"][key] - scores["torch"][key] for key, _ in HEADLINE}
+    target_met = all(abs(v) <= TARGET for v in differences.values())
+
+    print(f"\n{'score':16s} {'minidl':>8s} {'torch':>8s} {'difference':>11s}")
+    for key, label in HEADLINE:
+        print(f"{label:16s} {scores['minidl'][key]:8.4f} {scores['torch'][key]:8.4f} "
+              f"{differences[key]:+11.4f}")
+    print(f"target |difference| <= {TARGET}: {'met' if target_met else 'NOT met'}")
+
+    window = min(20, args.steps)
+    loss_description = ("pixel-wise cross-entropy" if args.loss == "ce" else
+                        f"pixel-wise cross-entropy times the border weight map (w0 {args.w0}, "
+                        f"sigma {args.sigma})")
+    result = {
+        "benchmark": "isbi",
+        "command": "python -m benchmarks.isbi " + shlex.join(argv),
+        "config": {"data": str(args.data), "train_slices": args.train, "test_slices": args.test,
+                   "image_size": list(test_images[0].shape[-2:]),
+                   "steps": args.steps, "batch_size": args.batch_size, "crop": args.crop,
+                   "lr": args.lr, "schedule": args.schedule, "optimizer": "Adam", "depth": args.depth,
+                   "base_channels": args.base_channels, "padding": "same", "loss": args.loss,
+                   "loss_description": loss_description, "w0": args.w0, "sigma": args.sigma,
+                   "jitter": args.jitter, "elastic": args.elastic, "tile": args.tile,
+                   "seed": args.seed},
+        "machine": machine_info(torch, args.threads),
+        "scores": scores,
+        "differences": differences,
+        "target": TARGET,
+        "target_met": target_met,
+        "parity": {"loss_minidl": first["minidl"], "loss_torch": first["torch"],
+                   "relative_difference": parity_diff, "rtol": PARITY_RTOL, "ok": parity_ok},
+        "seconds": {"train": train_seconds,
+                    "predict": predict_seconds,
+                    "median_step": {lib: float(np.median(step_seconds[lib])) for lib in LIBRARIES},
+                    "weight_maps": weight_seconds},
+        "final_loss_window": window,
+        "final_loss": {lib: float(np.mean(losses[lib][-window:])) for lib in LIBRARIES},
+        "losses": losses,
+    }
+    if not args.no_save:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "isbi.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.out / "isbi.md").write_text(markdown(result))
+        shown = 0                                           # the first test slice
+        save_picture(args.out / "isbi_prediction.png", test_images[shown], test_masks[shown],
+                     preds["minidl"][shown], preds["torch"][shown], args.test[shown])
+        print(f"wrote {args.out / 'isbi.json'}, isbi.md and isbi_prediction.png")
+    return 0 if parity_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""benchmarks/isbi.py on a tiny synthetic stand-in for the ISBI folder (no /work/shared).
+
+The folder is written here in ISBI's layout (image/N.png, label/N.png with 255 = cell,
+0 = membrane) from unet.synthetic.make_cells; a few training steps of a tiny U-Net run in
+both libraries. The scores of such a run mean nothing; the test checks the plumbing: same
+batches, same initial weights (the first losses agree), the PyTorch net predicted through
+the same overlap-tile code, and the result files.
+"""
+import argparse
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+import minidl  # noqa: E402
+from benchmarks import isbi  # noqa: E402
+from benchmarks._torch_unet import torch_twin  # noqa: E402
+from unet import UNet  # noqa: E402
+from unet.augment import Augmenter  # noqa: E402
+from unet.predict import predict_probabilities  # noqa: E402
+from unet.synthetic import make_cells  # noqa: E402
+
+
+def write_isbi_like(folder, n, size=32, seed=0):
+    """folder/image/N.png (8-bit gray) and folder/label/N.png (255 cell, 0 membrane)."""
+    rng = np.random.default_rng(seed)
+    (folder / "image").mkdir(parents=True)
+    (folder / "label").mkdir()
+    for i in range(n):
+        image, mask = make_cells((size, size), rng)
+        Image.fromarray(np.round(image[0] * 255).astype(np.uint8)).save(folder / "image" / f"{i}.png")
+        Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "label" / f"{i}.png")
+
+
+def test_parse_and_format_slices():
+    assert isbi.parse_slices("0-3,7") == [0, 1, 2, 3, 7]
+    assert isbi.parse_slices("20-24") == [20, 21, 22, 23, 24]
+    assert isbi.format_slices([0, 1, 2, 3, 7, 9, 10]) == "0-3, 7, 9-10"
+    for bad in ("a-b", "5-2", "-1", "1,,2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            isbi.parse_slices(bad)
+
+
+def test_batches_repeat_for_the_same_seed():
+    """Both libraries must see identical batches: the generator depends on the seed only."""
+    rng = np.random.default_rng(3)
+    images = [rng.random((1, 24, 24), dtype=np.float32) for _ in range(3)]
+    masks = [(rng.random((24, 24)) > 0.3).astype(np.int64) for _ in range(3)]
+    weights = [rng.random((24, 24), dtype=np.float32) for _ in range(3)]
+    augment = Augmenter(crop_size=16, jitter=0.1, elastic=False)
+    first = list(isbi.batches(images, masks, weights, 3, 2, augment, seed=5))
+    again = list(isbi.batches(images, masks, weights, 3, 2, augment, seed=5))
+    other = list(isbi.batches(images, masks, weights, 3, 2, augment, seed=6))
+    assert len(first) == 3
+    x, y, w = first[0]
+    assert x.shape == (2, 1, 16, 16) and x.dtype == np.float32
+    assert y.shape == (2, 16, 16) and y.dtype == np.int64
+    assert w.shape == (2, 16, 16)
+    for a, b in zip(first, again):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+    assert not np.array_equal(first[0][0], other[0][0])
+    x, y, w = next(isbi.batches(images, masks, None, 1, 2, augment, seed=5))
+    assert w is None
+
+
+def test_torch_model_predicts_through_the_same_tiling():
+    """TorchAsUNet runs the PyTorch twin inside unet.predict: with the same weights, the same
+    probabilities as the minidl model, with tiles (tile 112 < image 240) and without."""
+    minidl.manual_seed(1)
+    model = UNet(1, 2, base_channels=4, depth=3, padding="same")
+    wrapped = isbi.TorchAsUNet(model, torch_twin(model))
+    image = np.random.default_rng(2).random((1, 240, 228), dtype=np.float32)
+    for tile in (None, 112):      # 112: the smallest tile above twice the context margin
+        ours = predict_probabilities(model, image, tile_size=tile)
+        theirs = predict_probabilities(wrapped, image, tile_size=tile)
+        assert theirs.shape == (2, 240, 228)
+        np.testing.assert_allclose(theirs, ours, atol=1e-5)
+    # the wrapper really runs the torch net: change the twin and the prediction changes
+    with torch.no_grad():
+        wrapped.twin.outc.conv.bias += torch.tensor([5.0, -5.0])
+    assert np.abs(predict_probabilities(wrapped, image) - ours).max() > 0.5
+
+
+def test_smoke_run_writes_results(tmp_path):
+    data = tmp_path / "isbi"
+    write_isbi_like(data, 6)
+    out = tmp_path / "out"
+    rc = isbi.main(["--data", str(data), "--train", "0-3", "--test", "4-5", "--steps", "2",
+                    "--batch-size", "2", "--crop", "16", "--depth", "3", "--base-channels", "4",
+                    "--loss", "weighted", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    result = json.loads((out / "isbi.json").read_text())
+    assert result["parity"]["ok"]
+    assert result["parity"]["loss_minidl"] == pytest.approx(result["parity"]["loss_torch"], rel=1e-4)
+    for lib in ("minidl", "torch"):
+        assert len(result["losses"][lib]) == 2
+        for key in ("pixel_accuracy", "dice_0", "v_rand"):
+            assert 0.0 <= result["scores"][lib][key] <= 1.0
+    for key in ("pixel_accuracy", "dice_0", "v_rand"):
+        expected = result["scores"]["minidl"][key] - result["scores"]["torch"][key]
+        assert result["differences"][key] == pytest.approx(expected)
+    assert result["target_met"] == all(abs(v) <= 0.01 for v in result["differences"].values())
+    report = (out / "isbi.md").read_text()
+    assert "python -m benchmarks.isbi --data" in report and "membrane Dice" in report
+    assert "slices 0-3, scored on slices 4-5" in report
+    with Image.open(out / "isbi_prediction.png") as picture:
+        width, height = picture.size
+    assert width > 3 * height  # four panels side by side
+
+
+def test_bad_data_folder_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        isbi.main(["--data", str(tmp_path / "missing")])
+    assert "missing is not a folder" in capsys.readouterr().err
+    (tmp_path / "only_images" / "image").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        isbi.main(["--data", str(tmp_path / "only_images")])
+    assert "has no 'label' folder" in capsys.readouterr().err
+
+
+def test_missing_slice_is_named(tmp_path):
+    data = tmp_path / "isbi"
+    write_isbi_like(data, 3)
+    with pytest.raises(ValueError, match=r"slices \[5\] are not in"):
+        isbi.main(["--data", str(data), "--train", "0-1", "--test", "5", "--steps", "1",
+                   "--no-save", "--no-progress"])
