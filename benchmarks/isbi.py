@@ -26,9 +26,13 @@ Recipe (the same for both libraries, every setting a flag):
 The two libraries train step by step in turn (minidl, then PyTorch, on the same batch), so
 both are timed under the same machine load. Step 1 is a parity check: both start from the
 same weights and batch, so their first losses must agree to float32 rounding. After that
-float32 rounding makes the runs drift apart; the target is final scores within 0.01.
+float32 rounding makes the runs drift apart, and a score of one run is one draw from a noisy
+distribution (V_rand most of all: one gap in a membrane merges two cells). So --runs R repeats
+the whole comparison with seeds --seed .. --seed+R-1 (new initial weights and batches each
+time) and compares the libraries' mean scores; the table also gives each library's
+seed-to-seed spread, the noise a single run carries. Target: mean scores within 0.01.
 
-    python -m benchmarks.isbi --data ../shared/data/isbi2012              # full run
+    python -m benchmarks.isbi --data ../shared/data/isbi2012 --runs 3     # full run
     python -m benchmarks.isbi --data ../shared/data/isbi2012 --steps 5 --no-save   # smoke run
 
 Writes benchmarks/results/isbi.json, isbi.md and isbi_prediction.png (--out to change).
@@ -138,7 +142,11 @@ def parse_args(argv=None):
     p.add_argument("--tile", type=_positive, default=None,
                    help="prediction tile side (default: unet.predict's choice)")
     p.add_argument("--seed", type=int, default=0,
-                   help="seed of the initial weights and of the batches (default 0)")
+                   help="seed of the initial weights and of the batches of the first run "
+                        "(default 0)")
+    p.add_argument("--runs", type=_positive, default=1,
+                   help="repeat the comparison with seeds --seed, --seed+1, ... and compare the "
+                        "mean scores (default 1)")
     p.add_argument("--threads", type=_positive, default=int(THREADS),
                    help="BLAS / Numba / torch threads (default 2); set before numpy loads")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"),
@@ -310,7 +318,8 @@ def save_picture(path, image, mask, pred_minidl, pred_torch, name):
 
 def markdown(r):
     c, m = r["config"], r["machine"]
-    s, d = r["scores"], r["differences"]
+    s, d, spread, runs = r["scores"], r["differences"], r["spread"], r["runs"]
+    several = len(runs) > 1
     lines = [
         "# ISBI 2012 membranes: the same U-Net trained in minidl and in PyTorch",
         "",
@@ -324,28 +333,49 @@ def markdown(r):
         f"the same batches for both; loss: {c['loss_description']}. Prediction: "
         "`unet.predict.predict_probabilities` (overlap-tile) for both, argmax.",
         "",
-        "| score | minidl | PyTorch | minidl - PyTorch |",
-        "|---|---:|---:|---:|",
     ]
-    for key, label in HEADLINE:
-        lines.append(f"| {label} | {s['minidl'][key]:.4f} | {s['torch'][key]:.4f} | {d[key]:+.4f} |")
-    t = r["seconds"]
+    if several:
+        lines += [
+            f"{len(runs)} runs with seeds {', '.join(str(v) for v in c['seeds'])} (each: new initial "
+            "weights and batches, the same for both libraries). Scores are the mean over the runs; "
+            "*spread* is the standard deviation over the runs, the noise of a single run.",
+            "",
+            "| score (mean of runs) | minidl | PyTorch | minidl - PyTorch | spread minidl | spread PyTorch |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for key, label in HEADLINE:
+            lines.append(f"| {label} | {s['minidl'][key]:.4f} | {s['torch'][key]:.4f} | {d[key]:+.4f} "
+                         f"| {spread['minidl'][key]:.4f} | {spread['torch'][key]:.4f} |")
+    else:
+        lines += ["| score | minidl | PyTorch | minidl - PyTorch |", "|---|---:|---:|---:|"]
+        for key, label in HEADLINE:
+            lines.append(f"| {label} | {s['minidl'][key]:.4f} | {s['torch'][key]:.4f} | {d[key]:+.4f} |")
     lines += [
-        f"| training time, {c['steps']} steps (s) | {t['train']['minidl']:.1f} | {t['train']['torch']:.1f} | |",
-        f"| median step (s) | {t['median_step']['minidl']:.3f} | {t['median_step']['torch']:.3f} | |",
-        f"| prediction time, {len(c['test_slices'])} slices (s) | {t['predict']['minidl']:.1f} | "
-        f"{t['predict']['torch']:.1f} | |",
-        f"| final loss (mean of last {r['final_loss_window']} steps) | {r['final_loss']['minidl']:.4f} | "
-        f"{r['final_loss']['torch']:.4f} | |",
         "",
-        f"**Target: every score within {r['target']} of PyTorch's: "
+        f"**Target: every {'mean ' if several else ''}score within {r['target']} of PyTorch's: "
         f"{'met' if r['target_met'] else 'NOT met'}** (largest difference "
         f"{max(abs(v) for v in d.values()):.4f}).",
         "",
-        f"Parity of step 1 (same weights, same batch): losses {r['parity']['loss_minidl']:.6f} and "
-        f"{r['parity']['loss_torch']:.6f}, relative difference {r['parity']['relative_difference']:.1e} "
-        f"({'OK' if r['parity']['ok'] else 'MISMATCH'}). After it, float32 rounding lets the two "
-        "runs drift apart, so the scores agree only statistically.",
+        "Each run:",
+        "",
+        "| seed | " + " | ".join(f"{label} minidl / PyTorch" for _, label in HEADLINE)
+        + " | training (s) minidl / PyTorch | median step (s) | first loss minidl / PyTorch |",
+        "|---:|" + "---:|" * (len(HEADLINE) + 3),
+    ]
+    for run in runs:
+        rs, t, p = run["scores"], run["seconds"], run["parity"]
+        lines.append(
+            f"| {run['seed']} | "
+            + " | ".join(f"{rs['minidl'][key]:.4f} / {rs['torch'][key]:.4f}" for key, _ in HEADLINE)
+            + f" | {t['train']['minidl']:.1f} / {t['train']['torch']:.1f}"
+            f" | {t['median_step']['minidl']:.3f} / {t['median_step']['torch']:.3f}"
+            f" | {p['loss_minidl']:.6f} / {p['loss_torch']:.6f} ({'OK' if p['ok'] else 'MISMATCH'}) |")
+    lines += [
+        "",
+        "Parity of step 1 (same weights, same batch): the first losses must agree to relative "
+        f"{runs[0]['parity']['rtol']:.0e} ({'OK in every run' if r['parity_ok'] else 'MISMATCH'}). "
+        "After it, float32 rounding lets the two runs drift apart, so the scores agree only "
+        "statistically.",
         "",
         "Pixel accuracy and Dice are pooled over the test slices' pixels; membrane Dice is the "
         "Dice of class 0 (membrane); V_rand is the ISBI 2012 foreground-restricted Rand score "
@@ -354,7 +384,7 @@ def markdown(r):
         "Times: the two libraries ran step by step in turn on a shared machine; "
         f"{m['threads']} threads each; the timings are noisy.",
         "",
-        "![image | ground truth | minidl | PyTorch](isbi_prediction.png)",
+        f"![image | ground truth | minidl | PyTorch (seed {runs[0]['seed']})](isbi_prediction.png)",
         "",
         f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
         f"Python {m['python']}, numpy {m['numpy']} ({m['numpy_blas']}), torch {m['torch']}, "
@@ -366,37 +396,21 @@ def markdown(r):
     return "\n".join(lines)
 
 
-# ============================================================================ main
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    warn_if_threads_not_applied(args.threads)
-    import torch
-
+# ============================================================================ one run
+def run_once(torch, args, seed, train_images, train_masks, weights, test_images, test_masks,
+             progress):
+    """One comparison: initial weights and batches from ``seed``, both libraries trained in
+    turn and scored; returns a dict (seed, scores, differences, parity, seconds, losses,
+    final_loss, predictions)."""
     from benchmarks._torch_unet import torch_twin
 
-    torch.set_num_threads(args.threads)
-    progress = not args.no_progress
-
-    train_images, train_masks, test_images, test_masks = load_slices(args.data, args.train, args.test)
-    print(f"data: {len(train_images)} training slices {args.train[0]}..{args.train[-1]}, "
-          f"{len(test_images)} test slices, membrane fraction (train) "
-          f"{np.mean([np.mean(m == MEMBRANE) for m in train_masks]):.3f}")
-
-    weights, weight_seconds = None, 0.0
-    if args.loss == "weighted":
-        start = time.perf_counter()
-        weights = [border_weight_map(m, w0=args.w0, sigma=args.sigma, cell_class=CELL, num_classes=2)
-                   for m in tqdm(train_masks, desc="border weight maps", disable=not progress)]
-        weight_seconds = time.perf_counter() - start
-
-    minidl.manual_seed(args.seed)
+    minidl.manual_seed(seed)
     model = UNet(1, 2, base_channels=args.base_channels, depth=args.depth, padding="same")
     twin = torch_twin(model)                            # identical weights, strict names
     augment = Augmenter(flip=True, rot90=True, crop_size=args.crop, jitter=args.jitter,
                         elastic=args.elastic)
     batch_iter = batches(train_images, train_masks, weights, args.steps, args.batch_size, augment,
-                         args.seed)
+                         seed)
 
     step_seconds, losses = train_both(torch, model, twin, batch_iter, args.steps, args.lr,
                                       args.schedule, progress)
@@ -413,12 +427,64 @@ def main(argv=None):
     for lib, net in (("minidl", model), ("torch", TorchAsUNet(model, twin))):
         scores[lib], preds[lib], predict_seconds[lib] = evaluate(net, test_images, test_masks, args.tile)
         print(f"prediction wall time: {lib} {predict_seconds[lib]:.1f} s ({len(test_images)} slices)")
+    for key, label in HEADLINE:
+        print(f"  {label:16s} minidl {scores['minidl'][key]:.4f}  torch {scores['torch'][key]:.4f}")
+    window = min(20, args.steps)
+    return {
+        "seed": seed,
+        "scores": scores,
+        "differences": {key: scores["minidl"][key] - scores["torch"][key] for key, _ in HEADLINE},
+        "parity": {"loss_minidl": first["minidl"], "loss_torch": first["torch"],
+                   "relative_difference": parity_diff, "rtol": PARITY_RTOL, "ok": parity_ok},
+        "seconds": {"train": train_seconds, "predict": predict_seconds,
+                    "median_step": {lib: float(np.median(step_seconds[lib])) for lib in LIBRARIES}},
+        "final_loss": {lib: float(np.mean(losses[lib][-window:])) for lib in LIBRARIES},
+        "losses": losses,
+        "predictions": preds,
+    }
+
+
+# ============================================================================ main
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    warn_if_threads_not_applied(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    progress = not args.no_progress
+
+    train_images, train_masks, test_images, test_masks = load_slices(args.data, args.train, args.test)
+    print(f"data: {len(train_images)} training slices {args.train[0]}..{args.train[-1]}, "
+          f"{len(test_images)} test slices, membrane fraction (train) "
+          f"{np.mean([np.mean(m == MEMBRANE) for m in train_masks]):.3f}")
+
+    weights, weight_seconds = None, 0.0
+    if args.loss == "weighted":
+        start = time.perf_counter()
+        weights = [border_weight_map(m, w0=args.w0, sigma=args.sigma, cell_class=CELL, num_classes=2)
+                   for m in tqdm(train_masks, desc="border weight maps", disable=not progress)]
+        weight_seconds = time.perf_counter() - start
+
+    runs = []
+    for seed in range(args.seed, args.seed + args.runs):
+        if args.runs > 1:
+            print(f"\nrun {len(runs) + 1} of {args.runs} (seed {seed})")
+        runs.append(run_once(torch, args, seed, train_images, train_masks, weights,
+                             test_images, test_masks, progress))
+    scores = {lib: {key: float(np.mean([r["scores"][lib][key] for r in runs])) for key, _ in HEADLINE}
+              for lib in LIBRARIES}
+    spread = {lib: {key: float(np.std([r["scores"][lib][key] for r in runs],
+                                      ddof=1 if len(runs) > 1 else 0)) for key, _ in HEADLINE}
+              for lib in LIBRARIES}
     differences = {key: scores["minidl"][key] - scores["torch"][key] for key, _ in HEADLINE}
     target_met = all(abs(v) <= TARGET for v in differences.values())
+    parity_ok = all(r["parity"]["ok"] for r in runs)
 
-    print(f"\n{'score':16s} {'minidl':>8s} {'torch':>8s} {'difference':>11s}")
+    mean_of = f" (mean of {len(runs)} runs)" if len(runs) > 1 else ""
+    print(f"\n{'score' + mean_of:28s} {'minidl':>8s} {'torch':>8s} {'difference':>11s}")
     for key, label in HEADLINE:
-        print(f"{label:16s} {scores['minidl'][key]:8.4f} {scores['torch'][key]:8.4f} "
+        print(f"{label:28s} {scores['minidl'][key]:8.4f} {scores['torch'][key]:8.4f} "
               f"{differences[key]:+11.4f}")
     print(f"target |difference| <= {TARGET}: {'met' if target_met else 'NOT met'}")
 
@@ -436,27 +502,24 @@ def main(argv=None):
                    "base_channels": args.base_channels, "padding": "same", "loss": args.loss,
                    "loss_description": loss_description, "w0": args.w0, "sigma": args.sigma,
                    "jitter": args.jitter, "elastic": args.elastic, "tile": args.tile,
-                   "seed": args.seed},
+                   "seeds": [r["seed"] for r in runs]},
         "machine": machine_info(torch, args.threads),
-        "scores": scores,
-        "differences": differences,
+        "scores": scores,            # per library, the mean over the runs
+        "spread": spread,            # per library, the standard deviation over the runs
+        "differences": differences,  # minidl mean - torch mean
         "target": TARGET,
         "target_met": target_met,
-        "parity": {"loss_minidl": first["minidl"], "loss_torch": first["torch"],
-                   "relative_difference": parity_diff, "rtol": PARITY_RTOL, "ok": parity_ok},
-        "seconds": {"train": train_seconds,
-                    "predict": predict_seconds,
-                    "median_step": {lib: float(np.median(step_seconds[lib])) for lib in LIBRARIES},
-                    "weight_maps": weight_seconds},
+        "parity_ok": parity_ok,
+        "weight_map_seconds": weight_seconds,
         "final_loss_window": window,
-        "final_loss": {lib: float(np.mean(losses[lib][-window:])) for lib in LIBRARIES},
-        "losses": losses,
+        "runs": [{k: v for k, v in r.items() if k != "predictions"} for r in runs],
     }
     if not args.no_save:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "isbi.json").write_text(json.dumps(result, indent=2) + "\n")
         (args.out / "isbi.md").write_text(markdown(result))
-        shown = 0                                           # the first test slice
+        shown = 0                                           # the first test slice, first run
+        preds = runs[0]["predictions"]
         save_picture(args.out / "isbi_prediction.png", test_images[shown], test_masks[shown],
                      preds["minidl"][shown], preds["torch"][shown], args.test[shown])
         print(f"wrote {args.out / 'isbi.json'}, isbi.md and isbi_prediction.png")

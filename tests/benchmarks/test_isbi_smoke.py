@@ -91,22 +91,33 @@ def test_smoke_run_writes_results(tmp_path):
     out = tmp_path / "out"
     rc = isbi.main(["--data", str(data), "--train", "0-3", "--test", "4-5", "--steps", "2",
                     "--batch-size", "2", "--crop", "16", "--depth", "3", "--base-channels", "4",
-                    "--loss", "weighted", "--out", str(out), "--no-progress"])
+                    "--loss", "weighted", "--runs", "2", "--seed", "7", "--out", str(out),
+                    "--no-progress"])
     assert rc == 0
     result = json.loads((out / "isbi.json").read_text())
-    assert result["parity"]["ok"]
-    assert result["parity"]["loss_minidl"] == pytest.approx(result["parity"]["loss_torch"], rel=1e-4)
-    for lib in ("minidl", "torch"):
-        assert len(result["losses"][lib]) == 2
-        for key in ("pixel_accuracy", "dice_0", "v_rand"):
-            assert 0.0 <= result["scores"][lib][key] <= 1.0
+    assert result["parity_ok"]
+    runs = result["runs"]
+    assert [run["seed"] for run in runs] == [7, 8]
+    for run in runs:
+        assert run["parity"]["loss_minidl"] == pytest.approx(run["parity"]["loss_torch"], rel=1e-4)
+        for lib in ("minidl", "torch"):
+            assert len(run["losses"][lib]) == 2
+            for key in ("pixel_accuracy", "dice_0", "v_rand"):
+                assert 0.0 <= run["scores"][lib][key] <= 1.0
+    # different seeds: different initial weights, so different first losses
+    assert runs[0]["parity"]["loss_minidl"] != runs[1]["parity"]["loss_minidl"]
     for key in ("pixel_accuracy", "dice_0", "v_rand"):
+        for lib in ("minidl", "torch"):
+            per_run = [run["scores"][lib][key] for run in runs]
+            assert result["scores"][lib][key] == pytest.approx(np.mean(per_run))
+            assert result["spread"][lib][key] == pytest.approx(np.std(per_run, ddof=1))
         expected = result["scores"]["minidl"][key] - result["scores"]["torch"][key]
         assert result["differences"][key] == pytest.approx(expected)
     assert result["target_met"] == all(abs(v) <= 0.01 for v in result["differences"].values())
     report = (out / "isbi.md").read_text()
     assert "python -m benchmarks.isbi --data" in report and "membrane Dice" in report
     assert "slices 0-3, scored on slices 4-5" in report
+    assert "2 runs with seeds 7, 8" in report
     with Image.open(out / "isbi_prediction.png") as picture:
         width, height = picture.size
     assert width > 3 * height  # four panels side by side
