@@ -37,7 +37,7 @@ except ImportError as error:  # pragma: no cover - only without CuPy
         "(cupy-cuda12x), or use NumPy arrays on the CPU"
     ) from error
 
-from .reference import _conv_out_size
+from .reference import _col2im_geometry, _conv_out_size
 
 SOURCE_DIR = Path(__file__).with_name("cuda")
 
@@ -114,14 +114,7 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
     Gather form: one thread per input pixel adds up the entries of cols that fold onto it.
     """
     N, C, H, W = x_shape
-    OH = _conv_out_size(H, KH, SH, PH, DH)
-    OW = _conv_out_size(W, KW, SW, PW, DW)
-    if cols.shape != (N, C * KH * KW, OH * OW):
-        raise ValueError(
-            f"col2im: cols has shape {tuple(cols.shape)} but x_shape {tuple(x_shape)} with kernel "
-            f"({KH}, {KW}), stride ({SH}, {SW}), padding ({PH}, {PW}), dilation ({DH}, {DW}) "
-            f"needs ({N}, {C * KH * KW}, {OH * OW})"
-        )
+    OH, OW = _col2im_geometry(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW)
     cols = _contiguous(cols)
     dx = cupy.empty((N, C, H, W), dtype=cols.dtype)
     _launch(_kernel("im2col.cu", "col2im_{}", cols.dtype), dx.size, cols, dx,

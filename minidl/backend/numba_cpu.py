@@ -56,7 +56,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from .reference import _avgpool2d_divisor, _conv_out_size  # one geometry, written once
+# one geometry, written once
+from .reference import _avgpool2d_divisor, _col2im_geometry, _conv_out_size
 
 _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 
@@ -160,14 +161,7 @@ def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
 def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
     """See ``reference.col2im``: cols (N, C*KH*KW, OH*OW) -> dx x_shape, overlaps ADDED."""
     N, C, H, W = x_shape
-    OH = _conv_out_size(H, KH, SH, PH, DH)
-    OW = _conv_out_size(W, KW, SW, PW, DW)
-    if cols.shape != (N, C * KH * KW, OH * OW):
-        raise ValueError(
-            f"col2im: cols has shape {tuple(cols.shape)} but x_shape {tuple(x_shape)} with kernel "
-            f"({KH}, {KW}), stride ({SH}, {SW}), padding ({PH}, {PW}), dilation ({DH}, {DW}) "
-            f"needs ({N}, {C * KH * KW}, {OH * OW})"
-        )
+    OH, OW = _col2im_geometry(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW)
     dx = np.empty((N, C, H, W), dtype=cols.dtype)  # every plane is zeroed by its thread
     _col2im(np.ascontiguousarray(cols), KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, dx)
     return dx

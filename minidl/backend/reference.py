@@ -29,6 +29,21 @@ def _conv_out_size(size, K, S, P, D):
     return (size + 2 * P - D * (K - 1) - 1) // S + 1
 
 
+def _col2im_geometry(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
+    """(OH, OW) of col2im's windows, after checking that cols has the shape they need (every
+    backend's col2im starts here, so a wrong call fails the same way on each)."""
+    N, C, H, W = x_shape
+    OH = _conv_out_size(H, KH, SH, PH, DH)
+    OW = _conv_out_size(W, KW, SW, PW, DW)
+    if cols.shape != (N, C * KH * KW, OH * OW):
+        raise ValueError(
+            f"col2im: cols has shape {tuple(cols.shape)} but x_shape {tuple(x_shape)} with kernel "
+            f"({KH}, {KW}), stride ({SH}, {SW}), padding ({PH}, {PW}), dilation ({DH}, {DW}) "
+            f"needs ({N}, {C * KH * KW}, {OH * OW})"
+        )
+    return OH, OW
+
+
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
     r"""Unfold every convolution window of ``x`` into one column of a per-sample matrix.
 
@@ -66,14 +81,7 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
     that fell on the padding belong to no input pixel and are dropped.
     """
     N, C, H, W = x_shape
-    OH = _conv_out_size(H, KH, SH, PH, DH)
-    OW = _conv_out_size(W, KW, SW, PW, DW)
-    if cols.shape != (N, C * KH * KW, OH * OW):
-        raise ValueError(
-            f"col2im: cols has shape {tuple(cols.shape)} but x_shape {tuple(x_shape)} with kernel "
-            f"({KH}, {KW}), stride ({SH}, {SW}), padding ({PH}, {PW}), dilation ({DH}, {DW}) "
-            f"needs ({N}, {C * KH * KW}, {OH * OW})"
-        )
+    OH, OW = _col2im_geometry(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW)
     cols = cols.reshape(N, C, KH, KW, OH, OW)
     dxpad = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=cols.dtype)
     for p in range(KH):
