@@ -68,9 +68,21 @@ def machine_info(torch, threads):
         "torch": torch.__version__,
         "minidl": getattr(minidl, "__version__", "dev"),
         "minidl_backend": minidl.backend.get_backend(),
+        # OpenBLAS picks its kernels for the CPU it finds unless this variable forces a type;
+        # a forced older type (Haswell: AVX2 on an AVX-512 CPU) halves NumPy's matrix-product peak
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "platform": platform.platform(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def machine_line(m, extra=""):
+    """The 'Machine: ...' sentence under every results table (``m`` from :func:`machine_info`)."""
+    coretype = m.get("openblas_coretype")
+    blas = m["numpy_blas"] + (f", OPENBLAS_CORETYPE={coretype}" if coretype else "")
+    return (f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
+            f"Python {m['python']}, numpy {m['numpy']} ({blas}), torch {m['torch']}{extra}, "
+            f"minidl backend {m['minidl_backend']}; {m['date']}.")
 
 
 def median_ms(seconds):

@@ -38,7 +38,7 @@ seed-to-seed spread, the noise a single run carries. Target: mean scores within 
 Writes benchmarks/results/isbi.json, isbi.md and isbi_prediction.png (--out to change).
 """
 # _common must come first: it sets the BLAS / Numba thread counts before NumPy loads.
-from benchmarks._common import THREADS, machine_info, warn_if_threads_not_applied  # noqa: I001
+from benchmarks._common import THREADS, machine_info, machine_line, warn_if_threads_not_applied  # noqa: I001
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -386,9 +386,7 @@ def markdown(r):
         "",
         f"![image | ground truth | minidl | PyTorch (seed {runs[0]['seed']})](isbi_prediction.png)",
         "",
-        f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
-        f"Python {m['python']}, numpy {m['numpy']} ({m['numpy_blas']}), torch {m['torch']}, "
-        f"minidl backend {m['minidl_backend']}; {m['date']}.",
+        machine_line(m),
         "",
         f"Reproduce: `{r['command']}`",
         "",

@@ -15,7 +15,7 @@ kernels that follow in the same process); medians are reported. Compilation is e
     python -m benchmarks.kernels --repeats 3 --no-save
 """
 # _common must come first: it sets the BLAS / Numba thread counts before NumPy loads.
-from benchmarks._common import THREADS, machine_info, median_ms, timed  # noqa: I001
+from benchmarks._common import THREADS, machine_info, machine_line, median_ms, timed  # noqa: I001
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -103,8 +103,7 @@ def markdown(result):
         lines.append(f"| {r['case']} | {r['reference_ms']:.1f} | {r['numba_ms']:.1f} | "
                      f"{r['torch_ms']:.1f} | {r['numba_ms'] / r['torch_ms']:.2f} | "
                      f"{'yes' if r['equal_to_reference'] else 'NO'} |")
-    lines += ["", f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
-              f"numpy {m['numpy']}, torch {m['torch']}; {m['date']}.", "",
+    lines += ["", machine_line(m), "",
               f"Reproduce: `python -m benchmarks.kernels {result['config']['argv']}`".rstrip(), ""]
     return "\n".join(lines)
 

@@ -22,7 +22,7 @@ numpy; torch gets torch.set_num_threads(threads).
     python -m benchmarks.mlp_step --profile      # cProfile of the minidl step
 """
 # _common must come first: it sets the BLAS thread count before NumPy loads.
-from benchmarks._common import (THREADS, machine_info, median_ms, rel_error,  # noqa: I001
+from benchmarks._common import (THREADS, machine_info, machine_line, median_ms, rel_error,  # noqa: I001
                                 warn_if_threads_not_applied)
 
 import argparse  # noqa: E402
@@ -60,6 +60,9 @@ def parse_args(argv=None):
                    help="timed steps per framework (default 20)")
     p.add_argument("--threads", type=int, default=int(THREADS),
                    help="BLAS / torch intra-op threads (default 2); set before numpy loads")
+    p.add_argument("--pause", type=float, default=0.05,
+                   help="seconds of sleep before each timed step, so that the other library's idle "
+                        "BLAS/OpenMP worker threads have stopped spinning (default 0.05)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"),
                    help="directory for mlp_step.json and mlp_step.md (default benchmarks/results)")
@@ -185,9 +188,11 @@ def main(argv=None):
     clock_t = {k: [] for k in phases}
     total_m, total_t = [], []
     for _ in range(args.repeats):
+        time.sleep(args.pause)  # let the other library's idle worker threads stop spinning
         s = time.perf_counter()
         step_minidl(model, opt, x, t, clock_m)
         total_m.append(time.perf_counter() - s)
+        time.sleep(args.pause)
         s = time.perf_counter()
         step_torch(twin, topt, xt, tt, clock_t)
         total_t.append(time.perf_counter() - s)
@@ -199,7 +204,7 @@ def main(argv=None):
         "config": {"batch": args.batch, "width": args.width, "hidden_layers": args.layers,
                    "classes": args.classes, "dtype": "float32", "loss": "mse",
                    "optimizer": f"Adam(lr={LR})", "warmup": args.warmup,
-                   "repeats": args.repeats, "seed": args.seed},
+                   "repeats": args.repeats, "seed": args.seed, "pause_s": args.pause},
         "machine": machine_info(torch, args.threads),
         "parity": {"ok": parity_ok, "rtol": PARITY_RTOL, **errs},
         "median_ms": {"minidl": ms_m, "torch": ms_t},
@@ -257,9 +262,7 @@ def markdown(r):
         f"outputs {p['output']:.1e}, gradients {p['grad']:.1e} relative; "
         f"max update difference {p['update']:.1e} x lr).",
         "",
-        f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
-        f"Python {m['python']}, numpy {m['numpy']} ({m['numpy_blas']}), torch {m['torch']}; "
-        f"{m['date']}.",
+        machine_line(m),
         "",
         "Reproduce: `python -m benchmarks.mlp_step "
         f"--batch {c['batch']} --width {c['width']} --layers {c['hidden_layers']} "

@@ -21,7 +21,7 @@ Plus ``import minidl`` (which must not import Numba) and ``import numba``.
     python -m benchmarks.numba_compile --no-save
 """
 # _common must come first: it sets the BLAS / Numba thread counts before NumPy loads.
-from benchmarks._common import THREADS, machine_info  # noqa: I001
+from benchmarks._common import THREADS, machine_info, machine_line  # noqa: I001
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -170,8 +170,7 @@ def markdown(result):
               f"`import minidl` (NumPy already loaded): {k['cold']['import_minidl_s']:.2f} s "
               f"(imports Numba: {'yes' if k['cold']['numba_imported_by_minidl'] else 'no'}); "
               f"`import numba`: {k['cold']['import_numba_s']:.2f} s.", "",
-              f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
-              f"numpy {m['numpy']}, numba {result['numba']}; {m['date']}.", "",
+              machine_line(m, extra=f", numba {result['numba']}"), "",
               "Reproduce: `python -m benchmarks.numba_compile`", ""]
     return "\n".join(lines)
 

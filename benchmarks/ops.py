@@ -27,7 +27,7 @@ PyTorch; the chart draws that line.
     python -m benchmarks.ops --quick               # small sizes: a smoke test
 """
 # _common must come first: it sets the BLAS thread count before NumPy loads.
-from benchmarks._common import (THREADS, machine_info, matmul_peak_gflops, median_ms,  # noqa: I001
+from benchmarks._common import (THREADS, machine_info, machine_line, matmul_peak_gflops, median_ms,  # noqa: I001
                                 rel_error, timed, warn_if_threads_not_applied)
 
 import argparse  # noqa: E402
@@ -212,8 +212,7 @@ def markdown(result):
         parity = f"{'OK' if r['parity_ok'] else 'MISMATCH'} ({worst:.0e})"
         lines.append(f"| {r['case']} | {_ms(r['minidl_ms'])} | {_ms(r['torch_ms'])} | {ratio} | "
                      f"{target or ''} | {gf} | {tg} | {parity} |")
-    lines += ["", f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
-              f"numpy {m['numpy']} ({m['numpy_blas']}), torch {m['torch']}; {m['date']}.", "",
+    lines += ["", machine_line(m), "",
               "GFLOP/s: 2 x multiply-adds of the forward and both backward products; % of the "
               "float32 matrix-product peak measured above. Ratios in bold miss their target.", "",
               f"Reproduce: `python -m benchmarks.ops {result['config']['argv']}`".rstrip(), ""]

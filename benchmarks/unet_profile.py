@@ -12,7 +12,7 @@ PyTorch steps, whose median is drawn as a marker for scale.
 Writes benchmarks/results/unet_step_profile.{json,md,png}.
 """
 # _common must come first: it sets the BLAS / Numba thread counts before NumPy loads.
-from benchmarks._common import machine_info, median_ms  # noqa: I001
+from benchmarks._common import machine_info, machine_line, median_ms  # noqa: I001
 
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -122,8 +122,7 @@ def markdown(result):
             lines.append(f"| {op['kind']} `{op['name']}` | {op['category']} | {op['ms_per_step']:.1f} | "
                          f"{op['calls_per_step']:.0f} |")
         lines.append("")
-    lines += [f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
-              f"numpy {m['numpy']} ({m['numpy_blas']}), torch {m['torch']}; {m['date']}.", "",
+    lines += [machine_line(m), "",
               f"Reproduce: `python -m benchmarks.unet_profile {c['argv']}`".rstrip(), ""]
     return "\n".join(lines)
 

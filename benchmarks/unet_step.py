@@ -33,7 +33,7 @@ torch.set_num_threads gets the same number.
 Python overhead (benchmarks/_profiler.py) and writes unet_step_profile.{json,md,png}.
 """
 # _common must come first: it sets the BLAS / Numba thread counts before NumPy loads.
-from benchmarks._common import (THREADS, machine_info, median_ms, rel_error,  # noqa: I001
+from benchmarks._common import (THREADS, machine_info, machine_line, median_ms, rel_error,  # noqa: I001
                                 warn_if_threads_not_applied)
 
 import argparse  # noqa: E402
@@ -373,8 +373,7 @@ def markdown(result):
         f"Adam updates: median |difference| / lr <= {UPDATE_TOL}; every later loss within "
         f"{LOSS_TRACE_RTOL} relative.",
         "",
-        f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
-        f"Python {m['python']}, numpy {m['numpy']} ({m['numpy_blas']}), torch {m['torch']}; {m['date']}.",
+        machine_line(m),
         "",
         f"Reproduce: `python -m benchmarks.unet_step {c['argv']}`".rstrip(),
         "",
