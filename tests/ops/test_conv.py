@@ -240,6 +240,9 @@ def test_float32_stays_float32(backend):
     (lambda x, w, b: conv2d(x, w, b, padding=(1, 0), dilation=(1, 2)), [(1, 2, 5, 7), (3, 2, 2, 3), (3,)]),
     (lambda x, w, b: conv2d(x, w, b, stride=(1, 2), groups=2), [(2, 4, 5, 6), (6, 2, 3, 2), (6,)]),
     (lambda x, w, b: conv2d(x, w, b, padding="same"), [(1, 2, 4, 5), (2, 2, 2, 4), (2,)]),
+    # stride 1 with groups and dilation: backward by the rotated kernel (Conv2d docstring)
+    (lambda x, w, b: conv2d(x, w, b, padding=(2, 1), dilation=(2, 1), groups=3),
+     [(2, 6, 5, 4), (3, 2, 2, 3), (3,)]),
     (lambda x, w, b: conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
      [(2, 3, 3, 4), (3, 2, 3, 3), (2,)]),
     (lambda x, w, b: conv_transpose2d(x, w, b, stride=(2, 1), groups=2, dilation=(1, 2)),
