@@ -24,6 +24,14 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture
+def torch():
+    """PyTorch, the optional reference: a test that asks for it is skipped where it is not
+    installed. Test files ask for it per test (never at module level), so that their
+    gradient checks and property tests run without PyTorch too."""
+    return pytest.importorskip("torch")
+
+
 @pytest.fixture(params=available_backends())
 def backend(request):
     """Runs a test once per kernel backend (reference, numba, cupy where available)."""
