@@ -4,8 +4,6 @@ import pytest
 
 import minidl
 
-torch = pytest.importorskip("torch")
-
 
 def test_default_dtypes_follow_pytorch():
     assert minidl.tensor([1.0, 2.0]).dtype == minidl.float32
@@ -21,7 +19,7 @@ def test_default_dtypes_follow_pytorch():
     ("full", ((2,), True)), ("arange", (5,)), ("arange", (1, 4, 0.5)), ("arange", (2, 9, 3)),
     ("eye", (3,)), ("eye", (2, 4)),
 ])
-def test_creation_matches_torch(name, args):
+def test_creation_matches_torch(torch, name, args):
     ours = getattr(minidl, name)(*args)
     theirs = getattr(torch, name)(*args)
     assert ours.shape == tuple(theirs.shape)

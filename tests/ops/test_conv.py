@@ -17,8 +17,6 @@ from minidl.functional.conv import conv2d, conv_transpose2d
 from minidl.nn.conv import Conv2d, ConvTranspose2d
 from minidl.ops import conv as conv_ops
 
-torch = pytest.importorskip("torch")
-TF = torch.nn.functional
 
 # PyTorch warns that it copies the input for 'same' with an even kernel; so do we (Lowering)
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
@@ -43,7 +41,7 @@ def column_limit():
     conv_ops.set_column_buffer_limit(previous)
 
 
-def _compare(fn_ours, fn_torch, x, weight, bias, seed=0):
+def _compare(torch, fn_ours, fn_torch, x, weight, bias, seed=0):
     arrays = [x, weight] + ([bias] if bias is not None else [])
     return compare_with_torch(torch, fn_ours, fn_torch, arrays, rtol=1e-10, seed=seed)
 
@@ -94,23 +92,24 @@ def conv_transpose2d_configs(draw):
 
 @SETTINGS
 @given(cfg=conv2d_configs(), seed=st.integers(0, 2**16))
-def test_conv2d_matches_torch(backend, cfg, seed):
+def test_conv2d_matches_torch(torch, backend, cfg, seed):
+    TF = torch.nn.functional
     N, C, H, W = cfg["x_shape"]
     F, _, KH, KW = cfg["weight_shape"]
     G = cfg["groups"]
     x, weight = _randn((N, C, H, W), seed), _randn((F, C // G, KH, KW), seed + 1)
     bias = _randn((F,), seed + 2) if cfg["bias"] else None
     kw = dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"], groups=G)
-    _compare(lambda *a: conv2d(*a, **kw), lambda *a: TF.conv2d(*a, **kw), x, weight, bias, seed)
+    _compare(torch, lambda *a: conv2d(*a, **kw), lambda *a: TF.conv2d(*a, **kw), x, weight, bias, seed)
 
 
 @SETTINGS
 @given(cfg=conv2d_configs(), seed=st.integers(0, 2**16))
-def test_conv2d_one_output_row_at_a_time_matches_torch(backend, column_limit, cfg, seed):
+def test_conv2d_one_output_row_at_a_time_matches_torch(torch, backend, column_limit, cfg, seed):
     """A 1-byte column limit: every block is one output row of one sample (conv_blocks), so
     the bands' col2im overlap in dx and must add up; canvas, stride, dilation, groups alike."""
     column_limit(1)
-    test_conv2d_matches_torch.hypothesis.inner_test(backend, cfg, seed)
+    test_conv2d_matches_torch.hypothesis.inner_test(torch, backend, cfg, seed)
 
 
 @pytest.mark.parametrize("kw", [
@@ -120,9 +119,10 @@ def test_conv2d_one_output_row_at_a_time_matches_torch(backend, column_limit, cf
     dict(stride=(2, 3), padding=(2, 1), dilation=(2, 1), groups=2),
     dict(stride=1, padding=3),  # padding wider than the kernel: border outputs see only zeros
 ])
-def test_conv2d_matches_torch_on_chosen_cases(backend, kw):
+def test_conv2d_matches_torch_on_chosen_cases(torch, backend, kw):
+    TF = torch.nn.functional
     x, weight, bias = _randn((2, 4, 7, 6)), _randn((6, 4 // kw.get("groups", 1), 4, 2), 1), _randn((6,), 2)
-    _compare(lambda *a: conv2d(*a, **kw), lambda *a: TF.conv2d(*a, **kw), x, weight, bias)
+    _compare(torch, lambda *a: conv2d(*a, **kw), lambda *a: TF.conv2d(*a, **kw), x, weight, bias)
 
 
 def naive_conv2d(x, weight, bias, S, P, D, G):
@@ -203,7 +203,8 @@ def test_conv_transpose2d_is_the_input_gradient_of_conv2d(backend):
 
 @SETTINGS
 @given(cfg=conv_transpose2d_configs(), seed=st.integers(0, 2**16))
-def test_conv_transpose2d_matches_torch(backend, cfg, seed):
+def test_conv_transpose2d_matches_torch(torch, backend, cfg, seed):
+    TF = torch.nn.functional
     N, C, H, W = cfg["x_shape"]
     G, (KH, KW) = cfg["groups"], cfg["kernel"]
     F = cfg["F_per_group"] * G
@@ -211,16 +212,17 @@ def test_conv_transpose2d_matches_torch(backend, cfg, seed):
     bias = _randn((F,), seed + 2) if cfg["bias"] else None
     kw = dict(stride=cfg["stride"], padding=cfg["padding"], output_padding=cfg["output_padding"],
               groups=G, dilation=cfg["dilation"])
-    _compare(lambda *a: conv_transpose2d(*a, **kw), lambda *a: TF.conv_transpose2d(*a, **kw),
+    _compare(torch, lambda *a: conv_transpose2d(*a, **kw), lambda *a: TF.conv_transpose2d(*a, **kw),
              x, weight, bias, seed)
 
 
-def test_unbatched_input_like_torch(backend):
+def test_unbatched_input_like_torch(torch, backend):
+    TF = torch.nn.functional
     x, weight, bias = _randn((3, 6, 5)), _randn((4, 3, 3, 2), 1), _randn((4,), 2)
-    y = _compare(lambda *a: conv2d(*a, padding=1), lambda *a: TF.conv2d(*a, padding=1), x, weight, bias)
+    y = _compare(torch, lambda *a: conv2d(*a, padding=1), lambda *a: TF.conv2d(*a, padding=1), x, weight, bias)
     assert y.shape == (4, 6, 6)
     wt = _randn((3, 2, 3, 2), 3)
-    y = _compare(lambda *a: conv_transpose2d(*a, stride=2), lambda *a: TF.conv_transpose2d(*a, stride=2),
+    y = _compare(torch, lambda *a: conv_transpose2d(*a, stride=2), lambda *a: TF.conv_transpose2d(*a, stride=2),
                  x, wt, bias[:2])
     assert y.shape == (2, 13, 10)
 
@@ -335,9 +337,10 @@ def test_blocked_and_chunked_batch_give_the_same_results(backend, column_limit, 
             np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
 
 
-def test_windows_that_tile_the_image_skip_the_kernels(backend, monkeypatch):
+def test_windows_that_tile_the_image_skip_the_kernels(torch, backend, monkeypatch):
     """1x1 convolutions and kernel == stride (the U-Net's 2x2/2 up-convolution): im2col is a
     reshape, so the kernels are never called; results still match PyTorch."""
+    TF = torch.nn.functional
     class NoKernels:
         def __getattr__(self, name):
             raise AssertionError(f"kernel {name} called for windows that tile the image")
@@ -346,10 +349,10 @@ def test_windows_that_tile_the_image_skip_the_kernels(backend, monkeypatch):
     x = _randn((2, 6, 4, 6))
     w1, w2, wt = _randn((3, 6, 1, 1), 1), _randn((4, 3, 2, 3), 2), _randn((6, 5, 2, 2), 3)
     b = _randn((5,), 4)
-    _compare(lambda x, w: conv2d(x, w), lambda x, w: TF.conv2d(x, w), x, w1, None, 0)
-    _compare(lambda x, w: conv2d(x, w, stride=(2, 3), groups=2),
+    _compare(torch, lambda x, w: conv2d(x, w), lambda x, w: TF.conv2d(x, w), x, w1, None, 0)
+    _compare(torch, lambda x, w: conv2d(x, w, stride=(2, 3), groups=2),
              lambda x, w: TF.conv2d(x, w, stride=(2, 3), groups=2), x, w2, None, 1)
-    _compare(lambda x, w, b: conv_transpose2d(x, w, b, stride=2),
+    _compare(torch, lambda x, w, b: conv_transpose2d(x, w, b, stride=2),
              lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2), x, wt, b, 2)
 
 
@@ -376,8 +379,9 @@ FLIPPED_CASES = [
 
 
 @pytest.mark.parametrize("padding, dilation, groups, kernel", FLIPPED_CASES)
-def test_rotated_kernel_backward_matches_col2im_and_torch(backend, monkeypatch, padding, dilation,
+def test_rotated_kernel_backward_matches_col2im_and_torch(torch, backend, monkeypatch, padding, dilation,
                                                           groups, kernel):
+    TF = torch.nn.functional
     x, bias = _randn((3, 6, 7, 8)), _randn((12,), 2)
     weight = _randn((12, 6 // groups) + kernel, 1)
     dy_seed = 7
@@ -396,7 +400,7 @@ def test_rotated_kernel_backward_matches_col2im_and_torch(backend, monkeypatch, 
     dx_col2im, dweight_col2im = y.grad_fn._backward_by_col2im(dy, True, True)  # computed on x's grad_fn
     with monkeypatch.context() as patch:
         patch.setattr(conv_ops.Conv2d, "_backward_by_col2im", fail)
-        _compare(fn, fn_torch, x, weight, bias, seed=3)
+        _compare(torch, fn, fn_torch, x, weight, bias, seed=3)
         y = fn(_t(x, True), _t(weight, True), _t(bias))
         dx, dweight = y.grad_fn.backward(dy)[:2]
     # the two ways sum the same products in another order: equal up to rounding
@@ -406,20 +410,22 @@ def test_rotated_kernel_backward_matches_col2im_and_torch(backend, monkeypatch, 
 
 @pytest.mark.parametrize("stride, padding, dilation", [(2, 1, 1), ((1, 2), 1, 1), (1, 3, 1), (1, (1, 3), 1),
                                                        (1, (0, 3), (1, 2))])
-def test_strided_or_overpadded_backward_uses_col2im(backend, monkeypatch, stride, padding, dilation):
+def test_strided_or_overpadded_backward_uses_col2im(torch, backend, monkeypatch, stride, padding, dilation):
     """Stride > 1 (dy's pixels are spread out) or padding beyond D*(K-1) (the rotated conv
     would need negative padding): the general path, still equal to PyTorch."""
+    TF = torch.nn.functional
     def fail(*args):
         raise AssertionError("the rotated-kernel path was taken")
     monkeypatch.setattr(conv_ops.Conv2d, "_backward_by_flipped_kernel", fail)
     x, weight, bias = _randn((2, 4, 7, 6)), _randn((5, 4, 3, 2), 1), _randn((5,), 2)
-    _compare(lambda x, w, b: conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation),
+    _compare(torch, lambda x, w, b: conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation),
              lambda x, w, b: TF.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation),
              x, weight, bias, seed=4)
 
 
-def test_rotated_kernel_backward_with_only_one_gradient(backend):
+def test_rotated_kernel_backward_with_only_one_gradient(torch, backend):
     """dx alone (frozen weight) and dweight alone (frozen input) on the stride-1 path."""
+    TF = torch.nn.functional
     x, weight = _randn((2, 3, 6, 5)), _randn((4, 3, 3, 3), 1)
     dy = _randn((2, 4, 6, 5), 2)
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(weight, requires_grad=True)
@@ -562,7 +568,7 @@ def _copy_from_torch(ours, theirs):
         ours.bias.data[...] = theirs.bias.detach().numpy()
 
 
-def _layer_matches_torch(ours, theirs, x, seed=0, **call):
+def _layer_matches_torch(torch, ours, theirs, x, seed=0, **call):
     _copy_from_torch(ours, theirs)
     xo, xt = _t(x, True), torch.tensor(x, requires_grad=True)
     yo, yt = ours(xo, **call), theirs(xt, **call)
@@ -588,10 +594,10 @@ def _layer_matches_torch(ours, theirs, x, seed=0, **call):
     ((4, 6, 4), dict(padding="same", padding_mode="reflect")),
     ((4, 6, 3), dict(padding=(1, 2), padding_mode="replicate", groups=2)),
 ])
-def test_nn_conv2d_matches_torch(backend, args, kw):
+def test_nn_conv2d_matches_torch(torch, backend, args, kw):
     ours, theirs = Conv2d(*args, **kw, dtype=minidl.float64), torch.nn.Conv2d(*args, **kw).double()
     assert repr(ours) == repr(theirs)
-    _layer_matches_torch(ours, theirs, _randn((2, 4, 7, 6)))
+    _layer_matches_torch(torch, ours, theirs, _randn((2, 4, 7, 6)))
     assert ours(_t(_randn((4, 7, 6)))).shape == theirs(torch.tensor(_randn((4, 7, 6)))).shape  # unbatched
 
 
@@ -603,11 +609,11 @@ def test_nn_conv2d_matches_torch(backend, args, kw):
     ((4, 6, 3), dict(stride=2), (2, 4, 4, 3), (2, 6, 10, 7)),  # full (N, F, h, w) form
     ((4, 6, 3), dict(stride=2), (4, 4, 3), (6, 10, 7)),  # unbatched, (F, h, w) form
 ])
-def test_nn_conv_transpose2d_matches_torch(backend, args, kw, x_shape, output_size):
+def test_nn_conv_transpose2d_matches_torch(torch, backend, args, kw, x_shape, output_size):
     ours = ConvTranspose2d(*args, **kw, dtype=minidl.float64)
     theirs = torch.nn.ConvTranspose2d(*args, **kw).double()
     assert repr(ours) == repr(theirs)
-    y = _layer_matches_torch(ours, theirs, _randn(x_shape), output_size=output_size)
+    y = _layer_matches_torch(torch, ours, theirs, _randn(x_shape), output_size=output_size)
     if output_size is not None:
         assert tuple(y.shape[-2:]) == tuple(output_size[-2:])
 

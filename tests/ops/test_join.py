@@ -9,8 +9,6 @@ from helpers import assert_close, compare_with_torch, gradcheck_with_random_dy
 from minidl.functional.shape import cat, chunk, split, stack
 from minidl.ops.join import promote_types
 
-torch = pytest.importorskip("torch")
-
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -18,7 +16,7 @@ def _randn(shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
 
 
-def compare_pieces_with_torch(fn_minidl, fn_torch, array, seed=0, rtol=1e-10):
+def compare_pieces_with_torch(torch, fn_minidl, fn_torch, array, seed=0, rtol=1e-10):
     """Like compare_with_torch for a function returning a TUPLE of tensors: each piece gets its
     own random upstream gradient, and the input's gradient (their sum) is compared."""
     rng = np.random.default_rng(seed)
@@ -41,7 +39,7 @@ def compare_pieces_with_torch(fn_minidl, fn_torch, array, seed=0, rtol=1e-10):
 # ----------------------------------------------------------------------------- cat, stack
 @SETTINGS
 @given(ndim=st.integers(1, 4), count=st.integers(1, 4), data=st.data())
-def test_cat_matches_torch(backend, ndim, count, data):
+def test_cat_matches_torch(torch, backend, ndim, count, data):
     base = data.draw(st.lists(st.integers(1, 3), min_size=ndim, max_size=ndim))
     dim = data.draw(st.integers(-ndim, ndim - 1))
     sizes = data.draw(st.lists(st.integers(0, 3), min_size=count, max_size=count))
@@ -52,7 +50,7 @@ def test_cat_matches_torch(backend, ndim, count, data):
 
 @SETTINGS
 @given(ndim=st.integers(0, 3), count=st.integers(1, 4), data=st.data())
-def test_stack_matches_torch(backend, ndim, count, data):
+def test_stack_matches_torch(torch, backend, ndim, count, data):
     shape = tuple(data.draw(st.lists(st.integers(1, 3), min_size=ndim, max_size=ndim)))
     dim = data.draw(st.integers(-ndim - 1, ndim))
     arrays = [_randn(shape, seed=t) for t in range(count)]
@@ -88,7 +86,7 @@ def test_cat_of_a_tensor_with_itself_and_a_constant(backend):
 
 @pytest.mark.parametrize("dtypes", [("int64", "float32"), ("float32", "float64"), ("bool", "int64"),
                                     ("int64", "int64"), ("bool", "float64")])
-def test_cat_and_stack_promote_dtypes_like_torch(backend, dtypes):
+def test_cat_and_stack_promote_dtypes_like_torch(torch, backend, dtypes):
     arrays = [np.ones((2, 2), dtype=d) for d in dtypes]
     expected = torch.cat([torch.from_numpy(a) for a in arrays]).dtype
     got = cat([minidl.tensor(a) for a in arrays])
@@ -106,7 +104,7 @@ def test_cat_promoted_gradient_has_each_input_dtype(backend):
     assert a.grad.dtype == minidl.float32 and b.grad.dtype == minidl.float64
 
 
-def test_cat_skips_legacy_empty_1d_tensors_like_torch(backend):
+def test_cat_skips_legacy_empty_1d_tensors_like_torch(torch, backend):
     x = _randn((2, 3))
     got = cat([minidl.tensor(x), minidl.zeros(0, dtype=minidl.float64)], dim=1)
     expected = torch.cat([torch.tensor(x), torch.zeros(0, dtype=torch.float64)], dim=1)
@@ -142,7 +140,7 @@ def test_cat_and_stack_errors(backend):
 # ----------------------------------------------------------------------------- split, chunk
 @SETTINGS
 @given(ndim=st.integers(1, 3), data=st.data())
-def test_split_matches_torch(backend, ndim, data):
+def test_split_matches_torch(torch, backend, ndim, data):
     shape = tuple(data.draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim)))
     dim = data.draw(st.integers(-ndim, ndim - 1))
     n = shape[dim]
@@ -151,14 +149,14 @@ def test_split_matches_torch(backend, ndim, data):
     else:
         cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=3)))
         arg = [b - a for a, b in zip([0] + cuts, cuts + [n])]  # sections adding up to n (zeros allowed)
-    compare_pieces_with_torch(lambda x: split(x, arg, dim), lambda x: torch.split(x, arg, dim), _randn(shape))
+    compare_pieces_with_torch(torch, lambda x: split(x, arg, dim), lambda x: torch.split(x, arg, dim), _randn(shape))
 
 
 @SETTINGS
 @given(n=st.integers(1, 9), chunks=st.integers(1, 6), dim=st.sampled_from([0, 1, -1]))
-def test_chunk_matches_torch(backend, n, chunks, dim):
+def test_chunk_matches_torch(torch, backend, n, chunks, dim):
     shape = (n, 2) if dim == 0 else (2, n)
-    compare_pieces_with_torch(lambda x: chunk(x, chunks, dim), lambda x: torch.chunk(x, chunks, dim),
+    compare_pieces_with_torch(torch, lambda x: chunk(x, chunks, dim), lambda x: torch.chunk(x, chunks, dim),
                               _randn(shape))
 
 
@@ -181,7 +179,7 @@ def test_unused_pieces_get_zero_gradient_and_used_ones_add_up(backend):
     np.testing.assert_array_equal(x.grad.numpy(), dy)
 
 
-def test_split_and_chunk_edge_cases_like_torch(backend):
+def test_split_and_chunk_edge_cases_like_torch(torch, backend):
     empty = np.zeros((0, 3))
     for ours, theirs in [(split(minidl.tensor(empty), 2), torch.split(torch.tensor(empty), 2)),
                          (split(minidl.tensor(empty), 0), torch.split(torch.tensor(empty), 0)),

@@ -14,8 +14,6 @@ from minidl.functional.loss import (binary_cross_entropy, binary_cross_entropy_w
                                     cross_entropy, dice_loss, mse_loss, nll_loss)
 from minidl.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, DiceLoss, MSELoss, NLLLoss
 
-torch = pytest.importorskip("torch")
-tF = torch.nn.functional
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 REDUCTIONS = ["none", "mean", "sum"]
@@ -50,15 +48,16 @@ def _probabilities(shape, seed=0):
     return p / p.sum(axis=1 if len(shape) > 1 else 0, keepdims=True)
 
 
-def _kwargs(**kwargs):
+def _kwargs(torch, **kwargs):
     """The same keyword arguments for minidl and torch (NumPy arrays become tensors of each)."""
     ours = {k: minidl.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
     theirs = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
     return ours, theirs
 
 
-def _compare_ce(x, target, seed=0, **kwargs):
-    ours, theirs = _kwargs(**kwargs)
+def _compare_ce(torch, x, target, seed=0, **kwargs):
+    tF = torch.nn.functional
+    ours, theirs = _kwargs(torch, **kwargs)
     t_ours, t_theirs = minidl.tensor(target), torch.tensor(target)
     return compare_with_torch(torch, lambda a: cross_entropy(a, t_ours, **ours),
                               lambda a: tF.cross_entropy(a, t_theirs, **theirs), [x], seed=seed)
@@ -72,7 +71,7 @@ def _compare_ce(x, target, seed=0, **kwargs):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.25])
 @pytest.mark.parametrize("ignore_index", [None, -100, 1])
-def test_cross_entropy_class_indices_match_torch(backend, shape, reduction, weighted, label_smoothing,
+def test_cross_entropy_class_indices_match_torch(torch, backend, shape, reduction, weighted, label_smoothing,
                                                  ignore_index):
     x = _randn(shape, seed=len(shape))
     kwargs = {"reduction": reduction, "label_smoothing": label_smoothing}
@@ -83,30 +82,30 @@ def test_cross_entropy_class_indices_match_torch(backend, shape, reduction, weig
         kwargs["ignore_index"] = ignore_index
     if weighted:
         kwargs["weight"] = _rand((_class_dim(shape),), seed=2, low=0.2, high=2.0)
-    _compare_ce(x, target, **kwargs)
+    _compare_ce(torch, x, target, **kwargs)
 
 
 @pytest.mark.parametrize("shape", [(4, 3), (2, 3, 2, 2), (3,)])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.3])
-def test_cross_entropy_all_ignored_matches_torch(backend, shape, reduction, weighted, label_smoothing):
+def test_cross_entropy_all_ignored_matches_torch(torch, backend, shape, reduction, weighted, label_smoothing):
     """'mean' over nothing is 0/0 = nan (as torch); 'sum' is 0; every gradient is 0."""
     x = _randn(shape)
     target = np.full(shape[:1] + shape[2:] if len(shape) > 1 else (), -100, dtype=np.int64)
     kwargs = {"reduction": reduction, "label_smoothing": label_smoothing}
     if weighted:
         kwargs["weight"] = _rand((_class_dim(shape),), seed=2, low=0.2, high=2.0)
-    y = _compare_ce(x, target, **kwargs)
+    y = _compare_ce(torch, x, target, **kwargs)
     if reduction == "mean":
         assert np.isnan(y.item())
 
 
-def test_cross_entropy_zero_total_weight_gives_nan_like_torch(backend):
+def test_cross_entropy_zero_total_weight_gives_nan_like_torch(torch, backend):
     """Present classes all weigh 0: 'mean' is 0/0; the non-ignored rows' gradients are nan as in torch."""
     x, target = _randn((3, 4)), np.array([0, 1, -100])
     for ls in (0.0, 0.3):
-        _compare_ce(x, target, weight=np.array([0.0, 0.0, 1.0, 1.0]), label_smoothing=ls)
+        _compare_ce(torch, x, target, weight=np.array([0.0, 0.0, 1.0, 1.0]), label_smoothing=ls)
 
 
 def test_cross_entropy_gradient_is_softmax_minus_onehot(backend):
@@ -124,7 +123,7 @@ def test_cross_entropy_gradient_is_softmax_minus_onehot(backend):
        reduction=st.sampled_from(REDUCTIONS), weighted=st.booleans(),
        label_smoothing=st.sampled_from([0.0, 0.1, 0.5, 1.0]), ignore=st.sampled_from([None, -100, 0, 2]),
        seed=st.integers(0, 2**16))
-def test_cross_entropy_sweep_matches_torch(backend, n, c, spatial, reduction, weighted, label_smoothing,
+def test_cross_entropy_sweep_matches_torch(torch, backend, n, c, spatial, reduction, weighted, label_smoothing,
                                            ignore, seed):
     shape = (n, c, *spatial)
     kwargs = {"reduction": reduction, "label_smoothing": label_smoothing}
@@ -135,7 +134,7 @@ def test_cross_entropy_sweep_matches_torch(backend, n, c, spatial, reduction, we
         kwargs["ignore_index"] = ignore
     if weighted:
         kwargs["weight"] = _rand((c,), seed + 1, 0.2, 2.0)
-    _compare_ce(_randn(shape, seed), target, seed=seed, **kwargs)
+    _compare_ce(torch, _randn(shape, seed), target, seed=seed, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,12 +144,13 @@ def test_cross_entropy_sweep_matches_torch(backend, n, c, spatial, reduction, we
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
-def test_cross_entropy_probabilities_match_torch(backend, shape, reduction, weighted, label_smoothing):
+def test_cross_entropy_probabilities_match_torch(torch, backend, shape, reduction, weighted, label_smoothing):
     """Both gradients: the logits' and the (soft) target's."""
+    tF = torch.nn.functional
     kwargs = {"reduction": reduction, "label_smoothing": label_smoothing}
     if weighted:
         kwargs["weight"] = _rand((_class_dim(shape),), seed=2, low=0.2, high=2.0)
-    ours, theirs = _kwargs(**kwargs)
+    ours, theirs = _kwargs(torch, **kwargs)
     compare_with_torch(torch, lambda a, q: cross_entropy(a, q, **ours),
                        lambda a, q: tF.cross_entropy(a, q, **theirs),
                        [_randn(shape, seed=3), _probabilities(shape, seed=4)])
@@ -164,7 +164,8 @@ def test_cross_entropy_probabilities_of_a_onehot_equal_class_indices(backend):
     assert_close(a, b.item())
 
 
-def test_cross_entropy_empty_batch_mean_is_nan_like_torch(backend):
+def test_cross_entropy_empty_batch_mean_is_nan_like_torch(torch, backend):
+    tF = torch.nn.functional
     for target in (np.zeros((0,), np.int64), np.zeros((0, 3))):
         y = cross_entropy(minidl.tensor(np.zeros((0, 3))), minidl.tensor(target))
         assert np.isnan(y.item()) and np.isnan(tF.cross_entropy(torch.zeros(0, 3), torch.tensor(target)).item())
@@ -177,20 +178,22 @@ def test_cross_entropy_empty_batch_mean_is_nan_like_torch(backend):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("ignore_index", [-100, 0])
-def test_nll_loss_matches_torch(backend, shape, reduction, weighted, ignore_index):
+def test_nll_loss_matches_torch(torch, backend, shape, reduction, weighted, ignore_index):
+    tF = torch.nn.functional
     target = _index_target(shape, seed=1, ignore_index=ignore_index, ignore_fraction=0.3)
     kwargs = {"reduction": reduction, "ignore_index": ignore_index}
     if weighted:
         kwargs["weight"] = _rand((_class_dim(shape),), seed=2, low=0.2, high=2.0)
-    ours, theirs = _kwargs(**kwargs)
+    ours, theirs = _kwargs(torch, **kwargs)
     t_ours, t_theirs = minidl.tensor(target), torch.tensor(target)
     compare_with_torch(torch, lambda a: nll_loss(a, t_ours, **ours), lambda a: tF.nll_loss(a, t_theirs, **theirs),
                        [_randn(shape, seed=3)])
 
 
 @pytest.mark.parametrize("weight", [None, np.array([0.0, 0.0, 1.0])])
-def test_nll_loss_all_ignored_or_zero_weight_like_torch(backend, weight):
-    ours, theirs = _kwargs(weight=weight)
+def test_nll_loss_all_ignored_or_zero_weight_like_torch(torch, backend, weight):
+    tF = torch.nn.functional
+    ours, theirs = _kwargs(torch, weight=weight)
     for target in (np.array([-100, -100]), np.array([0, 1])):
         t_ours, t_theirs = minidl.tensor(target), torch.tensor(target)
         compare_with_torch(torch, lambda a: nll_loss(a, t_ours, **ours),
@@ -209,19 +212,21 @@ def test_nll_of_log_softmax_equals_cross_entropy(backend):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape,weight_shape", [((7,), None), ((3, 4), (4,)), ((2, 3, 4, 4), (3, 1, 1)),
                                                 ((2, 3), (2, 1)), ((2, 3), ())])
-def test_bce_matches_torch(backend, reduction, shape, weight_shape):
+def test_bce_matches_torch(torch, backend, reduction, shape, weight_shape):
+    tF = torch.nn.functional
     kwargs = {"reduction": reduction}
     if weight_shape is not None:
         kwargs["weight"] = _rand(weight_shape, seed=2, low=0.2, high=2.0)
-    ours, theirs = _kwargs(**kwargs)
+    ours, theirs = _kwargs(torch, **kwargs)
     compare_with_torch(torch, lambda x, t: binary_cross_entropy(x, t, **ours),
                        lambda x, t: tF.binary_cross_entropy(x, t, **theirs),
                        [_rand(shape, 3, 0.02, 0.98), _rand(shape, 4)])
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_bce_clamps_the_log_at_x_0_and_1_like_torch(backend, reduction):
+def test_bce_clamps_the_log_at_x_0_and_1_like_torch(torch, backend, reduction):
     """log(0) is clamped at -100: the loss is finite; the gradients are torch's (+-1e12, and +-inf for t)."""
+    tF = torch.nn.functional
     x = np.array([0.0, 1.0, 0.0, 1.0, 1e-30, 1 - 1e-16, 0.5])
     t = np.array([0.0, 1.0, 1.0, 0.0, 0.7, 0.2, 0.5])
     y = compare_with_torch(torch, lambda a, b: binary_cross_entropy(a, b, reduction=reduction),
@@ -234,7 +239,8 @@ def test_bce_clamps_the_log_at_x_0_and_1_like_torch(backend, reduction):
 @SETTINGS
 @given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4), reduction=st.sampled_from(REDUCTIONS),
        seed=st.integers(0, 2**16))
-def test_bce_sweep_matches_torch(backend, shape, reduction, seed):
+def test_bce_sweep_matches_torch(torch, backend, shape, reduction, seed):
+    tF = torch.nn.functional
     compare_with_torch(torch, lambda x, t: binary_cross_entropy(x, t, reduction=reduction),
                        lambda x, t: tF.binary_cross_entropy(x, t, reduction=reduction),
                        [_rand(shape, seed, 0.01, 0.99), _rand(shape, seed + 1)], seed=seed)
@@ -247,13 +253,14 @@ def test_bce_sweep_matches_torch(backend, shape, reduction, seed):
 @pytest.mark.parametrize("shape,weight_shape,pos_weight_shape", [
     ((7,), None, None), ((4, 3), None, (3,)), ((4, 3), (4, 1), (3,)), ((2, 3, 4, 4), (3, 1, 1), (3, 1, 1)),
     ((2, 3, 4), None, ()), ((2, 3, 4), (2, 3, 4), (1, 3, 1)), ((2, 3), (), (2, 3))])
-def test_bce_with_logits_matches_torch(backend, reduction, shape, weight_shape, pos_weight_shape):
+def test_bce_with_logits_matches_torch(torch, backend, reduction, shape, weight_shape, pos_weight_shape):
+    tF = torch.nn.functional
     kwargs = {"reduction": reduction}
     if weight_shape is not None:
         kwargs["weight"] = _rand(weight_shape, seed=2, low=0.2, high=2.0)
     if pos_weight_shape is not None:
         kwargs["pos_weight"] = _rand(pos_weight_shape, seed=5, low=0.2, high=4.0)
-    ours, theirs = _kwargs(**kwargs)
+    ours, theirs = _kwargs(torch, **kwargs)
     compare_with_torch(torch, lambda x, t: binary_cross_entropy_with_logits(x, t, **ours),
                        lambda x, t: tF.binary_cross_entropy_with_logits(x, t, **theirs),
                        [3 * _randn(shape, seed=3), _rand(shape, 4)])
@@ -261,10 +268,11 @@ def test_bce_with_logits_matches_torch(backend, reduction, shape, weight_shape, 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("pos_weight", [None, np.array(2.5)])
-def test_bce_with_logits_is_finite_at_1e4_like_torch(backend, reduction, pos_weight):
+def test_bce_with_logits_is_finite_at_1e4_like_torch(torch, backend, reduction, pos_weight):
+    tF = torch.nn.functional
     x = np.array([1e4, -1e4, 1e4, -1e4, 0.0, 40.0, -40.0])
     t = np.array([0.0, 1.0, 1.0, 0.0, 0.5, 0.3, 0.9])
-    ours, theirs = _kwargs(reduction=reduction, pos_weight=pos_weight)
+    ours, theirs = _kwargs(torch, reduction=reduction, pos_weight=pos_weight)
     y = compare_with_torch(torch, lambda a, b: binary_cross_entropy_with_logits(a, b, **ours),
                            lambda a, b: tF.binary_cross_entropy_with_logits(a, b, **theirs), [x, t])
     assert np.isfinite(y.detach().numpy()).all()
@@ -280,11 +288,12 @@ def test_bce_with_logits_equals_bce_of_sigmoid(backend):
 @SETTINGS
 @given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4), reduction=st.sampled_from(REDUCTIONS),
        use_pos_weight=st.booleans(), scale=st.sampled_from([1.0, 10.0, 100.0]), seed=st.integers(0, 2**16))
-def test_bce_with_logits_sweep_matches_torch(backend, shape, reduction, use_pos_weight, scale, seed):
+def test_bce_with_logits_sweep_matches_torch(torch, backend, shape, reduction, use_pos_weight, scale, seed):
+    tF = torch.nn.functional
     kwargs = {"reduction": reduction}
     if use_pos_weight:  # per-class positive weights along the last dim
         kwargs["pos_weight"] = _rand(shape[-1:], seed + 2, 0.2, 4.0)
-    ours, theirs = _kwargs(**kwargs)
+    ours, theirs = _kwargs(torch, **kwargs)
     compare_with_torch(torch, lambda x, t: binary_cross_entropy_with_logits(x, t, **ours),
                        lambda x, t: tF.binary_cross_entropy_with_logits(x, t, **theirs),
                        [scale * _randn(shape, seed), _rand(shape, seed + 1)], seed=seed)
@@ -295,14 +304,16 @@ def test_bce_with_logits_sweep_matches_torch(backend, shape, reduction, use_pos_
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", [(), (5,), (2, 3, 4)])
-def test_mse_matches_torch(backend, reduction, shape):
+def test_mse_matches_torch(torch, backend, reduction, shape):
+    tF = torch.nn.functional
     compare_with_torch(torch, lambda x, t: mse_loss(x, t, reduction=reduction),
                        lambda x, t: tF.mse_loss(x, t, reduction=reduction), [_randn(shape, 1), _randn(shape, 2)])
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_weighted_mse_matches_torch_with_every_gradient(backend, reduction):
+def test_weighted_mse_matches_torch_with_every_gradient(torch, backend, reduction):
     """PyTorch's weighted mean divides by sum(weight); weight gets a gradient too."""
+    tF = torch.nn.functional
     compare_with_torch(torch, lambda x, t, w: mse_loss(x, t, reduction=reduction, weight=w),
                        lambda x, t, w: tF.mse_loss(x, t, reduction=reduction, weight=w),
                        [_randn((3, 4), 1), _randn((3, 4), 2), _rand((3, 4), 3, 0.1, 2.0)])
@@ -339,14 +350,14 @@ def test_dice_hand_computed_value(backend):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", [(2, 3, 4, 4), (1, 2, 3, 2, 2), (2, 1, 3, 5)])
 @pytest.mark.parametrize("smooth", [1.0, 0.0, 1e-3])
-def test_dice_matches_its_definition_in_torch(backend, reduction, shape, smooth):
+def test_dice_matches_its_definition_in_torch(torch, backend, reduction, shape, smooth):
     compare_with_torch(torch, lambda p, t: dice_loss(p, t, smooth=smooth, reduction=reduction),
                        lambda p, t: _torch_dice(p, t, smooth, reduction),
                        [_rand(shape, 1, 0.01, 0.99), _rand(shape, 2)])
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_dice_binary_and_class_index_targets(backend, reduction):
+def test_dice_binary_and_class_index_targets(torch, backend, reduction):
     p, t = _rand((2, 4, 5), 1), (_rand((2, 4, 5), 2) > 0.5).astype(float)  # (N, H, W) binary
     compare_with_torch(torch, lambda a: dice_loss(a, minidl.tensor(t), reduction=reduction),
                        lambda a: _torch_dice(a, torch.tensor(t), reduction=reduction, binary=True), [p])
@@ -366,7 +377,7 @@ def test_dice_perfect_prediction_and_empty_class(backend):
 @SETTINGS
 @given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 4), w=st.integers(1, 4),
        reduction=st.sampled_from(REDUCTIONS), smooth=st.sampled_from([0.5, 1.0, 2.0]), seed=st.integers(0, 2**16))
-def test_dice_sweep(backend, n, c, h, w, reduction, smooth, seed):
+def test_dice_sweep(torch, backend, n, c, h, w, reduction, smooth, seed):
     shape = (n, c, h, w)
     compare_with_torch(torch, lambda p, t: dice_loss(p, t, smooth=smooth, reduction=reduction),
                        lambda p, t: _torch_dice(p, t, smooth, reduction),
@@ -417,8 +428,9 @@ def test_losses_keep_float32(backend):
         assert y.dtype == minidl.float32
 
 
-def test_none_reduction_takes_a_per_pixel_weight_map(backend):
+def test_none_reduction_takes_a_per_pixel_weight_map(torch, backend):
     """The U-Net use: per-pixel losses (N, H, W) times a weight map, then a mean."""
+    tF = torch.nn.functional
     x = minidl.tensor(_randn((2, 3, 4, 4)), requires_grad=True)
     target = _index_target((2, 3, 4, 4))
     weight_map = _rand((2, 4, 4), 9, 0.5, 3.0)
@@ -457,7 +469,7 @@ def test_loss_modules_match_functional_and_register_buffers(backend):
     assert repr(dice) == "DiceLoss(smooth=0.5)"
 
 
-def test_loss_modules_against_torch_modules(backend):
+def test_loss_modules_against_torch_modules(torch, backend):
     x, t = _randn((3, 4, 2, 2)), _index_target((3, 4, 2, 2), ignore_fraction=0.3)
     w = _rand((4,), 1, 0.5, 2.0)
     ours = CrossEntropyLoss(weight=minidl.tensor(w), label_smoothing=0.2)

@@ -9,7 +9,6 @@ from helpers import assert_close, compare_with_torch, gradcheck_with_random_dy
 from minidl.functional.norm import batch_norm
 from minidl.nn.norm import BatchNorm1d, BatchNorm2d
 
-torch = pytest.importorskip("torch")
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -20,7 +19,7 @@ def _stats(C, seed):
     return rng.standard_normal(C), rng.random(C) + 0.5
 
 
-def _check_batch_norm(shape, training, affine="both", momentum=0.1, eps=1e-5, running=True, seed=0):
+def _check_batch_norm(torch, shape, training, affine="both", momentum=0.1, eps=1e-5, running=True, seed=0):
     """Forward, dx, dweight, dbias (random dy) and the updated running statistics vs torch."""
     rng = np.random.default_rng(seed)
     C = shape[1]
@@ -62,29 +61,29 @@ SHAPES = [(4, 3), (5, 1), (2, 3, 7), (3, 2, 1), (2, 3, 5, 4), (3, 4, 3, 5), (1, 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_matches_torch(backend, shape, training):
-    _check_batch_norm(shape, training, momentum=0.3)
+def test_batch_norm_matches_torch(torch, backend, shape, training):
+    _check_batch_norm(torch, shape, training, momentum=0.3)
 
 
 @pytest.mark.parametrize("affine", ["none", "weight", "bias"])
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_optional_weight_and_bias(backend, affine, training):
-    _check_batch_norm((3, 2, 4, 3), training, affine=affine)
+def test_batch_norm_optional_weight_and_bias(torch, backend, affine, training):
+    _check_batch_norm(torch, (3, 2, 4, 3), training, affine=affine)
 
 
 @pytest.mark.parametrize("shape", [(4, 3), (2, 3, 5, 4)])
-def test_batch_norm_training_without_running_stats(backend, shape):
-    _check_batch_norm(shape, training=True, running=False)
+def test_batch_norm_training_without_running_stats(torch, backend, shape):
+    _check_batch_norm(torch, shape, training=True, running=False)
 
 
 @SETTINGS
 @given(n=st.integers(1, 4), c=st.integers(1, 4), spatial=st.lists(st.integers(1, 5), max_size=2),
        training=st.booleans(), momentum=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
        eps=st.sampled_from([1e-5, 1e-3, 0.5]), seed=st.integers(0, 2**16))
-def test_batch_norm_sweep_matches_torch(backend, n, c, spatial, training, momentum, eps, seed):
+def test_batch_norm_sweep_matches_torch(torch, backend, n, c, spatial, training, momentum, eps, seed):
     shape = (n, c, *spatial)
     assume(not training or n * int(np.prod(spatial)) > 1)
-    _check_batch_norm(shape, training, momentum=momentum, eps=eps, seed=seed)
+    _check_batch_norm(torch, shape, training, momentum=momentum, eps=eps, seed=seed)
 
 
 def test_batch_norm_forward_matches_the_docstring_formula(backend):
@@ -195,13 +194,13 @@ def test_batch_norm_other_errors(backend):
 # --- nn.BatchNorm1d / BatchNorm2d ------------------------------------------------------------
 
 
-def _copy_params(ours, theirs):
+def _copy_params(torch, ours, theirs):
     with torch.no_grad():
         for name, p in ours.named_parameters():
             dict(theirs.named_parameters())[name].copy_(torch.tensor(p.detach().numpy()))
 
 
-def _run_steps(ours, theirs, shapes, seed=0):
+def _run_steps(torch, ours, theirs, shapes, seed=0):
     """Alternate training steps (with random dy) and an eval step; compare everything each time."""
     rng = np.random.default_rng(seed)
     for step, shape in enumerate(shapes):
@@ -226,7 +225,7 @@ def _run_steps(ours, theirs, shapes, seed=0):
 @pytest.mark.parametrize("kwargs", [{}, {"momentum": None}, {"momentum": 0.5, "eps": 1e-3},
                                     {"affine": False}, {"bias": False}, {"track_running_stats": False},
                                     {"momentum": None, "track_running_stats": False}])
-def test_batchnorm2d_matches_torch_over_several_steps(backend, kwargs):
+def test_batchnorm2d_matches_torch_over_several_steps(torch, backend, kwargs):
     ours = BatchNorm2d(3, dtype=minidl.float64, **kwargs)
     theirs = torch.nn.BatchNorm2d(3, dtype=torch.float64, **kwargs)
     rng = np.random.default_rng(1)
@@ -234,29 +233,29 @@ def test_batchnorm2d_matches_torch_over_several_steps(backend, kwargs):
         ours.weight.data[...] = rng.standard_normal(3)
     if ours.bias is not None:
         ours.bias.data[...] = rng.standard_normal(3)
-    _copy_params(ours, theirs)
+    _copy_params(torch, ours, theirs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     assert repr(ours) == repr(theirs)
     shapes = [(4, 3, 5, 4), (2, 3, 3, 3), (5, 3, 1, 2), (3, 3, 4, 1)]
-    _run_steps(ours, theirs, shapes)
+    _run_steps(torch, ours, theirs, shapes)
     ours.eval(), theirs.eval()
-    _run_steps(ours, theirs, shapes[:2], seed=1)
+    _run_steps(torch, ours, theirs, shapes[:2], seed=1)
     ours.train(), theirs.train()
-    _run_steps(ours, theirs, shapes[2:], seed=2)
+    _run_steps(torch, ours, theirs, shapes[2:], seed=2)
     if ours.track_running_stats:
         assert int(ours.num_batches_tracked.item()) == 6 == int(theirs.num_batches_tracked)
 
 
 @pytest.mark.parametrize("shape", [(6, 4), (3, 4, 5)])
-def test_batchnorm1d_matches_torch(backend, shape):
+def test_batchnorm1d_matches_torch(torch, backend, shape):
     ours = BatchNorm1d(4, momentum=None, dtype=minidl.float64)
     theirs = torch.nn.BatchNorm1d(4, momentum=None, dtype=torch.float64)
-    _run_steps(ours, theirs, [shape, shape])
+    _run_steps(torch, ours, theirs, [shape, shape])
     ours.eval(), theirs.eval()
-    _run_steps(ours, theirs, [shape], seed=3)
+    _run_steps(torch, ours, theirs, [shape], seed=3)
 
 
-def test_batchnorm2d_state_dict_buffers_and_defaults():
+def test_batchnorm2d_state_dict_buffers_and_defaults(torch):
     layer = BatchNorm2d(2)
     assert list(layer.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
     assert list(layer.state_dict()) == list(torch.nn.BatchNorm2d(2).state_dict())
@@ -274,7 +273,7 @@ def test_batchnorm2d_state_dict_buffers_and_defaults():
     assert layer.num_batches_tracked.dtype == minidl.int64  # .double() casts floating state only
 
 
-def test_batchnorm2d_loads_a_torch_state_dict_and_resets():
+def test_batchnorm2d_loads_a_torch_state_dict_and_resets(torch):
     theirs = torch.nn.BatchNorm2d(3)
     theirs(torch.randn(4, 3, 2, 2) * 5 + 2)  # move the running statistics
     ours = BatchNorm2d(3)

@@ -9,8 +9,6 @@ from helpers import compare_with_torch, gradcheck_with_random_dy
 from minidl.functional.shape import center_crop, pad
 from minidl.ops.pad import middle, source_index
 
-torch = pytest.importorskip("torch")
-TF = torch.nn.functional
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -22,7 +20,8 @@ def _randn(shape, seed=0):
 # ----------------------------------------------------------------------------- constant
 @SETTINGS
 @given(ndim=st.integers(1, 4), data=st.data())
-def test_constant_pad_matches_torch(backend, ndim, data):
+def test_constant_pad_matches_torch(torch, backend, ndim, data):
+    TF = torch.nn.functional
     shape = tuple(data.draw(st.lists(st.integers(1, 4), min_size=ndim, max_size=ndim)))
     k = data.draw(st.integers(1, ndim))
     widths = data.draw(st.lists(st.integers(-2, 3), min_size=2 * k, max_size=2 * k))
@@ -35,7 +34,8 @@ def test_constant_pad_matches_torch(backend, ndim, data):
                        lambda x: TF.pad(x, tuple(widths), **kwargs), [_randn(shape)])
 
 
-def test_constant_pad_value_dtype_and_crop(backend):
+def test_constant_pad_value_dtype_and_crop(torch, backend):
+    TF = torch.nn.functional
     x = minidl.tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
     y = pad(x, (1, -1, 0, 1), value=7)
     assert y.dtype == minidl.float32
@@ -54,7 +54,8 @@ def test_constant_pad_gradient_crops_dy(backend):
 # ----------------------------------------------------------------------------- reflect, replicate, circular
 @SETTINGS
 @given(mode=st.sampled_from(["reflect", "replicate", "circular"]), k=st.integers(1, 3), data=st.data())
-def test_copy_pads_match_torch(backend, mode, k, data):
+def test_copy_pads_match_torch(torch, backend, mode, k, data):
+    TF = torch.nn.functional
     ndim = data.draw(st.integers(k + 1, k + 2))
     shape = tuple(data.draw(st.lists(st.integers(1, 3), min_size=ndim - k, max_size=ndim - k))) + \
         tuple(data.draw(st.lists(st.integers(2, 5), min_size=k, max_size=k)))
@@ -69,7 +70,8 @@ def test_copy_pads_match_torch(backend, mode, k, data):
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
 @pytest.mark.parametrize("widths", [(-1, 2), (2, -1), (-1, -1, 1, 0), (1, -2, -1, 2)])
-def test_copy_pads_with_negative_widths_match_torch(backend, mode, widths):
+def test_copy_pads_with_negative_widths_match_torch(torch, backend, mode, widths):
+    TF = torch.nn.functional
     compare_with_torch(torch, lambda x: pad(x, widths, mode=mode), lambda x: TF.pad(x, widths, mode=mode),
                        [_randn((2, 4, 5))])
 
@@ -135,7 +137,7 @@ def test_pad_errors(backend):
                                           (3, (slice(1, 4), slice(1, 4))),        # 5-3 = 2 (even), 6-3 = 3
                                           ((5, 6), (slice(0, 5), slice(0, 6))),   # nothing to crop
                                           ((0, 2), (slice(2, 2), slice(2, 4)))])
-def test_center_crop_is_the_central_window(backend, size, window):
+def test_center_crop_is_the_central_window(torch, backend, size, window):
     x = _randn((2, 1, 5, 6))
     got = center_crop(minidl.tensor(x), size)
     np.testing.assert_array_equal(got.numpy(), x[(Ellipsis,) + window])
@@ -169,7 +171,7 @@ def test_center_crop_errors(backend):
         center_crop(minidl.zeros(4), 2)
 
 
-def test_unet_crop_and_concat_gradient(backend):
+def test_unet_crop_and_concat_gradient(torch, backend):
     """The skip connection of U-Net: crop the encoder map, concatenate with the decoder map."""
     from minidl.functional.shape import cat
     skip, up = _randn((1, 2, 8, 8)), _randn((1, 3, 4, 4), 1)

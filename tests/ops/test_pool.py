@@ -14,8 +14,6 @@ from helpers import assert_close, compare_with_torch, gradcheck_with_random_dy
 from minidl.functional.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
 from minidl.nn import pool as nn_pool
 
-torch = pytest.importorskip("torch")
-TF = torch.nn.functional
 
 SETTINGS = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -67,7 +65,7 @@ def avg_pool_configs(draw):
     )
 
 
-def _torch_accepts(fn, shape):
+def _torch_accepts(torch, fn, shape):
     """Whether PyTorch accepts the configuration (forward on zeros; never a backward)."""
     try:
         y = fn(torch.zeros(shape, dtype=torch.float64))
@@ -86,9 +84,10 @@ def _split(cfg):
 
 @SETTINGS
 @given(cfg=max_pool_configs(), seed=st.integers(0, 2**16))
-def test_max_pool2d_forward_indices_and_gradient_match_torch(backend, cfg, seed):
+def test_max_pool2d_forward_indices_and_gradient_match_torch(torch, backend, cfg, seed):
+    TF = torch.nn.functional
     shape, kw = _split(cfg)
-    assume(_torch_accepts(lambda x: TF.max_pool2d(x, **kw), shape))
+    assume(_torch_accepts(torch, lambda x: TF.max_pool2d(x, **kw), shape))
     x = _distinct(shape, seed)
     compare_with_torch(torch, lambda a: max_pool2d(a, **kw), lambda a: TF.max_pool2d(a, **kw),
                        [x], seed=seed)
@@ -136,9 +135,10 @@ TIE_INPUTS = {
     dict(kernel_size=(3, 2), stride=(2, 1), padding=1, dilation=(2, 1), ceil_mode=True),
     dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
 ])
-def test_max_pool2d_tie_rule_is_pytorchs(backend, kind, kw):
+def test_max_pool2d_tie_rule_is_pytorchs(torch, backend, kind, kw):
     """Pins the tie rule: the FIRST maximum in scan order (rows, then columns) wins, and it
     alone receives the gradient; indices and gradients equal PyTorch's exactly."""
+    TF = torch.nn.functional
     rng = np.random.default_rng(5)
     x = TIE_INPUTS[kind]((2, 3, 7, 6), rng)
     compare_with_torch(torch, lambda a: max_pool2d(a, **kw), lambda a: TF.max_pool2d(a, **kw),
@@ -157,9 +157,10 @@ def test_max_pool2d_tie_rule_worked_example(backend):
     assert t.grad.numpy().tolist() == [[[[1.0, 0.0], [0.0, 0.0]]]]
 
 
-def test_max_pool2d_nan_and_minus_inf_like_torch(backend):
+def test_max_pool2d_nan_and_minus_inf_like_torch(torch, backend):
     """NaN propagates (the last NaN of a window wins, as PyTorch); an all -inf window
     reports its first in-bounds cell."""
+    TF = torch.nn.functional
     nan, inf = np.nan, np.inf
     x = np.array([[[[1.0, nan, 2.0], [nan, 0.0, 1.0], [3.0, 3.0, -inf]]]])
     for data in (x, np.full((1, 1, 3, 3), -inf)):
@@ -170,7 +171,8 @@ def test_max_pool2d_nan_and_minus_inf_like_torch(backend):
         np.testing.assert_array_equal(idx.numpy(), idx_ref.numpy())
 
 
-def test_max_pool2d_unbatched_stride_list_and_dtype(backend):
+def test_max_pool2d_unbatched_stride_list_and_dtype(torch, backend):
+    TF = torch.nn.functional
     x = _distinct((3, 6, 5), seed=1)
     compare_with_torch(torch, lambda a: max_pool2d(a, (3, 2), [], 1),
                        lambda a: TF.max_pool2d(a, (3, 2), [], 1), [x])
@@ -190,9 +192,10 @@ def test_max_pool2d_empty_batch(backend):
 
 @SETTINGS
 @given(cfg=avg_pool_configs(), seed=st.integers(0, 2**16))
-def test_avg_pool2d_matches_torch(backend, cfg, seed):
+def test_avg_pool2d_matches_torch(torch, backend, cfg, seed):
+    TF = torch.nn.functional
     shape, kw = _split(cfg)
-    assume(_torch_accepts(lambda x: TF.avg_pool2d(x, **kw), shape))
+    assume(_torch_accepts(torch, lambda x: TF.avg_pool2d(x, **kw), shape))
     compare_with_torch(torch, lambda a: avg_pool2d(a, **kw), lambda a: TF.avg_pool2d(a, **kw),
                        [_randn(shape, seed)], seed=seed)
 
@@ -208,16 +211,18 @@ def test_avg_pool2d_gradcheck(backend, kw):
     assert gradcheck_with_random_dy(lambda a: avg_pool2d(a, **kw), [_randn((2, 2, 7, 6), 4)])
 
 
-def test_avg_pool2d_ceil_mode_divisor_excludes_cells_beyond_the_padding(backend):
+def test_avg_pool2d_ceil_mode_divisor_excludes_cells_beyond_the_padding(torch, backend):
     """H = 5, K = 2, S = 2, P = 0, ceil_mode: the last window holds one real cell and one
     cell beyond the input that is NOT padding: it divides by 1 even with count_include_pad."""
+    TF = torch.nn.functional
     x = np.arange(25.0).reshape(1, 1, 5, 5)
     y = avg_pool2d(_t(x), 2, ceil_mode=True, count_include_pad=True)
     assert y.numpy()[0, 0, 2, 2] == 24.0
     assert_close(y, TF.avg_pool2d(torch.tensor(x), 2, ceil_mode=True).numpy())
 
 
-def test_avg_pool2d_unbatched_and_dtype(backend):
+def test_avg_pool2d_unbatched_and_dtype(torch, backend):
+    TF = torch.nn.functional
     x = _randn((2, 5, 7), seed=2)
     compare_with_torch(torch, lambda a: avg_pool2d(a, 3, 2, 1, count_include_pad=False),
                        lambda a: TF.avg_pool2d(a, 3, 2, 1, count_include_pad=False), [x])
@@ -232,20 +237,23 @@ def test_avg_pool2d_unbatched_and_dtype(backend):
        out=st.tuples(st.one_of(st.none(), st.integers(1, 10)),
                      st.one_of(st.none(), st.integers(1, 10))),
        seed=st.integers(0, 2**16))
-def test_adaptive_avg_pool2d_matches_torch(backend, shape, out, seed):
+def test_adaptive_avg_pool2d_matches_torch(torch, backend, shape, out, seed):
+    TF = torch.nn.functional
     compare_with_torch(torch, lambda a: adaptive_avg_pool2d(a, out),
                        lambda a: TF.adaptive_avg_pool2d(a, out), [_randn(shape, seed)], seed=seed)
 
 
 @pytest.mark.parametrize("out", [1, 3, (2, 5), (None, 2), (7, 4)])
-def test_adaptive_avg_pool2d_gradcheck_and_unbatched(backend, out):
+def test_adaptive_avg_pool2d_gradcheck_and_unbatched(torch, backend, out):
+    TF = torch.nn.functional
     x = _randn((2, 3, 5, 6), seed=6)
     assert gradcheck_with_random_dy(lambda a: adaptive_avg_pool2d(a, out), [x])
     compare_with_torch(torch, lambda a: adaptive_avg_pool2d(a, out),
                        lambda a: TF.adaptive_avg_pool2d(a, out), [x[0]])
 
 
-def test_adaptive_avg_pool2d_zero_output_and_dtype(backend):
+def test_adaptive_avg_pool2d_zero_output_and_dtype(torch, backend):
+    TF = torch.nn.functional
     x = _t(_randn((1, 2, 4, 4)), requires_grad=True)
     y = adaptive_avg_pool2d(x, 0)
     assert y.shape == TF.adaptive_avg_pool2d(torch.zeros(1, 2, 4, 4), 0).shape == (1, 2, 0, 0)
@@ -266,7 +274,8 @@ def test_adaptive_avg_pool2d_zero_output_and_dtype(backend):
      (1, 2, 5, 5)),  # overlapping windows: repeated indices, forward values agree
     (dict(kernel_size=(2, 3), stride=(2, 1)), dict(kernel_size=(2, 3), stride=(2, 1)), (3, 5, 4)),
 ])
-def test_max_unpool2d_matches_torch(backend, pool_kw, unpool_kw, shape):
+def test_max_unpool2d_matches_torch(torch, backend, pool_kw, unpool_kw, shape):
+    TF = torch.nn.functional
     x = _distinct(shape, seed=8)
     y_ref, idx_ref = TF.max_pool2d(torch.tensor(x), **pool_kw, return_indices=True)
     _, idx = max_pool2d(_t(x), **pool_kw, return_indices=True)
@@ -289,7 +298,8 @@ def test_max_unpool2d_gradcheck(backend, kw):
                                     [pooled])
 
 
-def test_max_pool_then_unpool_round_trip_gradient(backend):
+def test_max_pool_then_unpool_round_trip_gradient(torch, backend):
+    TF = torch.nn.functional
     x = _distinct((2, 3, 6, 6), seed=12)
 
     def ours(a):
@@ -318,7 +328,7 @@ LAYERS = [
 
 
 @pytest.mark.parametrize("name, args, kwargs", LAYERS)
-def test_nn_layers_match_torch_nn(backend, name, args, kwargs):
+def test_nn_layers_match_torch_nn(torch, backend, name, args, kwargs):
     ours = getattr(nn_pool, name)(*args, **kwargs)
     theirs = getattr(torch.nn, name)(*args, **kwargs)
     assert repr(ours) == repr(theirs)
@@ -328,7 +338,7 @@ def test_nn_layers_match_torch_nn(backend, name, args, kwargs):
     compare_with_torch(torch, ours, theirs, [x[0]])  # unbatched
 
 
-def test_nn_max_pool_return_indices_and_unpool_match_torch_nn(backend):
+def test_nn_max_pool_return_indices_and_unpool_match_torch_nn(torch, backend):
     pool, pool_ref = nn_pool.MaxPool2d(2, return_indices=True), torch.nn.MaxPool2d(2,
                                                                                     return_indices=True)
     unpool, unpool_ref = nn_pool.MaxUnpool2d(2), torch.nn.MaxUnpool2d(2)
@@ -440,9 +450,10 @@ def test_max_unpool2d_errors(backend, call, error, match):
         call(y, idx)
 
 
-def test_accepts_exactly_what_torch_accepts(backend):
+def test_accepts_exactly_what_torch_accepts(torch, backend):
     """Our argument checks agree with PyTorch's over a grid (forward only; PyTorch's -inf
     answer for windows of padding only is the one case we reject on purpose)."""
+    TF = torch.nn.functional
     x = np.zeros((1, 1, 4, 5))
     for K in (1, 2, 3, 4, 5):
         for S in (1, 2, 3):
@@ -450,7 +461,7 @@ def test_accepts_exactly_what_torch_accepts(backend):
                 for D in (1, 2, 3):
                     for ceil_mode in (False, True):
                         kw = dict(kernel_size=K, stride=S, padding=P, ceil_mode=ceil_mode)
-                        expected = _torch_accepts(lambda a: TF.max_pool2d(a, dilation=D, **kw),
+                        expected = _torch_accepts(torch, lambda a: TF.max_pool2d(a, dilation=D, **kw),
                                                   x.shape)
                         try:
                             max_pool2d(_t(x), dilation=D, **kw)
@@ -459,7 +470,7 @@ def test_accepts_exactly_what_torch_accepts(backend):
                             accepted = False
                         assert accepted == expected, (kw, D)
                         if D == 1:
-                            expected = _torch_accepts(lambda a: TF.avg_pool2d(a, **kw), x.shape)
+                            expected = _torch_accepts(torch, lambda a: TF.avg_pool2d(a, **kw), x.shape)
                             try:
                                 avg_pool2d(_t(x), **kw)
                                 accepted = True

@@ -10,8 +10,6 @@ from minidl.functional.shape import interpolate
 from minidl.nn.upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from minidl.ops.resize import linear_matrix, nearest_matrix, nearest_source_index
 
-torch = pytest.importorskip("torch")
-TF = torch.nn.functional
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SCALES = [0.3, 0.5, 0.7, 1.0, 1.2, 1.5, 2.0, 2.1, 2.5, 3.0, 1 / 3]
@@ -21,12 +19,13 @@ def _randn(shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
 
 
-def _torch_resize_1d_as_2d(x, size=None, scale_factor=None, **kwargs):
+def _torch_resize_1d_as_2d(torch, x, size=None, scale_factor=None, **kwargs):
     """PyTorch's 2-D nearest kernels on (N, C, 1, W): the rule minidl follows for 1-D too.
 
     (PyTorch's 1-D nearest *forward* skips the n_out == n_in and n_out == 2 n_in shortcuts
     that its backward takes; see minidl/ops/resize.py.)
     """
+    TF = torch.nn.functional
     size = None if size is None else (1, size if isinstance(size, int) else size[0])
     scale_factor = None if scale_factor is None else (1.0, scale_factor)
     return TF.interpolate(x[:, :, None], size=size, scale_factor=scale_factor, **kwargs)[:, :, 0]
@@ -51,7 +50,8 @@ def _sizes_or_scales(data, spatial):
 @given(mode=st.sampled_from(["nearest", "nearest-exact", "bilinear"]), align_corners=st.booleans(),
        shape=st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 6), st.integers(1, 6)),
        data=st.data())
-def test_interpolate_2d_matches_torch(backend, mode, align_corners, shape, data):
+def test_interpolate_2d_matches_torch(torch, backend, mode, align_corners, shape, data):
+    TF = torch.nn.functional
     kwargs = _sizes_or_scales(data, shape[2:])
     kwargs["align_corners"] = align_corners if mode == "bilinear" else None
     compare_with_torch(torch, lambda x: interpolate(x, mode=mode, **kwargs),
@@ -61,19 +61,21 @@ def test_interpolate_2d_matches_torch(backend, mode, align_corners, shape, data)
 @SETTINGS
 @given(mode=st.sampled_from(["nearest", "nearest-exact", "linear"]), align_corners=st.booleans(),
        shape=st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 7)), data=st.data())
-def test_interpolate_1d_matches_torch(backend, mode, align_corners, shape, data):
+def test_interpolate_1d_matches_torch(torch, backend, mode, align_corners, shape, data):
+    TF = torch.nn.functional
     kwargs = _sizes_or_scales(data, shape[2:])
     if mode == "linear":
         kwargs["align_corners"] = align_corners
         reference = TF.interpolate
     else:
-        reference = _torch_resize_1d_as_2d
+        reference = lambda x, **kw: _torch_resize_1d_as_2d(torch, x, **kw)  # noqa: E731
     compare_with_torch(torch, lambda x: interpolate(x, mode=mode, **kwargs),
                        lambda x: reference(x, mode=mode, **kwargs), [_randn(shape)])
 
 
 @pytest.mark.parametrize("n, size", [(5, 3), (4, 7), (6, 12), (3, 1), (7, 10)])
-def test_interpolate_1d_nearest_matches_torch_1d_kernel_directly(backend, n, size):
+def test_interpolate_1d_nearest_matches_torch_1d_kernel_directly(torch, backend, n, size):
+    TF = torch.nn.functional
     compare_with_torch(torch, lambda x: interpolate(x, size=size), lambda x: TF.interpolate(x, size=size),
                        [_randn((2, 1, n))])
 
@@ -126,7 +128,8 @@ def test_linear_matrix_rows_are_convex_weights(align_corners):
         assert (a >= 0).all() and ((a > 0).sum(1) <= 2).all()
 
 
-def test_nearest_works_on_integer_input(backend):
+def test_nearest_works_on_integer_input(torch, backend):
+    TF = torch.nn.functional
     x = np.arange(200, 212, dtype=np.uint8).reshape(1, 1, 3, 4)  # e.g. a label mask
     got = interpolate(minidl.tensor(x), size=(5, 7))
     assert got.dtype == np.uint8
@@ -134,7 +137,8 @@ def test_nearest_works_on_integer_input(backend):
     assert interpolate(minidl.tensor(x.astype(np.int64)), scale_factor=2).dtype == minidl.int64
 
 
-def test_interpolate_keeps_float32(backend):
+def test_interpolate_keeps_float32(torch, backend):
+    TF = torch.nn.functional
     x = minidl.tensor(_randn((1, 1, 3, 3)).astype(np.float32), requires_grad=True)
     y = interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
     assert y.dtype == minidl.float32
@@ -191,13 +195,13 @@ def test_interpolate_errors(backend):
                                     dict(scale_factor=2, mode="bilinear", align_corners=True),
                                     dict(size=(5, 3)), dict(scale_factor=(1.5, 2.0), mode="nearest-exact"),
                                     dict(size=7, mode="bilinear")])
-def test_upsample_matches_torch(backend, kwargs):
+def test_upsample_matches_torch(torch, backend, kwargs):
     ours, theirs = Upsample(**kwargs), torch.nn.Upsample(**kwargs)
     assert repr(ours) == repr(theirs)
     compare_with_torch(torch, ours, theirs, [_randn((2, 3, 4, 3))])
 
 
-def test_upsampling_variants_match_torch(backend):
+def test_upsampling_variants_match_torch(torch, backend):
     for ours, theirs in [(UpsamplingNearest2d(scale_factor=2), torch.nn.UpsamplingNearest2d(scale_factor=2)),
                          (UpsamplingBilinear2d(size=(5, 6)), torch.nn.UpsamplingBilinear2d(size=(5, 6)))]:
         assert repr(ours) == repr(theirs)
