@@ -96,6 +96,26 @@ def timed(fn):
     return time.perf_counter() - start
 
 
+def timed_step(compute_loss, optimizer, clock=None, phases=("forward", "backward", "update")):
+    """One training step: ``compute_loss()``, backward, ``optimizer.step()`` and ``zero_grad()``.
+
+    Either library's objects work (same API). With a ``clock`` dict, appends the seconds of
+    the three parts under the three names of ``phases``. Returns the loss tensor.
+    """
+    t0 = time.perf_counter()
+    loss = compute_loss()
+    t1 = time.perf_counter()
+    loss.backward()
+    t2 = time.perf_counter()
+    optimizer.step()
+    optimizer.zero_grad()
+    t3 = time.perf_counter()
+    if clock is not None:
+        for name, seconds in zip(phases, (t1 - t0, t2 - t1, t3 - t2)):
+            clock[name].append(seconds)
+    return loss
+
+
 def rel_error(a, b):
     """max |a - b| / max |b|: a relative error that ignores single tiny entries."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)

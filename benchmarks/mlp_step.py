@@ -23,7 +23,7 @@ numpy; torch gets torch.set_num_threads(threads).
 """
 # _common must come first: it sets the BLAS thread count before NumPy loads.
 from benchmarks._common import (THREADS, machine_info, machine_line, median_ms, rel_error,  # noqa: I001
-                                warn_if_threads_not_applied)
+                                timed_step, warn_if_threads_not_applied)
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
@@ -106,21 +106,8 @@ def _mse(y, t):
 
 
 def step_minidl(model, opt, x, t, clock=None):
-    """One step; with a `clock` dict, add the seconds spent in each phase."""
-    t0 = time.perf_counter()
-    y = model(x)
-    loss = _mse(y, t)
-    t1 = time.perf_counter()
-    loss.backward()
-    t2 = time.perf_counter()
-    opt.step()
-    opt.zero_grad()
-    t3 = time.perf_counter()
-    if clock is not None:
-        clock["forward"].append(t1 - t0)
-        clock["backward"].append(t2 - t1)
-        clock["step"].append(t3 - t2)
-    return y, loss
+    """One step; with a `clock` dict, add the seconds spent in each phase. Returns the loss."""
+    return timed_step(lambda: _mse(model(x), t), opt, clock, phases=("forward", "backward", "step"))
 
 
 # The same code drives both libraries: their APIs are the same.

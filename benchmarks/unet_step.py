@@ -34,7 +34,7 @@ Python overhead (benchmarks/_profiler.py) and writes unet_step_profile.{json,md,
 """
 # _common must come first: it sets the BLAS / Numba thread counts before NumPy loads.
 from benchmarks._common import (THREADS, machine_info, machine_line, median_ms, rel_error,  # noqa: I001
-                                warn_if_threads_not_applied)
+                                timed_step, warn_if_threads_not_applied)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -127,18 +127,7 @@ def build_torch(torch, model):
 
 def train_step(model, opt, x, target, functional, clock=None):
     """One step; the same code drives both libraries (same API). Returns the loss (float)."""
-    t0 = time.perf_counter()
-    loss = functional.cross_entropy(model(x), target)
-    t1 = time.perf_counter()
-    loss.backward()
-    t2 = time.perf_counter()
-    opt.step()
-    opt.zero_grad()
-    t3 = time.perf_counter()
-    if clock is not None:
-        clock["forward"].append(t1 - t0)
-        clock["backward"].append(t2 - t1)
-        clock["adam"].append(t3 - t2)
+    loss = timed_step(lambda: functional.cross_entropy(model(x), target), opt, clock, phases=PHASES)
     return loss.item()
 
 

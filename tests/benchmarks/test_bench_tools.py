@@ -119,3 +119,21 @@ def test_unet_profile_smoke_run_adds_up(tmp_path):
     assert sum(row["categories_ms"].values()) == pytest.approx(row["minidl_ms_per_step"])
     assert row["categories_ms"]["matrix products"] > 0 and row["categories_ms"]["im2col/col2im"] > 0
     assert (tmp_path / "unet_step_profile.png").exists()
+
+
+def test_timed_step_takes_one_optimizer_step_and_times_each_phase():
+    from benchmarks._common import timed_step
+
+    layer = minidl.nn.Linear(3, 2)
+    opt = minidl.optim.SGD(layer.parameters(), lr=0.5)
+    x = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    w, b = layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy()
+    clock = {"a": [], "b": [], "c": []}
+
+    loss = timed_step(lambda: (layer(minidl.tensor(x)) ** 2).mean(), opt, clock, phases=("a", "b", "c"))
+
+    y = x @ w.T + b  # loss = mean(y**2) over 4 entries: dloss/dw = (2/4) y.T @ x
+    np.testing.assert_allclose(loss.item(), (y ** 2).mean(), rtol=1e-6)
+    np.testing.assert_allclose(layer.weight.detach().numpy(), w - 0.5 * (0.5 * y.T @ x), rtol=1e-5)
+    assert layer.weight.grad is None or not np.any(layer.weight.grad.numpy())  # zero_grad ran
+    assert all(len(seconds) == 1 and seconds[0] >= 0 for seconds in clock.values())
