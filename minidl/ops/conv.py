@@ -30,6 +30,11 @@ of a U-Net), no two windows overlap and none reaches past the image: im2col is t
 reshape and a transpose of x (for 1x1, a mere view) and col2im its inverse, with no sums.
 :class:`Lowering` takes that path itself, so the ops do not change.
 
+Winograd. A 3x3 stride-1 conv2d with many channels (at least 256 in and out, see
+minidl/ops/conv_winograd.py and docs/gradients/conv2d_winograd.md) skips im2col altogether:
+Winograd's F(2x2, 3x3) needs 16 multiplications per 2x2 output tile where the matrix product
+on columns needs 36. ``Conv2d`` hands those cases to that module, forward and backward.
+
 Memory. The column buffer holds KH*KW/(SH*SW) times more values than the input:
 
     conv2d            N * C * KH * KW * OH * OW * itemsize   bytes
@@ -46,6 +51,7 @@ import math
 
 from ..autograd import Function
 from ..backend import array_module, kernels_for
+from .conv_winograd import winograd_applies, winograd_backward, winograd_forward
 
 DEFAULT_COLUMN_BUFFER_LIMIT = 512 * 2**20  # bytes
 _column_buffer_limit = DEFAULT_COLUMN_BUFFER_LIMIT
@@ -308,9 +314,13 @@ class Conv2d(Function):
         ((PT, PB), (PL, PR)), G = padding, groups
         OH = (H + PT + PB - dilation[0] * (KH - 1) - 1) // stride[0] + 1
         OW = (W + PL + PR - dilation[1] * (KW - 1) - 1) // stride[1] + 1
-        lowering = Lowering((H, W), (OH, OW), (KH, KW), stride, (PT, PL), dilation)
         kern, xp = kernels_for(x), array_module(x)
         x = xp.ascontiguousarray(x)  # so that the reshapes below are views
+        if winograd_applies(kern, x.shape, weight.shape, stride, dilation, groups):  # many channels, 3x3
+            self.save(x=x if self.needs_input_grad[1] else None, weight=weight, x_shape=x.shape,
+                      winograd_padding=(PT, PL))
+            return winograd_forward(kern, x, weight, bias, (PT, PL), (OH, OW))
+        lowering = Lowering((H, W), (OH, OW), (KH, KW), stride, (PT, PL), dilation)
         weight_g = weight.reshape(G, F // G, -1)  # (G, F/G, Kg)
         blocks = self._blocks(lowering, N, C, x.itemsize, xp)
 
@@ -325,7 +335,8 @@ class Conv2d(Function):
             if bias_g is not None:
                 y_block += bias_g  # while the block is in cache, not in one more pass over y
         self.save(x=x if self.needs_input_grad[1] else None,  # backward rebuilds the columns
-                  weight=weight, x_shape=x.shape, lowering=lowering, blocks=blocks, groups=G)
+                  weight=weight, x_shape=x.shape, lowering=lowering, blocks=blocks, groups=G,
+                  winograd_padding=None)
         return y
 
     @staticmethod
@@ -341,6 +352,10 @@ class Conv2d(Function):
         xp = array_module(dy)
         dy = xp.ascontiguousarray(dy)  # so that split_groups is a view
         dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None
+        if s.winograd_padding is not None:
+            dx, dweight = winograd_backward(kernels_for(dy), dy, s.x, s.x_shape, s.weight,
+                                            s.winograd_padding, needs_x, needs_weight)
+            return dx, dweight, dbias, None, None, None, None
         flipped = self._flipped_lowering(s.lowering) if needs_x else None
         if flipped is not None:  # stride 1: dx (and dweight) from the columns of dy
             dx, dweight = self._backward_by_flipped_kernel(dy, s.x, s.weight, flipped, s.x_shape,

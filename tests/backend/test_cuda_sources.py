@@ -82,6 +82,8 @@ def test_gpu_kernels_have_the_reference_signatures():
     for name, function in inspect.getmembers(reference, inspect.isfunction):
         if name.startswith("_") or function.__module__ != reference.__name__:
             continue
+        if name in reference.OPTIONAL_KERNELS and name not in defined:
+            continue  # the ops take another path without it
         assert name in defined, f"cupy_gpu.py lacks the kernel {name}"
         gpu_parameters = f"({ast.unparse(defined[name].args)})"
         assert gpu_parameters == str(inspect.signature(function)), name
