@@ -20,7 +20,8 @@ Categories (:func:`category`):
   matrix products   self time of Conv2d / ConvTranspose2d / Linear / MatMul ops: the BLAS
                     products plus the padding copy and bias add around them, which these
                     ops do inline
-  im2col/col2im     the im2col and col2im kernels
+  im2col/tiles      the kernels that lay a convolution out for its matrix products: im2col,
+                    col2im and the Winograd tile transforms (winograd_*)
   pooling           pooling kernels and the self time of the pooling ops
   elementwise       every other op (activations, loss, softmax, cat, pad, arithmetic),
                     other kernels, and the optimizer (Adam's update, zero_grad)
@@ -37,7 +38,7 @@ import minidl.optim
 from minidl.autograd import Function
 from minidl.backend import available_backends, kernel_module
 
-CATEGORIES = ("matrix products", "im2col/col2im", "pooling", "elementwise", "Python overhead")
+CATEGORIES = ("matrix products", "im2col/tiles", "pooling", "elementwise", "Python overhead")
 _MATMUL_OPS = ("Conv", "Linear", "MatMul")
 
 
@@ -55,8 +56,8 @@ def all_subclasses(cls):
 def category(kind, name):
     """The category of a wrapped call: ``kind`` is "op", "kernel" or "optimizer"."""
     if kind == "kernel":
-        if "im2col" in name or "col2im" in name:
-            return "im2col/col2im"
+        if "im2col" in name or "col2im" in name or name.startswith("winograd"):
+            return "im2col/tiles"
         return "pooling" if "pool" in name else "elementwise"
     if kind == "op":
         if any(name.startswith(prefix) for prefix in _MATMUL_OPS):

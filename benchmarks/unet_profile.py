@@ -1,7 +1,7 @@
 """Where minidl's U-Net training step spends its time, next to PyTorch's total.
 
 Splits the step (the one of benchmarks.unet_step: forward, cross-entropy, backward, Adam)
-into matrix products, im2col/col2im, pooling, elementwise and Python overhead, by timing
+into matrix products, im2col/tiles, pooling, elementwise and Python overhead, by timing
 the self time of every minidl op, kernel and optimizer call (benchmarks/_profiler.py says
 exactly what each category holds). minidl's profiled steps alternate with unprofiled
 PyTorch steps, whose median is drawn as a marker for scale.
@@ -49,7 +49,7 @@ def profile_base(torch, args, base):
             torch_times.append(time.perf_counter() - start)
     if not any(kind == "kernel" for kind, _ in prof.self_time):
         print("warning: no kernel calls were seen: the ops may reach their kernels other than through "
-              "kernels_for(x).<name>, and im2col/col2im/pooling time then counts as op time",
+              "kernels_for(x).<name>, and im2col/tiles/pooling time then counts as op time",
               file=sys.stderr)
     n = args.repeats
     calls_per_step = sum(prof.calls.values()) / n
@@ -104,7 +104,8 @@ def markdown(result):
         "- **matrix products**: self time of the Conv2d / ConvTranspose2d (and Linear / MatMul) "
         "ops: the BLAS products **plus** the per-band zero padding, the copies of column "
         "blocks and the bias add that these ops do inline;",
-        "- **im2col/col2im**: the two kernels (backend module functions);",
+        "- **im2col/tiles**: the kernels that lay convolutions out for the products: im2col, col2im "
+        "and the Winograd tile transforms (backend module functions);",
         "- **pooling**: pooling kernels and the pooling ops' own time;",
         "- **elementwise**: every other op (ReLU, cross-entropy, softmax, cat, pad, arithmetic), "
         "other kernels, and the optimizer (Adam update, zero_grad);",

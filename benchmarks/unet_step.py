@@ -29,7 +29,7 @@ torch.set_num_threads gets the same number.
     python -m benchmarks.unet_step --base 16 --repeats 2 --size 64    # smoke run
     python -m benchmarks.unet_step --profile --base 32     # where minidl's step time goes
 
---profile splits minidl's step into matrix products, im2col/col2im, pooling, elementwise and
+--profile splits minidl's step into matrix products, im2col/tiles, pooling, elementwise and
 Python overhead (benchmarks/_profiler.py) and writes unet_step_profile.{json,md,png}.
 """
 # _common must come first: it sets the BLAS / Numba thread counts before NumPy loads.

@@ -48,7 +48,8 @@ def test_profiler_sees_conv_and_kernels_and_restores_them(backend):
 
 def test_categories():
     assert category("op", "ConvTranspose2d.backward") == "matrix products"
-    assert category("kernel", "col2im") == "im2col/col2im"
+    assert category("kernel", "col2im") == "im2col/tiles"
+    assert category("kernel", "winograd_input_tiles_adjoint") == "im2col/tiles"
     assert category("kernel", "maxpool2d_backward") == "pooling"
     assert category("op", "MaxPool2d.forward") == "pooling"
     assert category("op", "CrossEntropy.forward") == "elementwise"
@@ -117,7 +118,7 @@ def test_unet_profile_smoke_run_adds_up(tmp_path):
                    "--repeats", "1", "--warmup", "0", "--out", str(tmp_path), cwd=tmp_path)
     (row,) = json.loads((tmp_path / "unet_step_profile.json").read_text())["rows"]
     assert sum(row["categories_ms"].values()) == pytest.approx(row["minidl_ms_per_step"])
-    assert row["categories_ms"]["matrix products"] > 0 and row["categories_ms"]["im2col/col2im"] > 0
+    assert row["categories_ms"]["matrix products"] > 0 and row["categories_ms"]["im2col/tiles"] > 0
     assert (tmp_path / "unet_step_profile.png").exists()
 
 
