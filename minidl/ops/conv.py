@@ -317,11 +317,9 @@ class Conv2d(Function):
         kern, xp = kernels_for(x), array_module(x)
         x = xp.ascontiguousarray(x)  # so that the reshapes below are views
         if winograd_applies(kern, x.shape, weight.shape, stride, dilation, groups):  # many channels, 3x3
-            needs_weight = self.needs_input_grad[1]
-            y, tiles = winograd_forward(kern, x, weight, bias, (PT, PL), (OH, OW), keep_tiles=needs_weight)
-            self.save(x=x if needs_weight and tiles is None else None, weight=weight, x_shape=x.shape,
-                      winograd_padding=(PT, PL), winograd_tiles=tiles)
-            return y
+            self.save(x=x if self.needs_input_grad[1] else None, weight=weight, x_shape=x.shape,
+                      winograd_padding=(PT, PL))
+            return winograd_forward(kern, x, weight, bias, (PT, PL), (OH, OW))
         lowering = Lowering((H, W), (OH, OW), (KH, KW), stride, (PT, PL), dilation)
         weight_g = weight.reshape(G, F // G, -1)  # (G, F/G, Kg)
         blocks = self._blocks(lowering, N, C, x.itemsize, xp)
@@ -356,7 +354,7 @@ class Conv2d(Function):
         dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None
         if s.winograd_padding is not None:
             dx, dweight = winograd_backward(kernels_for(dy), dy, s.x, s.x_shape, s.weight,
-                                            s.winograd_padding, needs_x, needs_weight, s.winograd_tiles)
+                                            s.winograd_padding, needs_x, needs_weight)
             return dx, dweight, dbias, None, None, None, None
         flipped = self._flipped_lowering(s.lowering) if needs_x else None
         if flipped is not None:  # stride 1: dx (and dweight) from the columns of dy

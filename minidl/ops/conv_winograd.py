@@ -32,7 +32,9 @@ The two weight transforms are one small matrix product each: with GG = kron(G, G
 vec(G @ w @ G.T) = GG @ vec(w) and its adjoint vec(G.T @ dU @ G) = GG.T @ vec(dU).
 
 Blocks. Tiles are processed in blocks (:func:`tile_blocks`), so V and M never hold more than
-about TILE_BLOCK_BYTES; backward recomputes a block's V from x instead of keeping it.
+about TILE_BLOCK_BYTES; backward recomputes a block's V from x instead of keeping it. (Keeping
+every block from forward was measured: the U-Net step got slower, 7.8 s against 7.3 s at base 64,
+because kept tiles are fresh memory, 4x the input, and first touches of memory are slow.)
 """
 import numpy as np
 
@@ -108,35 +110,28 @@ def transform_weight_adjoint(dU):
     return (GG.T @ dU.reshape(16, F * C)).T.reshape(F, C, 3, 3)  # (9, 16) @ (16, F*C), transposed
 
 
-def winograd_forward(kern, x, weight, bias, top_left, out_size, keep_tiles=False):
-    """y (N, F, OH, OW) of a 3x3 stride-1 conv2d with top/left padding ``top_left``, and the
-    blocks of input tiles V for backward's dweight when ``keep_tiles`` and they fit the
-    column-buffer limit (else None: backward rebuilds them from x)."""
+def winograd_forward(kern, x, weight, bias, top_left, out_size):
+    """y (N, F, OH, OW) of a 3x3 stride-1 conv2d with top/left padding ``top_left``."""
     xp = array_module(x)
     N = x.shape[0]
     F, C = weight.shape[:2]
     (PT, PL), (TH, TW) = top_left, tile_grid(out_size)
-    keep_tiles = keep_tiles and 16 * C * N * TH * TW * x.itemsize <= conv.get_column_buffer_limit()
-    kept = [] if keep_tiles else None
     U = transform_weight(weight)  # (16, F, C)
     y = xp.empty((N, F) + tuple(out_size), dtype=x.dtype)
     for t0, t1 in tile_blocks(N * TH * TW, C, F, x.itemsize):
         V = kern.winograd_input_tiles(x, PT, PL, TH, TW, t0, t1)  # (16, C, tiles)
         M = U @ V  # (16, F, C) @ (16, C, tiles) -> (16, F, tiles): one product per Winograd point
         kern.winograd_output_tiles(M, TH, TW, t0, y)
-        if keep_tiles:
-            kept.append(V)
         del V, M
     if bias is not None:
         y += bias.reshape(F, 1, 1)
-    return y, kept
+    return y
 
 
-def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_weight, tiles=None):
+def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_weight):
     """(dx or None, dweight or None) of :func:`winograd_forward`, given dy (N, F, OH, OW).
 
-    ``x`` is needed only for dweight (it may be None otherwise); ``x_shape`` is dx's shape;
-    ``tiles``: the blocks of V that forward kept, or None to rebuild them from x."""
+    ``x`` is needed only for dweight (it may be None otherwise); ``x_shape`` is dx's shape."""
     xp = array_module(dy)
     N, C = x_shape[:2]
     F = weight.shape[0]
@@ -144,10 +139,10 @@ def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_wei
     U_t = transform_weight(weight).swapaxes(1, 2) if needs_x else None  # U[ab].T (16, C, F), a view
     dU = xp.zeros((16, F, C), dtype=dy.dtype) if needs_weight else None
     dx = xp.zeros(x_shape, dtype=dy.dtype) if needs_x else None  # the tiles' gradients add into it
-    for block, (t0, t1) in enumerate(tile_blocks(N * TH * TW, C, F, dy.itemsize)):
+    for t0, t1 in tile_blocks(N * TH * TW, C, F, dy.itemsize):
         dM = kern.winograd_output_tiles_adjoint(dy, TH, TW, t0, t1)  # (16, F, tiles)
         if needs_weight:
-            V = tiles[block] if tiles is not None else kern.winograd_input_tiles(x, PT, PL, TH, TW, t0, t1)
+            V = kern.winograd_input_tiles(x, PT, PL, TH, TW, t0, t1)  # (16, C, tiles), rebuilt
             dU += dM @ V.swapaxes(1, 2)  # (16, F, tiles) @ (16, tiles, C)
             del V
         if needs_x:
