@@ -191,8 +191,12 @@ def _tile_rows(t0, t1, TW):
 
 @numba.njit(cache=True)
 def _row_span(r, t0, t1, TW):
-    """Tiles tj of tile row r inside [t0, t1), and the column of V/M of tile (r, 0)."""
-    return max(0, t0 - r * TW), min(TW, t1 - r * TW), r * TW - t0
+    """(j0, count, first): tiles tj = j0 .. j0 + count - 1 of tile row r lie in [t0, t1), and
+    tile (r, j0) is column ``first`` of V / M. The inner loops run over range(count) from these
+    non-negative offsets: with indices Numba cannot prove non-negative (it wraps negative ones
+    around, as Python does) the same loops ran 2-3 times slower."""
+    j0, j1 = max(0, t0 - r * TW), min(TW, t1 - r * TW)
+    return j0, j1 - j0, r * TW + j0 - t0
 
 
 @numba.njit(**_JIT)
@@ -201,6 +205,7 @@ def _winograd_input_tiles(x, PT, PL, TH, TW, t0, V):
     t1 = t0 + V.shape[2]
     w = max(0, min(W, 2 * TW + 2 - PL))  # the columns of x that some tile reads
     for c in prange(C):
+        Vc = V[:, c]  # (16, tiles): this thread's rows of V
         rows = np.zeros((4, 2 * TW + 2), dtype=x.dtype)  # rows[i, s] = xpad[n, c, 2ti + i, s]
         E = np.empty((4, TW + 1), dtype=x.dtype)  # E[a, m] = (BT @ rows)[a, 2m]
         O = np.empty((4, TW + 1), dtype=x.dtype)  # O[a, m] = (BT @ rows)[a, 2m + 1]
@@ -219,18 +224,16 @@ def _winograd_input_tiles(x, PT, PL, TH, TW, t0, V):
                     R[1, m] = d[1, m] + d[2, m]
                     R[2, m] = d[2, m] - d[1, m]
                     R[3, m] = d[1, m] - d[3, m]
-            j0, j1, base = _row_span(r, t0, t1, TW)
-            for a in range(4):  # BT on the columns: V[4a + b, c, tile (r, m)]
-                e, o = E[a], O[a]
-                v0, v1, v2, v3 = V[4 * a, c], V[4 * a + 1, c], V[4 * a + 2, c], V[4 * a + 3, c]
-                for m in range(j0, j1):
-                    v0[base + m] = e[m] - e[m + 1]
-                for m in range(j0, j1):
-                    v1[base + m] = o[m] + e[m + 1]
-                for m in range(j0, j1):
-                    v2[base + m] = e[m + 1] - o[m]
-                for m in range(j0, j1):
-                    v3[base + m] = o[m] - o[m + 1]
+            j0, count, first = _row_span(r, t0, t1, TW)
+            for a in range(4):  # BT on the columns: V[4a + b, c, first + m] for tile (r, j0 + m)
+                for m in range(count):
+                    Vc[4 * a, first + m] = E[a, j0 + m] - E[a, j0 + m + 1]
+                for m in range(count):
+                    Vc[4 * a + 1, first + m] = O[a, j0 + m] + E[a, j0 + m + 1]
+                for m in range(count):
+                    Vc[4 * a + 2, first + m] = E[a, j0 + m + 1] - O[a, j0 + m]
+                for m in range(count):
+                    Vc[4 * a + 3, first + m] = O[a, j0 + m] - O[a, j0 + m + 1]
 
 
 @numba.njit(**_JIT)
@@ -239,23 +242,22 @@ def _winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx):
     t1 = t0 + dV.shape[2]
     w = max(0, min(W, 2 * TW + 2 - PL))
     for c in prange(C):
+        dVc = dV[:, c]  # (16, tiles)
         dE = np.empty((4, TW + 1), dtype=dV.dtype)  # gradients of E and O (input_tiles)
         dO = np.empty((4, TW + 1), dtype=dV.dtype)
         drows = np.empty((4, 2 * TW + 2), dtype=dV.dtype)
         for r in _tile_rows(t0, t1, TW):
             n, ti = r // TH, r % TH
-            j0, j1, base = _row_span(r, t0, t1, TW)
+            j0, count, first = _row_span(r, t0, t1, TW)
             dE[:] = 0
             dO[:] = 0
             for a in range(4):  # adjoint of the column step: E[m] and O[m] feed tiles m - 1 and m
-                dv0, dv1, dv2, dv3 = dV[4 * a, c], dV[4 * a + 1, c], dV[4 * a + 2, c], dV[4 * a + 3, c]
-                e, o = dE[a], dO[a]
-                for m in range(j0, j1):  # as e[m], o[m] in tile m
-                    e[m] += dv0[base + m]
-                    o[m] += dv1[base + m] - dv2[base + m] + dv3[base + m]
-                for m in range(j0, j1):  # as e[m + 1], o[m + 1] in tile m
-                    e[m + 1] += dv1[base + m] + dv2[base + m] - dv0[base + m]
-                    o[m + 1] -= dv3[base + m]
+                for m in range(count):  # as E[j0 + m], O[j0 + m] in tile j0 + m
+                    dE[a, j0 + m] += dVc[4 * a, first + m]
+                    dO[a, j0 + m] += dVc[4 * a + 1, first + m] - dVc[4 * a + 2, first + m] + dVc[4 * a + 3, first + m]
+                for m in range(count):  # as E[j0 + m + 1], O[j0 + m + 1] in tile j0 + m
+                    dE[a, j0 + m + 1] += dVc[4 * a + 1, first + m] + dVc[4 * a + 2, first + m] - dVc[4 * a, first + m]
+                    dO[a, j0 + m + 1] -= dVc[4 * a + 3, first + m]
             for dR, dd in ((dE, drows[:, 0::2]), (dO, drows[:, 1::2])):  # adjoint of BT on the rows
                 for m in range(TW + 1):  # dd = BT.T @ dR
                     dd[0, m] = dR[0, m]
@@ -273,22 +275,22 @@ def _winograd_output_tiles(M, TH, TW, t0, y):
     N, F, OH, OW = y.shape
     t1 = t0 + M.shape[2]
     for f in prange(F):
+        Mf = M[:, f]  # (16, tiles)
         P = np.empty((2, 4, TW), dtype=M.dtype)  # P[a, j, m] = (AT @ m_tile)[a, j] of tile (r, m)
         out = np.empty((2, 2 * TW), dtype=M.dtype)  # the two output rows of the tile row
         for r in _tile_rows(t0, t1, TW):
             n, ti = r // TH, r % TH
-            j0, j1, base = _row_span(r, t0, t1, TW)
+            j0, count, first = _row_span(r, t0, t1, TW)
             for j in range(4):  # AT on the rows: m_tile[i, j] = M[4i + j, f, t]
-                m0, m1, m2, m3 = M[j, f], M[4 + j, f], M[8 + j, f], M[12 + j, f]
-                for m in range(j0, j1):
-                    P[0, j, m] = m0[base + m] + m1[base + m] + m2[base + m]
-                for m in range(j0, j1):
-                    P[1, j, m] = m1[base + m] - m2[base + m] - m3[base + m]
+                for m in range(count):
+                    P[0, j, j0 + m] = Mf[j, first + m] + Mf[4 + j, first + m] + Mf[8 + j, first + m]
+                for m in range(count):
+                    P[1, j, j0 + m] = Mf[4 + j, first + m] - Mf[8 + j, first + m] - Mf[12 + j, first + m]
             for a in range(2):  # AT on the columns: the tile's columns 2m and 2m + 1
-                for m in range(j0, j1):
+                for m in range(j0, j0 + count):
                     out[a, 2 * m] = P[a, 0, m] + P[a, 1, m] + P[a, 2, m]
                     out[a, 2 * m + 1] = P[a, 1, m] - P[a, 2, m] - P[a, 3, m]
-                h, w0, w1 = 2 * ti + a, 2 * j0, min(2 * j1, OW)
+                h, w0, w1 = 2 * ti + a, 2 * j0, min(2 * (j0 + count), OW)
                 if h < OH:
                     y[n, f, h, w0:w1] = out[a, w0:w1]
 
@@ -299,34 +301,33 @@ def _winograd_output_tiles_adjoint(dy, TH, TW, t0, dM):
     t1 = t0 + dM.shape[2]
     w = min(OW, 2 * TW)
     for f in prange(F):
+        dMf = dM[:, f]  # (16, tiles)
         g = np.zeros((2, 2 * TW), dtype=dy.dtype)  # the two dy rows of the tile row, zero padded
         RE = np.empty((4, TW), dtype=dy.dtype)  # (AT.T @ g)[i, 2m]
         RO = np.empty((4, TW), dtype=dy.dtype)  # (AT.T @ g)[i, 2m + 1]
         for r in _tile_rows(t0, t1, TW):
             n, ti = r // TH, r % TH
-            j0, j1, base = _row_span(r, t0, t1, TW)
+            j0, count, first = _row_span(r, t0, t1, TW)
             for a in range(2):
                 if 2 * ti + a < OH:
                     g[a, :w] = dy[n, f, 2 * ti + a, :w]
                 else:
                     g[a, :w] = 0
             for R, d in ((RE, g[:, 0::2]), (RO, g[:, 1::2])):  # AT.T on the rows
-                for m in range(j0, j1):
+                for m in range(j0, j0 + count):
                     R[0, m] = d[0, m]
                     R[1, m] = d[0, m] + d[1, m]
                     R[2, m] = d[0, m] - d[1, m]
                     R[3, m] = -d[1, m]
-            for i in range(4):  # AT on the columns: dM[4i + j, f, tile (r, m)]
-                e, o = RE[i], RO[i]
-                d0, d1, d2, d3 = dM[4 * i, f], dM[4 * i + 1, f], dM[4 * i + 2, f], dM[4 * i + 3, f]
-                for m in range(j0, j1):
-                    d0[base + m] = e[m]
-                for m in range(j0, j1):
-                    d1[base + m] = e[m] + o[m]
-                for m in range(j0, j1):
-                    d2[base + m] = e[m] - o[m]
-                for m in range(j0, j1):
-                    d3[base + m] = -o[m]
+            for i in range(4):  # AT on the columns: dM[4i + j, f, first + m] for tile (r, j0 + m)
+                for m in range(count):
+                    dMf[4 * i, first + m] = RE[i, j0 + m]
+                for m in range(count):
+                    dMf[4 * i + 1, first + m] = RE[i, j0 + m] + RO[i, j0 + m]
+                for m in range(count):
+                    dMf[4 * i + 2, first + m] = RE[i, j0 + m] - RO[i, j0 + m]
+                for m in range(count):
+                    dMf[4 * i + 3, first + m] = -RO[i, j0 + m]
 
 
 def winograd_input_tiles(x, PT, PL, TH, TW, t0, t1):
