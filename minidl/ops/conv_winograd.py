@@ -42,7 +42,7 @@ from ..backend import array_module
 from ..backend.reference import OPTIONAL_KERNELS, WINOGRAD_G
 from . import conv  # for its column-buffer limit (conv imports this module too; used at call time)
 
-DEFAULT_WINOGRAD_MIN_CHANNELS = 256
+DEFAULT_WINOGRAD_MIN_CHANNELS = 128
 WINOGRAD_MIN_CHANNELS = DEFAULT_WINOGRAD_MIN_CHANNELS
 TILE_BLOCK_BYTES = 16 * 2**20  # V and M of one block together
 MIN_BLOCK_TILES = 512  # fewer tiles per call: thin products, and per-call costs in the kernels
@@ -51,8 +51,9 @@ MIN_BLOCK_TILES = 512  # fewer tiles per call: thin products, and per-call costs
 def set_winograd_min_channels(channels=None):
     """Use Winograd for a 3x3 stride-1 conv2d when in and out channels are both >= ``channels``.
 
-    ``None`` restores the default (256: below it the transforms cost more than the products
-    save, measured by ``python -m benchmarks.ops``); 1 uses it for every such conv; a huge
+    ``None`` restores the default (128: below it the transforms cost more than the products
+    save on this machine: 64 channels were as fast either way, 128 faster by Winograd, and the
+    U-Net step at base 32 was fastest with 128); 1 uses it for every such conv; a huge
     number never. Returns the previous value, to restore it.
     """
     global WINOGRAD_MIN_CHANNELS
