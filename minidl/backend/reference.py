@@ -108,7 +108,11 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
 #     M[4a+b] = U[4a+b] @ V[4a+b]      (F, C) @ (C, tiles)     U = G w G.T,  V = BT d BT.T
 # The four kernels here are the transforms of V and M and their adjoints (for backward).
 # A backend may leave these four kernels out (the CuPy one does, for now): conv2d then takes
-# its im2col path (minidl/ops/conv_winograd.py, ``winograd_applies``).
+# its im2col path (minidl/ops/conv_winograd.py, ``winograd_applies``). A backend whose
+# transforms are fast sets WINOGRAD_MIN_CHANNELS (numba_cpu.py); this one does not: the
+# transforms below are written to be read, and conv2d forward + backward at 128 channels,
+# 128x128, batch 2, took 744 ms by them against 216 ms by im2col. So on this backend conv2d
+# uses them only when ``set_winograd_min_channels`` asks (the tests do).
 OPTIONAL_KERNELS = ("winograd_input_tiles", "winograd_input_tiles_adjoint",
                     "winograd_output_tiles", "winograd_output_tiles_adjoint")
 WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
@@ -139,7 +143,7 @@ def winograd_input_tiles(x, PT, PL, TH, TW, t0, t1):
         for j in range(4):
             d[i, j] = xpad[n, :, 2 * ti + i, 2 * tj + j].T  # (C, tiles)
     BT = WINOGRAD_BT.astype(x.dtype)
-    return np.einsum("ai,ijct,bj->abct", BT, d, BT).reshape(16, C, t1 - t0)
+    return np.einsum("ai,ijct,bj->abct", BT, d, BT, optimize=True).reshape(16, C, t1 - t0)
 
 
 def winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx):
@@ -152,7 +156,7 @@ def winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx):
     N, C, H, W = dx.shape
     t1 = t0 + dV.shape[2]
     BT = WINOGRAD_BT.astype(dV.dtype)
-    dd = np.einsum("ai,abct,bj->ijct", BT, dV.reshape(4, 4, C, -1), BT)  # (4, 4, C, tiles)
+    dd = np.einsum("ai,abct,bj->ijct", BT, dV.reshape(4, 4, C, -1), BT, optimize=True)  # (4, 4, C, tiles)
     n, ti, tj = _winograd_tiles(TH, TW, t0, t1)
     dxpad = np.zeros((N, C, 2 * TH + 2, 2 * TW + 2), dtype=dV.dtype)
     for i in range(4):
@@ -172,7 +176,7 @@ def winograd_output_tiles(M, TH, TW, t0, y):
     N, F, OH, OW = y.shape
     t1 = t0 + M.shape[2]
     AT = WINOGRAD_AT.astype(M.dtype)
-    tiles = np.einsum("ai,ijft,bj->abft", AT, M.reshape(4, 4, F, -1), AT)  # (2, 2, F, tiles)
+    tiles = np.einsum("ai,ijft,bj->abft", AT, M.reshape(4, 4, F, -1), AT, optimize=True)  # (2, 2, F, tiles)
     n, ti, tj = _winograd_tiles(TH, TW, t0, t1)
     for a in range(2):
         for b in range(2):
@@ -195,7 +199,7 @@ def winograd_output_tiles_adjoint(dy, TH, TW, t0, t1):
             inside = (h < OH) & (w < OW)
             g[a, b][:, inside] = dy[n[inside], :, h[inside], w[inside]].T
     AT = WINOGRAD_AT.astype(dy.dtype)
-    return np.einsum("ai,abft,bj->ijft", AT, g, AT).reshape(16, F, t1 - t0)
+    return np.einsum("ai,abft,bj->ijft", AT, g, AT, optimize=True).reshape(16, F, t1 - t0)
 
 
 # ---- pooling ------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ of a U-Net), no two windows overlap and none reaches past the image: im2col is t
 reshape and a transpose of x (for 1x1, a mere view) and col2im its inverse, with no sums.
 :class:`Lowering` takes that path itself, so the ops do not change.
 
-Winograd. A 3x3 stride-1 conv2d with many channels (at least 128 in and out, see
-minidl/ops/conv_winograd.py and docs/gradients/conv2d_winograd.md) skips im2col altogether:
+Winograd. A 3x3 stride-1 conv2d with many channels (on the Numba backend at least 128 in and
+out; see minidl/ops/conv_winograd.py and docs/gradients/conv2d_winograd.md) skips im2col:
 Winograd's F(2x2, 3x3) needs 16 multiplications per 2x2 output tile where the matrix product
 on columns needs 36. ``Conv2d`` hands those cases to that module, forward and backward.
 

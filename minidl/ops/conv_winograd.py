@@ -17,7 +17,10 @@ commutes with AT @ . @ AT.T, so for each of the 16 Winograd points (a, b) it is 
 
 16 products of (F, C) by (C, tiles), where im2col makes one of (F, 9C) by (9C, 4*tiles): 16/36
 of the arithmetic. The transforms (``winograd_*`` kernels) cost memory passes instead, so this
-pays only where the products dominate: many channels (see :data:`WINOGRAD_MIN_CHANNELS`).
+pays only where the products dominate, with many channels, and only with fast transforms: each
+kernel backend says from how many channels on (its ``WINOGRAD_MIN_CHANNELS``; the Numba one
+from 128, the reference none, as its readable transforms are slower than its im2col), and
+:func:`set_winograd_min_channels` overrides that for every backend.
 
 Backward. Every step above is linear, so each gradient is the adjoint step (transpose) run
 backwards (derivation: docs/gradients/conv2d_winograd.md):
@@ -42,35 +45,41 @@ from ..backend import array_module
 from ..backend.reference import OPTIONAL_KERNELS, WINOGRAD_G
 from . import conv  # for its column-buffer limit (conv imports this module too; used at call time)
 
-DEFAULT_WINOGRAD_MIN_CHANNELS = 128
-WINOGRAD_MIN_CHANNELS = DEFAULT_WINOGRAD_MIN_CHANNELS
+WINOGRAD_MIN_CHANNELS = None  # None: each backend's own threshold (see the module docstring)
 TILE_BLOCK_BYTES = 16 * 2**20  # V and M of one block together
 MIN_BLOCK_TILES = 512  # fewer tiles per call: thin products, and per-call costs in the kernels
 
 
 def set_winograd_min_channels(channels=None):
-    """Use Winograd for a 3x3 stride-1 conv2d when in and out channels are both >= ``channels``.
+    """Use Winograd for a 3x3 stride-1 conv2d when in and out channels are both >= ``channels``,
+    on every backend that has the tile kernels.
 
-    ``None`` restores the default (128: below it the transforms cost more than the products
-    save on this machine: 64 channels were as fast either way, 128 faster by Winograd, and the
-    U-Net step at base 32 was fastest with 128); 1 uses it for every such conv; a huge
-    number never. Returns the previous value, to restore it.
+    ``None`` restores the default: each backend's own ``WINOGRAD_MIN_CHANNELS`` (Numba: 128,
+    where the U-Net step at base 32 was fastest; the reference backend: never). 1 uses it for
+    every such conv; a huge number never. Returns the previous value, to restore it.
     """
     global WINOGRAD_MIN_CHANNELS
-    if channels is None:
-        channels = DEFAULT_WINOGRAD_MIN_CHANNELS
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"set_winograd_min_channels: channels must be an int >= 1, got {channels!r}")
+    if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int) or channels < 1):
+        raise ValueError(f"set_winograd_min_channels: channels must be an int >= 1 or None, got {channels!r}")
     previous, WINOGRAD_MIN_CHANNELS = WINOGRAD_MIN_CHANNELS, channels
     return previous
+
+
+def min_channels(kern):
+    """The channel threshold in force for kernel module ``kern`` (None: never Winograd)."""
+    if WINOGRAD_MIN_CHANNELS is not None:
+        return WINOGRAD_MIN_CHANNELS
+    return getattr(kern, "WINOGRAD_MIN_CHANNELS", None)
 
 
 def winograd_applies(kern, x_shape, weight_shape, stride, dilation, groups):
     """Whether conv2d takes the Winograd path: a 3x3 kernel, stride 1, no dilation, no groups,
     enough channels, and a backend that has the tile kernels."""
     F, C, KH, KW = weight_shape
-    return ((KH, KW) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
-            and groups == 1 and min(C, F) >= WINOGRAD_MIN_CHANNELS
+    if (KH, KW) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1) or groups != 1:
+        return False  # (decided without asking the kernel module)
+    threshold = min_channels(kern)
+    return (threshold is not None and min(C, F) >= threshold
             and all(hasattr(kern, name) for name in OPTIONAL_KERNELS))
 
 

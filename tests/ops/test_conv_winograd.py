@@ -79,23 +79,37 @@ def _forward_backward(x, w, b, dy, padding=1):
 
 
 def test_float32_agrees_with_the_im2col_path(backend, tile_calls):
-    """Above the threshold the default path is Winograd; float32 results agree with im2col's."""
+    """float32 results of the two paths agree, at the Numba backend's default threshold."""
     rng = np.random.default_rng(0)
-    C = conv_winograd.DEFAULT_WINOGRAD_MIN_CHANNELS
+    C = 128
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((1, C, 9, 6), (C, C, 3, 3), (C,)))
     w *= 1 / np.sqrt(9 * C)
     dy = rng.standard_normal((1, C, 9, 6)).astype(np.float32)
-    winograd = _forward_backward(x, w, b, dy)
-    assert tile_calls
-    previous = conv_winograd.set_winograd_min_channels(10**9)
+    previous = conv_winograd.set_winograd_min_channels(C)
     try:
+        winograd = _forward_backward(x, w, b, dy)
+        assert len(tile_calls) == 2  # forward and backward
+        conv_winograd.set_winograd_min_channels(10**9)
         im2col = _forward_backward(x, w, b, dy)
     finally:
         conv_winograd.set_winograd_min_channels(previous)
-    assert len(tile_calls) == 2  # forward and backward, none in the second run
+    assert len(tile_calls) == 2  # none in the second run
     for ours, theirs in zip(winograd, im2col):
         assert ours.dtype == np.float32
         assert np.max(np.abs(ours - theirs)) <= 1e-5 * np.max(np.abs(theirs))
+
+
+def test_each_backend_has_its_default_threshold(backend, tile_calls):
+    """Numba: Winograd from 128 channels; the reference (slow, readable transforms): never."""
+    expected = {"numba": 128, "reference": None}[backend]
+    kern = kernel_module(backend)
+    assert getattr(kern, "WINOGRAD_MIN_CHANNELS", None) == expected
+    assert conv_winograd.WINOGRAD_MIN_CHANNELS is None  # the default: each backend decides
+    x, w = _randn((1, 128, 5, 4)), _randn((128, 128, 3, 3))
+    conv2d(minidl.tensor(x), minidl.tensor(w), padding=1)
+    assert bool(tile_calls) == (expected is not None)
+    conv2d(minidl.tensor(x[:, :127]), minidl.tensor(w[:, :127]), padding=1)  # 127 channels: below
+    assert len(tile_calls) == (1 if expected is not None else 0)
 
 
 def test_blocks_of_tiles_give_the_same_results(backend, winograd_everywhere, tile_calls):
@@ -136,11 +150,6 @@ def test_other_convolutions_keep_the_im2col_path(backend, winograd_everywhere, t
     assert not tile_calls
 
 
-def test_few_channels_keep_the_im2col_path(backend, tile_calls):
-    conv2d(minidl.tensor(_randn((1, 8, 7, 7))), minidl.tensor(_randn((8, 8, 3, 3))), padding=1)
-    assert not tile_calls
-
-
 def test_winograd_applies_needs_the_backend_kernels(winograd_everywhere):
     class NoTileKernels:  # a backend without the tile kernels (CuPy, for now)
         pass
@@ -162,7 +171,7 @@ def test_weight_transform_and_its_adjoint():
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "many"])
 def test_set_winograd_min_channels_rejects_bad_values(bad):
-    with pytest.raises(ValueError, match="set_winograd_min_channels: channels must be an int >= 1"):
+    with pytest.raises(ValueError, match="set_winograd_min_channels: channels must be an int >= 1 or None"):
         conv_winograd.set_winograd_min_channels(bad)
 
 
@@ -170,6 +179,6 @@ def test_set_winograd_min_channels_returns_the_previous_value_and_none_restores(
     previous = conv_winograd.set_winograd_min_channels(7)
     try:
         assert conv_winograd.set_winograd_min_channels(None) == 7
-        assert conv_winograd.WINOGRAD_MIN_CHANNELS == conv_winograd.DEFAULT_WINOGRAD_MIN_CHANNELS
+        assert conv_winograd.WINOGRAD_MIN_CHANNELS is None
     finally:
         conv_winograd.set_winograd_min_channels(previous)
