@@ -47,7 +47,7 @@ from . import conv  # for its column-buffer limit (conv imports this module too;
 
 WINOGRAD_MIN_CHANNELS = None  # None: each backend's own threshold (see the module docstring)
 TILE_BLOCK_BYTES = 16 * 2**20  # V and M of one block together
-MIN_BLOCK_TILES = 512  # fewer tiles per call: thin products, and per-call costs in the kernels
+MIN_BLOCK_TILES = 512  # fewer tiles per block make thin products and pay the kernels' per-call cost more often
 
 
 def set_winograd_min_channels(channels=None):
