@@ -13,7 +13,10 @@ the output (rows (n, c, p, q) of ``cols``; the (n, c) planes of ``dx`` and of po
 no two threads write the same location, nothing needs a lock, and the result does not depend
 on the number of threads. Sums (col2im, the pooling backwards) add their terms in the same
 order as the reference (kernel position p, then q), in the array's dtype (float32 stays
-float32), and ``fastmath`` is off, so the results are bitwise the reference's.
+float32), and ``fastmath`` is off, so the results are bitwise the reference's. The exception is
+the Winograd tile transforms: they apply the separable 4x4 transforms row by row, where the
+reference contracts both sides in one einsum, so they agree to rounding (1e-12 in float64 in
+tests/backend/test_winograd_kernels.py), not bit for bit.
 
 Compilation. Numba compiles a kernel on its first call for each dtype (float32, float64):
 ``import minidl`` does not import Numba, and the first convolution of a process pays roughly

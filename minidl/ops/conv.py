@@ -288,6 +288,10 @@ class Conv2d(Function):
         dcols   = Wm.T @ dY[n]              (K, P)  per sample
         dx      = col2im(dcols)             col2im is the adjoint of im2col: a pixel in several
                                             windows receives the SUM of their gradients
+    Winograd: a 3x3 stride-1 conv2d without groups or dilation, with enough channels for the
+    kernel backend (Numba: 128 in and out), is handed whole to minidl/ops/conv_winograd.py,
+    forward and backward (16 multiplications per 2x2 output tile instead of 36); everything
+    else in this docstring describes the im2col path.
     Stride 1 (every 'same' convolution; padding at most D*(K-1)), when dx is wanted, takes
     another route to the same numbers: dx is then a
     conv2d of dy with the kernel rotated by 180 degrees, filters and channels swapped,
