@@ -10,11 +10,13 @@ process with its own empty cache directory (``NUMBA_CACHE_DIR``, so the reposito
 
 Two things are measured in each:
   kernels  every public kernel of ``minidl.backend.numba_cpu`` (im2col, col2im, max/avg pool
-           forward and backward) in float32 and float64 on tiny inputs: first call minus
-           second call = the compile (or cache-load) time of that kernel and dtype;
-  step     the first training step of a small U-Net-shaped network (conv2d 3x3, max_pool2d,
-           conv_transpose2d 2x2/2, cat, relu; float32, forward and backward), minus the second
-           step: what a user waits for before training starts.
+           forward and backward, the four Winograd tile transforms) in float32 and float64 on
+           tiny inputs: first call minus second call = the compile (or cache-load) time of
+           that kernel and dtype;
+  step     the first training step of a small U-Net-shaped network (conv2d 3x3, one of them
+           with 128 channels so that it takes the Winograd path, max_pool2d, conv_transpose2d
+           2x2/2, cat, relu; float32, forward and backward), minus the second step: what a
+           user waits for before training starts.
 Plus ``import minidl`` (which must not import Numba) and ``import numba``.
 
     python -m benchmarks.numba_compile            # writes results/numba_compile.{json,md}
@@ -60,6 +62,9 @@ def kernel_calls(np, dtype):
     dy = rng.standard_normal((2, 3, 4, 4)).astype(dtype)
     avg = (2, 2, 2, 2, 0, 0, 4, 4, True, None)
     argmax = np.zeros((2, 3, 4, 4), dtype=np.int64)  # any valid winners: cell 0 of each plane
+    tiles = (1, 1, 2, 2, 0)  # Winograd: padding 1 of an 8x8 output, 2 x 2 tiles of 4x4 per sample
+    V = rng.standard_normal((36, 3, 8)).astype(dtype)  # (points, channels, 2 * 2 * 2 tiles)
+    y = np.empty((2, 3, 8, 8), dtype=dtype)
     return {
         "im2col": lambda: k.im2col(x, *conv),
         "col2im": lambda: k.col2im(cols, x.shape, *conv),
@@ -67,6 +72,10 @@ def kernel_calls(np, dtype):
         "maxpool2d_backward": lambda: k.maxpool2d_backward(dy, argmax, x.shape),
         "avgpool2d_forward": lambda: k.avgpool2d_forward(x, *avg),
         "avgpool2d_backward": lambda: k.avgpool2d_backward(dy, x.shape, *avg),
+        "winograd_input_tiles": lambda: k.winograd_input_tiles(x, *tiles, 8),
+        "winograd_input_tiles_adjoint": lambda: k.winograd_input_tiles_adjoint(V, *tiles, np.zeros_like(x)),
+        "winograd_output_tiles": lambda: k.winograd_output_tiles(V, *tiles[2:], y),
+        "winograd_output_tiles_adjoint": lambda: k.winograd_output_tiles_adjoint(x, *tiles[2:], 8),
     }
 
 
@@ -109,15 +118,17 @@ def child_step():
         return minidl.tensor((0.1 * rng.standard_normal(shape)).astype(np.float32),
                              requires_grad=True)
 
-    w1, w2, up, w3 = param(8, 3, 3, 3), param(16, 8, 3, 3), param(16, 8, 2, 2), param(2, 16, 3, 3)
+    w1, w2, wide = param(8, 3, 3, 3), param(128, 8, 3, 3), param(128, 128, 3, 3)
+    up, w3 = param(128, 8, 2, 2), param(2, 16, 3, 3)
     x = minidl.tensor(rng.standard_normal((2, 3, 32, 32)).astype(np.float32))
 
     def step():
         skip = F.relu(F.conv2d(x, w1, padding=1))                          # (2, 8, 32, 32)
-        low = F.relu(F.conv2d(F.max_pool2d(skip, 2), w2, padding=1))       # (2, 16, 16, 16)
+        low = F.relu(F.conv2d(F.max_pool2d(skip, 2), w2, padding=1))       # (2, 128, 16, 16)
+        low = F.relu(F.conv2d(low, wide, padding=1))                       # Winograd (128 channels)
         y = F.conv2d(minidl.cat([skip, F.conv_transpose2d(low, up, stride=2)], 1), w3, padding=1)
         (y * y).mean().backward()
-        for w in (w1, w2, up, w3):
+        for w in (w1, w2, wide, up, w3):
             w.grad = None
 
     first, second = _seconds(step), _seconds(step)
@@ -217,7 +228,7 @@ def main(argv=None):
               f"first step: {result['step'][mode]['first_step_s']:5.2f} s "
               f"(compile {result['step'][mode]['compile_s']:.2f} s)")
     for r in result["kernels"]["cold"]["kernels"]:
-        print(f"  {r['kernel']:20s} {r['dtype']:8s} cold {r['compile_s']:5.2f} s")
+        print(f"  {r['kernel']:29s} {r['dtype']:8s} cold {r['compile_s']:5.2f} s")
     print(f"import minidl (after numpy) {result['kernels']['cold']['import_minidl_s']:.2f} s, "
           f"import numba {result['kernels']['cold']['import_numba_s']:.2f} s")
     if not args.no_save:

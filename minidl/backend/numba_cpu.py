@@ -14,7 +14,7 @@ no two threads write the same location, nothing needs a lock, and the result doe
 on the number of threads. Sums (col2im, the pooling backwards) add their terms in the same
 order as the reference (kernel position p, then q), in the array's dtype (float32 stays
 float32), and ``fastmath`` is off, so the results are bitwise the reference's. The exception is
-the Winograd tile transforms: they apply the separable 4x4 transforms row by row, where the
+the Winograd tile transforms: they apply the separable 6x6 and 4x4 transforms row by row, where the
 reference contracts both sides in one einsum, so they agree to rounding (1e-12 in float64 in
 tests/backend/test_winograd_kernels.py), not bit for bit.
 
@@ -170,26 +170,34 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
     return dx
 
 
-# ---- convolution: Winograd F(2x2, 3x3) tiles -------------------------------------------------
+# ---- convolution: Winograd F(4x4, 3x3) tiles -------------------------------------------------
 #
 # One thread per channel (input channel c for the input transforms, filter f for the output
 # ones), which walks the block's ROWS of tiles (n, ti): it writes only its channel's rows of
-# V / M or its channel's plane of y / dx, so threads never meet. The 4x4 and 2x2 transforms
+# V / M or its channel's plane of y / dx, so threads never meet. The 6x6 and 4x4 transforms
 # of reference.py are separable (BT @ d @ BT.T: BT on the rows, then on the columns), so a row
 # of tiles is done with whole image rows at a time:
-#   1. the 4 (or 2) image rows under the row of tiles, zero padded, into a buffer;
-#   2. the row transform (BT or AT.T on those rows), as whole-row vector operations;
+#   1. the 6 (or 4) image rows under the row of tiles, zero padded, into a buffer;
+#   2. the row transform (BT or AT.T on those rows), as whole-row vector operations, kept
+#      apart by column phase: R[p, a, u] holds padded column 4u + p (p = 0..3);
 #   3. the column transform, one loop per Winograd point over the tiles tj: tile tj covers
-#      columns 2tj .. 2tj+3, so each loop reads the even and odd columns (E[m] = R[2m],
-#      O[m] = R[2m+1]) at m = tj and tj + 1 and writes one contiguous row of V or M.
+#      columns 4tj .. 4tj+5, which are phases 0, 1, 2, 3 at u = tj and phases 0, 1 at
+#      u = tj + 1, so each loop reads unit-stride rows of R and writes one contiguous row of
+#      V or M.
 # Loops with one output stream and unit strides are what the compiler turns into SIMD code
-# (a loop nest writing all 16 points at once ran 2-3x slower). BT = [[1,0,-1,0],[0,1,1,0],
-# [0,-1,1,0],[0,1,0,-1]], AT = [[1,1,1,0],[0,1,-1,-1]].
+# (with F(2x2, 3x3), a loop nest writing all points of a tile at once ran 2-3x slower). The
+# formulas below are the rows of the matrices in reference.py, grouped to share terms:
+#   BT @ e = (4e0 - 5e2 + e4,  (e3 + e4) - 4(e1 + e2),  (e4 - e3) + 4(e1 - e2),
+#             (e4 - e2) + 2(e3 - e1),  (e4 - e2) - 2(e3 - e1),  4e1 - 5e3 + e5)
+#   AT @ m = (m0 + m1 + m2 + m3 + m4,  (m1 - m2) + 2(m3 - m4),  (m1 + m2) + 4(m3 + m4),
+#             (m1 - m2) + 8(m3 - m4) + m5)
+# and their transposes for the adjoints.
 
 # conv2d takes the Winograd path on this backend from this many input and output channels on
-# (minidl/ops/conv_winograd.py). Measured on 2 threads: 64 channels were as fast either way,
-# 128 faster by Winograd, and the U-Net step at base 32 fastest from 128 (2008 ms, against
-# 2085 from 256, 2146 from 64 and 2312 with im2col alone).
+# (minidl/ops/conv_winograd.py). Measured on 2 threads, conv2d forward + backward, batch 2:
+# at 64 channels Winograd and im2col were as fast (64@128: 61 and 63 ms; 64@256: 286 and
+# 272 ms), from 128 on Winograd was faster (128@128: 145 against 193 ms; 256@64: 107 against
+# 208 ms).
 WINOGRAD_MIN_CHANNELS = 128
 
 
@@ -213,69 +221,89 @@ def _row_span(r, t0, t1, TW):
 def _winograd_input_tiles(x, PT, PL, TH, TW, t0, V):
     N, C, H, W = x.shape
     t1 = t0 + V.shape[2]
-    w = max(0, min(W, 2 * TW + 2 - PL))  # the columns of x that some tile reads
+    w = max(0, min(W, 4 * TW + 2 - PL))  # the columns of x that some tile reads
     for c in prange(C):
-        Vc = V[:, c]  # (16, tiles): this thread's rows of V
-        rows = np.zeros((4, 2 * TW + 2), dtype=x.dtype)  # rows[i, s] = xpad[n, c, 2ti + i, s]
-        E = np.empty((4, TW + 1), dtype=x.dtype)  # E[a, m] = (BT @ rows)[a, 2m]
-        O = np.empty((4, TW + 1), dtype=x.dtype)  # O[a, m] = (BT @ rows)[a, 2m + 1]
+        Vc = V[:, c]  # (36, tiles): this thread's rows of V
+        rows = np.zeros((6, 4 * TW + 4), dtype=x.dtype)  # rows[i, s] = xpad[n, c, 4ti + i, s]
+        R = np.empty((4, 6, TW + 1), dtype=x.dtype)  # R[p, a, u] = (BT @ rows)[a, 4u + p]
         for r in _tile_rows(t0, t1, TW):
             n, ti = r // TH, r % TH
-            for i in range(4):
-                h = 2 * ti - PT + i
+            for i in range(6):
+                h = 4 * ti - PT + i
                 if 0 <= h < H:
                     rows[i, PL:PL + w] = x[n, c, h, :w]
                 else:
                     rows[i, PL:PL + w] = 0
-            even, odd = rows[:, 0::2], rows[:, 1::2]  # (4, TW + 1) views
-            for R, d in ((E, even), (O, odd)):  # BT on the rows
-                for m in range(TW + 1):
-                    R[0, m] = d[0, m] - d[2, m]
-                    R[1, m] = d[1, m] + d[2, m]
-                    R[2, m] = d[2, m] - d[1, m]
-                    R[3, m] = d[1, m] - d[3, m]
+            for p in range(4):  # BT on the rows, one column phase at a time
+                d, Rp = rows[:, p::4], R[p]  # (6, TW + 1) each
+                for u in range(TW + 1):
+                    Rp[0, u] = 4 * d[0, u] - 5 * d[2, u] + d[4, u]
+                    Rp[1, u] = (d[3, u] + d[4, u]) - 4 * (d[1, u] + d[2, u])
+                    Rp[2, u] = (d[4, u] - d[3, u]) + 4 * (d[1, u] - d[2, u])
+                    Rp[3, u] = (d[4, u] - d[2, u]) + 2 * (d[3, u] - d[1, u])
+                    Rp[4, u] = (d[4, u] - d[2, u]) - 2 * (d[3, u] - d[1, u])
+                    Rp[5, u] = 4 * d[1, u] - 5 * d[3, u] + d[5, u]
             j0, count, first = _row_span(r, t0, t1, TW)
-            for a in range(4):  # BT on the columns: V[4a + b, c, first + m] for tile (r, j0 + m)
-                for m in range(count):
-                    Vc[4 * a, first + m] = E[a, j0 + m] - E[a, j0 + m + 1]
-                for m in range(count):
-                    Vc[4 * a + 1, first + m] = O[a, j0 + m] + E[a, j0 + m + 1]
-                for m in range(count):
-                    Vc[4 * a + 2, first + m] = E[a, j0 + m + 1] - O[a, j0 + m]
-                for m in range(count):
-                    Vc[4 * a + 3, first + m] = O[a, j0 + m] - O[a, j0 + m + 1]
+            for a in range(6):  # BT on the columns: V[6a + b, c, first + q] for tile (r, j0 + q)
+                # the tile's six columns, each a (count,) view over the tiles
+                e0, e1, e2, e3 = R[0, a, j0:], R[1, a, j0:], R[2, a, j0:], R[3, a, j0:]
+                e4, e5 = R[0, a, j0 + 1:], R[1, a, j0 + 1:]
+                v = Vc[6 * a:6 * a + 6, first:first + count]  # (6, count)
+                for q in range(count):
+                    v[0, q] = 4 * e0[q] - 5 * e2[q] + e4[q]
+                for q in range(count):
+                    v[1, q] = (e3[q] + e4[q]) - 4 * (e1[q] + e2[q])
+                for q in range(count):
+                    v[2, q] = (e4[q] - e3[q]) + 4 * (e1[q] - e2[q])
+                for q in range(count):
+                    v[3, q] = (e4[q] - e2[q]) + 2 * (e3[q] - e1[q])
+                for q in range(count):
+                    v[4, q] = (e4[q] - e2[q]) - 2 * (e3[q] - e1[q])
+                for q in range(count):
+                    v[5, q] = 4 * e1[q] - 5 * e3[q] + e5[q]
 
 
 @numba.njit(**_JIT)
 def _winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx):
     N, C, H, W = dx.shape
     t1 = t0 + dV.shape[2]
-    w = max(0, min(W, 2 * TW + 2 - PL))
+    w = max(0, min(W, 4 * TW + 2 - PL))
     for c in prange(C):
-        dVc = dV[:, c]  # (16, tiles)
-        dE = np.empty((4, TW + 1), dtype=dV.dtype)  # gradients of E and O (input_tiles)
-        dO = np.empty((4, TW + 1), dtype=dV.dtype)
-        drows = np.empty((4, 2 * TW + 2), dtype=dV.dtype)
+        dVc = dV[:, c]  # (36, tiles)
+        dR = np.empty((4, 6, TW + 1), dtype=dV.dtype)  # gradient of R (input_tiles)
+        drows = np.empty((6, 4 * TW + 4), dtype=dV.dtype)  # gradient of rows
         for r in _tile_rows(t0, t1, TW):
             n, ti = r // TH, r % TH
             j0, count, first = _row_span(r, t0, t1, TW)
-            dE[:] = 0
-            dO[:] = 0
-            for a in range(4):  # adjoint of the column step: E[m] and O[m] feed tiles m - 1 and m
-                for m in range(count):  # as E[j0 + m], O[j0 + m] in tile j0 + m
-                    dE[a, j0 + m] += dVc[4 * a, first + m]
-                    dO[a, j0 + m] += dVc[4 * a + 1, first + m] - dVc[4 * a + 2, first + m] + dVc[4 * a + 3, first + m]
-                for m in range(count):  # as E[j0 + m + 1], O[j0 + m + 1] in tile j0 + m
-                    dE[a, j0 + m + 1] += dVc[4 * a + 1, first + m] + dVc[4 * a + 2, first + m] - dVc[4 * a, first + m]
-                    dO[a, j0 + m + 1] -= dVc[4 * a + 3, first + m]
-            for dR, dd in ((dE, drows[:, 0::2]), (dO, drows[:, 1::2])):  # adjoint of BT on the rows
-                for m in range(TW + 1):  # dd = BT.T @ dR
-                    dd[0, m] = dR[0, m]
-                    dd[1, m] = dR[1, m] - dR[2, m] + dR[3, m]
-                    dd[2, m] = dR[2, m] + dR[1, m] - dR[0, m]
-                    dd[3, m] = -dR[3, m]
-            for i in range(4):  # into dx; rows in the padding are dropped
-                h = 2 * ti - PT + i
+            dR[:] = 0
+            for a in range(6):  # adjoint of the column step: the tile's column k gets (BT.T @ v)[k]
+                v0, v1, v2 = dVc[6 * a, first:], dVc[6 * a + 1, first:], dVc[6 * a + 2, first:]
+                v3, v4, v5 = dVc[6 * a + 3, first:], dVc[6 * a + 4, first:], dVc[6 * a + 5, first:]
+                k0, k1, k2, k3 = dR[0, a, j0:], dR[1, a, j0:], dR[2, a, j0:], dR[3, a, j0:]
+                k4, k5 = dR[0, a, j0 + 1:], dR[1, a, j0 + 1:]  # columns 4 and 5: the next u
+                for q in range(count):
+                    k0[q] += 4 * v0[q]
+                for q in range(count):
+                    k1[q] += 4 * (v2[q] - v1[q]) + 2 * (v4[q] - v3[q]) + 4 * v5[q]
+                for q in range(count):
+                    k2[q] += -5 * v0[q] - 4 * (v1[q] + v2[q]) - (v3[q] + v4[q])
+                for q in range(count):
+                    k3[q] += (v1[q] - v2[q]) + 2 * (v3[q] - v4[q]) - 5 * v5[q]
+                for q in range(count):
+                    k4[q] += v0[q] + v1[q] + v2[q] + v3[q] + v4[q]
+                for q in range(count):
+                    k5[q] += v5[q]
+            for p in range(4):  # adjoint of BT on the rows: drows = BT.T @ dR, phase by phase
+                d, Rp = drows[:, p::4], dR[p]  # (6, TW + 1) each
+                for u in range(TW + 1):
+                    d[0, u] = 4 * Rp[0, u]
+                    d[1, u] = 4 * (Rp[2, u] - Rp[1, u]) + 2 * (Rp[4, u] - Rp[3, u]) + 4 * Rp[5, u]
+                    d[2, u] = -5 * Rp[0, u] - 4 * (Rp[1, u] + Rp[2, u]) - (Rp[3, u] + Rp[4, u])
+                    d[3, u] = (Rp[1, u] - Rp[2, u]) + 2 * (Rp[3, u] - Rp[4, u]) - 5 * Rp[5, u]
+                    d[4, u] = Rp[0, u] + Rp[1, u] + Rp[2, u] + Rp[3, u] + Rp[4, u]
+                    d[5, u] = Rp[5, u]
+            for i in range(6):  # into dx; rows in the padding are dropped
+                h = 4 * ti - PT + i
                 if 0 <= h < H:
                     dx[n, c, h, :w] += drows[i, PL:PL + w]
 
@@ -285,22 +313,33 @@ def _winograd_output_tiles(M, TH, TW, t0, y):
     N, F, OH, OW = y.shape
     t1 = t0 + M.shape[2]
     for f in prange(F):
-        Mf = M[:, f]  # (16, tiles)
-        P = np.empty((2, 4, TW), dtype=M.dtype)  # P[a, j, m] = (AT @ m_tile)[a, j] of tile (r, m)
-        out = np.empty((2, 2 * TW), dtype=M.dtype)  # the two output rows of the tile row
+        Mf = M[:, f]  # (36, tiles)
+        P = np.empty((4, 6, TW), dtype=M.dtype)  # P[a, j, u] = (AT @ m_tile)[a, j] of tile (r, u)
+        out = np.empty((4, 4 * TW), dtype=M.dtype)  # the four output rows of the tile row
         for r in _tile_rows(t0, t1, TW):
             n, ti = r // TH, r % TH
             j0, count, first = _row_span(r, t0, t1, TW)
-            for j in range(4):  # AT on the rows: m_tile[i, j] = M[4i + j, f, t]
-                for m in range(count):
-                    P[0, j, j0 + m] = Mf[j, first + m] + Mf[4 + j, first + m] + Mf[8 + j, first + m]
-                for m in range(count):
-                    P[1, j, j0 + m] = Mf[4 + j, first + m] - Mf[8 + j, first + m] - Mf[12 + j, first + m]
-            for a in range(2):  # AT on the columns: the tile's columns 2m and 2m + 1
-                for m in range(j0, j0 + count):
-                    out[a, 2 * m] = P[a, 0, m] + P[a, 1, m] + P[a, 2, m]
-                    out[a, 2 * m + 1] = P[a, 1, m] - P[a, 2, m] - P[a, 3, m]
-                h, w0, w1 = 2 * ti + a, 2 * j0, min(2 * (j0 + count), OW)
+            for j in range(6):  # AT on the rows: m_tile[i, j] = M[6i + j, f, t]
+                m0, m1, m2 = Mf[j, first:], Mf[6 + j, first:], Mf[12 + j, first:]
+                m3, m4, m5 = Mf[18 + j, first:], Mf[24 + j, first:], Mf[30 + j, first:]
+                p0, p1, p2, p3 = P[0, j, j0:], P[1, j, j0:], P[2, j, j0:], P[3, j, j0:]
+                for q in range(count):
+                    p0[q] = m0[q] + m1[q] + m2[q] + m3[q] + m4[q]
+                for q in range(count):
+                    p1[q] = (m1[q] - m2[q]) + 2 * (m3[q] - m4[q])
+                for q in range(count):
+                    p2[q] = (m1[q] + m2[q]) + 4 * (m3[q] + m4[q])
+                for q in range(count):
+                    p3[q] = (m1[q] - m2[q]) + 8 * (m3[q] - m4[q]) + m5[q]
+            for a in range(4):  # AT on the columns: the tile's columns 4u + b
+                m0, m1, m2, m3, m4, m5 = P[a, 0], P[a, 1], P[a, 2], P[a, 3], P[a, 4], P[a, 5]
+                o0, o1, o2, o3 = out[a, 0::4], out[a, 1::4], out[a, 2::4], out[a, 3::4]  # (TW,)
+                for u in range(j0, j0 + count):
+                    o0[u] = m0[u] + m1[u] + m2[u] + m3[u] + m4[u]
+                    o1[u] = (m1[u] - m2[u]) + 2 * (m3[u] - m4[u])
+                    o2[u] = (m1[u] + m2[u]) + 4 * (m3[u] + m4[u])
+                    o3[u] = (m1[u] - m2[u]) + 8 * (m3[u] - m4[u]) + m5[u]
+                h, w0, w1 = 4 * ti + a, 4 * j0, min(4 * (j0 + count), OW)
                 if h < OH:
                     y[n, f, h, w0:w1] = out[a, w0:w1]
 
@@ -309,40 +348,48 @@ def _winograd_output_tiles(M, TH, TW, t0, y):
 def _winograd_output_tiles_adjoint(dy, TH, TW, t0, dM):
     N, F, OH, OW = dy.shape
     t1 = t0 + dM.shape[2]
-    w = min(OW, 2 * TW)
+    w = min(OW, 4 * TW)
     for f in prange(F):
-        dMf = dM[:, f]  # (16, tiles)
-        g = np.zeros((2, 2 * TW), dtype=dy.dtype)  # the two dy rows of the tile row, zero padded
-        RE = np.empty((4, TW), dtype=dy.dtype)  # (AT.T @ g)[i, 2m]
-        RO = np.empty((4, TW), dtype=dy.dtype)  # (AT.T @ g)[i, 2m + 1]
+        dMf = dM[:, f]  # (36, tiles)
+        g = np.zeros((4, 4 * TW), dtype=dy.dtype)  # the four dy rows of the tile row, zero padded
+        R = np.empty((4, 6, TW), dtype=dy.dtype)  # R[b, i, u] = (AT.T @ g)[i, 4u + b]
         for r in _tile_rows(t0, t1, TW):
             n, ti = r // TH, r % TH
             j0, count, first = _row_span(r, t0, t1, TW)
-            for a in range(2):
-                if 2 * ti + a < OH:
-                    g[a, :w] = dy[n, f, 2 * ti + a, :w]
+            for a in range(4):
+                if 4 * ti + a < OH:
+                    g[a, :w] = dy[n, f, 4 * ti + a, :w]
                 else:
                     g[a, :w] = 0
-            for R, d in ((RE, g[:, 0::2]), (RO, g[:, 1::2])):  # AT.T on the rows
-                for m in range(j0, j0 + count):
-                    R[0, m] = d[0, m]
-                    R[1, m] = d[0, m] + d[1, m]
-                    R[2, m] = d[0, m] - d[1, m]
-                    R[3, m] = -d[1, m]
-            for i in range(4):  # AT on the columns: dM[4i + j, f, first + m] for tile (r, j0 + m)
-                for m in range(count):
-                    dMf[4 * i, first + m] = RE[i, j0 + m]
-                for m in range(count):
-                    dMf[4 * i + 1, first + m] = RE[i, j0 + m] + RO[i, j0 + m]
-                for m in range(count):
-                    dMf[4 * i + 2, first + m] = RE[i, j0 + m] - RO[i, j0 + m]
-                for m in range(count):
-                    dMf[4 * i + 3, first + m] = -RO[i, j0 + m]
+            for b in range(4):  # AT.T on the rows, one column phase at a time
+                d, Rb = g[:, b::4], R[b]  # (4, TW), (6, TW)
+                for u in range(j0, j0 + count):
+                    Rb[0, u] = d[0, u]
+                    Rb[1, u] = (d[0, u] + d[2, u]) + (d[1, u] + d[3, u])
+                    Rb[2, u] = (d[0, u] + d[2, u]) - (d[1, u] + d[3, u])
+                    Rb[3, u] = (d[0, u] + 4 * d[2, u]) + 2 * (d[1, u] + 4 * d[3, u])
+                    Rb[4, u] = (d[0, u] + 4 * d[2, u]) - 2 * (d[1, u] + 4 * d[3, u])
+                    Rb[5, u] = d[3, u]
+            for i in range(6):  # AT.T on the columns: dM[6i + j, f, first + q] for tile (r, j0 + q)
+                g0, g1, g2, g3 = R[0, i, j0:], R[1, i, j0:], R[2, i, j0:], R[3, i, j0:]
+                dm = dMf[6 * i:6 * i + 6, first:first + count]  # (6, count)
+                for q in range(count):
+                    dm[0, q] = g0[q]
+                for q in range(count):
+                    dm[1, q] = (g0[q] + g2[q]) + (g1[q] + g3[q])
+                for q in range(count):
+                    dm[2, q] = (g0[q] + g2[q]) - (g1[q] + g3[q])
+                for q in range(count):
+                    dm[3, q] = (g0[q] + 4 * g2[q]) + 2 * (g1[q] + 4 * g3[q])
+                for q in range(count):
+                    dm[4, q] = (g0[q] + 4 * g2[q]) - 2 * (g1[q] + 4 * g3[q])
+                for q in range(count):
+                    dm[5, q] = g3[q]
 
 
 def winograd_input_tiles(x, PT, PL, TH, TW, t0, t1):
-    """See ``reference.winograd_input_tiles``: x (N,C,H,W) -> V (16, C, t1 - t0)."""
-    V = np.empty((16, x.shape[1], t1 - t0), dtype=x.dtype)
+    """See ``reference.winograd_input_tiles``: x (N,C,H,W) -> V (36, C, t1 - t0)."""
+    V = np.empty((36, x.shape[1], t1 - t0), dtype=x.dtype)
     _winograd_input_tiles(np.ascontiguousarray(x), PT, PL, TH, TW, t0, V)
     return V
 
@@ -353,13 +400,13 @@ def winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx):
 
 
 def winograd_output_tiles(M, TH, TW, t0, y):
-    """See ``reference.winograd_output_tiles``: writes the tiles of M (16, F, tiles) into y."""
+    """See ``reference.winograd_output_tiles``: writes the tiles of M (36, F, tiles) into y."""
     _winograd_output_tiles(np.ascontiguousarray(M), TH, TW, t0, y)
 
 
 def winograd_output_tiles_adjoint(dy, TH, TW, t0, t1):
-    """See ``reference.winograd_output_tiles_adjoint``: dy (N,F,OH,OW) -> dM (16, F, t1 - t0)."""
-    dM = np.empty((16, dy.shape[1], t1 - t0), dtype=dy.dtype)
+    """See ``reference.winograd_output_tiles_adjoint``: dy (N,F,OH,OW) -> dM (36, F, t1 - t0)."""
+    dM = np.empty((36, dy.shape[1], t1 - t0), dtype=dy.dtype)
     _winograd_output_tiles_adjoint(np.ascontiguousarray(dy), TH, TW, t0, dM)
     return dM
 

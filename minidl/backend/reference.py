@@ -94,30 +94,45 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
         return np.ascontiguousarray(dxpad[:, :, PH:PH + H, PW:PW + W])
     return dxpad
 
-# ---- convolution: Winograd F(2x2, 3x3) tiles ----------------------------------------------
+# ---- convolution: Winograd F(4x4, 3x3) tiles ----------------------------------------------
 #
 # Winograd's minimal filtering algorithm (Lavin & Gray 2016; the op is minidl/ops/conv_winograd.py)
-# computes a 2x2 tile of a 3x3 stride-1 convolution's output from the 4x4 input patch d under it:
-#     y_tile = AT @ [(G @ w @ G.T) * (BT @ d @ BT.T)] @ AT.T          (2, 2)
-# with * elementwise: 16 multiplications per tile and channel instead of 36. Output tile
-# (n, ti, tj) holds y[n, :, 2ti : 2ti+2, 2tj : 2tj+2]; its patch is rows 2ti - PT .. 2ti - PT + 3
-# and columns 2tj - PL .. 2tj - PL + 3 of x (zero outside x). Tiles are numbered
-#     t = (n*TH + ti)*TW + tj,      TH = ceil(OH/2),  TW = ceil(OW/2)
+# computes a 4x4 tile of a 3x3 stride-1 convolution's output from the 6x6 input patch d under it:
+#     y_tile = AT @ [(G @ w @ G.T) * (BT @ d @ BT.T)] @ AT.T          (4, 4)
+# with * elementwise: 36 multiplications per tile and channel instead of 16*9 = 144. Output tile
+# (n, ti, tj) holds y[n, :, 4ti : 4ti+4, 4tj : 4tj+4]; its patch is rows 4ti - PT .. 4ti - PT + 5
+# and columns 4tj - PL .. 4tj - PL + 5 of x (zero outside x). Tiles are numbered
+#     t = (n*TH + ti)*TW + tj,      TH = ceil(OH/4),  TW = ceil(OW/4)
 # and every kernel below handles the tiles t0 <= t < t1 (a block), so the ops can bound memory.
 # Per Winograd point (a, b) the products over channels are matrix products (the op does them):
-#     M[4a+b] = U[4a+b] @ V[4a+b]      (F, C) @ (C, tiles)     U = G w G.T,  V = BT d BT.T
+#     M[6a+b] = U[6a+b] @ V[6a+b]      (F, C) @ (C, tiles)     U = G w G.T,  V = BT d BT.T
 # The four kernels here are the transforms of V and M and their adjoints (for backward).
 # A backend may leave these four kernels out (the CuPy one does, for now): conv2d then takes
 # its im2col path (minidl/ops/conv_winograd.py, ``winograd_applies``). A backend whose
 # transforms are fast sets WINOGRAD_MIN_CHANNELS (numba_cpu.py); this one does not: the
-# transforms below are written to be read, and conv2d forward + backward at 128 channels,
-# 128x128, batch 2, took 744 ms by them against 216 ms by im2col. So on this backend conv2d
-# uses them only when ``set_winograd_min_channels`` asks (the tests do).
+# transforms below are written to be read, and are slower than this backend's im2col. So on
+# this backend conv2d uses them only when ``set_winograd_min_channels`` asks (the tests do).
 OPTIONAL_KERNELS = ("winograd_input_tiles", "winograd_input_tiles_adjoint",
                     "winograd_output_tiles", "winograd_output_tiles_adjoint")
-WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
-WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=float)
+# The matrices of F(4, 3) for the points 0, 1, -1, 2, -2 and infinity (docs/gradients/conv2d_winograd.md):
+# y = AT @ [(G @ g) * (BT @ d)] is the 4-output correlation y[i] = d[i] g[0] + d[i+1] g[1] + d[i+2] g[2].
+WINOGRAD_TILE = 4  # m: outputs per tile side; the patch side is m + 2 = 6
+WINOGRAD_BT = np.array([[4, 0, -5, 0, 1, 0],
+                        [0, -4, -4, 1, 1, 0],
+                        [0, 4, -4, -1, 1, 0],
+                        [0, -2, -1, 2, 1, 0],
+                        [0, 2, -1, -2, 1, 0],
+                        [0, 4, 0, -5, 0, 1]], dtype=float)
+WINOGRAD_G = np.array([[1 / 4, 0, 0],
+                       [-1 / 6, -1 / 6, -1 / 6],
+                       [-1 / 6, 1 / 6, -1 / 6],
+                       [1 / 24, 1 / 12, 1 / 6],
+                       [1 / 24, -1 / 12, 1 / 6],
+                       [0, 0, 1]])
+WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0],
+                        [0, 1, -1, 2, -2, 0],
+                        [0, 1, 1, 4, 4, 0],
+                        [0, 1, -1, 8, -8, 1]], dtype=float)
 
 
 def _winograd_tiles(TH, TW, t0, t1):
@@ -127,79 +142,90 @@ def _winograd_tiles(TH, TW, t0, t1):
     return n, ti, tj
 
 
-def winograd_input_tiles(x, PT, PL, TH, TW, t0, t1):
-    r"""The input transform of tiles t0 .. t1-1: V (16, C, t1 - t0).
+def _padded_rows_and_columns(TH, TW):
+    """The rows and columns of xpad that some tile reads: m*TH + 2, m*TW + 2."""
+    return WINOGRAD_TILE * TH + 2, WINOGRAD_TILE * TW + 2
 
-        V[4a + b, c, t] = (BT @ d @ BT.T)[a, b],   d = xpad[n, c, 2ti : 2ti + 4, 2tj : 2tj + 4]
+
+def winograd_input_tiles(x, PT, PL, TH, TW, t0, t1):
+    r"""The input transform of tiles t0 .. t1-1: V (36, C, t1 - t0).
+
+        V[6a + b, c, t] = (BT @ d @ BT.T)[a, b],   d = xpad[n, c, 4ti : 4ti + 6, 4tj : 4tj + 6]
     where xpad[n, c, r, s] = x[n, c, r - PT, s - PL] (0 outside x) and t = (n*TH + ti)*TW + tj.
     """
     N, C, H, W = x.shape
-    xpad = np.zeros((N, C, 2 * TH + 2, 2 * TW + 2), dtype=x.dtype)  # every row/column a tile reads
-    h, w = max(0, min(H, 2 * TH + 2 - PT)), max(0, min(W, 2 * TW + 2 - PL))
+    m, p = WINOGRAD_TILE, len(WINOGRAD_BT)  # tile and patch side
+    HP, WP = _padded_rows_and_columns(TH, TW)
+    xpad = np.zeros((N, C, HP, WP), dtype=x.dtype)
+    h, w = max(0, min(H, HP - PT)), max(0, min(W, WP - PL))
     xpad[:, :, PT:PT + h, PL:PL + w] = x[:, :, :h, :w]
     n, ti, tj = _winograd_tiles(TH, TW, t0, t1)
-    d = np.empty((4, 4, C, t1 - t0), dtype=x.dtype)
-    for i in range(4):
-        for j in range(4):
-            d[i, j] = xpad[n, :, 2 * ti + i, 2 * tj + j].T  # (C, tiles)
+    d = np.empty((p, p, C, t1 - t0), dtype=x.dtype)
+    for i in range(p):
+        for j in range(p):
+            d[i, j] = xpad[n, :, m * ti + i, m * tj + j].T  # (C, tiles)
     BT = WINOGRAD_BT.astype(x.dtype)
-    return np.einsum("ai,ijct,bj->abct", BT, d, BT, optimize=True).reshape(16, C, t1 - t0)
+    return np.einsum("ai,ijct,bj->abct", BT, d, BT, optimize=True).reshape(p * p, C, t1 - t0)
 
 
 def winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx):
-    r"""dx += the adjoint of :func:`winograd_input_tiles` applied to dV (16, C, tiles), in place.
+    r"""dx += the adjoint of :func:`winograd_input_tiles` applied to dV (36, C, tiles), in place.
 
     V = BT d BT.T is linear in d, so its adjoint is dd = BT.T @ dV_t @ BT per tile and channel;
     patches of neighbouring tiles overlap (by 2 rows or columns), so the pixels they share
     ADD the gradients of every tile that read them; what falls on the padding is dropped.
     """
     N, C, H, W = dx.shape
+    m, p = WINOGRAD_TILE, len(WINOGRAD_BT)
     t1 = t0 + dV.shape[2]
     BT = WINOGRAD_BT.astype(dV.dtype)
-    dd = np.einsum("ai,abct,bj->ijct", BT, dV.reshape(4, 4, C, -1), BT, optimize=True)  # (4, 4, C, tiles)
+    dd = np.einsum("ai,abct,bj->ijct", BT, dV.reshape(p, p, C, -1), BT, optimize=True)  # (6, 6, C, tiles)
     n, ti, tj = _winograd_tiles(TH, TW, t0, t1)
-    dxpad = np.zeros((N, C, 2 * TH + 2, 2 * TW + 2), dtype=dV.dtype)
-    for i in range(4):
-        for j in range(4):
+    HP, WP = _padded_rows_and_columns(TH, TW)
+    dxpad = np.zeros((N, C, HP, WP), dtype=dV.dtype)
+    for i in range(p):
+        for j in range(p):
             # for one (i, j) every tile hits a different cell, so a plain += is exact
-            dxpad[n, :, 2 * ti + i, 2 * tj + j] += dd[i, j].T
-    h, w = max(0, min(H, 2 * TH + 2 - PT)), max(0, min(W, 2 * TW + 2 - PL))
+            dxpad[n, :, m * ti + i, m * tj + j] += dd[i, j].T
+    h, w = max(0, min(H, HP - PT)), max(0, min(W, WP - PL))
     dx[:, :, :h, :w] += dxpad[:, :, PT:PT + h, PL:PL + w]
 
 
 def winograd_output_tiles(M, TH, TW, t0, y):
     r"""The output transform of tiles t0 .. t0 + tiles - 1, written into y (N, F, OH, OW).
 
-        y[n, f, 2ti + a, 2tj + b] = (AT @ m @ AT.T)[a, b],   m[i, j] = M[4i + j, f, t]
-    for a, b in {0, 1}; the cells of the last tiles that fall past OH or OW are not written.
+        y[n, f, 4ti + a, 4tj + b] = (AT @ mt @ AT.T)[a, b],   mt[i, j] = M[6i + j, f, t]
+    for a, b in 0..3; the cells of the last tiles that fall past OH or OW are not written.
     """
     N, F, OH, OW = y.shape
+    m, p = WINOGRAD_TILE, len(WINOGRAD_BT)
     t1 = t0 + M.shape[2]
     AT = WINOGRAD_AT.astype(M.dtype)
-    tiles = np.einsum("ai,ijft,bj->abft", AT, M.reshape(4, 4, F, -1), AT, optimize=True)  # (2, 2, F, tiles)
+    tiles = np.einsum("ai,ijft,bj->abft", AT, M.reshape(p, p, F, -1), AT, optimize=True)  # (4, 4, F, tiles)
     n, ti, tj = _winograd_tiles(TH, TW, t0, t1)
-    for a in range(2):
-        for b in range(2):
-            h, w = 2 * ti + a, 2 * tj + b
+    for a in range(m):
+        for b in range(m):
+            h, w = m * ti + a, m * tj + b
             inside = (h < OH) & (w < OW)
             y[n[inside], :, h[inside], w[inside]] = tiles[a, b][:, inside].T  # (tiles inside, F)
 
 
 def winograd_output_tiles_adjoint(dy, TH, TW, t0, t1):
-    r"""The adjoint of :func:`winograd_output_tiles` for tiles t0 .. t1-1: dM (16, F, t1 - t0).
+    r"""The adjoint of :func:`winograd_output_tiles` for tiles t0 .. t1-1: dM (36, F, t1 - t0).
 
-        dM[4i + j, f, t] = (AT.T @ g @ AT)[i, j],   g[a, b] = dy[n, f, 2ti + a, 2tj + b] (0 past dy)
+        dM[6i + j, f, t] = (AT.T @ g @ AT)[i, j],   g[a, b] = dy[n, f, 4ti + a, 4tj + b] (0 past dy)
     """
     N, F, OH, OW = dy.shape
+    m, p = WINOGRAD_TILE, len(WINOGRAD_BT)
     n, ti, tj = _winograd_tiles(TH, TW, t0, t1)
-    g = np.zeros((2, 2, F, t1 - t0), dtype=dy.dtype)
-    for a in range(2):
-        for b in range(2):
-            h, w = 2 * ti + a, 2 * tj + b
+    g = np.zeros((m, m, F, t1 - t0), dtype=dy.dtype)
+    for a in range(m):
+        for b in range(m):
+            h, w = m * ti + a, m * tj + b
             inside = (h < OH) & (w < OW)
             g[a, b][:, inside] = dy[n[inside], :, h[inside], w[inside]].T
     AT = WINOGRAD_AT.astype(dy.dtype)
-    return np.einsum("ai,abft,bj->ijft", AT, g, AT, optimize=True).reshape(16, F, t1 - t0)
+    return np.einsum("ai,abft,bj->ijft", AT, g, AT, optimize=True).reshape(p * p, F, t1 - t0)
 
 
 # ---- pooling ------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ reshape and a transpose of x (for 1x1, a mere view) and col2im its inverse, with
 
 Winograd. A 3x3 stride-1 conv2d with many channels (on the Numba backend at least 128 in and
 out; see minidl/ops/conv_winograd.py and docs/gradients/conv2d_winograd.md) skips im2col:
-Winograd's F(2x2, 3x3) needs 16 multiplications per 2x2 output tile where the matrix product
-on columns needs 36. ``Conv2d`` hands those cases to that module, forward and backward.
+Winograd's F(4x4, 3x3) needs 36 multiplications per 4x4 output tile where the matrix product
+on columns needs 16 * 9 = 144. ``Conv2d`` hands those cases to that module, forward and backward.
 
 Memory. The column buffer holds KH*KW/(SH*SW) times more values than the input:
 
@@ -290,7 +290,7 @@ class Conv2d(Function):
                                             windows receives the SUM of their gradients
     Winograd: a 3x3 stride-1 conv2d without groups or dilation, with enough channels for the
     kernel backend (Numba: 128 in and out), is handed whole to minidl/ops/conv_winograd.py,
-    forward and backward (16 multiplications per 2x2 output tile instead of 36); everything
+    forward and backward (36 multiplications per 4x4 output tile instead of 144); everything
     else in this docstring describes the im2col path.
     Stride 1 (every 'same' convolution; padding at most D*(K-1)), when dx is wanted, takes
     another route to the same numbers: dx is then a

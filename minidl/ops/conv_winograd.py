@@ -1,21 +1,22 @@
-r"""conv2d 3x3, stride 1, by Winograd's minimal filtering F(2x2, 3x3): 2.25x fewer multiplications.
+r"""conv2d 3x3, stride 1, by Winograd's minimal filtering F(4x4, 3x3): 4x fewer multiplications.
 
 im2col turns a 3x3 convolution into one matrix product of 9*C*F multiply-adds per output
 pixel. Winograd's algorithm (Lavin & Gray, "Fast Algorithms for Convolutional Neural
-Networks", 2016) computes each 2x2 tile of the output from the 4x4 input patch d under it,
+Networks", 2016) computes each 4x4 tile of the output from the 6x6 input patch d under it,
 per (filter f, channel c) pair, as
 
-    y_tile = AT @ [ (G @ w[f,c] @ G.T)  *  (BT @ d[c] @ BT.T) ] @ AT.T           (2, 2)
-                    U[f,c]: (4, 4)          V[c]: (4, 4)          * elementwise
+    y_tile = AT @ [ (G @ w[f,c] @ G.T)  *  (BT @ d[c] @ BT.T) ] @ AT.T           (4, 4)
+                    U[f,c]: (6, 6)          V[c]: (6, 6)          * elementwise
 
-summed over c: 16 products per tile instead of 4*9 = 36. (BT, G, AT: minidl/backend/reference.py;
-they hold 0, +-1 and 1/2 only, so the transforms are a few additions.) The sum over channels
-commutes with AT @ . @ AT.T, so for each of the 16 Winograd points (a, b) it is a matrix product
+summed over c: 36 products per tile instead of 16*9 = 144. (BT, G, AT: minidl/backend/reference.py;
+docs/gradients/conv2d_winograd.md derives them, and the smaller F(2x2, 3x3) first.) The sum over
+channels commutes with AT @ . @ AT.T, so for each of the 36 Winograd points (a, b) it is a
+matrix product
 
-    M[ab] = U[ab] @ V[ab]       (F, C) @ (C, tiles)      ab = 4a + b
+    M[ab] = U[ab] @ V[ab]       (F, C) @ (C, tiles)      ab = 6a + b
     y     = output_tiles(M)     AT @ M_tile @ AT.T per tile and filter
 
-16 products of (F, C) by (C, tiles), where im2col makes one of (F, 9C) by (9C, 4*tiles): 16/36
+36 products of (F, C) by (C, tiles), where im2col makes one of (F, 9C) by (9C, 16*tiles): 36/144
 of the arithmetic. The transforms (``winograd_*`` kernels) cost memory passes instead, so this
 pays only where the products dominate, with many channels, and only with fast transforms: each
 kernel backend says from how many channels on (its ``WINOGRAD_MIN_CHANNELS``; the Numba one
@@ -25,24 +26,29 @@ from 128, the reference none, as its readable transforms are slower than its im2
 Backward. Every step above is linear, so each gradient is the adjoint step (transpose) run
 backwards (derivation: docs/gradients/conv2d_winograd.md):
 
-    dM[ab]   = output_tiles_adjoint(dy)       AT.T @ dy_tile @ AT      (16, F, tiles)
-    dU[ab]   = sum over tiles dM[ab] @ V[ab].T                          (16, F, C)
+    dM[ab]   = output_tiles_adjoint(dy)       AT.T @ dy_tile @ AT      (36, F, tiles)
+    dU[ab]   = sum over tiles dM[ab] @ V[ab].T                          (36, F, C)
     dw[f,c]  = G.T @ dU[f,c] @ G                                        (3, 3)
-    dV[ab]   = U[ab].T @ dM[ab]                                         (16, C, tiles)
+    dV[ab]   = U[ab].T @ dM[ab]                                         (36, C, tiles)
     dx       = input_tiles_adjoint(dV)        BT.T @ dV_tile @ BT, overlapping patches ADD
 
-The two weight transforms are one small matrix product each: with GG = kron(G, G) (16, 9),
+The two weight transforms are one small matrix product each: with GG = kron(G, G) (36, 9),
 vec(G @ w @ G.T) = GG @ vec(w) and its adjoint vec(G.T @ dU @ G) = GG.T @ vec(dU).
+
+Rounding. G holds 1/6 and 1/24 and AT up to 8, so float32 results carry more rounding error
+than im2col's: about 1e-5 of the largest value against 5e-7 at U-Net sizes (measured against
+float64, docs/gradients/conv2d_winograd.md); float64 agrees with im2col to 1e-12.
 
 Blocks. Tiles are processed in blocks (:func:`tile_blocks`), so V and M never hold more than
 about TILE_BLOCK_BYTES; backward recomputes a block's V from x instead of keeping it. (Keeping
-every block from forward was measured: the U-Net step got slower, 7.8 s against 7.3 s at base 64,
-because kept tiles are fresh memory, 4x the input, and first touches of memory are slow.)
+every block from forward was measured, with F(2x2, 3x3) tiles: the U-Net step got slower, 7.8 s
+against 7.3 s at base 64, because kept tiles are fresh memory, 4x the input then (2.25x with
+F(4x4, 3x3)), and first touches of memory are slow.)
 """
 import numpy as np
 
 from ..backend import array_module
-from ..backend.reference import OPTIONAL_KERNELS, WINOGRAD_G
+from ..backend.reference import OPTIONAL_KERNELS, WINOGRAD_G, WINOGRAD_TILE
 from . import conv  # for its column-buffer limit (conv imports this module too; used at call time)
 
 WINOGRAD_MIN_CHANNELS = None  # None: each backend's own threshold (see the module docstring)
@@ -83,16 +89,19 @@ def winograd_applies(kern, x_shape, weight_shape, stride, dilation, groups):
             and all(hasattr(kern, name) for name in OPTIONAL_KERNELS))
 
 
+POINTS = (WINOGRAD_TILE + 2) ** 2  # 36 Winograd points (a, b) per tile: its 6x6 patch
+
+
 def tile_grid(out_size):
-    """(TH, TW): the 2x2 output tiles covering (OH, OW), the last row/column possibly cut."""
+    """(TH, TW): the 4x4 output tiles covering (OH, OW), the last row/column possibly cut."""
     OH, OW = out_size
-    return (OH + 1) // 2, (OW + 1) // 2
+    return -(-OH // WINOGRAD_TILE), -(-OW // WINOGRAD_TILE)
 
 
 def tile_blocks(tiles, C, F, itemsize):
     """[t0, t1) ranges covering ``tiles`` tiles, each block's V and M about TILE_BLOCK_BYTES
     (at least MIN_BLOCK_TILES tiles, at most the column-buffer limit of minidl.ops.conv)."""
-    bytes_per_tile = 16 * (C + F) * itemsize
+    bytes_per_tile = POINTS * (C + F) * itemsize
     target = min(TILE_BLOCK_BYTES, conv.get_column_buffer_limit())
     step = max(1, min(max(MIN_BLOCK_TILES, target // bytes_per_tile),
                       conv.get_column_buffer_limit() // bytes_per_tile))
@@ -100,24 +109,24 @@ def tile_blocks(tiles, C, F, itemsize):
 
 
 def _kron_g(dtype):
-    """GG = kron(G, G) (16, 9): vec(G @ w @ G.T) = GG @ vec(w) for a 3x3 w (row-major vec)."""
+    """GG = kron(G, G) (36, 9): vec(G @ w @ G.T) = GG @ vec(w) for a 3x3 w (row-major vec)."""
     return np.kron(WINOGRAD_G, WINOGRAD_G).astype(dtype)
 
 
 def transform_weight(weight):
-    """U (16, F, C): U[4a + b, f, c] = (G @ weight[f, c] @ G.T)[a, b]."""
+    """U (36, F, C): U[6a + b, f, c] = (G @ weight[f, c] @ G.T)[a, b]."""
     F, C = weight.shape[:2]
     xp = array_module(weight)
     GG = xp.asarray(_kron_g(weight.dtype))
-    return (GG @ weight.reshape(F * C, 9).T).reshape(16, F, C)  # (16, 9) @ (9, F*C)
+    return (GG @ weight.reshape(F * C, 9).T).reshape(POINTS, F, C)  # (36, 9) @ (9, F*C)
 
 
 def transform_weight_adjoint(dU):
-    """dweight (F, C, 3, 3) from dU (16, F, C): dweight[f, c] = G.T @ dU[:, f, c] (4x4) @ G."""
+    """dweight (F, C, 3, 3) from dU (36, F, C): dweight[f, c] = G.T @ dU[:, f, c] (6x6) @ G."""
     _, F, C = dU.shape
     xp = array_module(dU)
     GG = xp.asarray(_kron_g(dU.dtype))
-    return (GG.T @ dU.reshape(16, F * C)).T.reshape(F, C, 3, 3)  # (9, 16) @ (16, F*C), transposed
+    return (GG.T @ dU.reshape(POINTS, F * C)).T.reshape(F, C, 3, 3)  # (9, 36) @ (36, F*C), transposed
 
 
 def winograd_forward(kern, x, weight, bias, top_left, out_size):
@@ -126,11 +135,11 @@ def winograd_forward(kern, x, weight, bias, top_left, out_size):
     N = x.shape[0]
     F, C = weight.shape[:2]
     (PT, PL), (TH, TW) = top_left, tile_grid(out_size)
-    U = transform_weight(weight)  # (16, F, C)
+    U = transform_weight(weight)  # (36, F, C)
     y = xp.empty((N, F) + tuple(out_size), dtype=x.dtype)
     for t0, t1 in tile_blocks(N * TH * TW, C, F, x.itemsize):
-        V = kern.winograd_input_tiles(x, PT, PL, TH, TW, t0, t1)  # (16, C, tiles)
-        M = U @ V  # (16, F, C) @ (16, C, tiles) -> (16, F, tiles): one product per Winograd point
+        V = kern.winograd_input_tiles(x, PT, PL, TH, TW, t0, t1)  # (36, C, tiles)
+        M = U @ V  # (36, F, C) @ (36, C, tiles) -> (36, F, tiles): one product per Winograd point
         kern.winograd_output_tiles(M, TH, TW, t0, y)
         del V, M
     if bias is not None:
@@ -146,17 +155,17 @@ def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_wei
     N, C = x_shape[:2]
     F = weight.shape[0]
     (PT, PL), (TH, TW) = top_left, tile_grid(dy.shape[2:])
-    U_t = transform_weight(weight).swapaxes(1, 2) if needs_x else None  # U[ab].T (16, C, F), a view
-    dU = xp.zeros((16, F, C), dtype=dy.dtype) if needs_weight else None
+    U_t = transform_weight(weight).swapaxes(1, 2) if needs_x else None  # U[ab].T (36, C, F), a view
+    dU = xp.zeros((POINTS, F, C), dtype=dy.dtype) if needs_weight else None
     dx = xp.zeros(x_shape, dtype=dy.dtype) if needs_x else None  # the tiles' gradients add into it
     for t0, t1 in tile_blocks(N * TH * TW, C, F, dy.itemsize):
-        dM = kern.winograd_output_tiles_adjoint(dy, TH, TW, t0, t1)  # (16, F, tiles)
+        dM = kern.winograd_output_tiles_adjoint(dy, TH, TW, t0, t1)  # (36, F, tiles)
         if needs_weight:
-            V = kern.winograd_input_tiles(x, PT, PL, TH, TW, t0, t1)  # (16, C, tiles), rebuilt
-            dU += dM @ V.swapaxes(1, 2)  # (16, F, tiles) @ (16, tiles, C)
+            V = kern.winograd_input_tiles(x, PT, PL, TH, TW, t0, t1)  # (36, C, tiles), rebuilt
+            dU += dM @ V.swapaxes(1, 2)  # (36, F, tiles) @ (36, tiles, C)
             del V
         if needs_x:
-            kern.winograd_input_tiles_adjoint(U_t @ dM, PT, PL, TH, TW, t0, dx)  # (16, C, F) @ (16, F, tiles)
+            kern.winograd_input_tiles_adjoint(U_t @ dM, PT, PL, TH, TW, t0, dx)  # (36, C, F) @ (36, F, tiles)
         del dM
     dweight = transform_weight_adjoint(dU) if needs_weight else None
     return dx, dweight

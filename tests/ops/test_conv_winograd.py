@@ -1,4 +1,4 @@
-"""conv2d by Winograd F(2x2, 3x3) (minidl/ops/conv_winograd.py): gradients, PyTorch, the im2col path.
+"""conv2d by Winograd F(4x4, 3x3) (minidl/ops/conv_winograd.py): gradients, PyTorch, the im2col path.
 
 The path is taken for 3x3 stride-1 convolutions with many channels; the tests lower the
 channel threshold (``winograd_everywhere``) so that small float64 cases take it.
@@ -115,15 +115,17 @@ def test_each_backend_has_its_default_threshold(backend, tile_calls):
 def test_blocks_of_tiles_give_the_same_results(backend, winograd_everywhere, tile_calls):
     """A small buffer limit cuts the tiles into many blocks (across samples and tile rows)."""
     rng = np.random.default_rng(1)
-    x, w, b, dy = (rng.standard_normal(s) for s in ((3, 4, 9, 7), (5, 4, 3, 3), (5,), (3, 5, 9, 7)))
+    x, w, b, dy = (rng.standard_normal(s) for s in ((3, 4, 13, 11), (5, 4, 3, 3), (5,), (3, 5, 13, 11)))
     whole = _forward_backward(x, w, b, dy)
     assert len(tile_calls) == 2
-    previous = conv_ops.set_column_buffer_limit(16 * 9 * 8 * 3)  # 3 tiles per block
+    # 5 tiles per block (36 points x (4 + 5) channels x 8 bytes each); the tile grid is 4 x 3
+    # per sample, 36 tiles in all, so blocks start mid-row and mid-sample
+    previous = conv_ops.set_column_buffer_limit(conv_winograd.POINTS * 9 * 8 * 5)
     try:
         blocked = _forward_backward(x, w, b, dy)
     finally:
         conv_ops.set_column_buffer_limit(previous)
-    assert len(tile_calls) > 20
+    assert len(tile_calls) == 2 + 2 * 8  # 8 blocks, forward and backward
     for ours, theirs in zip(blocked, whole):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
@@ -159,13 +161,13 @@ def test_winograd_applies_needs_the_backend_kernels(winograd_everywhere):
 
 
 def test_weight_transform_and_its_adjoint():
-    """U[4a + b, f, c] = (G w[f, c] G.T)[a, b]; <U(w), dU> = <w, adjoint(dU)>."""
+    """U[6a + b, f, c] = (G w[f, c] G.T)[a, b]; <U(w), dU> = <w, adjoint(dU)>."""
     from minidl.backend.reference import WINOGRAD_G as G
 
     rng = np.random.default_rng(0)
-    w, dU = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal((16, 3, 2))
+    w, dU = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal((36, 3, 2))
     U = conv_winograd.transform_weight(w)
-    np.testing.assert_allclose(U[:, 1, 0].reshape(4, 4), G @ w[1, 0] @ G.T, rtol=1e-12)
+    np.testing.assert_allclose(U[:, 1, 0].reshape(6, 6), G @ w[1, 0] @ G.T, rtol=1e-12)
     np.testing.assert_allclose(np.sum(U * dU), np.sum(w * conv_winograd.transform_weight_adjoint(dU)), rtol=1e-12)
 
 
