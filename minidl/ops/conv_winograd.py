@@ -43,7 +43,10 @@ Blocks. Tiles are processed in blocks (:func:`tile_blocks`), so V and M never ho
 about TILE_BLOCK_BYTES; backward recomputes a block's V from x instead of keeping it. (Keeping
 every block from forward was measured, with F(2x2, 3x3) tiles: the U-Net step got slower, 7.8 s
 against 7.3 s at base 64, because kept tiles are fresh memory, 4x the input then (2.25x with
-F(4x4, 3x3)), and first touches of memory are slow.)
+F(4x4, 3x3)), and first touches of memory are slow.) The transformed weight U and its gradient
+dU hold 36 values per 3x3 kernel, 4x the weight each (144 MiB at 1024 channels), so backward
+lets U go after its last use, before dU exists; conv2d forward + backward at 1024 channels,
+16x16, batch 4 peaked 230 MiB above its inputs so, against 500 MiB holding both and a temporary.
 """
 import numpy as np
 
@@ -156,16 +159,22 @@ def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_wei
     F = weight.shape[0]
     (PT, PL), (TH, TW) = top_left, tile_grid(dy.shape[2:])
     U_t = transform_weight(weight).swapaxes(1, 2) if needs_x else None  # U[ab].T (36, C, F), a view
-    dU = xp.zeros((POINTS, F, C), dtype=dy.dtype) if needs_weight else None
+    dU = None  # (36, F, C): the sum over blocks of dM @ V.T, when needs_weight
     dx = xp.zeros(x_shape, dtype=dy.dtype) if needs_x else None  # the tiles' gradients add into it
-    for t0, t1 in tile_blocks(N * TH * TW, C, F, dy.itemsize):
+    blocks = tile_blocks(N * TH * TW, C, F, dy.itemsize)
+    for t0, t1 in blocks:
         dM = kern.winograd_output_tiles_adjoint(dy, TH, TW, t0, t1)  # (36, F, tiles)
-        if needs_weight:
-            V = kern.winograd_input_tiles(x, PT, PL, TH, TW, t0, t1)  # (36, C, tiles), rebuilt
-            dU += dM @ V.swapaxes(1, 2)  # (36, F, tiles) @ (36, tiles, C)
-            del V
         if needs_x:
             kern.winograd_input_tiles_adjoint(U_t @ dM, PT, PL, TH, TW, t0, dx)  # (36, C, F) @ (36, F, tiles)
+            if t1 == blocks[-1][1]:
+                U_t = None  # its last use: U (4x the weight) is freed before dU (as large) is built
+        if needs_weight:
+            V = kern.winograd_input_tiles(x, PT, PL, TH, TW, t0, t1)  # (36, C, tiles), rebuilt
+            if dU is None:  # the first block's product is the sum so far: no zeros, no temporary
+                dU = dM @ V.swapaxes(1, 2)  # (36, F, tiles) @ (36, tiles, C)
+            else:
+                dU += dM @ V.swapaxes(1, 2)
+            del V
         del dM
     dweight = transform_weight_adjoint(dU) if needs_weight else None
     return dx, dweight
