@@ -138,3 +138,14 @@ def test_timed_step_takes_one_optimizer_step_and_times_each_phase():
     np.testing.assert_allclose(layer.weight.detach().numpy(), w - 0.5 * (0.5 * y.T @ x), rtol=1e-5)
     assert layer.weight.grad is None or not np.any(layer.weight.grad.numpy())  # zero_grad ran
     assert all(len(seconds) == 1 and seconds[0] >= 0 for seconds in clock.values())
+
+
+def test_winograd_rounding_measures_both_paths_against_float64():
+    from benchmarks.winograd_rounding import markdown, measure
+
+    row = measure(6, 9)  # small: every path runs, and the errors are float32 rounding, not 0
+    for path, bound in (("winograd", 1e-4), ("im2col", 1e-5)):
+        for name in ("y", "dx", "dweight"):
+            assert 0 < row["errors"][path][name] < bound, (path, name)
+    assert row["errors"]["winograd"] != row["errors"]["im2col"]  # two different computations
+    assert "| 6@9 |" in markdown([row])
