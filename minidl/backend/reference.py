@@ -110,8 +110,9 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
 # A backend may leave these four kernels out (the CuPy one does, for now): conv2d then takes
 # its im2col path (minidl/ops/conv_winograd.py, ``winograd_applies``). A backend whose
 # transforms are fast sets WINOGRAD_MIN_CHANNELS (numba_cpu.py); this one does not: the
-# transforms below are written to be read, and are slower than this backend's im2col. So on
-# this backend conv2d uses them only when ``set_winograd_min_channels`` asks (the tests do).
+# transforms below are written to be read, and conv2d forward + backward at 128 channels,
+# 128x128, batch 2, took 416 ms by them against 184 ms by im2col. So on this backend conv2d
+# uses them only when ``set_winograd_min_channels`` asks (the tests do).
 OPTIONAL_KERNELS = ("winograd_input_tiles", "winograd_input_tiles_adjoint",
                     "winograd_output_tiles", "winograd_output_tiles_adjoint")
 # The matrices of F(4, 3) for the points 0, 1, -1, 2, -2 and infinity (docs/gradients/conv2d_winograd.md):
