@@ -200,6 +200,7 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
 # 208 ms), and the U-Net step at base 32 was fastest from 128 (2026 ms, against 2225 from 256,
 # 2289 from 64 and 2290 with im2col alone).
 WINOGRAD_MIN_CHANNELS = 128
+WINOGRAD_POINTS = 36  # rows of V / M: the 6x6 patch of F(4x4, 3x3) (reference.WINOGRAD_TILE = 4)
 
 
 @numba.njit(cache=True)
@@ -390,7 +391,7 @@ def _winograd_output_tiles_adjoint(dy, TH, TW, t0, dM):
 
 def winograd_input_tiles(x, PT, PL, TH, TW, t0, t1):
     """See ``reference.winograd_input_tiles``: x (N,C,H,W) -> V (36, C, t1 - t0)."""
-    V = np.empty((36, x.shape[1], t1 - t0), dtype=x.dtype)
+    V = np.empty((WINOGRAD_POINTS, x.shape[1], t1 - t0), dtype=x.dtype)
     _winograd_input_tiles(np.ascontiguousarray(x), PT, PL, TH, TW, t0, V)
     return V
 
@@ -407,7 +408,7 @@ def winograd_output_tiles(M, TH, TW, t0, y):
 
 def winograd_output_tiles_adjoint(dy, TH, TW, t0, t1):
     """See ``reference.winograd_output_tiles_adjoint``: dy (N,F,OH,OW) -> dM (36, F, t1 - t0)."""
-    dM = np.empty((36, dy.shape[1], t1 - t0), dtype=dy.dtype)
+    dM = np.empty((WINOGRAD_POINTS, dy.shape[1], t1 - t0), dtype=dy.dtype)
     _winograd_output_tiles_adjoint(np.ascontiguousarray(dy), TH, TW, t0, dM)
     return dM
 
