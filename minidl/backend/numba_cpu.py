@@ -175,18 +175,27 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
 # One thread per channel (input channel c for the input transforms, filter f for the output
 # ones), which walks the block's ROWS of tiles (n, ti): it writes only its channel's rows of
 # V / M or its channel's plane of y / dx, so threads never meet. The 6x6 and 4x4 transforms
-# of reference.py are separable (BT @ d @ BT.T: BT on the rows, then on the columns), so a row
-# of tiles is done with whole image rows at a time:
-#   1. the 6 (or 4) image rows under the row of tiles, zero padded, into a buffer;
-#   2. the row transform (BT or AT.T on those rows), as whole-row vector operations, kept
-#      apart by column phase: R[p, a, u] holds padded column 4u + p (p = 0..3);
-#   3. the column transform, one loop per Winograd point over the tiles tj: tile tj covers
-#      columns 4tj .. 4tj+5, which are phases 0, 1, 2, 3 at u = tj and phases 0, 1 at
-#      u = tj + 1, so each loop reads unit-stride rows of R and writes one contiguous row of
-#      V or M.
-# Loops with one output stream and unit strides are what the compiler turns into SIMD code
-# (with F(2x2, 3x3), a loop nest writing all points of a tile at once ran 2-3x slower). The
-# formulas below are the rows of the matrices in reference.py, grouped to share terms:
+# of reference.py are separable (BT @ d @ BT.T: BT down the columns of the patch, combining its
+# rows, then along its rows), so a row of tiles is done with whole image rows at a time.
+# Input tiles (the adjoint runs the same steps backwards):
+#   1. the 6 image rows under the row of tiles, zero padded, into a buffer `rows`;
+#   2. BT down the columns, for every padded column s at once: R[a, s] = (BT @ rows)[a, s],
+#      one unit-stride loop along the whole row;
+#   3. BT along the rows, tile by tile: tile tj covers columns 4tj .. 4tj+5 of R, and its 36
+#      values go to V[6a + b, c, tile] (the adjoint adds them back; neighbouring tiles share
+#      two columns).
+# Output tiles (their adjoint, reading the 4 rows of dy under a row of tiles, runs these backwards):
+#   1. AT down the columns, one loop per output row a over the tiles tj, reading unit-stride
+#      rows of M;
+#   2. AT along the rows, the four column phases 4u + b (b = 0..3) apart: out[a, b::4].
+# Where each does its stride-4 access (step 3 of the input tiles, step 2 of the output tiles)
+# was measured both ways (batch 4, 2 threads, blocks as conv2d makes them). The input tiles'
+# adjoint this way: 1.7 against 3.0-3.5 ms at 256@32, 1.0 against 2.5-2.8 at 512@16, 3.6
+# against 6.3-7.5 at 512@32, as fast at 128 channels; 61 against 83 ms per U-Net step at
+# base 32. The input tiles themselves ran about as fast either way (133 against 137 ms per
+# step) and take the same shape as their adjoint; the output tiles and their adjoint ran as
+# fast or faster the way they are. The formulas below are the rows of the matrices in
+# reference.py, grouped to share terms:
 #   BT @ e = (4e0 - 5e2 + e4,  (e3 + e4) - 4(e1 + e2),  (e4 - e3) + 4(e1 - e2),
 #             (e4 - e2) + 2(e3 - e1),  (e4 - e2) - 2(e3 - e1),  4e1 - 5e3 + e5)
 #   AT @ m = (m0 + m1 + m2 + m3 + m4,  (m1 - m2) + 2(m3 - m4),  (m1 + m2) + 4(m3 + m4),
@@ -223,11 +232,11 @@ def _row_span(r, t0, t1, TW):
 def _winograd_input_tiles(x, PT, PL, TH, TW, t0, V):
     N, C, H, W = x.shape
     t1 = t0 + V.shape[2]
-    w = max(0, min(W, 4 * TW + 2 - PL))  # the columns of x that some tile reads
+    S = 4 * TW + 2  # the padded columns that the row of tiles covers
+    w = max(0, min(W, S - PL))  # the columns of x that some tile reads
     for c in prange(C):
-        Vc = V[:, c]  # (36, tiles): this thread's rows of V
-        rows = np.zeros((6, 4 * TW + 4), dtype=x.dtype)  # rows[i, s] = xpad[n, c, 4ti + i, s]
-        R = np.empty((4, 6, TW + 1), dtype=x.dtype)  # R[p, a, u] = (BT @ rows)[a, 4u + p]
+        rows = np.zeros((6, S), dtype=x.dtype)  # rows[i, s] = xpad[n, c, 4ti + i, s]
+        R = np.empty((6, S), dtype=x.dtype)  # R[a, s] = (BT @ rows)[a, s]
         for r in _tile_rows(t0, t1, TW):
             n, ti = r // TH, r % TH
             for i in range(6):
@@ -236,74 +245,61 @@ def _winograd_input_tiles(x, PT, PL, TH, TW, t0, V):
                     rows[i, PL:PL + w] = x[n, c, h, :w]
                 else:
                     rows[i, PL:PL + w] = 0
-            for p in range(4):  # BT on the rows, one column phase at a time
-                d, Rp = rows[:, p::4], R[p]  # (6, TW + 1) each
-                for u in range(TW + 1):
-                    Rp[0, u] = 4 * d[0, u] - 5 * d[2, u] + d[4, u]
-                    Rp[1, u] = (d[3, u] + d[4, u]) - 4 * (d[1, u] + d[2, u])
-                    Rp[2, u] = (d[4, u] - d[3, u]) + 4 * (d[1, u] - d[2, u])
-                    Rp[3, u] = (d[4, u] - d[2, u]) + 2 * (d[3, u] - d[1, u])
-                    Rp[4, u] = (d[4, u] - d[2, u]) - 2 * (d[3, u] - d[1, u])
-                    Rp[5, u] = 4 * d[1, u] - 5 * d[3, u] + d[5, u]
+            for s in range(S):  # BT down the columns: every padded column of the six rows
+                d0, d1, d2 = rows[0, s], rows[1, s], rows[2, s]
+                d3, d4, d5 = rows[3, s], rows[4, s], rows[5, s]
+                R[0, s] = 4 * d0 - 5 * d2 + d4
+                R[1, s] = (d3 + d4) - 4 * (d1 + d2)
+                R[2, s] = (d4 - d3) + 4 * (d1 - d2)
+                R[3, s] = (d4 - d2) + 2 * (d3 - d1)
+                R[4, s] = (d4 - d2) - 2 * (d3 - d1)
+                R[5, s] = 4 * d1 - 5 * d3 + d5
             j0, count, first = _row_span(r, t0, t1, TW)
-            for a in range(6):  # BT on the columns: V[6a + b, c, first + q] for tile (r, j0 + q)
-                # the tile's six columns, each a (count,) view over the tiles
-                e0, e1, e2, e3 = R[0, a, j0:], R[1, a, j0:], R[2, a, j0:], R[3, a, j0:]
-                e4, e5 = R[0, a, j0 + 1:], R[1, a, j0 + 1:]
-                v = Vc[6 * a:6 * a + 6, first:first + count]  # (6, count)
+            for a in range(6):  # BT along the rows, tile by tile: V[6a + b, c, first + q]
                 for q in range(count):
-                    v[0, q] = 4 * e0[q] - 5 * e2[q] + e4[q]
-                for q in range(count):
-                    v[1, q] = (e3[q] + e4[q]) - 4 * (e1[q] + e2[q])
-                for q in range(count):
-                    v[2, q] = (e4[q] - e3[q]) + 4 * (e1[q] - e2[q])
-                for q in range(count):
-                    v[3, q] = (e4[q] - e2[q]) + 2 * (e3[q] - e1[q])
-                for q in range(count):
-                    v[4, q] = (e4[q] - e2[q]) - 2 * (e3[q] - e1[q])
-                for q in range(count):
-                    v[5, q] = 4 * e1[q] - 5 * e3[q] + e5[q]
+                    s, k = 4 * (j0 + q), first + q  # the tile's columns s .. s + 5; its column of V
+                    e0, e1, e2 = R[a, s], R[a, s + 1], R[a, s + 2]
+                    e3, e4, e5 = R[a, s + 3], R[a, s + 4], R[a, s + 5]
+                    V[6 * a, c, k] = 4 * e0 - 5 * e2 + e4
+                    V[6 * a + 1, c, k] = (e3 + e4) - 4 * (e1 + e2)
+                    V[6 * a + 2, c, k] = (e4 - e3) + 4 * (e1 - e2)
+                    V[6 * a + 3, c, k] = (e4 - e2) + 2 * (e3 - e1)
+                    V[6 * a + 4, c, k] = (e4 - e2) - 2 * (e3 - e1)
+                    V[6 * a + 5, c, k] = 4 * e1 - 5 * e3 + e5
 
 
 @numba.njit(**_JIT)
 def _winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx):
     N, C, H, W = dx.shape
     t1 = t0 + dV.shape[2]
-    w = max(0, min(W, 4 * TW + 2 - PL))
+    S = 4 * TW + 2
+    w = max(0, min(W, S - PL))
     for c in prange(C):
-        dVc = dV[:, c]  # (36, tiles)
-        dR = np.empty((4, 6, TW + 1), dtype=dV.dtype)  # gradient of R (input_tiles)
-        drows = np.empty((6, 4 * TW + 4), dtype=dV.dtype)  # gradient of rows
+        dR = np.empty((6, S), dtype=dV.dtype)  # gradient of R (input_tiles)
+        drows = np.empty((6, S), dtype=dV.dtype)  # gradient of rows
         for r in _tile_rows(t0, t1, TW):
             n, ti = r // TH, r % TH
             j0, count, first = _row_span(r, t0, t1, TW)
             dR[:] = 0
-            for a in range(6):  # adjoint of the column step: the tile's column k gets (BT.T @ v)[k]
-                v0, v1, v2 = dVc[6 * a, first:], dVc[6 * a + 1, first:], dVc[6 * a + 2, first:]
-                v3, v4, v5 = dVc[6 * a + 3, first:], dVc[6 * a + 4, first:], dVc[6 * a + 5, first:]
-                k0, k1, k2, k3 = dR[0, a, j0:], dR[1, a, j0:], dR[2, a, j0:], dR[3, a, j0:]
-                k4, k5 = dR[0, a, j0 + 1:], dR[1, a, j0 + 1:]  # columns 4 and 5: the next u
-                for q in range(count):
-                    k0[q] += 4 * v0[q]
-                for q in range(count):
-                    k1[q] += 4 * (v2[q] - v1[q]) + 2 * (v4[q] - v3[q]) + 4 * v5[q]
-                for q in range(count):
-                    k2[q] += -5 * v0[q] - 4 * (v1[q] + v2[q]) - (v3[q] + v4[q])
-                for q in range(count):
-                    k3[q] += (v1[q] - v2[q]) + 2 * (v3[q] - v4[q]) - 5 * v5[q]
-                for q in range(count):
-                    k4[q] += v0[q] + v1[q] + v2[q] + v3[q] + v4[q]
-                for q in range(count):
-                    k5[q] += v5[q]
-            for p in range(4):  # adjoint of BT on the rows: drows = BT.T @ dR, phase by phase
-                d, Rp = drows[:, p::4], dR[p]  # (6, TW + 1) each
-                for u in range(TW + 1):
-                    d[0, u] = 4 * Rp[0, u]
-                    d[1, u] = 4 * (Rp[2, u] - Rp[1, u]) + 2 * (Rp[4, u] - Rp[3, u]) + 4 * Rp[5, u]
-                    d[2, u] = -5 * Rp[0, u] - 4 * (Rp[1, u] + Rp[2, u]) - (Rp[3, u] + Rp[4, u])
-                    d[3, u] = (Rp[1, u] - Rp[2, u]) + 2 * (Rp[3, u] - Rp[4, u]) - 5 * Rp[5, u]
-                    d[4, u] = Rp[0, u] + Rp[1, u] + Rp[2, u] + Rp[3, u] + Rp[4, u]
-                    d[5, u] = Rp[5, u]
+            for a in range(6):  # adjoint of step 3: the tile's columns s .. s + 5 get BT.T @ v
+                for q in range(count):  # (neighbouring tiles share two columns: their terms add)
+                    s, k = 4 * (j0 + q), first + q
+                    v0, v1, v2 = dV[6 * a, c, k], dV[6 * a + 1, c, k], dV[6 * a + 2, c, k]
+                    v3, v4, v5 = dV[6 * a + 3, c, k], dV[6 * a + 4, c, k], dV[6 * a + 5, c, k]
+                    dR[a, s] += 4 * v0
+                    dR[a, s + 1] += 4 * (v2 - v1) + 2 * (v4 - v3) + 4 * v5
+                    dR[a, s + 2] += -5 * v0 - 4 * (v1 + v2) - (v3 + v4)
+                    dR[a, s + 3] += (v1 - v2) + 2 * (v3 - v4) - 5 * v5
+                    dR[a, s + 4] += v0 + v1 + v2 + v3 + v4
+                    dR[a, s + 5] += v5
+            for s in range(S):  # adjoint of BT down the columns: drows = BT.T @ dR
+                g0, g1, g2, g3, g4, g5 = dR[0, s], dR[1, s], dR[2, s], dR[3, s], dR[4, s], dR[5, s]
+                drows[0, s] = 4 * g0
+                drows[1, s] = 4 * (g2 - g1) + 2 * (g4 - g3) + 4 * g5
+                drows[2, s] = -5 * g0 - 4 * (g1 + g2) - (g3 + g4)
+                drows[3, s] = (g1 - g2) + 2 * (g3 - g4) - 5 * g5
+                drows[4, s] = g0 + g1 + g2 + g3 + g4
+                drows[5, s] = g5
             for i in range(6):  # into dx; rows in the padding are dropped
                 h = 4 * ti - PT + i
                 if 0 <= h < H:
