@@ -184,15 +184,18 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
 #   3. BT along the rows, tile by tile: tile tj covers columns 4tj .. 4tj+5 of R, and its 36
 #      values go to V[6a + b, c, tile] (the adjoint adds them back; neighbouring tiles share
 #      two columns).
-# Output tiles (their adjoint, reading the 4 rows of dy under a row of tiles, runs these backwards):
+# Output tiles:
 #   1. AT down the columns, one loop per output row a over the tiles tj, reading unit-stride
 #      rows of M;
 #   2. AT along the rows, the four column phases 4u + b (b = 0..3) apart: out[a, b::4].
-# Where each does its stride-4 access (step 3 of the input tiles, step 2 of the output tiles)
+# Their adjoint, dM = AT.T @ dy_tile @ AT from the 4 rows g of dy under a row of tiles, takes
+# the same two steps with AT.T: step 1 phase by phase (g[:, b::4]), step 2 writing unit-stride
+# rows of dM.
+# Where each does its stride-4 access (step 3 of the input tiles, the phases of the output tiles)
 # was measured both ways (batch 4, 2 threads, blocks as conv2d makes them). The input tiles'
-# adjoint this way: 1.7 against 3.0-3.5 ms at 256@32, 1.0 against 2.5-2.8 at 512@16, 3.6
-# against 6.3-7.5 at 512@32, as fast at 128 channels; 61 against 83 ms per U-Net step at
-# base 32. The input tiles themselves ran about as fast either way (133 against 137 ms per
+# adjoint as above against the output tiles' way (its phases in step 2): 1.7 against 3.0-3.5
+# ms at 256@32, 1.0 against 2.5-2.8 at 512@16, 3.6 against 6.3-7.5 at 512@32, as fast at 128
+# channels; 61 against 83 ms per U-Net step at base 32. The input tiles themselves ran about as fast either way (133 against 137 ms per
 # step) and take the same shape as their adjoint; the output tiles and their adjoint ran as
 # fast or faster the way they are. The formulas below are the rows of the matrices in
 # reference.py, grouped to share terms:
@@ -317,7 +320,7 @@ def _winograd_output_tiles(M, TH, TW, t0, y):
         for r in _tile_rows(t0, t1, TW):
             n, ti = r // TH, r % TH
             j0, count, first = _row_span(r, t0, t1, TW)
-            for j in range(6):  # AT on the rows: m_tile[i, j] = M[6i + j, f, t]
+            for j in range(6):  # step 1, AT down the columns: m_tile[i, j] = M[6i + j, f, t]
                 m0, m1, m2 = Mf[j, first:], Mf[6 + j, first:], Mf[12 + j, first:]
                 m3, m4, m5 = Mf[18 + j, first:], Mf[24 + j, first:], Mf[30 + j, first:]
                 p0, p1, p2, p3 = P[0, j, j0:], P[1, j, j0:], P[2, j, j0:], P[3, j, j0:]
@@ -329,7 +332,7 @@ def _winograd_output_tiles(M, TH, TW, t0, y):
                     p2[q] = (m1[q] + m2[q]) + 4 * (m3[q] + m4[q])
                 for q in range(count):
                     p3[q] = (m1[q] - m2[q]) + 8 * (m3[q] - m4[q]) + m5[q]
-            for a in range(4):  # AT on the columns: the tile's columns 4u + b
+            for a in range(4):  # step 2, AT along the rows: the tile's columns 4u + b
                 m0, m1, m2, m3, m4, m5 = P[a, 0], P[a, 1], P[a, 2], P[a, 3], P[a, 4], P[a, 5]
                 o0, o1, o2, o3 = out[a, 0::4], out[a, 1::4], out[a, 2::4], out[a, 3::4]  # (TW,)
                 for u in range(j0, j0 + count):
@@ -359,7 +362,7 @@ def _winograd_output_tiles_adjoint(dy, TH, TW, t0, dM):
                     g[a, :w] = dy[n, f, 4 * ti + a, :w]
                 else:
                     g[a, :w] = 0
-            for b in range(4):  # AT.T on the rows, one column phase at a time
+            for b in range(4):  # step 1 with AT.T: down the columns of g, phase by phase
                 d, Rb = g[:, b::4], R[b]  # (4, TW), (6, TW)
                 for u in range(j0, j0 + count):
                     Rb[0, u] = d[0, u]
@@ -368,7 +371,7 @@ def _winograd_output_tiles_adjoint(dy, TH, TW, t0, dM):
                     Rb[3, u] = (d[0, u] + 4 * d[2, u]) + 2 * (d[1, u] + 4 * d[3, u])
                     Rb[4, u] = (d[0, u] + 4 * d[2, u]) - 2 * (d[1, u] + 4 * d[3, u])
                     Rb[5, u] = d[3, u]
-            for i in range(6):  # AT.T on the columns: dM[6i + j, f, first + q] for tile (r, j0 + q)
+            for i in range(6):  # step 2 with AT.T, along the rows: dM[6i + j, f, first + q]
                 g0, g1, g2, g3 = R[0, i, j0:], R[1, i, j0:], R[2, i, j0:], R[3, i, j0:]
                 dm = dMf[6 * i:6 * i + 6, first:first + count]  # (6, count)
                 for q in range(count):
