@@ -170,6 +170,15 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
     return dx
 
 
+# A stride-1 conv2d's forward on this backend skips im2col from this many input channels per
+# group on: minidl/ops/conv_shifted.py builds KH shifted copies of the input rows and takes KW
+# products on shifted views of them. Measured, conv2d 3x3 forward, 2 threads, batch 4 at
+# 256x256, shifted rows against im2col: 64 -> 32 channels 78 against 103 ms, 32 -> 32 40
+# against 47, 16 -> 16 13 against 17, 16 -> 32 25 against 26, but 8 -> 32 23 against 21 and
+# 1 -> 32 20 against 6.5 (products of inner dimension 3*C are too thin below 16 channels).
+SHIFTED_ROWS_MIN_CHANNELS = 16
+
+
 # ---- convolution: Winograd F(4x4, 3x3) tiles -------------------------------------------------
 #
 # One thread per channel (input channel c for the input transforms, filter f for the output

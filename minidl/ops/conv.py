@@ -51,6 +51,7 @@ import math
 
 from ..autograd import Function
 from ..backend import array_module, kernels_for
+from . import conv_shifted
 from .conv_winograd import winograd_applies, winograd_backward, winograd_forward
 
 DEFAULT_COLUMN_BUFFER_LIMIT = 512 * 2**20  # bytes
@@ -329,6 +330,13 @@ class Conv2d(Function):
         blocks = self._blocks(lowering, N, C, x.itemsize, xp)
 
         y = xp.empty((N, F, OH, OW), dtype=x.dtype)
+        if conv_shifted.applies(kern, lowering, C // G):  # stride 1: KW products on shifted rows, no im2col
+            shifted_blocks = conv_blocks(N, OH, OW, KH * C * x.itemsize)  # S holds KH*C values per pixel
+            conv_shifted.conv_by_shifted_rows(lowering, x, conv_shifted.shifted_weights(weight, G),
+                                              shifted_blocks, y, bias)
+            self.save(x=x if self.needs_input_grad[1] else None, weight=weight, x_shape=x.shape,
+                      lowering=lowering, blocks=blocks, groups=G, winograd_padding=None)
+            return y
         y_g = split_groups(y, G)  # (N, G, F/G, P), a view of y
         bias_g = bias.reshape(G, F // G, 1) if bias is not None else None
         for samples, rows in blocks:
