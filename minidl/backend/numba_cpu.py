@@ -170,6 +170,43 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
     return dx
 
 
+@numba.njit(**_JIT)
+def _stack_shifted_rows(x, r0, R, KH, DH, PT, PL, WC, G, S):
+    """S[n, g, p*C/G + c, m] = band[n, g*C/G + c, m + DH*p*WC] (reference.stack_shifted_rows):
+    band row k of S's row p is canvas row r0 + DH*p + k, written to S[..., k*WC : (k+1)*WC]."""
+    N, C, H, W = x.shape
+    Cg, width = C // G, S.shape[-1]
+    band_rows = R + DH * (KH - 1)
+    w = max(0, min(W, WC - PL))  # columns of x inside the canvas
+    for nc in prange(N * C):  # one thread per channel (n, c): its KH rows of S
+        n, ch = nc // C, nc % C
+        g, c = ch // Cg, ch % Cg
+        for p in range(KH):
+            row = p * Cg + c
+            for k in range(R + 1):  # R rows and the start of one more (the last DW*(KW-1) values)
+                m0, m1 = k * WC, min((k + 1) * WC, width)
+                if m0 >= m1:
+                    break
+                band_row = DH * p + k
+                h = r0 + band_row - PT  # the row of x in this canvas row
+                if band_row >= band_rows or h < 0 or h >= H:  # past the band, or padding
+                    S[n, g, row, m0:m1] = 0
+                    continue
+                # canvas columns 0 .. PL-1 and PL+w .. are padding, PL .. PL+w-1 hold x[.., h, :w]
+                a, b = min(m0 + PL, m1), min(m0 + PL + w, m1)
+                S[n, g, row, m0:a] = 0
+                S[n, g, row, a:b] = x[n, ch, h, :b - a]
+                S[n, g, row, b:m1] = 0
+
+
+def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
+    """See ``reference.stack_shifted_rows``: x (N,C,H,W) -> S (N, G, KH*C/G, R*WC + DW*(KW-1))."""
+    N, C = x.shape[:2]
+    S = np.empty((N, G, KH * (C // G), R * WC + DW * (KW - 1)), dtype=x.dtype) if out is None else out
+    _stack_shifted_rows(np.ascontiguousarray(x), r0, R, KH, DH, PT, PL, WC, G, S)
+    return S
+
+
 # A stride-1 conv2d's forward on this backend skips im2col from this many input channels per
 # group on: minidl/ops/conv_shifted.py builds KH shifted copies of the input rows and takes KW
 # products on shifted views of them. Measured, conv2d 3x3 forward, 2 threads, batch 4 at

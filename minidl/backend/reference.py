@@ -94,6 +94,37 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
         return np.ascontiguousarray(dxpad[:, :, PH:PH + H, PW:PW + W])
     return dxpad
 
+# ---- convolution: shifted rows (a stride-1 conv2d without im2col) ---------------------------
+
+def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
+    r"""The matrix S of output rows r0 .. r0+R-1 of a stride-1 conv2d (minidl/ops/conv_shifted.py).
+
+    x (N, C, H, W) -> S (N, G, KH*C/G, R*WC + DW*(KW-1)),
+        S[n, g, p*C/G + c, m] = band[n, g*C/G + c, m + DH*p*WC]
+    where band[n, c] is canvas rows r0 .. r0 + R + DH*(KH-1) - 1 of channel c, flattened row by
+    row: the canvas is x zero padded, canvas[n, c, r, s] = x[n, c, r - PT, s - PL] where that
+    lies inside x, else 0, WC columns wide (input columns past WC are never read). Rows are
+    ordered (g, p, c): each group's channels, KH times, shifted DH canvas rows apart. The last
+    DW*(KW-1) values of p = KH-1 lie past the band (only dropped output columns read them): 0.
+    Memory: KH times the band, where im2col's columns hold KH*KW times the output pixels.
+    ``out``: a C-contiguous array of S's shape and x's dtype to write S into (it is returned).
+    """
+    N, C, H, W = x.shape
+    band_rows = R + DH * (KH - 1)
+    band = np.zeros((N, C, band_rows + 1, WC), dtype=x.dtype)  # +1 zero row: the last values
+    k0, k1 = max(0, PT - r0), max(0, min(band_rows, PT + H - r0))  # band rows that hold rows of x
+    w = max(0, min(W, WC - PL))  # columns of x inside the canvas
+    if k0 < k1 and w > 0:
+        band[:, :, k0:k1, PL:PL + w] = x[:, :, r0 + k0 - PT:r0 + k1 - PT, :w]
+    flat = band.reshape(N, G, C // G, (band_rows + 1) * WC)
+    width = R * WC + DW * (KW - 1)
+    S = np.empty((N, G, KH * (C // G), width), dtype=x.dtype) if out is None else out
+    rows = S.reshape(N, G, KH, C // G, width)  # a view: row (p, c) of each group
+    for p in range(KH):
+        rows[:, :, p] = flat[..., DH * p * WC:DH * p * WC + width]
+    return S
+
+
 # ---- convolution: Winograd F(4x4, 3x3) tiles ----------------------------------------------
 #
 # Winograd's minimal filtering algorithm (Lavin & Gray 2016; the op is minidl/ops/conv_winograd.py)
@@ -113,8 +144,10 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
 # transforms below are written to be read, and conv2d forward + backward at 128 channels,
 # 128x128, batch 2, took 416 ms by them against 184 ms by im2col. So on this backend conv2d
 # uses them only when ``set_winograd_min_channels`` asks (the tests do).
-OPTIONAL_KERNELS = ("winograd_input_tiles", "winograd_input_tiles_adjoint",
+WINOGRAD_KERNELS = ("winograd_input_tiles", "winograd_input_tiles_adjoint",
                     "winograd_output_tiles", "winograd_output_tiles_adjoint")
+# Kernels that only speed an op up; a backend may leave them out and the op takes another path.
+OPTIONAL_KERNELS = WINOGRAD_KERNELS + ("stack_shifted_rows",)
 # The matrices of F(4, 3) for the points 0, 1, -1, 2, -2 and infinity (docs/gradients/conv2d_winograd.md):
 # y = AT @ [(G @ g) * (BT @ d)] is the 4-output correlation y[i] = d[i] g[0] + d[i+1] g[1] + d[i+2] g[2].
 WINOGRAD_TILE = 4  # m: outputs per tile side; the patch side is m + 2 = 6

@@ -332,7 +332,7 @@ class Conv2d(Function):
         y = xp.empty((N, F, OH, OW), dtype=x.dtype)
         if conv_shifted.applies(kern, lowering, C // G):  # stride 1: KW products on shifted rows, no im2col
             shifted_blocks = conv_blocks(N, OH, OW, KH * C * x.itemsize)  # S holds KH*C values per pixel
-            conv_shifted.conv_by_shifted_rows(lowering, x, conv_shifted.shifted_weights(weight, G),
+            conv_shifted.conv_by_shifted_rows(kern, lowering, x, conv_shifted.shifted_weights(weight, G),
                                               shifted_blocks, y, bias)
             self.save(x=x if self.needs_input_grad[1] else None, weight=weight, x_shape=x.shape,
                       lowering=lowering, blocks=blocks, groups=G, winograd_padding=None)
@@ -440,6 +440,13 @@ class Conv2d(Function):
         # wrot[g][c, (f, p', q')] = weight[g*F/G + f, c, KH-1-p', KW-1-q']
         rotated = weight.reshape(G, F // G, Cg, KH, KW)[:, :, :, ::-1, ::-1]  # (G, F/G, C/G, KH, KW)
         rotated = xp.ascontiguousarray(rotated.transpose(0, 2, 1, 3, 4))  # (G, C/G, F/G, KH, KW)
+        if conv_shifted.applies(kern, lowering, F // G):  # dy's shifted rows instead of its columns
+            blocks = conv_blocks(N, H, W, KH * F * dy.itemsize)  # S holds KH*F values per pixel
+            dx, dweight_rot = conv_shifted.backward_by_shifted_rows(
+                kern, lowering, dy, x if needs_weight else None, rotated.reshape(C, F // G, KH, KW), G,
+                blocks, needs_weight)
+            dweight_rot = dweight_rot.reshape(G, Cg, -1) if needs_weight else None  # (G, C/G, F/G*KH*KW)
+            return dx, Conv2d._unrotate(dweight_rot, weight.shape, G) if needs_weight else None
         weight_rot = rotated.reshape(G, Cg, -1)  # (G, C/G, F/G*KH*KW)
         dweight_rot = xp.zeros(weight_rot.shape, dtype=dy.dtype) if needs_weight else None
         x_g = split_groups(x, G) if needs_weight else None  # (N, G, C/G, H*W)
@@ -454,11 +461,15 @@ class Conv2d(Function):
                 x_block = _pixels(x_g[samples], rows, H, W)
                 for i in range(x_block.shape[0]):  # sample by sample: no (n, G, C/G, F/G*KH*KW) temporary
                     dweight_rot += x_block[i] @ dcols[i].swapaxes(-1, -2)
-        dweight = None
-        if needs_weight:  # undo the rotation: dweight[g*F/G + f, c, p, q] = dWrot[g, c, (f, KH-1-p, KW-1-q)]
-            dweight_rot = dweight_rot.reshape(G, Cg, F // G, KH, KW)[:, :, :, ::-1, ::-1]
-            dweight = xp.ascontiguousarray(dweight_rot.transpose(0, 2, 1, 3, 4)).reshape(F, Cg, KH, KW)
-        return dx, dweight
+        return dx, Conv2d._unrotate(dweight_rot, weight.shape, G) if needs_weight else None
+
+    @staticmethod
+    def _unrotate(dweight_rot, weight_shape, G):
+        """dweight from dWrot (G, C/G, F/G*KH*KW): dweight[g*F/G + f, c, p, q] = dWrot[g, c, (f, KH-1-p, KW-1-q)]."""
+        F, Cg, KH, KW = weight_shape
+        dweight_rot = dweight_rot.reshape(G, Cg, F // G, KH, KW)[:, :, :, ::-1, ::-1]
+        dweight = dweight_rot.transpose(0, 2, 1, 3, 4)  # (G, F/G, C/G, KH, KW)
+        return array_module(dweight_rot).ascontiguousarray(dweight).reshape(F, Cg, KH, KW)
 
 
 def _pixels(a, rows, OH, OW):

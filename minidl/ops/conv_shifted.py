@@ -26,6 +26,8 @@ conv2d forward of 64 -> 32 channels at 256x256, 75 ms against 132 ms with im2col
 Blocks as im2col's (:func:`conv_blocks`): whole samples or bands of R output rows of one
 sample, whose S is built just before its products, while it is in cache.
 """
+import math
+
 from ..backend import array_module
 
 
@@ -37,7 +39,8 @@ def applies(kern, lowering, channels_per_group):
     if lowering.stride != (1, 1) or lowering.tiles:
         return False  # (decided without asking the kernel module)
     threshold = getattr(kern, "SHIFTED_ROWS_MIN_CHANNELS", None)
-    return threshold is not None and channels_per_group >= threshold
+    return (threshold is not None and channels_per_group >= threshold
+            and hasattr(kern, "stack_shifted_rows"))
 
 
 def shifted_weights(weight, G):
@@ -47,46 +50,110 @@ def shifted_weights(weight, G):
     return array_module(weight).ascontiguousarray(w).reshape(KW, G, F // G, KH * Cg)
 
 
-def stacked_rows(lowering, x, rows, G):
-    """S of the output rows ``rows``, x (n, C, H, W) -> (n, G, KH*C/G, R*WC + D*(KW-1)), R = len(rows)."""
-    xp = array_module(x)
-    (KH, KW), (DH, DW) = lowering.kernel, lowering.dilation
-    WC = lowering.canvas[1]
+class Scratch:
+    """Arrays reused from block to block instead of allocated per block: memory the process
+    has just written is in cache and mapped, a fresh allocation may be neither."""
+
+    def __init__(self, xp, dtype):
+        self.xp, self.dtype, self.buffers = xp, dtype, {}
+
+    def get(self, name, shape):
+        """A C-contiguous array of ``shape``: the start of buffer ``name``, grown when too small."""
+        size = math.prod(shape)
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self.buffers[name] = self.xp.empty(size, dtype=self.dtype)
+        return buffer[:size].reshape(shape)
+
+
+def stacked_rows(kern, lowering, x, rows, G, scratch):
+    """S of the output rows ``rows``, x (n, C, H, W) -> (n, G, KH*C/G, R*WC + D*(KW-1)), R = len(rows),
+    by the backend's ``stack_shifted_rows`` (zero padding included, see minidl/backend/reference.py)."""
+    (KH, KW), (DH, DW), (PT, PL) = lowering.kernel, lowering.dilation, lowering.top_left
     n, C = x.shape[:2]
-    band = lowering.canvas_band(x, *lowering._band(rows))  # (n, C, R + DH*(KH-1), WC)
-    flat = band.reshape(n, G, C // G, -1)  # (n, G, C/G, (R + DH*(KH-1))*WC), flat[c, r*WC + s]
-    width = (rows.stop - rows.start) * WC + DW * (KW - 1)
-    S = xp.empty((n, G, KH, C // G, width), dtype=x.dtype)
-    for p in range(KH):
-        start = DH * p * WC
-        part = flat[..., start:start + width]
-        S[..., p, :, :part.shape[-1]] = part
-        # the last D*(KW-1) values of the last p lie past the band; only dropped columns read them
-        S[..., p, :, part.shape[-1]:] = 0
-    return S.reshape(n, G, KH * (C // G), width)  # rows ordered (p, c), as Wq's columns
+    R, WC = rows.stop - rows.start, lowering.canvas[1]
+    S = scratch.get("S", (n, G, KH * (C // G), R * WC + DW * (KW - 1)))
+    # stride 1: output row i's windows start at canvas row i, so the band starts at rows.start
+    return kern.stack_shifted_rows(x, rows.start, R, KH, KW, DH, DW, PT, PL, WC, G, out=S)
 
 
-def conv_by_shifted_rows(lowering, x, weight_q, blocks, y, bias=None):
+def shifted_weights_adjoint(dweight_q, weight_shape):
+    """The inverse of :func:`shifted_weights`: dWq (KW, G, F/G, KH*C/G) -> (F, C/G, KH, KW)."""
+    F, Cg, KH, KW = weight_shape
+    _, G, Fg, _ = dweight_q.shape
+    dw = dweight_q.reshape(KW, G, Fg, KH, Cg).transpose(1, 2, 4, 3, 0)  # (G, F/G, C/G, KH, KW)
+    return array_module(dweight_q).ascontiguousarray(dw).reshape(weight_shape)
+
+
+def _products(weight_q, S, wide, DW, scratch):
+    """sum_q Wq[q] @ S[..., DW*q : DW*q + wide]: (KW, G, F/G, KH*C/G), (n, G, KH*C/G, >= wide)
+    -> (n, G, F/G, wide), KW products on shifted views of S, summed."""
+    xp = array_module(S)
+    shape = S.shape[:2] + (weight_q.shape[2], wide)  # (n, G, F/G, wide)
+    y_wide, term = scratch.get("y_wide", shape), scratch.get("term", shape)
+    xp.matmul(weight_q[0], S[..., :wide], out=y_wide)
+    for q in range(1, weight_q.shape[0]):
+        xp.matmul(weight_q[q], S[..., DW * q:DW * q + wide], out=term)
+        y_wide += term
+    return y_wide
+
+
+def conv_by_shifted_rows(kern, lowering, x, weight_q, blocks, y, bias=None):
     """y (N, F, OH, OW) = the stride-1 conv2d of x (N, C, H, W) with Wq (:func:`shifted_weights`)
     (+ bias (F,)), written block by block into ``y``; returns y."""
     xp = array_module(x)
-    KW, G, Fg, _ = weight_q.shape
-    DW = lowering.dilation[1]
-    OH, OW = lowering.out_size
-    WC = lowering.canvas[1]
+    G, Fg = weight_q.shape[1:3]
+    OW, WC = lowering.out_size[1], lowering.canvas[1]
+    scratch = Scratch(xp, x.dtype)
     for samples, rows in blocks:
-        S = stacked_rows(lowering, x[samples], rows, G)  # (n, G, KH*C/G, R*WC + DW*(KW-1))
+        S = stacked_rows(kern, lowering, x[samples], rows, G, scratch)  # (n, G, KH*C/G, R*WC + DW*(KW-1))
         n, R = S.shape[0], rows.stop - rows.start
-        wide = R * WC  # the block's output pixels, WC per row
         # y_wide[n, g] = sum_q Wq[q, g] @ S[n, g][:, DW*q : DW*q + R*WC]: (G, F/G, KH*C/G) @ (n, G, KH*C/G, R*WC)
-        y_wide = xp.matmul(weight_q[0], S[..., :wide])  # (n, G, F/G, R*WC)
-        term = xp.empty_like(y_wide)
-        for q in range(1, KW):
-            xp.matmul(weight_q[q], S[..., DW * q:DW * q + wide], out=term)
-            y_wide += term
+        y_wide = _products(weight_q, S, R * WC, lowering.dilation[1], scratch)  # (n, G, F/G, R*WC)
         y_wide = y_wide.reshape(n, G * Fg, R, WC)[..., :OW]  # (n, F, R, OW): the wrapped columns dropped
         if bias is not None:
             xp.add(y_wide, bias.reshape(G * Fg, 1, 1), out=y[samples, :, rows])
         else:
             y[samples, :, rows] = y_wide
     return y
+
+
+def backward_by_shifted_rows(kern, lowering, dy, x, weight_rot, G, blocks, needs_weight):
+    r"""dx, and the gradient of the rotated weight, of a stride-1 conv2d by shifted rows of dy.
+
+    ``lowering`` is the one of dx as a conv2d of dy (conv.Conv2d._flipped_lowering), with the
+    rotated kernel ``weight_rot`` (C, F/G, KH, KW) (docs/gradients/conv2d.md):
+
+        dx = the stride-1 conv2d of dy with weight_rot       (shifted rows of dy, as forward)
+        dWrot[c, f, p, q] = sum_{n, h, w} x[n, c, h, w] * dypad[n, f, h + D*p, w + D*q]
+
+    With x_wide = x on dx's wide pixels (x[c, h, w] at l = h*WC + w, zero in the dropped
+    columns w >= W) and the same S of dy, dypad[f, h + D*p, w + D*q] = S[(p, f), l + D*q], so
+        dWq[q][c, (p, f)] = sum_l x_wide[c, l] * S[(p, f), l + D*q]  =  x_wide @ S[:, D*q : D*q + L].T
+    the adjoint of forward's products, one S per block serving dx and dweight. Returns
+    (dx (N, C, H, W), dWrot (C, F/G, KH, KW) or None).
+    """
+    xp = array_module(dy)
+    N, C, (H, W) = dy.shape[0], weight_rot.shape[0], lowering.out_size  # dx's shape
+    DW, WC = lowering.dilation[1], lowering.canvas[1]
+    weight_q = shifted_weights(weight_rot, G)  # (KW, G, C/G, KH*F/G)
+    dweight_q = xp.zeros_like(weight_q) if needs_weight else None
+    dx = xp.empty((N, C, H, W), dtype=dy.dtype)
+    scratch = Scratch(xp, dy.dtype)
+    for samples, rows in blocks:
+        S = stacked_rows(kern, lowering, dy[samples], rows, G, scratch)  # (n, G, KH*F/G, R*WC + DW*(KW-1))
+        n, R = S.shape[0], rows.stop - rows.start
+        wide = R * WC
+        dx_wide = _products(weight_q, S, wide, DW, scratch)  # (n, G, C/G, R*WC)
+        dx[samples, :, rows] = dx_wide.reshape(n, C, R, WC)[..., :W]
+        if needs_weight:
+            x_wide = scratch.get("x_wide", (n, C, R, WC))
+            x_wide[..., :W] = x[samples, :, rows]
+            x_wide[..., W:] = 0  # the dropped columns: no term of dweight
+            x_wide = x_wide.reshape(n, G, C // G, wide)  # (n, G, C/G, R*WC)
+            for q in range(weight_q.shape[0]):
+                for i in range(n):  # sample by sample: no (n, G, C/G, KH*F/G) temporary
+                    # dWq[q, g] += x_wide[i, g] @ S[i, g][:, DW*q : DW*q + L].T: (G, C/G, L) @ (G, L, KH*F/G)
+                    dweight_q[q] += x_wide[i] @ S[i, ..., DW * q:DW * q + wide].swapaxes(-1, -2)
+    dweight_rot = shifted_weights_adjoint(dweight_q, weight_rot.shape) if needs_weight else None
+    return dx, dweight_rot

@@ -51,7 +51,7 @@ lets U go after its last use, before dU exists; conv2d forward + backward at 102
 import numpy as np
 
 from ..backend import array_module
-from ..backend.reference import OPTIONAL_KERNELS, WINOGRAD_G, WINOGRAD_TILE
+from ..backend.reference import WINOGRAD_G, WINOGRAD_KERNELS, WINOGRAD_TILE
 from . import conv  # for its column-buffer limit (conv imports this module too; used at call time)
 
 WINOGRAD_MIN_CHANNELS = None  # None: each backend's own threshold (see the module docstring)
@@ -89,7 +89,7 @@ def winograd_applies(kern, x_shape, weight_shape, stride, dilation, groups):
         return False  # (decided without asking the kernel module)
     threshold = min_channels(kern)
     return (threshold is not None and min(C, F) >= threshold
-            and all(hasattr(kern, name) for name in OPTIONAL_KERNELS))
+            and all(hasattr(kern, name) for name in WINOGRAD_KERNELS))
 
 
 POINTS = (WINOGRAD_TILE + 2) ** 2  # 36 Winograd points (a, b) per tile: its 6x6 patch

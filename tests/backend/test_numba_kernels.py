@@ -118,6 +118,49 @@ def test_im2col_and_col2im_equal_the_reference(geometry, dtype, seed):
     np.testing.assert_array_equal(dx, reference.col2im(dcols, shape, *args))
 
 
+@st.composite
+def shifted_rows_geometries(draw):
+    """A stride-1 conv2d's geometry and a band of its output rows: (x shape, kernel args)."""
+    G = draw(st.integers(1, 3))
+    KH, KW, DH, DW = (draw(st.integers(1, 3)) for _ in range(4))
+    PT, PB, PL, PR = (draw(st.integers(0, 3)) for _ in range(4))
+    H = draw(st.integers(max(1, DH * (KH - 1) + 1 - PT - PB), DH * (KH - 1) + 8))
+    W = draw(st.integers(max(1, DW * (KW - 1) + 1 - PL - PR), DW * (KW - 1) + 8))
+    OH, OW = H + PT + PB - DH * (KH - 1), W + PL + PR - DW * (KW - 1)
+    r0 = draw(st.integers(0, OH - 1))
+    R = draw(st.integers(1, OH - r0))
+    shape = (draw(st.integers(1, 2)), G * draw(st.integers(1, 3)), H, W)
+    return shape, (r0, R, KH, KW, DH, DW, PT, PL, OW + DW * (KW - 1), G), (PB, PR)
+
+
+@SETTINGS
+@given(geometry=shifted_rows_geometries(), dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_stack_shifted_rows_equals_the_reference_and_the_index_formula(geometry, dtype, seed):
+    shape, args, (PB, PR) = geometry
+    r0, R, KH, KW, DH, DW, PT, PL, WC, G = args
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    S = numba_cpu.stack_shifted_rows(x, *args)
+    expected = reference.stack_shifted_rows(x, *args)
+    assert S.dtype == dtype and S.shape == expected.shape == (shape[0], G, KH * shape[1] // G, R * WC + DW * (KW - 1))
+    np.testing.assert_array_equal(S, expected)
+    # what the products read: S[n, g, p*C/G + c, i*WC + j + DW*q] = xpad[n, g*C/G + c, r0 + i + DH*p, j + DW*q]
+    xpad = np.pad(x, ((0, 0), (0, 0), (PT, PB), (PL, PR)))
+    Cg, OW = shape[1] // G, WC - DW * (KW - 1)
+    S = S.reshape(shape[0], G, KH, Cg, -1)
+    for p in range(KH):
+        for q in range(KW):
+            for i in range(R):
+                got = S[:, :, p, :, i * WC + DW * q:i * WC + DW * q + OW]  # (N, G, C/G, OW)
+                want = xpad[:, :, r0 + i + DH * p, DW * q:DW * q + OW].reshape(shape[0], G, Cg, OW)
+                np.testing.assert_array_equal(got, want)
+
+
+def test_stack_shifted_rows_accepts_non_contiguous_arrays():
+    x = np.random.default_rng(0).standard_normal((2, 4, 9, 8)).transpose(0, 1, 3, 2)[:, ::2]  # strided view
+    args = (1, 5, 3, 2, 1, 2, 1, 1, 9 + 2, 2)
+    np.testing.assert_array_equal(numba_cpu.stack_shifted_rows(x, *args), reference.stack_shifted_rows(x, *args))
+
+
 def test_im2col_and_col2im_accept_non_contiguous_arrays():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 5, 9, 8)).transpose(0, 1, 3, 2)[:, ::2]  # strided view

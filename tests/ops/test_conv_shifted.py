@@ -124,12 +124,31 @@ def test_equals_the_im2col_path(backend, shifted_threshold, stacked_calls, case,
         shifted = _forward_backward(x, w, b, dy, **kw)
     finally:
         conv_ops.set_column_buffer_limit(previous)
+    forward_lowering = stacked_calls[0][1]  # forward's; backward's (dy's rows) is another one
+    forward_calls = [call for call in stacked_calls if call[1] is forward_lowering]
     OH = y_shape[2]
-    banded = rows_per_block is not None and OH > rows_per_block  # else blocks of whole samples
-    assert len(stacked_calls) == (x_shape[0] * -(-OH // rows_per_block) if banded else len(stacked_calls))
-    assert stacked_calls
+    if rows_per_block is not None and OH > rows_per_block:  # bands of rows, else whole samples
+        assert len(forward_calls) == x_shape[0] * -(-OH // rows_per_block)
+    (KH, KW), (DH, DW), padding = w_shape[2:], kw["dilation"], kw["padding"]
+    if not isinstance(padding, tuple) or (padding[0] <= DH * (KH - 1) and padding[1] <= DW * (KW - 1)):
+        assert len(forward_calls) < len(stacked_calls)  # backward took the path too (dy's rows)
+    else:  # more padding than D*(K-1): dx by col2im (conv.Conv2d._flipped_lowering)
+        assert len(forward_calls) == len(stacked_calls)
     for ours, theirs in zip(shifted, im2col):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_only_the_needed_gradients_are_computed(backend, shifted_everywhere, stacked_calls):
+    x, w = _randn((2, 3, 6, 5), 1), _randn((4, 3, 3, 2), 2)
+    dy = minidl.tensor(_randn((2, 4, 6, 5), 3))
+    xt, wt = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
+    conv2d(xt, minidl.tensor(w), padding="same").backward(dy)
+    conv2d(minidl.tensor(x), wt, padding="same").backward(dy)
+    both_x, both_w = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
+    conv2d(both_x, both_w, padding="same").backward(dy)
+    np.testing.assert_allclose(xt.grad.numpy(), both_x.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(wt.grad.numpy(), both_w.grad.numpy(), rtol=1e-12)
+    assert len(stacked_calls) == 3 + 2  # three forwards; dy's rows when dx is wanted
 
 
 def test_float32_agrees_with_the_im2col_path(backend, shifted_everywhere, stacked_calls, shifted_threshold):
