@@ -21,7 +21,8 @@ Categories (:func:`category`):
                     products plus the padding copy and bias add around them, which these
                     ops do inline
   im2col/tiles      the kernels that lay a convolution out for its matrix products: im2col,
-                    col2im and the Winograd tile transforms (winograd_*)
+                    col2im, the shifted rows (stack_shifted_rows) and the Winograd tile
+                    transforms (winograd_*)
   pooling           pooling kernels and the self time of the pooling ops
   elementwise       every other op (activations, loss, softmax, cat, pad, arithmetic),
                     other kernels, and the optimizer (Adam's update, zero_grad)
@@ -56,7 +57,7 @@ def all_subclasses(cls):
 def category(kind, name):
     """The category of a wrapped call: ``kind`` is "op", "kernel" or "optimizer"."""
     if kind == "kernel":
-        if "im2col" in name or "col2im" in name or name.startswith("winograd"):
+        if "im2col" in name or "col2im" in name or name.startswith(("winograd", "stack_shifted_rows")):
             return "im2col/tiles"
         return "pooling" if "pool" in name else "elementwise"
     if kind == "op":

@@ -104,8 +104,8 @@ def markdown(result):
         "- **matrix products**: self time of the Conv2d / ConvTranspose2d (and Linear / MatMul) "
         "ops: the BLAS products **plus** the per-band zero padding, the copies of column "
         "blocks and the bias add that these ops do inline;",
-        "- **im2col/tiles**: the kernels that lay convolutions out for the products: im2col, col2im "
-        "and the Winograd tile transforms (backend module functions);",
+        "- **im2col/tiles**: the kernels that lay convolutions out for the products: im2col, col2im, "
+        "the shifted rows and the Winograd tile transforms (backend module functions);",
         "- **pooling**: pooling kernels and the pooling ops' own time;",
         "- **elementwise**: every other op (ReLU, cross-entropy, softmax, cat, pad, arithmetic), "
         "other kernels, and the optimizer (Adam update, zero_grad);",
