@@ -207,12 +207,13 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
     return S
 
 
-# A stride-1 conv2d's forward on this backend skips im2col from this many input channels per
-# group on: minidl/ops/conv_shifted.py builds KH shifted copies of the input rows and takes KW
-# products on shifted views of them. Measured, conv2d 3x3 forward, 2 threads, batch 4 at
-# 256x256, shifted rows against im2col: 64 -> 32 channels 78 against 103 ms, 32 -> 32 40
-# against 47, 16 -> 16 13 against 17, 16 -> 32 25 against 26, but 8 -> 32 23 against 21 and
-# 1 -> 32 20 against 6.5 (products of inner dimension 3*C are too thin below 16 channels).
+# A stride-1 conv2d on this backend skips im2col from this many input channels per group on
+# (forward, and backward from the rows of dy): minidl/ops/conv_shifted.py stacks KH shifted
+# copies of the input rows (stack_shifted_rows above) and takes KW products on shifted views of
+# them. Measured, conv2d 3x3 forward, 2 threads, batch 4 at 256x256, shifted rows against
+# im2col: 64 -> 32 channels 78 against 103 ms, 32 -> 32 40 against 47, 16 -> 16 13 against 17,
+# 16 -> 32 25 against 26, but 8 -> 32 23 against 21 and 1 -> 32 20 against 6.5 (products of
+# inner dimension 3*C are too thin below 16 channels).
 SHIFTED_ROWS_MIN_CHANNELS = 16
 
 

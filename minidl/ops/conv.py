@@ -35,6 +35,12 @@ out; see minidl/ops/conv_winograd.py and docs/gradients/conv2d_winograd.md) skip
 Winograd's F(4x4, 3x3) needs 36 multiplications per 4x4 output tile where the matrix product
 on columns needs 16 * 9 = 144. ``Conv2d`` hands those cases to that module, forward and backward.
 
+Shifted rows. A stride-1 conv2d with enough input channels per group (on the Numba backend
+16) skips im2col too, forward and backward: with the padded input flattened row by row, each
+kernel tap (p, q) reads it at a fixed shift, so KW products on shifted views of the input's
+rows stacked KH times replace the product on columns that copy it KH*KW times (see
+minidl/ops/conv_shifted.py and docs/gradients/conv2d.md).
+
 Memory. The column buffer holds KH*KW/(SH*SW) times more values than the input:
 
     conv2d            N * C * KH * KW * OH * OW * itemsize   bytes
@@ -292,7 +298,10 @@ class Conv2d(Function):
     Winograd: a 3x3 stride-1 conv2d without groups or dilation, with enough channels for the
     kernel backend (Numba: 128 in and out), is handed whole to minidl/ops/conv_winograd.py,
     forward and backward (36 multiplications per 4x4 output tile instead of 144); everything
-    else in this docstring describes the im2col path.
+    else in this docstring describes the im2col path. A stride-1 conv2d with at least the
+    backend's SHIFTED_ROWS_MIN_CHANNELS input channels per group (Numba: 16) replaces im2col by
+    shifted views of the input's rows, forward and (for dx and dweight, from dy's rows) backward:
+    minidl/ops/conv_shifted.py, the same sums in another order.
     Stride 1 (every 'same' convolution; padding at most D*(K-1)), when dx is wanted, takes
     another route to the same numbers: dx is then a
     conv2d of dy with the kernel rotated by 180 degrees, filters and channels swapped,
