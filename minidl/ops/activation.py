@@ -5,7 +5,7 @@ mask, sigmoid and tanh keep their output y because their derivatives are
 functions of y alone.
 """
 from ..autograd import Function
-from ..backend import array_module
+from ..backend import array_module, buffers
 
 
 class Relu(Function):
@@ -13,11 +13,13 @@ class Relu(Function):
 
     [x > 0] = [y > 0], so the saved y (which the next layer usually keeps anyway) gives the
     mask. When the engine says nobody else holds dy (``self.dy_owned``), dx is written
-    into dy's memory: no new activation-sized array per ReLU in backward.
+    into dy's memory: no new activation-sized array per ReLU in backward. y itself goes into a
+    cached buffer (minidl/backend/buffers.py): fresh memory made ReLU's forward 8x slower.
     """
 
     def forward(self, x):
-        y = array_module(x).maximum(x, 0)
+        out = buffers.empty_like(x) if x.dtype.kind == "f" else None  # (ints and bools: NumPy's type)
+        y = array_module(x).maximum(x, 0, out=out)
         self.save(y=y)
         return y
 

@@ -1,0 +1,110 @@
+"""The cache of large CPU arrays (minidl/backend/buffers.py): a buffer is handed out again only
+when nothing refers to it, whatever refers to it (the array, a view, a Tensor, a saved ReLU
+output); small arrays are not cached; empty_cache and set_cache_enabled do what they say."""
+import gc
+
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functional as F
+from minidl.backend import buffers
+
+LARGE = (64, 64, 64)  # float32: 1 MiB, the smallest cached size
+
+
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts from an empty, enabled cache, and leaves it so."""
+    previous = buffers.set_cache_enabled(True)
+    gc.collect()
+    buffers.empty_cache()
+    yield
+    gc.collect()
+    buffers.empty_cache()
+    buffers.set_cache_enabled(previous)
+
+
+def test_a_buffer_in_use_is_not_handed_out_again():
+    a = buffers.empty(LARGE, np.float32)
+    b = buffers.empty(LARGE, np.float32)
+    assert not np.shares_memory(a, b)
+    assert a.shape == LARGE and a.dtype == np.float32 and a.flags.c_contiguous
+    assert buffers.cached_bytes() == 2 * a.nbytes
+
+
+def test_a_released_buffer_is_reused_for_any_shape_of_its_size():
+    a = buffers.empty(LARGE, np.float32)
+    address = _address(a)
+    del a
+    b = buffers.empty((2**18,), np.float32)  # the same bytes, another shape
+    assert _address(b) == address
+    c = buffers.empty((2**17,), np.float64)  # and another dtype
+    assert _address(c) != address  # b still holds it
+    assert buffers.cached_bytes() == 2 * 2**20
+
+
+@pytest.mark.parametrize("keep", ["slice", "reshape", "tensor", "transpose"])
+def test_any_view_keeps_its_buffer_in_use(keep):
+    a = buffers.empty(LARGE, np.float32)
+    a[...] = 1.0
+    view = {"slice": lambda: a[1:], "reshape": lambda: a.reshape(-1), "transpose": lambda: a.T,
+            "tensor": lambda: minidl.Tensor(a)}[keep]()  # shares a's memory (minidl.tensor copies)
+    del a
+    b = buffers.empty(LARGE, np.float32)
+    b[...] = 2.0
+    held = view.numpy() if keep == "tensor" else view
+    assert not np.shares_memory(held, b)
+    assert np.all(held == 1.0)
+
+
+def test_small_arrays_are_not_cached():
+    a = buffers.empty((100,), np.float32)
+    assert a.base is None and buffers.cached_bytes() == 0
+
+
+def test_empty_cache_releases_only_free_buffers():
+    kept = buffers.empty(LARGE, np.float32)
+    freed = buffers.empty(LARGE, np.float32)
+    del freed
+    buffers.empty_cache()
+    assert buffers.cached_bytes() == kept.nbytes
+    again = buffers.empty(LARGE, np.float32)
+    assert not np.shares_memory(again, kept)
+
+
+def test_a_disabled_cache_returns_plain_arrays():
+    buffers.set_cache_enabled(False)
+    a = buffers.empty(LARGE, np.float32)
+    assert a.base is None and buffers.cached_bytes() == 0
+    with pytest.raises(TypeError, match="set_cache_enabled: enabled must be True or False"):
+        buffers.set_cache_enabled(1)
+
+
+def test_relu_outputs_that_are_alive_never_share_memory(rng):
+    """Saved for backward or held by the user, a ReLU output keeps its buffer; the gradients
+    are those of the uncached computation."""
+    x_np = rng.standard_normal(LARGE).astype(np.float32)
+    dy = rng.standard_normal(LARGE).astype(np.float32)
+
+    def run():
+        x = minidl.tensor(x_np, requires_grad=True)
+        y1 = F.relu(x)
+        y2 = F.relu(x * 2.0)  # y1 is still saved by the graph and held here
+        y3 = F.relu(x - 0.5)
+        outs = [t.detach().numpy() for t in (y1, y2, y3)]
+        assert not any(np.shares_memory(a, b) for i, a in enumerate(outs) for b in outs[i + 1:])
+        ((y1 + y2 + y3) * minidl.tensor(dy)).sum().backward()
+        return [o.copy() for o in outs], x.grad.numpy().copy()
+
+    cached = run()
+    assert buffers.cached_bytes() >= 3 * 2**20
+    buffers.set_cache_enabled(False)
+    plain = run()
+    for got, expected in zip(cached[0] + [cached[1]], plain[0] + [plain[1]]):
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(cached[0][0], np.maximum(x_np, 0))
