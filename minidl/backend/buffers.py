@@ -5,9 +5,9 @@ operating system maps and zeroes every page on its first touch (and, on a virtua
 the host may have to back it too). NumPy returns a large freed array to the system at once,
 so an op that makes a new large output every step, ReLU above all, pays that first touch
 every step. Measured in the B = 32 U-Net step (2 threads, batch 4, 256x256), alternating
-steps in one process: its 18 ReLU forwards took 202-205 ms (median of 9 steps) writing into
-fresh arrays, 25-27 ms writing into cached ones; the step 2390 -> 2023 ms. (PyTorch's ReLUs
-in the same steps: 26 ms.)
+steps in one process: with ReLU writing into this cache the step took 2133 ms against 2384
+ms (medians of 11 steps); a first test of the same idea had its 18 ReLU forwards take 25-27
+ms instead of 202-205 (medians of 9 steps; PyTorch's ReLUs in the same steps: 26 ms).
 
 How. :func:`empty` hands out a view of a cached buffer of the same size in bytes when one is
 free, else allocates a new buffer and caches it. A buffer is free when nothing but the cache
