@@ -94,6 +94,7 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
         return np.ascontiguousarray(dxpad[:, :, PH:PH + H, PW:PW + W])
     return dxpad
 
+
 # ---- convolution: shifted rows (a stride-1 conv2d without im2col) ---------------------------
 
 def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):

@@ -118,7 +118,7 @@ def test_equals_the_im2col_path(backend, shifted_threshold, stacked_calls, case,
     assert not stacked_calls
     shifted_threshold(1)
     previous = conv_ops.get_column_buffer_limit()
-    if rows_per_block is not None:  # S holds KH*C values per output pixel, W + D*(KW-1) pixels per row
+    if rows_per_block is not None:  # conv_blocks counts KH*C values per output pixel, OW pixels per row
         conv_ops.set_column_buffer_limit(rows_per_block * w_shape[2] * x_shape[1] * 8 * y_shape[3])
     try:
         shifted = _forward_backward(x, w, b, dy, **kw)
