@@ -45,3 +45,17 @@ def gradcheck_with_random_dy(fn, arrays, seed=0, **kwargs):
         y_shape = fn(*inputs).shape
     dy = minidl.tensor(rng.standard_normal(y_shape))
     return minidl.gradcheck(lambda *xs: (fn(*xs) * dy).sum(), inputs, **kwargs)
+
+
+def record_calls(monkeypatch, owner, name):
+    """Replace ``owner.name`` (for this test) by a wrapper that appends each call's positional
+    arguments to the returned list and then calls the original."""
+    calls = []
+    original = getattr(owner, name)
+
+    def recording(*args):
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(owner, name, recording)
+    return calls

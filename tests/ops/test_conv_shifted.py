@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minidl
-from helpers import compare_with_torch, gradcheck_with_random_dy
+from helpers import compare_with_torch, gradcheck_with_random_dy, record_calls
 from minidl.backend import kernel_module
 from minidl.functional.conv import conv2d
 from minidl.ops import conv as conv_ops
@@ -23,15 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even k
 @pytest.fixture
 def stacked_calls(monkeypatch):
     """Counts the calls of conv_shifted.stacked_rows (one per block)."""
-    calls = []
-    original = conv_shifted.stacked_rows
-
-    def counting(*args):
-        calls.append(args)
-        return original(*args)
-
-    monkeypatch.setattr(conv_shifted, "stacked_rows", counting)
-    return calls
+    return record_calls(monkeypatch, conv_shifted, "stacked_rows")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minidl
-from helpers import compare_with_torch, gradcheck_with_random_dy
+from helpers import compare_with_torch, gradcheck_with_random_dy, record_calls
 from minidl.backend import kernel_module, kernels_for
 from minidl.functional.conv import conv2d
 from minidl.ops import conv as conv_ops
@@ -24,16 +24,7 @@ def winograd_everywhere():
 @pytest.fixture
 def tile_calls(backend, monkeypatch):
     """Counts the calls of the backend's Winograd input-tile kernel."""
-    module = kernel_module(backend)
-    calls = []
-    original = module.winograd_input_tiles
-
-    def counting(*args):
-        calls.append(args)
-        return original(*args)
-
-    monkeypatch.setattr(module, "winograd_input_tiles", counting)
-    return calls
+    return record_calls(monkeypatch, kernel_module(backend), "winograd_input_tiles")
 
 
 def _randn(shape, seed=0):
