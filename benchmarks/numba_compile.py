@@ -10,13 +10,13 @@ process with its own empty cache directory (``NUMBA_CACHE_DIR``, so the reposito
 
 Two things are measured in each:
   kernels  every public kernel of ``minidl.backend.numba_cpu`` (im2col, col2im, max/avg pool
-           forward and backward, the four Winograd tile transforms) in float32 and float64 on
-           tiny inputs: first call minus second call = the compile (or cache-load) time of
-           that kernel and dtype;
-  step     the first training step of a small U-Net-shaped network (conv2d 3x3, one of them
-           with 128 channels so that it takes the Winograd path, max_pool2d, conv_transpose2d
-           2x2/2, cat, relu; float32, forward and backward), minus the second step: what a
-           user waits for before training starts.
+           forward and backward, the four Winograd tile transforms, the shifted rows) in
+           float32 and float64 on tiny inputs: first call minus second call = the compile
+           (or cache-load) time of that kernel and dtype;
+  step     the first training step of a small U-Net-shaped network (conv2d 3x3 with 3, 8 and
+           16 input channels, the last by shifted rows, and one with 128 channels by Winograd;
+           max_pool2d, conv_transpose2d 2x2/2, cat, relu; float32, forward and backward),
+           minus the second step: what a user waits for before training starts.
 Plus ``import minidl`` (which must not import Numba) and ``import numba``.
 
     python -m benchmarks.numba_compile            # writes results/numba_compile.{json,md}
@@ -76,6 +76,8 @@ def kernel_calls(np, dtype):
         "winograd_input_tiles_adjoint": lambda: k.winograd_input_tiles_adjoint(V, *tiles, np.zeros_like(x)),
         "winograd_output_tiles": lambda: k.winograd_output_tiles(V, *tiles[2:], y),
         "winograd_output_tiles_adjoint": lambda: k.winograd_output_tiles_adjoint(x, *tiles[2:], 8),
+        # rows 0 .. 7 of a 3x3 'same' conv2d of x: padding 1, canvas width 8 + 2
+        "stack_shifted_rows": lambda: k.stack_shifted_rows(x, 0, 8, 3, 3, 1, 1, 1, 1, 10, 1),
     }
 
 
@@ -126,7 +128,7 @@ def child_step():
         skip = F.relu(F.conv2d(x, w1, padding=1))                          # (2, 8, 32, 32)
         low = F.relu(F.conv2d(F.max_pool2d(skip, 2), w2, padding=1))       # (2, 128, 16, 16)
         low = F.relu(F.conv2d(low, wide, padding=1))                       # Winograd (128 channels)
-        y = F.conv2d(minidl.cat([skip, F.conv_transpose2d(low, up, stride=2)], 1), w3, padding=1)
+        y = F.conv2d(minidl.cat([skip, F.conv_transpose2d(low, up, stride=2)], 1), w3, padding=1)  # shifted rows
         (y * y).mean().backward()
         for w in (w1, w2, wide, up, w3):
             w.grad = None

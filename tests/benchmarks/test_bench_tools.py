@@ -150,3 +150,21 @@ def test_winograd_rounding_measures_both_paths_against_float64():
             assert 0 < row["errors"][path][name] < bound, (path, name)
     assert row["errors"]["winograd"] != row["errors"]["im2col"]  # two different computations
     assert "| 6@9 |" in markdown([row])
+
+
+def test_numba_compile_calls_every_public_numba_kernel_once_per_dtype():
+    """benchmarks.numba_compile promises the compile time of every kernel: its list must follow
+    numba_cpu's public functions (a kernel added without it would be compiled unmeasured)."""
+    import inspect
+
+    pytest.importorskip("numba")
+    from benchmarks.numba_compile import kernel_calls
+    from minidl.backend import kernel_module
+
+    numba_cpu = kernel_module("numba")
+    public = {name for name, function in inspect.getmembers(numba_cpu, inspect.isfunction)
+              if not name.startswith("_") and function.__module__ == numba_cpu.__name__}
+    calls = kernel_calls(np, np.float32)
+    assert set(calls) == public
+    for call in calls.values():
+        call()  # each runs on its tiny inputs
