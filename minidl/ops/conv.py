@@ -454,7 +454,6 @@ class Conv2d(Function):
             dx, dweight_rot = conv_shifted.backward_by_shifted_rows(
                 kern, lowering, dy, x if needs_weight else None, rotated.reshape(C, F // G, KH, KW), G,
                 blocks, needs_weight)
-            dweight_rot = dweight_rot.reshape(G, Cg, -1) if needs_weight else None  # (G, C/G, F/G*KH*KW)
             return dx, Conv2d._unrotate(dweight_rot, weight.shape, G) if needs_weight else None
         weight_rot = rotated.reshape(G, Cg, -1)  # (G, C/G, F/G*KH*KW)
         dweight_rot = xp.zeros(weight_rot.shape, dtype=dy.dtype) if needs_weight else None
@@ -474,7 +473,8 @@ class Conv2d(Function):
 
     @staticmethod
     def _unrotate(dweight_rot, weight_shape, G):
-        """dweight from dWrot (G, C/G, F/G*KH*KW): dweight[g*F/G + f, c, p, q] = dWrot[g, c, (f, KH-1-p, KW-1-q)]."""
+        """dweight from dWrot, (G, C/G, F/G*KH*KW) or (C, F/G, KH, KW) (the same values in the same
+        order): dweight[g*F/G + f, c, p, q] = dWrot[g, c, (f, KH-1-p, KW-1-q)]."""
         F, Cg, KH, KW = weight_shape
         dweight_rot = dweight_rot.reshape(G, Cg, F // G, KH, KW)[:, :, :, ::-1, ::-1]
         dweight = dweight_rot.transpose(0, 2, 1, 3, 4)  # (G, F/G, C/G, KH, KW)
