@@ -58,7 +58,7 @@ import functools
 
 import numpy as np
 
-from .backend import array_module
+from .backend import array_module, buffers
 
 _grad_enabled = True
 
@@ -266,7 +266,8 @@ def _owned_gradients(input_grads, dy, dy_owned):
     """For each gradient a ``backward`` returned: may the engine write into it?
 
     Yes ("owned") when the array was made by that backward for this input alone: it owns
-    its memory (``base is None``, so it is no view of ``dy`` or of anything else), it is
+    its memory (``base is None``, or it is the only view of a cached buffer: so it is no
+    view of ``dy`` or of anything else), it is
     not ``dy`` itself passed through (unless ``dy`` was owned: ``Relu`` may return ``dy``
     written in place), and no other input got the same array (``Add`` returns ``dy, dy``).
     Everything else is *borrowed* and copied before any write.
@@ -281,8 +282,9 @@ def _owned_gradients(input_grads, dy, dy_owned):
 
 
 def _owns_its_memory(g):
-    """A writable array that is nobody's view (NumPy scalars, read-only arrays: no)."""
-    return (getattr(g, "base", True) is None and not isinstance(g, np.generic)
+    """A writable array that is nobody's view, or the only view of a buffer of minidl's cache
+    (minidl/backend/buffers.py), which is as much its own (NumPy scalars, read-only arrays: no)."""
+    return ((getattr(g, "base", True) is None or buffers.is_only_view(g)) and not isinstance(g, np.generic)
             and getattr(g.flags, "writeable", True))
 
 

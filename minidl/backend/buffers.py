@@ -2,19 +2,24 @@
 
 Why. Writing to memory the process has just been given is slow the first time: the
 operating system maps and zeroes every page on its first touch (and, on a virtual machine,
-the host may have to back it too). NumPy returns a large freed array to the system at once,
-so an op that makes a new large output every step, ReLU above all, pays that first touch
-every step. Measured in the B = 32 U-Net step (2 threads, batch 4, 256x256), alternating
-steps in one process: with ReLU writing into this cache the step took 2133 ms against 2384
-ms (medians of 11 steps); a first test of the same idea had its 18 ReLU forwards take 25-27
-ms instead of 202-205 (medians of 9 steps; PyTorch's ReLUs in the same steps: 26 ms).
+the host may have to back it too). NumPy returns a large freed array to the system at once
+(glibc maps every block of 32 MiB or more afresh), so an op that makes a new large output
+every step pays that first touch every step. Used by ReLU's output, cat's output and
+conv2d's dx: measured in the B = 32 U-Net step (2 threads, batch 4, 256x256), alternating
+steps in one process, ReLU writing into this cache took the step from 2384 to 2133 ms
+(medians of 11 steps; its 18 forwards from 202-205 to 25-27 ms per step in a first test);
+cat's and conv2d's dx then from 1910 to 1664 ms (medians of 14; cat's 4 forwards 89 -> 7.5
+ms, conv2d's 19 backwards 747 -> 693). Conv2d's forward output gained nothing measurable
+(1879 against 1915 ms), so it allocates as before.
 
 How. :func:`empty` hands out a view of a cached buffer of the same size in bytes when one is
 free, else allocates a new buffer and caches it. A buffer is free when nothing but the cache
 refers to it: every view of a NumPy array (a Tensor's data, a slice, a reshape) keeps a
 reference to the array that owns the memory, so its reference count says whether any view is
 still alive; nothing else is tracked and no one has to give a buffer back. Arrays below
-MIN_BYTES are left to NumPy's allocator (it caches small blocks itself).
+MIN_BYTES are left to NumPy's allocator (it caches small blocks itself). The same count
+tells the autograd engine when a gradient in a cached buffer is as good as its own
+(:func:`is_only_view`): then it may add into it in place, as into any array it owns.
 
 Memory. A buffer is only added when every cached one of its size is in use, so the cache
 holds at most as many bytes as were ever in use at once through it, and they stay resident
@@ -35,14 +40,15 @@ _enabled = True
 _lock = threading.Lock()  # two threads must not take the same free buffer
 
 
-def _is_free(buffer):
-    """Whether only the cache refers to ``buffer`` (called with a loop variable of the caller)."""
-    return sys.getrefcount(buffer) <= _REFERENCES_WHEN_FREE
+def _views(buffer):
+    """How many arrays refer to ``buffer`` besides the cache: each view of it holds it as its
+    ``.base`` (call it with a local variable of the caller, as the calibration below does)."""
+    return sys.getrefcount(buffer) - _REFERENCES_WHEN_FREE
 
 
 def _count_references_when_free():
-    """getrefcount of a buffer that only the cache holds, as seen from inside :func:`_is_free`:
-    the cache's list, the caller's loop variable, _is_free's parameter and getrefcount's own
+    """getrefcount of a buffer that only the cache holds, as seen from inside :func:`_views`:
+    the cache's list, the caller's local variable, _views's parameter and getrefcount's own
     argument on CPython 3.11 (4); measured once rather than assumed, as interpreters differ."""
     def seen_inside(buffer):
         return sys.getrefcount(buffer)
@@ -54,9 +60,12 @@ def _count_references_when_free():
 _REFERENCES_WHEN_FREE = _count_references_when_free()
 
 
-def empty(shape, dtype):
-    """An uninitialised C-contiguous NumPy array of ``shape`` and ``dtype``, from the cache
-    when it is enabled and the array has at least MIN_BYTES."""
+def empty(shape, dtype, xp=np):
+    """An uninitialised C-contiguous array of ``shape`` and ``dtype``: for NumPy (``xp``) from
+    the cache when it is enabled and the array has at least MIN_BYTES; for any other array
+    module, its own ``empty`` (CuPy keeps its own pool)."""
+    if xp is not np:
+        return xp.empty(shape, dtype=dtype)
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if not _enabled or nbytes < MIN_BYTES:
@@ -64,7 +73,7 @@ def empty(shape, dtype):
     with _lock:
         buffers = _cache.setdefault(nbytes, [])
         for buffer in buffers:
-            if _is_free(buffer):
+            if _views(buffer) == 0:  # free: only the cache refers to it
                 break
         else:
             buffer = np.empty(nbytes, dtype=np.uint8)
@@ -73,11 +82,20 @@ def empty(shape, dtype):
 
 
 def empty_like(array):
-    """:func:`empty` with ``array``'s shape and dtype for a NumPy array; the array module's own
-    ``empty_like`` for any other (CuPy keeps its own pool)."""
-    if isinstance(array, np.ndarray):
-        return empty(array.shape, array.dtype)
-    return array_module(array).empty_like(array)
+    """:func:`empty` with ``array``'s shape, dtype and array module."""
+    return empty(array.shape, array.dtype, array_module(array))
+
+
+def is_only_view(array):
+    """Whether ``array`` is a view of a cached buffer and the only one alive: then nothing else
+    sees its memory, just as for an array that owns its memory (``base is None``), and the
+    autograd engine may write gradients into it (minidl/autograd.py)."""
+    buffer = getattr(array, "base", None)
+    if not isinstance(buffer, np.ndarray) or buffer.base is not None or buffer.dtype != np.uint8:
+        return False
+    with _lock:
+        cached = any(b is buffer for b in _cache.get(buffer.nbytes, ()))
+        return cached and _views(buffer) == 1  # ``array`` itself is that one
 
 
 def cached_bytes():
@@ -92,7 +110,7 @@ def empty_cache():
         for nbytes in list(_cache):
             in_use = []
             for buffer in _cache[nbytes]:
-                if not _is_free(buffer):
+                if _views(buffer) > 0:
                     in_use.append(buffer)
             if in_use:
                 _cache[nbytes] = in_use

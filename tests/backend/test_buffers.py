@@ -108,3 +108,73 @@ def test_relu_outputs_that_are_alive_never_share_memory(rng):
     for got, expected in zip(cached[0] + [cached[1]], plain[0] + [plain[1]]):
         np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(cached[0][0], np.maximum(x_np, 0))
+
+
+def test_another_array_module_gets_its_own_empty():
+    calls = []
+
+    class OtherModule:  # stands in for CuPy, which keeps its own pool
+        @staticmethod
+        def empty(shape, dtype):
+            calls.append((shape, dtype))
+            return np.zeros(shape, dtype)
+
+    a = buffers.empty(LARGE, np.float32, OtherModule)
+    assert calls == [(LARGE, np.float32)] and a.base is None and buffers.cached_bytes() == 0
+
+
+@pytest.mark.parametrize("second", ["slice", "reshape", "transpose", "none"])
+def test_only_the_sole_view_of_a_cached_buffer_counts_as_owning_it(second):
+    a = buffers.empty(LARGE, np.float32)
+    other = {"slice": lambda: a[1:], "reshape": lambda: a.reshape(-1), "transpose": lambda: a.T,
+             "none": lambda: None}[second]()
+    assert buffers.is_only_view(a) == (other is None)
+    if other is not None:
+        assert not buffers.is_only_view(other)
+        del a
+        assert buffers.is_only_view(other)  # now it is the only one
+
+
+def test_arrays_not_from_the_cache_are_no_only_views():
+    owner = np.empty(2**20, dtype=np.uint8)  # a uint8 base like the cache's, but not the cache's
+    assert not buffers.is_only_view(owner.view(np.float32))
+    assert not buffers.is_only_view(np.empty(LARGE, np.float32))  # owns its memory: base is None
+    assert not buffers.is_only_view(np.float32(1.0))
+
+
+def test_the_engine_writes_into_a_gradient_from_the_cache_only_when_nothing_else_sees_it():
+    from minidl.autograd import _owned_gradients
+
+    dy = np.ones(4, np.float32)
+    g = buffers.empty(LARGE, np.float32)
+    assert _owned_gradients((g,), dy, False) == (True,)
+    view = g[0]
+    assert _owned_gradients((g,), dy, False) == (False,)  # a view of it is alive
+    del view
+    assert _owned_gradients((g, g), dy, False) == (False, False)  # one array for two inputs
+
+
+def test_cat_output_and_conv2d_dx_come_from_the_cache(rng, backend):
+    """Both write a fresh large array every step; the cache hands them warm memory. Their
+    values are the plain computation's, with the cache on or off."""
+    if backend == "cupy":
+        pytest.skip("the cache is CPU only")
+    a_np = rng.standard_normal((1, 16, 128, 128)).astype(np.float32)  # 1 MiB
+    w_np = rng.standard_normal((16, 32, 3, 3)).astype(np.float32) * 0.1
+    dy_np = rng.standard_normal((1, 16, 128, 128)).astype(np.float32)
+
+    def run():
+        a = minidl.tensor(a_np, requires_grad=True)
+        y = minidl.cat([a, a * 2.0], dim=1)  # (1, 32, 128, 128): 2 MiB
+        cached_y = buffers.is_only_view(y.data)  # the graph saves the same array, no other view
+        z = F.conv2d(y, minidl.tensor(w_np), padding=1)
+        (z * minidl.tensor(dy_np)).sum().backward()
+        return cached_y, y.detach().numpy().copy(), a.grad.numpy().copy()
+
+    before = buffers.cached_bytes()
+    on = run()
+    assert on[0] and buffers.cached_bytes() >= before + 2 * 2**21  # cat's y and conv2d's dx
+    buffers.set_cache_enabled(False)
+    off = run()
+    np.testing.assert_array_equal(on[1], off[1])
+    np.testing.assert_array_equal(on[2], off[2])
