@@ -127,17 +127,17 @@ def check_parity(model, opt, twin, topt, x, t, xt, tt):
     ours, theirs = list(model.parameters()), list(twin.parameters())
     errs = {
         "loss": abs(loss.item() - loss_t.item()) / abs(loss_t.item()),
-        "output": rel_error(y.data, yt.detach().numpy()),
-        "grad": max(rel_error(p.grad.data, q.grad.numpy()) for p, q in zip(ours, theirs)),
+        "output": rel_error(y.detach().numpy(), yt.detach().numpy()),
+        "grad": max(rel_error(p.grad.numpy(), q.grad.numpy()) for p, q in zip(ours, theirs)),
     }
     opt.step()
     opt.zero_grad()
     topt.step()
     topt.zero_grad()
     # Adam moves every weight by about lr, so compare the updates, not the weights.
-    errs["param_after_step"] = max(rel_error(p.data, q.detach().numpy()) for p, q in zip(ours, theirs))
+    errs["param_after_step"] = max(rel_error(p.detach().numpy(), q.detach().numpy()) for p, q in zip(ours, theirs))
     errs["update"] = max(
-        float(np.max(np.abs(p.data - q.detach().numpy()))) / LR for p, q in zip(ours, theirs))
+        float(np.max(np.abs(p.detach().numpy() - q.detach().numpy()))) / LR for p, q in zip(ours, theirs))
     return errs
 
 

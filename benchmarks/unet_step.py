@@ -269,7 +269,7 @@ def bench_base(torch, args, base):
     ms = {lib: median_ms(totals[lib]) for lib in totals}
     row = {
         "base": base,
-        "parameters": int(sum(p.data.size for _, p in params_m)),
+        "parameters": int(sum(p.numel() for _, p in params_m)),
         "median_ms": ms,
         "min_ms": {lib: 1e3 * min(totals[lib]) for lib in totals},
         "median_ms_by_phase": {lib: {k: median_ms(clocks[lib][k]) for k in PHASES} for lib in clocks},

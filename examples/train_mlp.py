@@ -83,7 +83,7 @@ def main(steps=300, hidden=32, seed=0):
     # parameters directly; passing them as inputs tells gradcheck to check them.
     params = list(model.parameters())
     for p in params:
-        p.data = p.data.astype(np.float64)
+        p.data = p.detach().double()
     x64 = minidl.tensor(x_np[:6].astype(np.float64), requires_grad=True)
     t64 = minidl.tensor(onehot.numpy()[:6].astype(np.float64))
 

@@ -11,8 +11,9 @@ work on raw arrays (NumPy now, CuPy later):
 
 Calling ``MyFunction.apply(*tensors)`` runs ``forward`` and, when any input
 requires a gradient, records the call in the graph: the output tensor's
-``grad_fn`` is the Function object, which remembers where each input came from
-(the ``grad_fn`` of an intermediate tensor, or the leaf tensor itself).
+``grad_fn`` is the Function object, whose ``next_functions`` say where each
+input came from: ``(node, output_nr)`` for an input made by another Function,
+``(leaf tensor, 0)`` for a leaf, ``None`` for an input that needs no gradient.
 
 ``Tensor.backward()`` then walks that graph once, from the output towards the
 leaves, in reverse topological order (iteratively: a chain of 100,000 ops is
@@ -20,15 +21,27 @@ fine), and applies the chain rule at each node:
 
     dL/dx = backward(dL/dy)          for every input x of every node.
 
-Two things happen in exactly one place, :func:`run_backward`:
+Three things happen in exactly one place, :func:`run_backward`:
 
+* **Gradients of a tensor used several times add up** (the multivariate chain
+  rule), both inside the graph and in a leaf's ``.grad``, which *accumulates*
+  across calls to ``backward()`` exactly as in PyTorch.
 * **Broadcasting is undone.** If ``x`` of shape ``(3, 1)`` was broadcast
   against ``(2, 3, 4)``, then ``x`` was used many times and its gradient is the
   *sum* of the gradients of its copies: :func:`sum_to_shape` sums over the
   broadcast axes. Ops may therefore return gradients in the broadcast shape.
-* **Gradients of a tensor used several times add up** (the multivariate chain
-  rule), both inside the graph and in a leaf's ``.grad``, which *accumulates*
-  across calls to ``backward()`` exactly as in PyTorch.
+* **Saved arrays are checked before they are used.** Every tensor's memory has a
+  version counter that each in-place change increments (``x.add_(1)``, ``x += 1``,
+  ``x[0] = 5``, a write through ``x.data``, an optimizer step; views of ``x`` share
+  ``x``'s counter). When a node saves an input or its output, it notes the version;
+  if the version differs at backward time, the saved values are not the ones the
+  gradient formula needs, and backward raises (naming the node, the saved value and
+  both versions) before writing any gradient. A wrong gradient is never returned.
+
+Why the engine copies what it does not own: a ``backward`` may return ``dy``
+itself, a view of it, or an array it keeps. Adding a second gradient into such an
+array in place would change someone else's numbers, so the engine only ever writes
+into arrays it allocated itself (minidl/accumulate.py).
 
 Worked example: a user-defined op
 ---------------------------------
@@ -53,12 +66,18 @@ Worked example: a user-defined op
 ``minidl.gradcheck(Cube.apply, (x64,))`` then checks the backward against
 central differences. Non-tensor arguments (an exponent, an axis) can be passed
 to ``apply`` as well; ``backward`` returns ``None`` for them.
+
+PyTorch's form of the same op (static ``forward(ctx, ...)``/``backward(ctx, ...)`` on
+tensors, ``ctx.save_for_backward``, ``ctx.saved_tensors``, ``ctx.mark_dirty``, ...) is
+accepted unchanged; minidl/custom_function.py runs it, and docs/custom_functions.md
+shows both forms side by side.
 """
 import functools
 
 import numpy as np
 
-from .backend import array_module, buffers
+from .accumulate import GradientSums, accumulate_into_leaf
+from .custom_function import CtxMethods, apply_with_ctx, backward_with_ctx
 
 _grad_enabled = True
 
@@ -112,6 +131,40 @@ class enable_grad(set_grad_enabled):
         super().__init__(True)
 
 
+# --- versions: has a saved array been changed in place? -------------------------------
+
+class VersionCounter:
+    """How many in-place changes a tensor's memory has seen; shared by every tensor that views
+    that memory (slices, reshapes, ``detach()``, ``.data``)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+    def bump(self):
+        self.value += 1
+
+
+def is_array(value):
+    """Whether ``value`` is a NumPy or CuPy array (not a shape, a dtype, a number)."""
+    return hasattr(value, "__array_interface__") or hasattr(value, "__cuda_array_interface__")
+
+
+def storage_root(array):
+    """The array that owns ``array``'s memory (``array`` itself unless it is a view)."""
+    while array.base is not None:
+        array = array.base
+    return array
+
+
+def gradient_edge(tensor):
+    """Where a gradient for ``tensor`` goes: ``(its grad_fn, output_nr)``, or ``(tensor, 0)``
+    for a leaf."""
+    fn = tensor.grad_fn
+    return (fn, tensor._output_nr) if fn is not None else (tensor, 0)
+
+
 class _Saved:
     """Read-only view of what ``Function.save`` stored: ``self.saved.x``."""
 
@@ -131,29 +184,37 @@ class _Saved:
             ) from None
 
 
-class Function:
+class Function(CtxMethods):
     """Base class of every differentiable op (see the module docstring).
 
-    Contract of ``backward``: each gradient it returns is a new array, ``dy`` itself, or a
-    view of ``dy``; never an array that something else keeps (a saved input, a constant,
-    a cache), because the engine may add into a new-looking array in place or make it a
-    leaf's ``.grad`` without copying it (:func:`run_backward`).
+    ``backward`` may return anything as a gradient (``dy`` itself, a view of it, an array it
+    keeps): the engine never writes into an array it did not allocate (minidl/accumulate.py).
+    It must not write into ``dy``, which may be another node's gradient too.
 
     Attributes set by :meth:`apply`:
         needs_input_grad  tuple of bools, one per forward argument (available in
                           ``forward`` so an op can skip saving what no one needs)
-        next_functions    where each input's gradient goes: the input's
-                          ``grad_fn``, the leaf Tensor itself, or None
+        next_functions    where each input's gradient goes (see :func:`gradient_edge`)
         input_meta        (shape, dtype) of each input, to shape its gradient
+        n_outputs         1 (several only for PyTorch-style functions that return a tuple)
     """
 
-    # Set by run_backward just before ``backward``: True when only the engine holds ``dy``,
-    # so ``backward`` may write its result into ``dy`` instead of a new array.
-    dy_owned = False
+    # View ops (reshape, permute, expand, basic indexing) set this: their output may share
+    # its input's memory. Any other op's output that shares an input's memory is copied.
+    is_view = False
+    n_outputs = 1
+    _ctx_style = False  # PyTorch's static forward(ctx, ...) form (minidl/custom_function.py)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        forward = next(k.__dict__["forward"] for k in cls.__mro__ if "forward" in k.__dict__)
+        cls._ctx_style = isinstance(forward, staticmethod)
 
     def __init__(self):
         self._saved_values = {}
+        self._saved_versions = []  # (name, what it is, VersionCounter, version when saved)
         self._freed = False
+        self.next_functions = ()
 
     # --- what subclasses write -------------------------------------------------
     def forward(self, *args):
@@ -179,6 +240,7 @@ class Function:
     def free(self):
         """Drop the saved arrays and the links to the inputs (after backward)."""
         self._saved_values = {}
+        self._saved_versions = []
         self.next_functions = ()
         self._freed = True
 
@@ -188,24 +250,82 @@ class Function:
         """Run ``forward`` on the arrays of ``args`` and record the call if needed."""
         from .tensor import Tensor  # tensor.py imports this module; import here, not at the top
 
+        if cls._ctx_style:
+            return apply_with_ctx(cls, args)
         fn = cls()
-        record = _grad_enabled
-        needs = tuple(record and isinstance(a, Tensor) and a.requires_grad for a in args)
+        needs = tuple(_grad_enabled and isinstance(a, Tensor) and a.requires_grad for a in args)
         fn.needs_input_grad = needs
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
-        y = fn.forward(*arrays)
-        if not any(needs):
-            return Tensor(y)  # nothing to differentiate: fn and its saved arrays die here
-        fn.next_functions = tuple(
-            (a.grad_fn if a.grad_fn is not None else a) if need else None for a, need in zip(args, needs)
-        )
-        fn.input_meta = tuple((a.shape, a.dtype) if need else None for a, need in zip(args, needs))
-        out = Tensor(y, requires_grad=True)
-        out.grad_fn = fn
-        return out
+        y = fn.forward(*[a._data if isinstance(a, Tensor) else a for a in args])
+        source = _input_sharing_memory(y, args)
+        if source is not None and not cls.is_view:
+            y, source = y.copy(), None  # only a view op may hand out its input's memory
+        out = Tensor(y, requires_grad=any(needs))
+        if source is not None:
+            out._become_view_of(source, (cls, args[1:]))
+        if any(needs):
+            fn.next_functions = tuple(gradient_edge(a) if need else None for a, need in zip(args, needs))
+            fn.input_meta = tuple((a.shape, a.dtype) if need else None for a, need in zip(args, needs))
+            fn._note_saved_versions(args, (out,))
+            out._grad_fn = fn
+        return out  # when nothing needs a gradient, fn and its saved arrays die here
+
+    def _note_saved_versions(self, inputs, outputs):
+        """For every saved array that shares memory with an input or an output tensor, remember
+        that tensor's version counter and its current value (checked before backward)."""
+        if not self._saved_values:
+            return
+        from .tensor import Tensor
+
+        owners = [(storage_root(t._data), t, f"input {i}") for i, t in enumerate(inputs) if isinstance(t, Tensor)]
+        owners += [(storage_root(t._data), t, f"output {i}" if len(outputs) > 1 else "the output")
+                   for i, t in enumerate(outputs)]
+        for name, value in self._saved_values.items():
+            if not is_array(value):  # a shape, a dtype, a number, None
+                continue
+            root = storage_root(value)
+            for owner_root, tensor, what in owners:
+                if owner_root is root:
+                    counter = tensor._version_counter
+                    self._saved_versions.append((name, what, counter, counter.value))
+                    break
+
+    def check_saved_versions(self):
+        """Raise if an array this node saved was changed in place since it was saved."""
+        for name, what, counter, version in self._saved_versions:
+            if counter.value != version:
+                op = type(self).__name__
+                value = self._saved_values[name]
+                raise RuntimeError(
+                    f"{op}.backward: one of the variables needed for gradient computation has been "
+                    f"modified by an inplace operation: {what} of {op} (saved as {name!r}, shape "
+                    f"{tuple(value.shape)}, {value.dtype}) was saved at version {version} and is now "
+                    f"at version {counter.value}. Its backward would use the new values and give a "
+                    "wrong gradient. Change a copy instead (y = y.clone() before the in-place op), "
+                    "or use the out-of-place op (y = y + 1 instead of y += 1)."
+                )
+
+    def _backward_arrays(self, dys):
+        """Call ``backward`` with one gradient per output; return one gradient per input."""
+        if self._ctx_style:
+            return backward_with_ctx(self, dys)
+        grads = self.backward(dys[0])
+        return grads if isinstance(grads, tuple) else (grads,)
 
     def __repr__(self):
         return f"<{type(self).__name__}Backward>"
+
+
+def _input_sharing_memory(y, args):
+    """The first input Tensor whose memory the array ``y`` shares, or None."""
+    from .tensor import Tensor
+
+    if not is_array(y) or y.base is None:  # owns its memory (or is a scalar)
+        return None
+    root = storage_root(y)
+    for a in args:
+        if isinstance(a, Tensor) and storage_root(a._data) is root:
+            return a
+    return None
 
 
 def sum_to_shape(grad, shape):
@@ -255,94 +375,61 @@ def _topological_order(root):
             )
         visited.add(fn)
         stack.append((fn, True))
-        for nxt in fn.next_functions:
-            if isinstance(nxt, Function) and nxt not in visited:
-                stack.append((nxt, False))
+        for edge in fn.next_functions:
+            if edge is not None and isinstance(edge[0], Function) and edge[0] not in visited:
+                stack.append((edge[0], False))
     order.reverse()
     return order
 
 
-def _owned_gradients(input_grads, dy, dy_owned):
-    """For each gradient a ``backward`` returned: may the engine write into it?
+def run_backward(root_fn, root_output_nr, gradient, retain_graph=False):
+    """Backpropagate ``gradient`` (dL/d output ``root_output_nr`` of ``root_fn``) to every leaf."""
+    order = _topological_order(root_fn)
+    for fn in order:  # both raise before any gradient is written
+        fn.check_saved_versions()
 
-    Yes ("owned") when the array was made by that backward for this input alone: it owns
-    its memory (``base is None``, or it is the only view of a cached buffer: so it is no
-    view of ``dy`` or of anything else), it is
-    not ``dy`` itself passed through (unless ``dy`` was owned: ``Relu`` may return ``dy``
-    written in place), and no other input got the same array (``Add`` returns ``dy, dy``).
-    Everything else is *borrowed* and copied before any write.
-    This relies on the contract in :class:`Function`: ``backward`` never returns an array
-    that something else keeps (a saved input, a constant).
-    """
-    ids = [id(g) for g in input_grads if g is not None]
-    return tuple(
-        g is not None and (g is not dy or dy_owned) and _owns_its_memory(g) and ids.count(id(g)) == 1
-        for g in input_grads
-    )
-
-
-def _owns_its_memory(g):
-    """A writable array that is nobody's view, or the only view of a buffer of minidl's cache
-    (minidl/backend/buffers.py), which is as much its own (NumPy scalars, read-only arrays: no)."""
-    return ((getattr(g, "base", True) is None or buffers.is_only_view(g)) and not isinstance(g, np.generic)
-            and getattr(g.flags, "writeable", True))
-
-
-def run_backward(root_fn, gradient, retain_graph=False):
-    """Backpropagate ``gradient`` (dL/d output of ``root_fn``) to every leaf.
-
-    Gradients of a node used several times are summed as they arrive. The first one is
-    kept as it is (no copy); a later one is added IN PLACE into whichever of the two is an
-    array that only the engine holds (see :func:`_owned_gradients`); only when neither is
-    does ``first + g`` make a new array (which the engine then owns). A leaf's ``.grad`` likewise takes an
-    owned first gradient without copying it (as PyTorch's AccumulateGrad "steals" an
-    unshared gradient) and copies a borrowed one.
-    """
-    from .tensor import Tensor
-
-    order = _topological_order(root_fn)  # raises before any gradient is written
-    grads = {root_fn: gradient}  # Function -> dL/d(its output), summed over uses
-    owned = {root_fn: False}  # Function -> may its summed gradient be written into?
+    sums = GradientSums()  # (node, output_nr) -> dL/d(that output), summed over its uses
+    sums.add((root_fn, root_output_nr), gradient)
     for fn in order:
-        dy = grads.pop(fn)
-        fn.dy_owned = owned.pop(fn)
-        input_grads = fn.backward(dy)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        if len(input_grads) != len(fn.next_functions):
-            raise RuntimeError(
-                f"{type(fn).__name__}.backward returned {len(input_grads)} gradients "
-                f"but forward had {len(fn.next_functions)} inputs"
-            )
-        fresh = _owned_gradients(input_grads, dy, fn.dy_owned)
-        del dy  # the node's gradient is no longer needed: free it as soon as its users let go
-        for target, meta, g, g_owned in zip(fn.next_functions, fn.input_meta, input_grads, fresh):
-            if target is None or g is None:
+        dys = [_read_only(sums.pop((fn, i))) for i in range(fn.n_outputs)]
+        if all(dy is None for dy in dys):
+            input_grads = ()  # no gradient reached this node (a backward returned None for it)
+        else:
+            input_grads = fn._backward_arrays(dys)
+            _check_gradient_count(fn, input_grads)
+        del dys  # the node's gradient is no longer needed: free it as soon as its users let go
+        for edge, meta, g in zip(fn.next_functions, fn.input_meta, input_grads):
+            if edge is None or g is None:
                 continue
             shape, dtype = meta
-            summed = sum_to_shape(g, shape)  # the ONE place where broadcasting is undone
-            if summed is not g:
-                g, g_owned = summed, _owns_its_memory(summed)  # a new sum (or a view of one)
+            g = sum_to_shape(g, shape)  # the ONE place where broadcasting is undone
             if g.dtype != dtype:
                 g = g.astype(dtype)
-                g_owned = _owns_its_memory(g)
+            target, output_nr = edge
             if isinstance(target, Function):
-                previous = grads.get(target)
-                if previous is None:
-                    grads[target], owned[target] = g, g_owned
-                elif owned[target]:
-                    previous += g  # only the engine holds `previous`: add in place
-                elif g_owned:
-                    g += previous  # `previous` is borrowed, but g is ours: add into g
-                    grads[target], owned[target] = g, True
-                else:
-                    total = previous + g
-                    grads[target], owned[target] = total, _owns_its_memory(total)
-            elif target.grad is None:
-                # a borrowed g may be shared (Add returns dy twice, a view of dy): copy it
-                target.grad = Tensor(g if g_owned else array_module(g).array(g, copy=True))
+                sums.add((target, output_nr), g)  # the multivariate chain rule: gradients add up
             else:
-                target.grad.data += g
-        input_grads = g = summed = previous = total = None  # hold no gradient while the next node runs
+                accumulate_into_leaf(target, g)
+        input_grads = g = None  # hold no gradient while the next node runs
         if not retain_graph:
             fn.free()
+
+
+def _read_only(dy):
+    """A read-only view of a NumPy ``dy``: a backward that writes into its ``dy`` (which may be
+    another node's gradient too) fails at once instead of changing that node's numbers."""
+    if type(dy) is not np.ndarray:
+        return dy  # None, a NumPy scalar, or a CuPy array (which has no read-only flag)
+    dy = dy.view()
+    dy.flags.writeable = False
+    return dy
+
+
+def _check_gradient_count(fn, input_grads):
+    """A backward returns one gradient per forward input (extra trailing Nones are ignored)."""
+    expected = len(fn.next_functions)
+    if len(input_grads) < expected or any(g is not None for g in input_grads[expected:]):
+        raise RuntimeError(
+            f"function {type(fn).__name__}.backward returned an incorrect number of gradients "
+            f"(expected {expected}, got {len(input_grads)})"
+        )

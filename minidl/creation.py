@@ -30,7 +30,7 @@ def tensor(data, dtype=None, requires_grad=False, device="cpu"):
     their dtype (as in PyTorch); ``dtype=`` overrides either.
     """
     if isinstance(data, Tensor):
-        array = data.data.copy()
+        array = data._data.copy()
     elif isinstance(data, (np.ndarray, np.generic)):
         array = np.array(data)
     else:

@@ -110,7 +110,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False,
     Returns:
         True if every checked entry agrees.
 
-    The inputs' ``.data`` and ``.grad`` are the same after the call as before,
+    The inputs' values and ``.grad`` are the same after the call as before,
     even when ``fn`` raises.
     """
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
@@ -132,7 +132,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False,
                           "error (~machine_eps/eps); expect spurious failures.",
                           UserWarning, stacklevel=2)
 
-    saved_data = [x.data.copy() for _, x in checked]
+    saved_data = [x._data.copy() for _, x in checked]
     saved_grad = [x.grad for _, x in checked]
     try:
         if fast_mode:
@@ -141,7 +141,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False,
             failure = _check_full(fn, inputs, checked, eps, atol, rtol)
     finally:
         for (_, x), data, grad in zip(checked, saved_data, saved_grad):
-            np.copyto(x.data, data)
+            np.copyto(x._data, data)
             x.grad = grad
 
     if failure is None:
@@ -170,15 +170,15 @@ def _flat_values(fn, inputs):
     """fn(*inputs) under no_grad, all outputs flattened into one float64 vector."""
     with no_grad():
         outs = _outputs(fn, inputs)
-    return np.concatenate([np.asarray(o.data, dtype=np.float64).reshape(-1) for o in outs])
+    return np.concatenate([np.asarray(o._data, dtype=np.float64).reshape(-1) for o in outs])
 
 
 def _output_element(outs, j):
     """Name flat output index j as 'output k, element (i0, i1, ...)'."""
     for k, o in enumerate(outs):
-        if j < o.data.size:
+        if j < o._data.size:
             return f"output {k} element {tuple(int(i) for i in np.unravel_index(j, o.shape))}"
-        j -= o.data.size
+        j -= o._data.size
     raise IndexError(j)  # unreachable: j < total size
 
 
@@ -186,7 +186,7 @@ def _grad_of(pos, x):
     """x.grad as a float64 array (zeros when backward did not reach x)."""
     if x.grad is None:
         return np.zeros(x.shape)
-    g = np.asarray(x.grad.data if isinstance(x.grad, Tensor) else x.grad, dtype=np.float64)
+    g = np.asarray(x.grad._data if isinstance(x.grad, Tensor) else x.grad, dtype=np.float64)
     if g.shape != tuple(x.shape):
         raise GradcheckError(f"backward produced a gradient of shape {g.shape} for input "
                              f"{pos} of shape {tuple(x.shape)}; a gradient must have its "
@@ -204,7 +204,7 @@ def _backward_outputs(outs, upstream):
 def _check_deterministic(fn, inputs, outs, atol):
     """Finite differences assume fn is a function: same x, same y (no dropout)."""
     again = _flat_values(fn, inputs)
-    first = np.concatenate([np.asarray(o.data, dtype=np.float64).reshape(-1) for o in outs])
+    first = np.concatenate([np.asarray(o._data, dtype=np.float64).reshape(-1) for o in outs])
     if not np.allclose(first, again, rtol=1e-10, atol=atol * 1e-3):
         raise GradcheckError("gradcheck: fn gave different outputs for the same inputs "
                              "(random ops such as dropout?); finite differences need a "
@@ -216,9 +216,9 @@ def _check_full(fn, inputs, checked, eps, atol, rtol):
     # Analytical: one backward per output element, dy one-hot.  J_a[i] is (M, n_i).
     with enable_grad():
         outs = _outputs(fn, inputs)
-    sizes = [o.data.size for o in outs]
+    sizes = [o._data.size for o in outs]
     total = sum(sizes)
-    jac_a = [np.zeros((total, x.data.size)) for _, x in checked]
+    jac_a = [np.zeros((total, x._data.size)) for _, x in checked]
     row = 0
     for k, o in enumerate(outs):
         for j in range(sizes[k]):
@@ -235,14 +235,14 @@ def _check_full(fn, inputs, checked, eps, atol, rtol):
     # Numerical: two forwards per input element, central difference.  J_n[i] is (M, n_i).
     for c, (pos, x) in enumerate(checked):
         jac_n = np.zeros_like(jac_a[c])
-        for e in range(x.data.size):
+        for e in range(x._data.size):
             idx = np.unravel_index(e, x.shape)
-            orig = x.data[idx].copy()
-            x.data[idx] = orig + eps
+            orig = x._data[idx].copy()
+            x._data[idx] = orig + eps
             f_plus = _flat_values(fn, inputs)
-            x.data[idx] = orig - eps
+            x._data[idx] = orig - eps
             f_minus = _flat_values(fn, inputs)
-            x.data[idx] = orig
+            x._data[idx] = orig
             jac_n[:, e] = (f_plus - f_minus) / (2 * eps)
 
         a, n = jac_a[c], jac_n
@@ -276,11 +276,11 @@ def _check_projection(fn, inputs, checked, eps, atol, rtol):
     # Analytical: backward with dy = v (split over the outputs) gives J^T v.
     with enable_grad():
         outs = _outputs(fn, inputs)
-    v_flat = unit(sum(o.data.size for o in outs))
+    v_flat = unit(sum(o._data.size for o in outs))
     vs, start = [], 0
     for o in outs:
-        vs.append(v_flat[start:start + o.data.size].reshape(o.shape))
-        start += o.data.size
+        vs.append(v_flat[start:start + o._data.size].reshape(o.shape))
+        start += o._data.size
     for _, x in checked:
         x.grad = None
     _backward_outputs(outs, vs)
@@ -288,15 +288,15 @@ def _check_projection(fn, inputs, checked, eps, atol, rtol):
     _check_deterministic(fn, inputs, outs, atol)
 
     # Numerical: move every input along its u at once.
-    originals = [x.data.copy() for _, x in checked]
+    originals = [x._data.copy() for _, x in checked]
     for (_, x), x0, u in zip(checked, originals, us):
-        x.data[...] = x0 + eps * u
+        x._data[...] = x0 + eps * u
     f_plus = _flat_values(fn, inputs)
     for (_, x), x0, u in zip(checked, originals, us):
-        x.data[...] = x0 - eps * u
+        x._data[...] = x0 - eps * u
     f_minus = _flat_values(fn, inputs)
     for (_, x), x0 in zip(checked, originals):
-        x.data[...] = x0
+        x._data[...] = x0
     numerical = float(np.dot(f_plus - f_minus, v_flat) / (2 * eps))
 
     if abs(analytical - numerical) > atol + rtol * abs(numerical):

@@ -88,7 +88,7 @@ class _Encoder:
         if obj is None or isinstance(obj, (bool, int, float, str)):
             return obj
         if isinstance(obj, Tensor):
-            array = np.asarray(obj.to("cpu").data)
+            array = np.asarray(obj.to("cpu")._data)
             self._check_dtype(array.dtype, path)
             return {
                 "type": "tensor",

@@ -1,12 +1,19 @@
 r"""The Tensor: an array, plus what autograd needs to differentiate through it.
 
-``data``          the array (NumPy; CuPy with the GPU backend)
 ``requires_grad`` whether gradients flow to this tensor
 ``grad_fn``       the Function that made it (None for leaves: user-created tensors)
 ``grad``          after ``backward()``, dL/d(this tensor) for leaves, as a Tensor
+``data``          the same memory as a Tensor outside the graph (PyTorch's ``.data``)
+``_data``         the array itself (NumPy; CuPy with the GPU backend): what ops compute on
 
 Every operator below is one line that calls an op from ``minidl.ops``; the
 math and its gradient live there, next to each other.
+
+Memory is shared as in PyTorch. A view (``x[1:3]``, ``x.view(6)``, ``x.t()``, ``x.expand``,
+``x.detach()``, ``x.data``) is a new Tensor on the same memory; an in-place op (``x.add_(1)``,
+``x += 1``, ``x[0] = 5``, ``x.relu_()``) writes into that memory, so every view sees it.
+Tensors that share memory share one version counter, which each in-place op increments;
+autograd checks it before using a saved array (minidl/autograd.py, minidl/inplace.py).
 """
 import numbers
 from collections import namedtuple
@@ -14,9 +21,11 @@ from collections import namedtuple
 import numpy as np
 
 from . import dtypes
-from .autograd import is_grad_enabled, no_grad, run_backward
+from .autograd import VersionCounter, enable_grad, is_grad_enabled, run_backward
 from .backend import array_module, check_device, device_of, move
+from .inplace import apply_inplace
 from .ops import activation, elementwise, linalg, reduce, shape
+from .random import generator as _default_generator
 
 MaxMinResult = namedtuple("MaxMinResult", ["values", "indices"])
 """What ``Tensor.max(dim)``/``min(dim)`` return, like ``torch.return_types.max``."""
@@ -54,34 +63,90 @@ def _size_args(sizes, op):
     return tuple(int(s) for s in sizes)
 
 
+class _ViewInfo:
+    """How a view was taken: from ``base`` (a tensor that is no view) by the view ops ``ops``
+    (``((FunctionClass, extra args), ...)``), when ``base.grad_fn`` was ``base_grad_fn``, with
+    gradient recording on or off (``grad_mode``)."""
+
+    __slots__ = ("base", "ops", "base_grad_fn", "grad_mode")
+
+    def __init__(self, base, ops, base_grad_fn, grad_mode):
+        self.base, self.ops, self.base_grad_fn, self.grad_mode = base, ops, base_grad_fn, grad_mode
+
+
 class Tensor:
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")
+    __slots__ = ("_data", "grad", "_requires_grad", "_grad_fn", "_output_nr", "_version_counter", "_view",
+                 "__weakref__")
 
     # NumPy must hand ``ndarray (op) Tensor`` over to our reflected operators.
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False):
-        self.data = data
-        self.requires_grad = requires_grad
+        self._data = data
+        self._requires_grad = requires_grad
         self.grad = None
-        self.grad_fn = None
+        self._grad_fn = None
+        self._output_nr = 0  # which output of grad_fn this is (several only for custom Functions)
+        self._version_counter = VersionCounter()
+        self._view = None  # a _ViewInfo when this tensor is a view of another one's memory
 
     # --- attributes --------------------------------------------------------------
     @property
+    def data(self):
+        """This tensor's memory as a new Tensor outside the graph (``requires_grad=False``), as
+        PyTorch's ``.data``: ``p.data.zero_()`` changes ``p``. Unlike PyTorch, a write through
+        ``.data`` counts as an in-place change of ``p``: a graph that saved ``p`` then refuses to
+        backward instead of giving a gradient of values that are gone."""
+        return self._alias()
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data: assigned data must be a Tensor, got {type(value).__name__}")
+        self._data = value._data
+        self._version_counter = value._version_counter  # they share memory now
+
+    @property
+    def requires_grad(self):
+        if self._view is not None:
+            self._refresh_view()
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self.requires_grad_(value)
+
+    @property
+    def grad_fn(self):
+        if self._view is not None:
+            self._refresh_view()
+        return self._grad_fn
+
+    @property
+    def _version(self):
+        """How many in-place changes this tensor's memory has seen (PyTorch's ``_version``)."""
+        return self._version_counter.value
+
+    @property
+    def _base(self):
+        """The tensor whose memory this view shares (None if it is no view), as PyTorch's ``_base``."""
+        return None if self._view is None else self._view.base
+
+    @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self):
-        return device_of(self.data)
+        return device_of(self._data)
 
     @property
     def is_leaf(self):
@@ -99,12 +164,44 @@ class Tensor:
         return self.ndim
 
     def numel(self):
-        return int(self.data.size)
+        return int(self._data.size)
 
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    # --- views: tensors that share memory ------------------------------------------
+    def _alias(self):
+        """A new leaf Tensor on this tensor's memory, sharing its version counter."""
+        alias = Tensor(self._data)
+        alias._version_counter = self._version_counter
+        return alias
+
+    def _become_view_of(self, source, view_op):
+        """Called by ``Function.apply`` when a view op's output shares ``source``'s memory."""
+        self._version_counter = source._version_counter
+        if source._view is not None:
+            base, ops = source._view.base, source._view.ops + (view_op,)
+        else:
+            base, ops = source, (view_op,)
+        self._view = _ViewInfo(base, ops, base._grad_fn, is_grad_enabled())
+
+    def _refresh_view(self):
+        """If an in-place op changed the base's graph since this view's ``grad_fn`` was made,
+        make it again: the same view ops, applied to the base as it is now."""
+        view = self._view
+        base = view.base
+        if base._grad_fn is view.base_grad_fn:
+            return
+        view.base_grad_fn = base._grad_fn
+        if not view.grad_mode:
+            return
+        with enable_grad():
+            replay = base
+            for cls, extra in view.ops:
+                replay = cls.apply(replay, *extra)
+        self._grad_fn, self._output_nr, self._requires_grad = replay._grad_fn, 0, replay._requires_grad
 
     # --- autograd ----------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=False):
@@ -116,24 +213,33 @@ class Tensor:
             raise RuntimeError("backward: this tensor does not require grad and has no grad_fn "
                                "(did you create it under no_grad, or forget requires_grad=True?)")
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(f"backward: grad can be implicitly created only for scalar outputs; "
                                    f"this tensor has shape {self.shape}, pass gradient= of that shape")
-            gradient = array_module(self.data).ones(self.shape, dtype=self.dtype)
+            gradient = array_module(self._data).ones(self.shape, dtype=self.dtype)
         else:
-            gradient = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient)
+            gradient = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
             if gradient.shape != self.shape:
                 raise RuntimeError(f"backward: gradient has shape {gradient.shape} but the tensor "
                                    f"has shape {self.shape}")
             gradient = gradient.astype(self.dtype, copy=False)
         if self.grad_fn is None:  # a leaf: its gradient is the given one
-            self.grad = Tensor(gradient.copy()) if self.grad is None else Tensor(self.grad.data + gradient)
+            from .accumulate import accumulate_into_leaf
+
+            accumulate_into_leaf(self, gradient)
             return
-        run_backward(self.grad_fn, gradient, retain_graph=retain_graph)
+        run_backward(self.grad_fn, self._output_nr, gradient, retain_graph=retain_graph)
 
     def detach(self):
-        """The same data, cut from the graph."""
-        return Tensor(self.data)
+        """The same memory as a new tensor cut from the graph (writes to it change this one)."""
+        return self._alias()
+
+    def detach_(self):
+        """Cut this tensor from the graph: it becomes a leaf that does not require grad."""
+        if self._view is not None and self._view.grad_mode and self._view.base.requires_grad:
+            raise RuntimeError("detach_: Can't detach views in-place. Use detach() instead.")
+        self._grad_fn, self._output_nr, self._requires_grad = None, 0, False
+        return self
 
     def requires_grad_(self, requires_grad=True):
         if not self.is_leaf:
@@ -142,7 +248,7 @@ class Tensor:
         if requires_grad and not dtypes.is_floating(self.dtype):
             raise RuntimeError(f"requires_grad_: only floating point tensors can require gradients, "
                                f"got dtype {self.dtype}")
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         return self
 
     # --- conversion ----------------------------------------------------------------
@@ -150,19 +256,19 @@ class Tensor:
         if self.requires_grad:
             raise RuntimeError("numpy: can't call numpy() on a tensor that requires grad; "
                                "use tensor.detach().numpy()")
-        return self.data
+        return self._data
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self._data if dtype is None else self._data.astype(dtype)
 
     def item(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item: only one-element tensors can be converted to a Python scalar, "
                              f"got shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __float__(self):
         return float(self.item())
@@ -171,9 +277,9 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError(f"bool: the truth value of a tensor with shape {self.shape} is ambiguous")
-        return bool(self.data.item())
+        return bool(self._data.item())
 
     def to(self, device_or_dtype=None, dtype=None):
         """``to("cpu")``, ``to(minidl.float64)`` or ``to("cpu", minidl.float64)``."""
@@ -181,7 +287,7 @@ class Tensor:
         if isinstance(device_or_dtype, str):
             check_device(device_or_dtype, op="to")
             if device_or_dtype != self.device:
-                out = Tensor(move(self.data, device_or_dtype), requires_grad=self.requires_grad)
+                out = Tensor(move(self._data, device_or_dtype), requires_grad=self.requires_grad)
         elif device_or_dtype is not None:
             dtype = device_or_dtype
         if dtype is not None and np.dtype(dtype) != out.dtype:
@@ -210,65 +316,134 @@ class Tensor:
     def clone(self):
         return elementwise.Clone.apply(self)
 
-    # --- in-place (no gradient: for initialisation and optimizers) -----------------
-    def _check_inplace(self, op):
-        if self.requires_grad and self.is_leaf and is_grad_enabled():
-            raise RuntimeError(f"{op}: a leaf tensor that requires grad is used in an in-place "
-                               "operation; wrap it in `with minidl.no_grad():`")
+    # --- in-place ops: the out-of-place op, written into this tensor (minidl/inplace.py) ---
+    def add_(self, other, *, alpha=1):
+        return apply_inplace(self, "add_", lambda: self.add(other, alpha=alpha))
+
+    def sub_(self, other, *, alpha=1):
+        return apply_inplace(self, "sub_", lambda: self.sub(other, alpha=alpha))
+
+    def mul_(self, other):
+        return apply_inplace(self, "mul_", lambda: self * other)
+
+    def div_(self, other):
+        return apply_inplace(self, "div_", lambda: self / other)
+
+    def pow_(self, exponent):
+        return apply_inplace(self, "pow_", lambda: self ** exponent)
+
+    __iadd__, __isub__, __imul__, __itruediv__, __ipow__ = add_, sub_, mul_, div_, pow_
 
     def zero_(self):
-        self._check_inplace("zero_")
-        self.data[...] = 0
-        return self
+        return self.fill_(0)
 
     def fill_(self, value):
-        self._check_inplace("fill_")
-        self.data[...] = value
-        return self
+        """Every entry becomes ``value`` (a number, or a 0-dim tensor that then gets the gradient)."""
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise RuntimeError(f"fill_: only supports 0-dimension value tensor but got tensor with "
+                               f"{value.ndim} dimensions")
+        return apply_inplace(self, "fill_", lambda: elementwise.Fill.apply(self, value))
 
     def copy_(self, src):
-        self._check_inplace("copy_")
-        src = src.data if isinstance(src, Tensor) else np.asarray(src)
-        try:
-            np.broadcast_shapes(src.shape, self.shape)
-        except ValueError:
-            raise RuntimeError(f"copy_: source of shape {src.shape} cannot be copied into a tensor "
-                               f"of shape {self.shape}") from None
-        self.data[...] = src
-        return self
+        """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor; ``src`` gets
+        the gradient."""
+        if not isinstance(src, Tensor):
+            src = Tensor(np.asarray(src))
+        if not _broadcasts_to(src.shape, self.shape):
+            raise RuntimeError(f"copy_: source of shape {tuple(src.shape)} cannot be copied into a "
+                               f"tensor of shape {tuple(self.shape)}")
+        return apply_inplace(self, "copy_", lambda: elementwise.CopyFrom.apply(self, src))
+
+    def clamp_(self, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
+        return apply_inplace(self, "clamp_", lambda: self.clamp(min, max))
+
+    clip_ = clamp_
+
+    def relu_(self):
+        return apply_inplace(self, "relu_", lambda: activation.Relu.apply(self))
+
+    def sigmoid_(self):
+        return apply_inplace(self, "sigmoid_", lambda: activation.Sigmoid.apply(self))
+
+    def tanh_(self):
+        return apply_inplace(self, "tanh_", lambda: activation.Tanh.apply(self))
+
+    def exp_(self):
+        return apply_inplace(self, "exp_", lambda: self.exp())
+
+    def log_(self):
+        return apply_inplace(self, "log_", lambda: self.log())
+
+    def sqrt_(self):
+        return apply_inplace(self, "sqrt_", lambda: self.sqrt())
+
+    def abs_(self):
+        return apply_inplace(self, "abs_", lambda: self.abs())
+
+    def neg_(self):
+        return apply_inplace(self, "neg_", lambda: -self)
+
+    def masked_fill(self, mask, value):
+        """``value`` where ``mask`` (bool, broadcast to this shape) is True, else this tensor."""
+        mask = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+        if mask.dtype != np.bool_:
+            raise RuntimeError(f"masked_fill: expected a bool mask, got dtype {mask.dtype}")
+        elementwise.check_broadcast("masked_fill", self.shape, mask.shape)
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise RuntimeError(f"masked_fill: only supports a 0-dimensional value tensor, but got "
+                               f"tensor with {value.ndim} dimension(s).")
+        return elementwise.MaskedFill.apply(self, mask, value)
+
+    def masked_fill_(self, mask, value):
+        return apply_inplace(self, "masked_fill_", lambda: self.masked_fill(mask, value))
+
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        """Fill with samples of N(mean, std^2) from ``generator`` (default: minidl's)."""
+        self._check_floating("normal_")
+        rng = generator if generator is not None else _default_generator()
+        values = rng.normal(mean, std, size=self.shape)
+        return apply_inplace(self, "normal_", lambda: elementwise.CopyFrom.apply(self, Tensor(values)))
+
+    def uniform_(self, a=0.0, b=1.0, *, generator=None, **kwargs):
+        """Fill with samples of U(a, b) (PyTorch's keywords ``from``/``to`` work too)."""
+        self._check_floating("uniform_")
+        a, b = kwargs.pop("from", a), kwargs.pop("to", b)
+        if kwargs:
+            raise TypeError(f"uniform_: unexpected keyword arguments {sorted(kwargs)}")
+        rng = generator if generator is not None else _default_generator()
+        values = rng.uniform(a, b, size=self.shape)
+        return apply_inplace(self, "uniform_", lambda: elementwise.CopyFrom.apply(self, Tensor(values)))
+
+    def _check_floating(self, op):
+        if not dtypes.is_floating(self.dtype):
+            raise RuntimeError(f"{op}: expects a floating point tensor, got dtype {self.dtype}")
 
     def __setitem__(self, index, value):
-        self._check_inplace("setitem")
-        if self.grad_fn is not None:
-            raise RuntimeError("setitem: in-place assignment into a tensor that is part of a graph "
-                               "is not supported; build the result out of place (e.g. with cat)")
-        self.data[_array_index(index)] = value.data if isinstance(value, Tensor) else value
+        index = _array_index(index)
+        if not isinstance(value, Tensor):
+            value = Tensor(np.asarray(value))
+        region = np.broadcast_to(np.empty((), dtype=bool), self.shape)[index].shape  # no copy for slices
+        extra = value.ndim - len(region)
+        if extra > 0 and all(n == 1 for n in value.shape[:extra]):
+            value = value.reshape(value.shape[extra:])  # leading size-1 dims are dropped, as NumPy does
+        if not _broadcasts_to(value.shape, region):
+            raise RuntimeError(f"setitem: a value of shape {tuple(value.shape)} cannot be assigned to "
+                               f"tensor[{_index_repr(index)}] of a tensor of shape {tuple(self.shape)}")
+        apply_inplace(self, "setitem", lambda: shape.SetItem.apply(self, value, index))
 
-    # --- arithmetic (NumPy broadcasting; the engine undoes it in backward) ----------
-    def _operand(self, other):
-        """``other`` as a Tensor: Python numbers take this tensor's dtype (PyTorch's rule)."""
-        if isinstance(other, Tensor):
-            return other
-        if isinstance(other, numbers.Number) and not isinstance(other, np.generic):
-            if isinstance(other, bool):
-                dtype = self.dtype
-            elif isinstance(other, numbers.Integral) or dtypes.is_floating(self.dtype):
-                dtype = self.dtype if self.dtype != np.bool_ else dtypes.int64
-            elif isinstance(other, numbers.Real):
-                dtype = dtypes.default_float
-            else:
-                raise TypeError(f"unsupported operand {other!r}")
-            return Tensor(array_module(self.data).asarray(other, dtype=dtype))
-        if isinstance(other, (np.ndarray, np.generic)):
-            return Tensor(np.asarray(other))
-        raise TypeError(f"unsupported operand type {type(other).__name__} for a minidl Tensor")
-
+    # --- arithmetic (PyTorch's type promotion; NumPy broadcasting, undone in backward) ----
     def _binary(self, other, op, name, reflected=False):
-        this = self
-        if isinstance(other, float) and not dtypes.is_floating(self.dtype):
-            this = Tensor(self.data.astype(dtypes.default_float))  # int tensor * 2.5 -> float32, as torch
-        other = this._operand(other)
-        a, b = (other, this) if reflected else (this, other)
+        a, b = (other, self) if reflected else (self, other)
+        for value in (a, b):
+            if not isinstance(value, (Tensor, numbers.Number, np.ndarray, np.generic)):
+                raise TypeError(f"unsupported operand type {type(value).__name__} for a minidl Tensor")
+        dtype = dtypes.result_type(a, b)
+        if op is elementwise.Div and not dtypes.is_floating(dtype):
+            dtype = dtypes.default_float  # true division: int / int is a float, as in PyTorch
+        if op is elementwise.Sub and dtype == dtypes.bool:
+            raise RuntimeError("sub: Subtraction, the `-` operator, with two bool tensors is not "
+                               "supported. Use the `^` or `logical_xor()` operator instead.")
+        a, b = _as_operand(a, dtype, self), _as_operand(b, dtype, self)
         elementwise.check_broadcast(name, a.shape, b.shape)
         return op.apply(a, b)
 
@@ -296,28 +471,46 @@ class Tensor:
     def __rtruediv__(self, other):
         return self._binary(other, elementwise.Div, "div", reflected=True)
 
+    def add(self, other, *, alpha=1):
+        """``self + alpha * other`` (PyTorch's ``add``)."""
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other, *, alpha=1):
+        """``self - alpha * other`` (PyTorch's ``sub``)."""
+        return self - (other if alpha == 1 else other * alpha)
+
     def __pow__(self, exponent):
         if isinstance(exponent, numbers.Real) and not isinstance(exponent, (bool, np.generic)):
-            return elementwise.PowScalar.apply(self, exponent)
+            dtype = dtypes.result_type(self, exponent)
+            if not dtypes.is_floating(dtype) and exponent < 0:
+                raise RuntimeError("pow: Integers to negative integer powers are not allowed.")
+            return elementwise.PowScalar.apply(self.type(dtype), exponent)
         return self._binary(exponent, elementwise.Pow, "pow")
 
     def __rpow__(self, base):
         if isinstance(base, numbers.Real) and not isinstance(base, (bool, np.generic)):
-            return elementwise.RPowScalar.apply(base, self)
+            return elementwise.RPowScalar.apply(base, self.type(dtypes.result_type(base, self)))
         return self._binary(base, elementwise.Pow, "pow", reflected=True)
 
     def __matmul__(self, other):
-        other = self._operand(other)
-        linalg.check_matmul("matmul", self.shape, other.shape)
+        other = _as_operand(other, None, self)
+        linalg.check_matmul("matmul", self, other)
         return linalg.MatMul.apply(self, other)
 
     def __rmatmul__(self, other):
-        other = self._operand(other)
-        linalg.check_matmul("matmul", other.shape, self.shape)
+        other = _as_operand(other, None, self)
+        linalg.check_matmul("matmul", other, self)
         return linalg.MatMul.apply(other, self)
 
     def matmul(self, other):
         return self @ other
+
+    def mm(self, mat2):
+        """Matrix product of two 2-D tensors (PyTorch's ``mm``)."""
+        if self.ndim != 2 or getattr(mat2, "ndim", None) != 2:
+            raise RuntimeError(f"mm: expected 2-D tensors, got shapes {tuple(self.shape)} and "
+                               f"{tuple(getattr(mat2, 'shape', ()))}")
+        return self @ mat2
 
     def __neg__(self):
         return elementwise.Neg.apply(self)
@@ -325,13 +518,13 @@ class Tensor:
     def __pos__(self):
         return self
 
-    add, sub, mul, div, pow = __add__, __sub__, __mul__, __truediv__, __pow__
+    mul, div, pow = __mul__, __truediv__, __pow__
 
     # --- comparisons: boolean tensors, no gradient ------------------------------
     def _compare(self, other, ufunc, name):
-        other = self._operand(other)
+        other = _as_operand(other, None, self)
         elementwise.check_broadcast(name, self.shape, other.shape)
-        return Tensor(ufunc(self.data, other.data))
+        return Tensor(ufunc(self._data, other._data))
 
     def __lt__(self, other):
         return self._compare(other, np.less, "lt")
@@ -368,7 +561,7 @@ class Tensor:
 
     def reshape(self, *shape_):
         new_shape = _size_args(shape_, "reshape")
-        size = self.data.size
+        size = self._data.size
         known = int(np.prod([s for s in new_shape if s != -1]))
         if new_shape.count(-1) > 1 or (-1 not in new_shape and known != size) or (
             -1 in new_shape and (known == 0 or size % known != 0)
@@ -478,14 +671,14 @@ class Tensor:
 
     def _extreme(self, dim, keepdim, largest):
         name = "max" if largest else "min"
-        if self.data.size == 0:
+        if self._data.size == 0:
             raise RuntimeError(f"{name}: the tensor is empty (shape {self.shape})")
         if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool):
             # torch.max(x, dim): values and the index of the first extreme along dim
             axis = _normalize_dim(dim, self.ndim, name)
-            xp = array_module(self.data)
+            xp = array_module(self._data)
             arg = xp.argmax if largest else xp.argmin
-            index = xp.expand_dims(arg(self.data, axis=axis), axis)  # size 1 on axis
+            index = xp.expand_dims(arg(self._data, axis=axis), axis)  # size 1 on axis
             values = reduce.TakeAlongDim.apply(self, index, axis, keepdim)
             return MaxMinResult(values, Tensor(index if keepdim else index.squeeze(axis)))
         op = reduce.AMax if largest else reduce.AMin
@@ -506,17 +699,17 @@ class Tensor:
         return reduce.AMin.apply(self, _normalize_dims(dim, self.ndim, "amin"), keepdim)
 
     def argmax(self, dim=None, keepdim=False):
-        return self._arg(dim, keepdim, array_module(self.data).argmax, "argmax")
+        return self._arg(dim, keepdim, array_module(self._data).argmax, "argmax")
 
     def argmin(self, dim=None, keepdim=False):
-        return self._arg(dim, keepdim, array_module(self.data).argmin, "argmin")
+        return self._arg(dim, keepdim, array_module(self._data).argmin, "argmin")
 
     def _arg(self, dim, keepdim, arg, name):
         if dim is None:
-            index = arg(self.data)
+            index = arg(self._data)
             return Tensor(index.reshape((1,) * self.ndim) if keepdim else np.asarray(index))
         axis = _normalize_dim(dim, self.ndim, name)
-        index = arg(self.data, axis=axis)
+        index = arg(self._data, axis=axis)
         return Tensor(np.expand_dims(index, axis) if keepdim else index)
 
     # --- elementwise functions -----------------------------------------------------------
@@ -550,7 +743,7 @@ class Tensor:
 
     # --- printing ---------------------------------------------------------------------------
     def __repr__(self):
-        body = np.array2string(np.asarray(self.data), separator=", ", prefix="tensor(")
+        body = np.array2string(np.asarray(self._data), separator=", ", prefix="tensor(")
         extras = []
         if self.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool):
             extras.append(f"dtype=minidl.{self.dtype}")
@@ -566,7 +759,7 @@ class Tensor:
 def _index_item(item):
     """One index entry as NumPy accepts it; tensors and lists become arrays, checked."""
     if isinstance(item, Tensor):
-        item = item.data
+        item = item._data
     elif isinstance(item, list):
         item = np.asarray(item)
     if isinstance(item, (np.ndarray, np.generic)) and not isinstance(item, np.integer):
@@ -582,3 +775,31 @@ def _array_index(index):
     if isinstance(index, tuple):
         return tuple(_index_item(i) for i in index)
     return _index_item(index)
+
+
+def _as_operand(value, dtype, like):
+    """``value`` (a Tensor, array or Python number) as a Tensor of ``dtype`` (None: its own; a
+    Python number then takes ``like``'s dtype). Casting a Tensor is differentiable."""
+    if isinstance(value, Tensor):
+        return value if dtype is None or value.dtype == dtype else value.type(dtype)
+    xp = array_module(like._data)
+    if isinstance(value, (np.ndarray, np.generic)):
+        return Tensor(xp.asarray(value, dtype=dtype))
+    if isinstance(value, numbers.Number):
+        return Tensor(xp.asarray(value, dtype=dtype or dtypes.result_type(like, value)))
+    raise TypeError(f"unsupported operand type {type(value).__name__} for a minidl Tensor")
+
+
+def _broadcasts_to(shape, target):
+    """Whether an array of ``shape`` broadcasts to exactly ``target`` (NumPy assignment rules)."""
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
+def _index_repr(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return ", ".join(":" if isinstance(i, slice) and i == slice(None) else
+                     "..." if i is Ellipsis else repr(i) if not hasattr(i, "shape") else
+                     f"<index of shape {tuple(i.shape)}>" for i in items)

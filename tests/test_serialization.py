@@ -25,7 +25,7 @@ def assert_same(actual, expected, path="obj"):
             assert_same(a, e, f"{path}[{i}]")
     elif isinstance(expected, minidl.Tensor):
         assert actual.requires_grad == expected.requires_grad, f"{path}: requires_grad"
-        assert_same(actual.data, expected.data, path)
+        assert_same(actual.detach().numpy(), expected.detach().numpy(), path)
     elif isinstance(expected, (np.ndarray, np.generic)):
         assert actual.dtype == expected.dtype, f"{path}: dtype {actual.dtype} != {expected.dtype}"
         assert actual.shape == expected.shape, f"{path}: shape"

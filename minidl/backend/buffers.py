@@ -17,9 +17,7 @@ free, else allocates a new buffer and caches it. A buffer is free when nothing b
 refers to it: every view of a NumPy array (a Tensor's data, a slice, a reshape) keeps a
 reference to the array that owns the memory, so its reference count says whether any view is
 still alive; nothing else is tracked and no one has to give a buffer back. Arrays below
-MIN_BYTES are left to NumPy's allocator (it caches small blocks itself). The same count
-tells the autograd engine when a gradient in a cached buffer is as good as its own
-(:func:`is_only_view`): then it may add into it in place, as into any array it owns.
+MIN_BYTES are left to NumPy's allocator (it caches small blocks itself).
 
 Memory. A buffer is only added when every cached one of its size is in use, so the cache
 holds at most as many bytes as were ever in use at once through it, and they stay resident
@@ -86,16 +84,13 @@ def empty_like(array):
     return empty(array.shape, array.dtype, array_module(array))
 
 
-def is_only_view(array):
-    """Whether ``array`` is a view of a cached buffer and the only one alive: then nothing else
-    sees its memory, just as for an array that owns its memory (``base is None``), and the
-    autograd engine may write gradients into it (minidl/autograd.py)."""
+def holds(array):
+    """Whether ``array`` is a view of one of the cache's buffers (for tests and debugging)."""
     buffer = getattr(array, "base", None)
-    if not isinstance(buffer, np.ndarray) or buffer.base is not None or buffer.dtype != np.uint8:
+    if not isinstance(buffer, np.ndarray):
         return False
     with _lock:
-        cached = any(b is buffer for b in _cache.get(buffer.nbytes, ()))
-        return cached and _views(buffer) == 1  # ``array`` itself is that one
+        return any(b is buffer for b in _cache.get(buffer.nbytes, ()))
 
 
 def cached_bytes():

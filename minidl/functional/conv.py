@@ -4,6 +4,7 @@ Every problem is reported before any work, naming the function, the argument and
 shapes involved. The math, its gradient and the memory policy live in
 :mod:`minidl.ops.conv`; the derivations in docs/gradients/conv2d.md and conv_transpose2d.md.
 """
+from .. import dtypes
 from ..ops import conv
 from ._checks import check_ndim as _check_ndim
 from ._checks import check_tensor as _check_tensor
@@ -45,9 +46,14 @@ def _check_common(op, input, weight, bias, groups):
         _check_tensor(op, name, value)
         if value.dtype.kind != "f":
             raise TypeError(f"{op}: {name} must be a floating-point tensor, got dtype {value.dtype}")
-        if value.dtype != input.dtype:
-            raise TypeError(f"{op}: {name} has dtype {value.dtype} but input has dtype {input.dtype}; "
-                            "they must be the same")
+    # no type promotion here (PyTorch's messages): float32 input with float64 weight is an error
+    if weight.dtype != input.dtype:
+        raise RuntimeError(f"{op}: expected scalar type {dtypes.torch_name(input.dtype)} but found "
+                           f"{dtypes.torch_name(weight.dtype)} (input is {input.dtype}, weight is "
+                           f"{weight.dtype}; convert one of them with .float() or .double())")
+    if bias is not None and bias.dtype != input.dtype:
+        raise RuntimeError(f"{op}: Input type ({dtypes.c_name(input.dtype)}) and bias type "
+                           f"({dtypes.c_name(bias.dtype)}) should be the same")
 
 
 def _check_bias(op, bias, F, weight):

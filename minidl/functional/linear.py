@@ -1,4 +1,5 @@
 """F.linear: the affine map of nn.Linear."""
+from .. import dtypes
 from ..ops import linalg
 from ._checks import check_tensor as _check_tensor
 
@@ -17,4 +18,8 @@ def linear(input, weight, bias=None):  # noqa: A002  (PyTorch's argument name)
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},) to match weight "
                              f"{weight.shape}, got {bias.shape}")
+    linalg.check_same_dtype("linear", input, weight)  # no type promotion, as in PyTorch
+    if bias is not None and bias.dtype != input.dtype:
+        raise RuntimeError(f"linear: self and mat2 must have the same dtype, but got "
+                           f"{dtypes.torch_name(bias.dtype)} and {dtypes.torch_name(input.dtype)}")
     return linalg.Linear.apply(input, weight, bias)

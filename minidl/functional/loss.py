@@ -74,7 +74,7 @@ def _check_broadcasts_to(op, name, value, shape):
 
 def _check_range(op, name, value, hint=""):
     """All entries in [0, 1] (NaN fails too)."""
-    data = value.data
+    data = value._data
     if data.size and not ((data >= 0) & (data <= 1)).all():
         raise ValueError(f"{op}: all elements of {name} must be in [0, 1], got values in "
                          f"[{float(data.min())}, {float(data.max())}] (shape {_shape(value)}){hint}")
@@ -116,7 +116,7 @@ def _check_index_target(op, input, target, ignore_index):  # noqa: A002
     if ignore_index is not None and (not isinstance(ignore_index, int) or isinstance(ignore_index, bool)):
         raise TypeError(f"{op}: ignore_index must be an int, got {ignore_index!r}")
     num_classes = input.shape[1 if input.ndim > 1 else 0]
-    t = target.data
+    t = target._data
     bad = (t < 0) | (t >= num_classes)
     if ignore_index is not None:
         bad &= t != ignore_index

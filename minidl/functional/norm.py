@@ -48,9 +48,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None,  # noqa
         raise ValueError(f"batch_norm: eps must be positive during training, got {eps}")
     if eps < 0:
         raise ValueError(f"batch_norm: eps must be non-negative, got {eps}")
-    return norm.BatchNorm.apply(
-        input, weight, bias,
-        None if running_mean is None else running_mean.data,  # raw arrays: updated in place,
-        None if running_var is None else running_var.data,    # never part of the graph
-        bool(training), momentum, eps,
-    )
+    # The running statistics are tensors that need no gradient: the op updates their arrays in
+    # place when training, and in evaluation it saves running_var, version-checked like any input.
+    y = norm.BatchNorm.apply(input, weight, bias, running_mean, running_var, bool(training), momentum, eps)
+    if training and running_mean is not None:  # they were changed in place: new versions
+        running_mean._version_counter.bump()
+        running_var._version_counter.bump()
+    return y

@@ -114,7 +114,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     out = _output_size(op, input, kernel, stride, padding, dilation, ceil_mode)
     _check_no_empty_window(input, kernel, stride, padding, dilation, out)
     x = _batched(input)
-    y, argmax = pool.window_max(x.data, kernel, stride, padding, dilation, out)
+    y, argmax = pool.window_max(x._data, kernel, stride, padding, dilation, out)
     y = _unbatched_like(input, pool.MaxPool2d.apply(x, argmax, y))
     if not return_indices:
         return y
@@ -214,7 +214,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
                          f"got {tuple(indices.shape)}")
     kernel, stride, padding, _ = _window(op, kernel_size, stride, padding, padding_rule=False)
     size = _unpool_output_size(input, kernel, stride, padding, output_size)
-    data = indices.data
+    data = indices._data
     if data.size and (int(data.min()) < 0 or int(data.max()) >= size[0] * size[1]):
         bad = int(data.min()) if int(data.min()) < 0 else int(data.max())
         raise ValueError(f"{op}: found an invalid index {bad} in indices: the output planes are "

@@ -1,7 +1,8 @@
 r"""Weight initialisation, with PyTorch's names, formulas and defaults.
 
-Every function fills ``tensor.data`` IN PLACE (no autograd graph is
-recorded) and returns ``tensor``.  Random numbers come from
+Every function fills ``tensor`` IN PLACE, as ``tensor.copy_(values)`` under
+``no_grad()`` (no graph is recorded; the tensor's version counter moves on), and
+returns ``tensor``.  Random numbers come from
 ``minidl.random.generator()`` (or the ``generator`` argument), so
 ``minidl.manual_seed(s)`` makes initialisation reproducible.
 
@@ -27,6 +28,7 @@ import warnings
 import numpy as np
 
 from .. import random as _random
+from ..autograd import no_grad
 
 __all__ = [
     "calculate_gain",
@@ -48,9 +50,9 @@ def _rng(generator):
 
 
 def _fill(tensor, values):
-    """Write ``values`` into ``tensor.data`` in place (cast to its dtype); return tensor."""
-    tensor.data[...] = values
-    return tensor
+    """Write ``values`` into ``tensor`` in place (cast to its dtype); return tensor."""
+    with no_grad():
+        return tensor.copy_(values)
 
 
 def calculate_gain(nonlinearity, param=None):

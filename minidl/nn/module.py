@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import dtypes
+from ..autograd import VersionCounter, no_grad
 from ..tensor import Tensor
 from .parameter import Parameter
 
@@ -376,15 +377,17 @@ class Module:
     # (which an optimizer may already hold) keep their identity.
     # ------------------------------------------------------------------
     def _tensors_in_place(self, convert):
-        """Replace ``t.data`` by the array ``convert(t)`` for every parameter, its
-        grad, and every buffer of every module.  Each tensor is converted once."""
+        """Make the array ``convert(t)`` the memory of ``t`` (PyTorch: ``t.data = ...``) for every
+        parameter, its grad, and every buffer of every module.  Each tensor is converted once."""
         done = set()
 
         def update(t):
             if t is None or id(t) in done:
                 return
             done.add(id(t))
-            t.data = convert(t)
+            array = convert(t)
+            if array is not t._data:
+                t._data, t._version_counter = array, VersionCounter()  # new memory, new history
 
         for module in self.modules():
             for p in module._parameters.values():
@@ -399,7 +402,7 @@ class Module:
         """Move parameters and buffers to a device and/or cast floating ones to a dtype.
 
         ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(device=..., dtype=...)``.
-        Tensors change in place (``param.data`` is replaced), so references
+        Tensors change in place (their memory is replaced), so references
         held elsewhere (an optimizer) stay valid.  Returns self.
         """
         device, dtype = _parse_to_args(args, kwargs)
@@ -412,8 +415,8 @@ class Module:
             if device is not None:
                 t = t.to(device)
             if dtype is not None and dtypes.is_floating(t.dtype):
-                return t.data.astype(dtype)
-            return t.data
+                return t._data.astype(dtype)
+            return t._data
 
         return self._tensors_in_place(convert)
 
@@ -490,8 +493,9 @@ class Module:
             )
 
         # All checks passed: now (and only now) change the model.
-        for target, array in copies:
-            target.data[...] = array  # in place; casts to target's dtype
+        with no_grad():
+            for target, array in copies:
+                target.copy_(array)  # in place (a new version); casts to target's dtype
         return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------
@@ -536,7 +540,7 @@ def _check_state_dict(module, state_dict, prefix, missing, unexpected, errors, c
             continue
         value = state_dict[key]
         if isinstance(value, Tensor):
-            array = value.data
+            array = value._data
         elif isinstance(value, np.ndarray):
             array = value
         else:

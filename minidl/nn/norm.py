@@ -3,6 +3,7 @@
 import numpy as np
 
 from .. import dtypes
+from ..autograd import no_grad
 from ..functional._checks import check_tensor as _check_tensor
 from ..functional.norm import batch_norm
 from ..tensor import Tensor
@@ -66,9 +67,10 @@ class _BatchNorm(Module):
     def reset_running_stats(self):
         """running_mean = 0, running_var = 1, num_batches_tracked = 0 (in place)."""
         if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
+            with no_grad():
+                self.running_mean.zero_()
+                self.running_var.fill_(1)
+                self.num_batches_tracked.zero_()
 
     def reset_parameters(self):
         """Reset the running statistics, weight = 1 and bias = 0."""
@@ -87,7 +89,7 @@ class _BatchNorm(Module):
         momentum = 0.0 if self.momentum is None else self.momentum
         batches = None  # the new num_batches_tracked, stored once the forward has succeeded
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            batches = int(self.num_batches_tracked.data) + 1
+            batches = int(self.num_batches_tracked.item()) + 1
             if self.momentum is None:  # cumulative moving average
                 momentum = 1.0 / batches
         # Batch statistics in training, and in eval when there are no running ones.
@@ -101,7 +103,8 @@ class _BatchNorm(Module):
             self.weight, self.bias, use_batch_stats, momentum, self.eps,
         )
         if batches is not None:
-            self.num_batches_tracked.data[...] = batches
+            with no_grad():
+                self.num_batches_tracked.fill_(batches)
         return y
 
     def extra_repr(self):

@@ -14,7 +14,7 @@ class Parameter(Tensor):
         if data is None:
             array = np.empty((0,), dtype=np.float32)
         elif isinstance(data, Tensor):
-            array = data.data
+            array = data._data
         else:
             array = np.asarray(data)
         if requires_grad and array.dtype.kind != "f":

@@ -12,9 +12,8 @@ class Relu(Function):
     r"""y = max(x, 0).   dL/dx = dy * [x > 0]   (the gradient at exactly 0 is 0, as in PyTorch).
 
     [x > 0] = [y > 0], so the saved y (which the next layer usually keeps anyway) gives the
-    mask. When the engine says nobody else holds dy (``self.dy_owned``), dx is written
-    into dy's memory: no new activation-sized array per ReLU in backward. y itself goes into a
-    cached buffer (minidl/backend/buffers.py): fresh memory made ReLU's forward 8x slower.
+    mask. y and dx come from the allocator (minidl/backend/buffers.py): large fresh arrays are
+    slow to touch the first time (docs/performance.md).
     """
 
     def forward(self, x):
@@ -25,9 +24,7 @@ class Relu(Function):
 
     def backward(self, dy):
         positive = self.saved.y > 0
-        if self.dy_owned:
-            return array_module(dy).multiply(dy, positive, out=dy)
-        return dy * positive
+        return array_module(dy).multiply(dy, positive, out=buffers.empty_like(dy))
 
 
 class Sigmoid(Function):

@@ -220,3 +220,53 @@ class Clone(Function):
 
     def backward(self, dy):
         return dy
+
+
+class Fill(Function):
+    r"""y = value everywhere (the out-of-place half of ``fill_``/``zero_``).
+
+    dL/dx = 0 (the old values no longer matter; zeros, as PyTorch gives, not "no gradient")
+    dL/dvalue = sum(dy)   when value is a 0-dim tensor (it was copied to every entry)
+    """
+
+    def forward(self, x, value):
+        return array_module(x).full(x.shape, value, dtype=x.dtype)
+
+    def backward(self, dy):
+        dx = array_module(dy).zeros_like(dy) if self.needs_input_grad[0] else None
+        return dx, (dy if self.needs_input_grad[1] else None)  # the engine sums dy to value's shape
+
+
+class CopyFrom(Function):
+    r"""y = src, broadcast to x's shape and cast to x's dtype (the out-of-place half of ``copy_``).
+
+    dL/dx = 0;   dL/dsrc = dy (summed over the broadcast axes by the engine, cast back by it)
+    """
+
+    def forward(self, x, src):
+        xp = array_module(x)
+        return xp.broadcast_to(src, x.shape).astype(x.dtype, copy=True)
+
+    def backward(self, dy):
+        dx = array_module(dy).zeros_like(dy) if self.needs_input_grad[0] else None
+        return dx, (dy if self.needs_input_grad[1] else None)
+
+
+class MaskedFill(Function):
+    r"""y = where(mask, value, x), mask a bool array broadcast to x's shape.
+
+    dL/dx = dy where the mask is False, 0 where it is True
+    dL/dvalue = sum of dy where the mask is True   (value a 0-dim tensor)
+    """
+
+    def forward(self, x, mask, value):
+        self.save(mask=mask)
+        xp = array_module(x)
+        return xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
+
+    def backward(self, dy):
+        xp = array_module(dy)
+        mask = self.saved.mask
+        dx = xp.where(mask, 0, dy).astype(dy.dtype, copy=False) if self.needs_input_grad[0] else None
+        dvalue = xp.where(mask, dy, 0).astype(dy.dtype, copy=False) if self.needs_input_grad[2] else None
+        return dx, None, dvalue

@@ -11,11 +11,20 @@ For Y = A @ B (matrices),  Y[i,j] = sum_k A[i,k] B[k,j], so
 With batch dimensions the same holds per batch entry, and a batch dimension
 that was broadcast is summed by the engine (``autograd.sum_to_shape``).
 """
+from .. import dtypes
 from ..autograd import Function
 
 
-def check_matmul(op, a_shape, b_shape):
+def check_same_dtype(op, a, b):
+    """Matrix products do not promote (PyTorch): float32 @ float64 is an error, not a float64."""
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"{op}: expected m1 and m2 to have the same dtype, but got: "
+                           f"{dtypes.c_name(a.dtype)} != {dtypes.c_name(b.dtype)}")
+
+
+def check_matmul(op, a, b):
     """Raise a clear error when ``a @ b`` is undefined (before any work)."""
+    a_shape, b_shape = tuple(a.shape), tuple(b.shape)
     if len(a_shape) == 0 or len(b_shape) == 0:
         raise ValueError(f"{op}: both operands must have at least 1 dimension, got shapes {a_shape} and {b_shape}")
     k_a = a_shape[-1]
@@ -25,6 +34,7 @@ def check_matmul(op, a_shape, b_shape):
             f"{op}: shapes {tuple(a_shape)} and {tuple(b_shape)} cannot be multiplied "
             f"(inner dimensions {k_a} != {k_b})"
         )
+    check_same_dtype(op, a, b)
 
 
 def _swap(m):

@@ -7,12 +7,20 @@ Their gradients move dy back the same way:
                                                      (done by the engine: ``sum_to_shape``)
     getitem   y = x[index]                           dx = zeros, then dx[index] += dy
               (+= because an integer-array index can pick the same entry twice)
+    setitem   y = x, then y[index] = value           dx = dy with 0 at index; dvalue = dy[index]
+
+Reshape, permute, expand and basic indexing are *view ops* (``is_view``): their output shares
+the input's memory, as in NumPy and PyTorch, so an in-place change of one is seen by the other.
 """
+import numpy as np
+
 from ..autograd import Function
 from ..backend import add_at, array_module
 
 
 class Reshape(Function):
+    is_view = True
+
     def forward(self, x, shape):
         self.save(x_shape=x.shape)
         return x.reshape(shape)
@@ -22,6 +30,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    is_view = True
+
     def forward(self, x, dims):
         self.save(dims=dims)
         return x.transpose(dims)
@@ -35,6 +45,8 @@ class Permute(Function):
 
 
 class Expand(Function):
+    is_view = True
+
     def forward(self, x, shape):
         return array_module(x).broadcast_to(x, shape)
 
@@ -45,13 +57,19 @@ class Expand(Function):
 def is_basic_index(index):
     """True when ``index`` uses only ints, slices, None and Ellipsis (no arrays)."""
     items = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in items)
+    return all((isinstance(i, (int, np.integer, slice)) and not isinstance(i, (bool, np.bool_)))
+               or i is None or i is Ellipsis for i in items)
 
 
 class GetItem(Function):
+    is_view = True  # a view for slices, ints and None; an array index copies (so it is no view)
+
     def forward(self, x, index):
         self.save(x_shape=x.shape, dtype=x.dtype, index=index)
-        return x[index]
+        y = x[index]
+        if is_basic_index(index) and y.ndim == 0 and y.base is None:
+            y = x[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]  # x[0] as a 0-d view
+        return y
 
     def backward(self, dy):
         s = self.saved
@@ -61,3 +79,26 @@ class GetItem(Function):
         else:
             add_at(dx, s.index, dy)  # repeated integer indices must add up
         return dx, None
+
+
+class SetItem(Function):
+    r"""y = x with y[index] = value (the out-of-place half of ``x[index] = value``).
+
+    dL/dx = dy, with 0 where index points (those entries were overwritten)
+    dL/dvalue = dy[index]   (value was broadcast to x[index]'s shape: the engine sums it back)
+    """
+
+    def forward(self, x, value, index):
+        self.save(index=index)
+        y = x.copy()
+        y[index] = value
+        return y
+
+    def backward(self, dy):
+        index = self.saved.index
+        dx = None
+        if self.needs_input_grad[0]:
+            dx = dy.copy()
+            dx[index] = 0
+        dvalue = dy[index] if self.needs_input_grad[1] else None
+        return dx, dvalue, None

@@ -73,7 +73,7 @@ class Adam(Optimizer):
             beta1, beta2 = group["betas"]
             amsgrad, maximize = group["amsgrad"], group["maximize"]
             for p, grad in pairs:
-                param = p.data
+                param = p._data
                 state = self.state[p]
                 if not state:                                    # lazy initialisation
                     state["step"] = 0.0

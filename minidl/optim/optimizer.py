@@ -10,9 +10,11 @@ An optimizer owns two things:
   momentum buffer of SGD or the moment estimates of Adam, as NumPy arrays.
 
 A subclass chooses the defaults, checks them, and writes ``step()``. Every
-update works on raw arrays (``p.data``, ``p.grad.data``) in place, so the
+update works on raw arrays (``p._data``, ``p.grad._data``) in place, so the
 optimizer is invisible to autograd: updating a weight is not part of the graph,
-exactly as PyTorch runs ``step()`` under ``torch.no_grad()``.
+exactly as PyTorch runs ``step()`` under ``torch.no_grad()``. Each updated
+parameter's version counter is incremented, as PyTorch's in-place updates do:
+a graph built before ``step()`` that saved a parameter refuses to backward.
 
 ``state_dict()`` / ``load_state_dict()`` use PyTorch's layout, with parameters
 replaced by their position in the groups (0, 1, 2, ... in group order)::
@@ -149,7 +151,8 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad.data[...] = 0
+                    p.grad._data[...] = 0
+                    p.grad._version_counter.bump()
 
     def _params_with_grads(self):
         r"""``[(group, [(param, grad_array), ...]), ...]`` for parameters that have a gradient.
@@ -163,14 +166,17 @@ class Optimizer:
             for p_index, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
-                grad = p.grad.data
-                if grad.shape != p.data.shape:
+                grad = p.grad._data
+                if grad.shape != p.shape:
                     raise ValueError(
                         f"{type(self).__name__}.step: parameter {p_index} of group {g_index} has shape "
-                        f"{p.data.shape} but its gradient has shape {grad.shape}"
+                        f"{p.shape} but its gradient has shape {grad.shape}"
                     )
                 pairs.append((p, grad))
             out.append((group, pairs))
+        for _, pairs in out:
+            for p, _ in pairs:
+                p._version_counter.bump()  # step() will change each of them in place
         return out
 
     def _work(self, like, slot):
@@ -323,7 +329,7 @@ def _copy_value(value):
 def _as_array(value):
     """The ndarray behind an array-like state value (ndarray, Tensor, torch tensor), else None."""
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if isinstance(value, np.ndarray):
         return value
     if hasattr(value, "__array__") and not isinstance(value, numbers.Number):
@@ -345,10 +351,10 @@ def _load_value(opt_name, index, key, value, param):
         return step
     if array is None:
         return copy.deepcopy(value)
-    if array.shape != param.data.shape:
+    if array.shape != param.shape:
         raise ValueError(
             f"{opt_name}.load_state_dict: state {key!r} of parameter {index} has shape "
-            f"{array.shape} but the parameter has shape {param.data.shape}"
+            f"{array.shape} but the parameter has shape {param.shape}"
         )
-    dtype = param.data.dtype if np.issubdtype(param.data.dtype, np.floating) else array.dtype
+    dtype = param.dtype if np.issubdtype(param.dtype, np.floating) else array.dtype
     return np.array(array, dtype=dtype, copy=True)

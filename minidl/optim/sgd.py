@@ -55,7 +55,7 @@ class SGD(Optimizer):
         for group, pairs in self._params_with_grads():
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             for p, grad in pairs:
-                param = p.data
+                param = p._data
                 work = self._work(param, "work")
                 g = self._effective_grad(grad, param, group["weight_decay"], group["maximize"])
                 if momentum != 0:

@@ -417,7 +417,7 @@ def _minidl_cross_entropy(logits, target, weight, ignore_index, dy):
     loss = F.cross_entropy(x, minidl.tensor(target), None if weight is None else minidl.tensor(weight),
                            ignore_index=ignore_index, reduction="none")
     loss.backward(minidl.tensor(dy))
-    return loss.data, x.grad.data
+    return loss.detach().numpy(), x.grad.numpy()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -65,15 +65,15 @@ def test_fans_need_two_dimensions(fn):
 
 def test_basic_fills_are_in_place_and_return_the_tensor():
     p = _param(3, 4)
-    array = p.data
-    assert init.constant_(p, 2.5) is p and p.data is array
+    array = p._data
+    assert init.constant_(p, 2.5) is p and p._data is array
     np.testing.assert_array_equal(p.data, 2.5)
     assert init.ones_(p) is p
     np.testing.assert_array_equal(p.data, 1.0)
     assert init.zeros_(p) is p
     np.testing.assert_array_equal(p.data, 0.0)
-    assert init.uniform_(p, -1, 1) is p and p.data is array
-    assert init.normal_(p) is p and p.data is array
+    assert init.uniform_(p, -1, 1) is p and p._data is array
+    assert init.normal_(p) is p and p._data is array
     assert p.requires_grad and p.grad_fn is None  # still a trainable leaf
 
 
@@ -88,12 +88,12 @@ def test_dtype_is_preserved():
 def test_uniform_and_normal_statistics():
     p = _param(600, 500)
     init.uniform_(p, -3.0, 5.0)
-    assert p.data.min() >= -3.0 and p.data.max() <= 5.0
-    np.testing.assert_allclose(p.data.mean(), 1.0, atol=0.02)
-    np.testing.assert_allclose(p.data.std(), 8 / math.sqrt(12), rtol=0.02)
+    assert p.detach().numpy().min() >= -3.0 and p.detach().numpy().max() <= 5.0
+    np.testing.assert_allclose(p.detach().numpy().mean(), 1.0, atol=0.02)
+    np.testing.assert_allclose(p.detach().numpy().std(), 8 / math.sqrt(12), rtol=0.02)
     init.normal_(p, mean=2.0, std=0.5)
-    np.testing.assert_allclose(p.data.mean(), 2.0, atol=0.005)
-    np.testing.assert_allclose(p.data.std(), 0.5, rtol=0.02)
+    np.testing.assert_allclose(p.detach().numpy().mean(), 2.0, atol=0.005)
+    np.testing.assert_allclose(p.detach().numpy().std(), 0.5, rtol=0.02)
 
 
 @pytest.mark.parametrize("shape", [(600, 500), (64, 32, 5, 5)])
@@ -104,11 +104,11 @@ def test_xavier_std_and_bounds(shape, gain):
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     init.xavier_uniform_(p, gain=gain)
     bound = math.sqrt(3) * std
-    assert np.abs(p.data).max() <= bound and np.abs(p.data).max() > 0.99 * bound
-    np.testing.assert_allclose(p.data.std(), std, rtol=0.02)
+    assert np.abs(p.detach().numpy()).max() <= bound and np.abs(p.detach().numpy()).max() > 0.99 * bound
+    np.testing.assert_allclose(p.detach().numpy().std(), std, rtol=0.02)
     init.xavier_normal_(p, gain=gain)
-    np.testing.assert_allclose(p.data.std(), std, rtol=0.02)
-    np.testing.assert_allclose(p.data.mean(), 0, atol=0.01 * std)
+    np.testing.assert_allclose(p.detach().numpy().std(), std, rtol=0.02)
+    np.testing.assert_allclose(p.detach().numpy().mean(), 0, atol=0.01 * std)
 
 
 @pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
@@ -120,17 +120,17 @@ def test_kaiming_std_and_bounds(mode, nonlinearity, a):
     std = init.calculate_gain(nonlinearity, a) / math.sqrt(fan)
     init.kaiming_uniform_(p, a=a, mode=mode, nonlinearity=nonlinearity)
     bound = math.sqrt(3) * std
-    assert np.abs(p.data).max() <= bound and np.abs(p.data).max() > 0.99 * bound
-    np.testing.assert_allclose(p.data.std(), std, rtol=0.02)
+    assert np.abs(p.detach().numpy()).max() <= bound and np.abs(p.detach().numpy()).max() > 0.99 * bound
+    np.testing.assert_allclose(p.detach().numpy().std(), std, rtol=0.02)
     init.kaiming_normal_(p, a=a, mode=mode, nonlinearity=nonlinearity)
-    np.testing.assert_allclose(p.data.std(), std, rtol=0.02)
+    np.testing.assert_allclose(p.detach().numpy().std(), std, rtol=0.02)
 
 
 def test_kaiming_defaults_are_torchs():
     # defaults: a=0, mode='fan_in', nonlinearity='leaky_relu' -> gain sqrt(2)
     p = _param(500, 600)
     init.kaiming_normal_(p)
-    np.testing.assert_allclose(p.data.std(), math.sqrt(2) / math.sqrt(600), rtol=0.02)
+    np.testing.assert_allclose(p.detach().numpy().std(), math.sqrt(2) / math.sqrt(600), rtol=0.02)
     with pytest.raises(ValueError, match="Mode fan_avg not supported"):
         init.kaiming_uniform_(p, mode="fan_avg")
 
@@ -163,10 +163,10 @@ def test_trunc_normal_bounds_and_moments(mean, std, a, b):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # none of these is > 2 std away
         assert init.trunc_normal_(p, mean, std, a, b) is p
-    assert p.data.min() >= a and p.data.max() <= b
+    assert p.detach().numpy().min() >= a and p.detach().numpy().max() <= b
     expected_mean, expected_std = _truncated_normal_moments(mean, std, a, b)
-    np.testing.assert_allclose(p.data.mean(), expected_mean, atol=0.01 * (b - a))
-    np.testing.assert_allclose(p.data.std(), expected_std, rtol=0.02)
+    np.testing.assert_allclose(p.detach().numpy().mean(), expected_mean, atol=0.01 * (b - a))
+    np.testing.assert_allclose(p.detach().numpy().std(), expected_std, rtol=0.02)
 
 
 def test_trunc_normal_warns_when_mean_is_far_outside():

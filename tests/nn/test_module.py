@@ -201,7 +201,7 @@ def test_state_dict_keys_match_torch_and_values_share_data():
     assert type(sd).__name__ == "OrderedDict"
     w = sd["encoder.0.weight"]
     assert type(w) is minidl.Tensor and not w.requires_grad  # detached, not a Parameter
-    assert w.data is ours.encoder[0].weight.data  # shares memory (a view, not a copy)
+    assert w._data is ours.encoder[0].weight._data  # shares memory (a view, not a copy)
     kept = ours.state_dict(keep_vars=True)
     assert kept["encoder.0.weight"] is ours.encoder[0].weight
 
@@ -228,11 +228,11 @@ def test_load_state_dict_from_torch_weights_gives_torch_outputs():
 def test_load_state_dict_copies_in_place_casts_and_accepts_tensors():
     net = build_net(minidl)  # float32
     w = net.encoder[0].weight
-    w_array = w.data
+    w_array = w._data
     src = {k: minidl.tensor(np.full(v.shape, 0.5), dtype=minidl.float64)
            for k, v in net.state_dict().items()}
     net.load_state_dict(src)
-    assert net.encoder[0].weight is w and w.data is w_array  # identity kept
+    assert net.encoder[0].weight is w and w._data is w_array  # identity kept
     assert w.dtype == minidl.float32  # cast to the parameter's dtype
     np.testing.assert_array_equal(w.data, np.full((8, 4), 0.5, dtype=np.float32))
     src["encoder.0.weight"].data[...] = 7  # a copy, not an alias
@@ -240,7 +240,7 @@ def test_load_state_dict_copies_in_place_casts_and_accepts_tensors():
 
 
 def _snapshot(module):
-    return {k: v.data.copy() for k, v in module.state_dict().items()}
+    return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
 
 
 def test_load_state_dict_reports_all_problems_at_once_and_changes_nothing():
@@ -306,7 +306,7 @@ def test_load_state_dict_strict_false_matches_torch_key_lists():
 
 def test_load_state_dict_strict_false_still_rejects_shape_mismatch():
     m = nn.Linear(2, 2)
-    before = m.weight.data.copy()
+    before = m.weight.detach().numpy().copy()
     with pytest.raises(RuntimeError, match="size mismatch for bias"):
         m.load_state_dict({"weight": np.ones((2, 2)), "bias": np.ones(3)}, strict=False)
     np.testing.assert_array_equal(m.weight.data, before)
@@ -348,7 +348,7 @@ def test_zero_grad():
     assert all(p.grad is not None for p in net.parameters())
     net.zero_grad(set_to_none=False)
     grads = [p.grad for p in net.parameters()]
-    assert all(g is not None and not g.data.any() for g in grads)
+    assert all(g is not None and not g.detach().numpy().any() for g in grads)
     _backward_once(net)
     net.zero_grad()  # default: set_to_none=True
     assert all(p.grad is None for p in net.parameters())

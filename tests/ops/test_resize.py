@@ -144,7 +144,7 @@ def test_interpolate_keeps_float32(torch, backend):
     assert y.dtype == minidl.float32
     y.sum().backward()
     assert x.grad.dtype == minidl.float32
-    expected = TF.interpolate(torch.tensor(x.data), scale_factor=2, mode="bilinear", align_corners=True)
+    expected = TF.interpolate(torch.tensor(x.detach().numpy()), scale_factor=2, mode="bilinear", align_corners=True)
     np.testing.assert_allclose(y.detach().numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
 
 

@@ -96,7 +96,7 @@ def run_torch(torch, params, opt, grads_sequence):
 def assert_params_close(ours, theirs, rtol=RTOL):
     for i, (a, b) in enumerate(zip(ours, theirs)):
         b = b.detach().numpy() if hasattr(b, "detach") else b
-        a = a.data if isinstance(a, minidl.Tensor) else a
+        a = a.detach().numpy() if isinstance(a, minidl.Tensor) else a
         np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-15, err_msg=f"parameter {i}")
 
 
@@ -153,7 +153,7 @@ def test_resume_from_state_dict_is_exact(name, cls_name, kwargs):
     run_minidl(params, opt, grads[:10])
     saved = opt.state_dict()
     saved_copy = copy.deepcopy(saved)
-    checkpoint = [p.data.copy() for p in params]
+    checkpoint = [p.detach().numpy().copy() for p in params]
     run_minidl(params, opt, grads[10:])          # keep training: must not alter `saved`
     assert_state_dicts_equal(saved, saved_copy)
 
@@ -200,7 +200,7 @@ def test_state_dict_round_trips_through_save_and_load(tmp_path):
     minidl.save(opt.state_dict(), tmp_path / "optim.pt")
     loaded = minidl.load(tmp_path / "optim.pt")
 
-    resumed, new_opt = make_minidl("Adam", dict(amsgrad=True), [p.data.copy() for p in params])
+    resumed, new_opt = make_minidl("Adam", dict(amsgrad=True), [p.detach().numpy().copy() for p in params])
     new_opt.load_state_dict(loaded)
     assert_state_dicts_equal(new_opt.state_dict(), opt.state_dict())
     run_minidl(resumed, new_opt, grads[10:])
@@ -282,9 +282,9 @@ def test_zero_grad():
     p, q = Parameter(np.ones(3)), Parameter(np.ones(2))
     opt = SGD([p, q], lr=0.1)
     p.grad = minidl.tensor(np.full(3, 5.0))
-    array = p.grad.data
+    array = p.grad._data
     opt.zero_grad(set_to_none=False)
-    assert p.grad.data is array and np.all(array == 0)
+    assert p.grad._data is array and np.all(array == 0)
     assert q.grad is None
     opt.zero_grad()
     assert p.grad is None

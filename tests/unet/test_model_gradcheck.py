@@ -47,7 +47,7 @@ def check_parameter_gradients(model, x, seed=0, n_entries=3, rtol=1e-5, atol=1e-
         assert p.grad is not None, f"{name}: backward did not reach this parameter"
         grad = np.asarray(p.grad.numpy() if hasattr(p.grad, "numpy") else p.grad, dtype=np.float64)
         assert grad.shape == tuple(p.shape), name
-        p0 = p.data.copy()
+        p0 = p.detach().numpy().copy()
 
         def numerical(direction):
             p.data[...] = p0 + EPS * direction
