@@ -8,6 +8,8 @@ from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import (arange, eye, full, ones, ones_like, rand, randint, randn, tensor, zeros,
                        zeros_like)
 from .dtypes import bool, float32, float64, int64  # noqa: A004  (mirrors torch.bool)
+from .dtypes import float32 as float, float64 as double, int64 as long  # noqa: A004  (torch's other names)
+from .dtypes import result_type
 from .functional.shape import cat, chunk, split, stack
 from .random import get_rng_state, manual_seed, set_rng_state
 from .tensor import Tensor

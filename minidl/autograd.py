@@ -433,3 +433,13 @@ def _check_gradient_count(fn, input_grads):
             f"function {type(fn).__name__}.backward returned an incorrect number of gradients "
             f"(expected {expected}, got {len(input_grads)})"
         )
+
+
+def __getattr__(name):
+    """``minidl.autograd.gradcheck``, as ``torch.autograd.gradcheck`` (imported on first use:
+    gradcheck.py imports this module)."""
+    if name == "gradcheck":
+        from .gradcheck import gradcheck
+
+        return gradcheck
+    raise AttributeError(f"module 'minidl.autograd' has no attribute {name!r}")

@@ -440,9 +440,13 @@ class Tensor:
         dtype = dtypes.result_type(a, b)
         if op is elementwise.Div and not dtypes.is_floating(dtype):
             dtype = dtypes.default_float  # true division: int / int is a float, as in PyTorch
-        if op is elementwise.Sub and dtype == dtypes.bool:
-            raise RuntimeError("sub: Subtraction, the `-` operator, with two bool tensors is not "
-                               "supported. Use the `^` or `logical_xor()` operator instead.")
+        if op is elementwise.Sub and any(dtypes.result_type(v) == dtypes.bool for v in (a, b)):
+            if dtype == dtypes.bool:
+                raise RuntimeError("sub: Subtraction, the `-` operator, with two bool tensors is not "
+                                   "supported. Use the `^` or `logical_xor()` operator instead.")
+            raise RuntimeError("sub: Subtraction, the `-` operator, with a bool tensor is not supported. "
+                               "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                               "operator instead.")
         a, b = _as_operand(a, dtype, self), _as_operand(b, dtype, self)
         elementwise.check_broadcast(name, a.shape, b.shape)
         return op.apply(a, b)

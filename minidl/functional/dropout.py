@@ -1,6 +1,7 @@
 """F.dropout and F.dropout2d: random zeroing of entries or whole channels (training only)."""
 import warnings
 
+from ..inplace import apply_inplace
 from ..ops import dropout as _dropout
 from ._checks import check_tensor as _check_tensor
 
@@ -16,13 +17,19 @@ def dropout(input, p=0.5, training=True, inplace=False):  # noqa: A002
     """Zero each entry with probability ``p`` and scale the rest by 1/(1-p) (when ``training``).
 
     With ``training=False`` or ``p=0`` the input itself is returned (no copy, as in PyTorch).
-    ``inplace`` is accepted for PyTorch compatibility; a new tensor is returned.
+    ``inplace=True`` writes the result into ``input`` and returns it.
     """
     _check_tensor("dropout", "input", input)
     _check_p("dropout", p)
     if not training or p == 0:
         return input
-    return _dropout.Dropout.apply(input, float(p), tuple(input.shape))
+    return _apply(input, p, tuple(input.shape), inplace, "dropout_")
+
+
+def _apply(input, p, mask_shape, inplace, name):  # noqa: A002
+    if inplace:
+        return apply_inplace(input, name, lambda: _dropout.Dropout.apply(input, float(p), mask_shape))
+    return _dropout.Dropout.apply(input, float(p), mask_shape)
 
 
 def dropout2d(input, p=0.5, training=True, inplace=False):  # noqa: A002
@@ -30,8 +37,8 @@ def dropout2d(input, p=0.5, training=True, inplace=False):  # noqa: A002
 
     input (N, C, H, W). A 3-D input is treated as PyTorch treats it today: as (N, C, L)
     (one draw per input[n, c, :], with PyTorch's warning), NOT as an unbatched (C, H, W).
-    With ``training=False`` or ``p=0`` the input itself is returned. ``inplace`` is accepted
-    for PyTorch compatibility; a new tensor is returned.
+    With ``training=False`` or ``p=0`` the input itself is returned. ``inplace=True`` writes
+    the result into ``input`` and returns it.
     """
     _check_tensor("dropout2d", "input", input)
     _check_p("dropout2d", p)
@@ -50,4 +57,4 @@ def dropout2d(input, p=0.5, training=True, inplace=False):  # noqa: A002
     if not training or p == 0:
         return input
     mask_shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)  # one draw per (n, c)
-    return _dropout.Dropout.apply(input, float(p), mask_shape)
+    return _apply(input, p, mask_shape, inplace, "dropout2d_")

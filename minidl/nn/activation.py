@@ -9,8 +9,7 @@ __all__ = ["LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 class ReLU(Module):
     r"""Elementwise :math:`\max(0, x)`.
 
-    ``inplace`` is accepted for PyTorch compatibility and shown in ``repr``,
-    but the result is always a new tensor: minidl has no in-place autograd ops.
+    ``inplace=True`` writes the result into the input and returns it (as in PyTorch).
     """
 
     def __init__(self, inplace=False):
@@ -18,7 +17,7 @@ class ReLU(Module):
         self.inplace = inplace
 
     def forward(self, input):
-        return F.relu(input)
+        return F.relu(input, inplace=self.inplace)
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
@@ -41,8 +40,7 @@ class Tanh(Module):
 class LeakyReLU(Module):
     r"""Elementwise :math:`x` for :math:`x > 0`, else ``negative_slope`` :math:`\cdot x`.
 
-    ``inplace`` is accepted for PyTorch compatibility and shown in ``repr``,
-    but the result is always a new tensor.
+    ``inplace=True`` writes the result into the input and returns it (as in PyTorch).
     """
 
     def __init__(self, negative_slope=0.01, inplace=False):

@@ -25,7 +25,7 @@ class Dropout(_DropoutNd):
     r"""In training, zero each entry with probability ``p`` and scale the rest by 1/(1-p);
     in eval mode (``model.eval()``), return the input unchanged.
 
-    ``inplace`` is accepted for PyTorch compatibility; a new tensor is returned.
+    ``inplace=True`` writes the result into the input and returns it (as in PyTorch).
     """
 
     def forward(self, input):
