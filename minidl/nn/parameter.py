@@ -20,6 +20,8 @@ class Parameter(Tensor):
         if requires_grad and array.dtype.kind != "f":
             raise RuntimeError(f"Parameter: only floating point tensors can require gradients, got dtype {array.dtype}")
         super().__init__(array, requires_grad=requires_grad)
+        if isinstance(data, Tensor):
+            self._version_counter = data._version_counter  # the same memory: one history
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
