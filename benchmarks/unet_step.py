@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
 import minidl.optim  # noqa: E402
-from minidl.backend import buffers  # noqa: E402
+from minidl.backend import allocator  # noqa: E402
 import unet  # noqa: E402
 
 LR = 1e-3
@@ -191,9 +191,9 @@ def child_memory(args):
     x, target = wrap(x_np), wrap(t_np)
     train_step(model, opt, x, target, functional)  # warm-up: compile / cache load, Adam state
     if args.child_memory == "minidl":
-        # the buffers minidl caches between steps (ReLU outputs, minidl/backend/buffers.py) are
+        # the buffers minidl caches between steps (ReLU outputs, minidl/backend/allocator.py) are
         # the step's memory: released here, so that the step's growth includes them again
-        buffers.empty_cache()
+        allocator.empty_cache()
     result = peak_growth(lambda: train_step(model, opt, x, target, functional))
     print(json.dumps(result))
 
@@ -220,7 +220,7 @@ def tracemalloc_peak(model, opt, x, target):
     tracemalloc.start()
     try:
         train_step(model, opt, x, target, F)  # so that everything the step frees was traced
-        buffers.empty_cache()  # cached ReLU outputs count in the step's peak, not in what was live
+        allocator.empty_cache()  # cached ReLU outputs count in the step's peak, not in what was live
         live, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
         train_step(model, opt, x, target, F)

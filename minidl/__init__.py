@@ -3,10 +3,11 @@
 The public names mirror PyTorch's: ``minidl.tensor``, ``minidl.nn``,
 ``minidl.optim``, ``minidl.functional`` (as ``F``), ``minidl.no_grad``, ...
 """
-from . import autograd, functional, random
+from . import autograd, cuda, functional, random
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .creation import (arange, eye, full, ones, ones_like, rand, randint, randn, tensor, zeros,
-                       zeros_like)
+from .backend import device
+from .creation import (arange, empty, eye, full, get_default_device, ones, ones_like, rand, randint,
+                       randn, set_default_device, tensor, zeros, zeros_like)
 from .dtypes import bool, float32, float64, int64  # noqa: A004  (mirrors torch.bool)
 from .dtypes import float32 as float, float64 as double, int64 as long  # noqa: A004  (torch's other names)
 from .dtypes import result_type

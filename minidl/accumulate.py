@@ -15,10 +15,10 @@ So :class:`GradientSums` keeps a node's first gradient as it is (borrowed, never
 allocates a new array for the first sum (now the engine's own), and adds later gradients into
 that one. A leaf's ``.grad`` is always an array the engine made: the first gradient is copied
 into it, later ones are added to it in place (as PyTorch accumulates ``.grad``).
-New arrays come from the allocator (minidl/backend/buffers.py) so that large sums and
+New arrays come from the allocator (minidl/backend/allocator.py) so that large sums and
 ``.grad`` copies reuse memory instead of touching fresh pages every step.
 """
-from .backend import array_module, buffers
+from .backend import allocator, array_module
 
 
 class GradientSums:
@@ -49,7 +49,7 @@ class GradientSums:
 
 def _new_sum(a, b):
     xp = array_module(a)
-    return xp.add(a, b, out=buffers.empty(a.shape, a.dtype, xp))
+    return xp.add(a, b, out=allocator.empty(a.shape, a.dtype, xp))
 
 
 def accumulate_into_leaf(leaf, g):
@@ -58,7 +58,7 @@ def accumulate_into_leaf(leaf, g):
 
     if leaf.grad is None:
         xp = array_module(g)
-        copy = buffers.empty(g.shape, g.dtype, xp)
+        copy = allocator.empty(g.shape, g.dtype, xp)
         copy[...] = g
         leaf.grad = Tensor(copy)
     else:

@@ -77,6 +77,7 @@ import functools
 import numpy as np
 
 from .accumulate import GradientSums, accumulate_into_leaf
+from .backend import device_of, is_array, memory_owner
 from .custom_function import CtxMethods, apply_with_ctx, backward_with_ctx
 
 _grad_enabled = True
@@ -144,18 +145,6 @@ class VersionCounter:
 
     def bump(self):
         self.value += 1
-
-
-def is_array(value):
-    """Whether ``value`` is a NumPy or CuPy array (not a shape, a dtype, a number)."""
-    return hasattr(value, "__array_interface__") or hasattr(value, "__cuda_array_interface__")
-
-
-def storage_root(array):
-    """The array that owns ``array``'s memory (``array`` itself unless it is a view)."""
-    while array.base is not None:
-        array = array.base
-    return array
 
 
 def gradient_edge(tensor):
@@ -252,6 +241,7 @@ class Function(CtxMethods):
 
         if cls._ctx_style:
             return apply_with_ctx(cls, args)
+        _check_one_device(cls, args)
         fn = cls()
         needs = tuple(_grad_enabled and isinstance(a, Tensor) and a.requires_grad for a in args)
         fn.needs_input_grad = needs
@@ -276,13 +266,13 @@ class Function(CtxMethods):
             return
         from .tensor import Tensor
 
-        owners = [(storage_root(t._data), t, f"input {i}") for i, t in enumerate(inputs) if isinstance(t, Tensor)]
-        owners += [(storage_root(t._data), t, f"output {i}" if len(outputs) > 1 else "the output")
+        owners = [(memory_owner(t._data), t, f"input {i}") for i, t in enumerate(inputs) if isinstance(t, Tensor)]
+        owners += [(memory_owner(t._data), t, f"output {i}" if len(outputs) > 1 else "the output")
                    for i, t in enumerate(outputs)]
         for name, value in self._saved_values.items():
             if not is_array(value):  # a shape, a dtype, a number, None
                 continue
-            root = storage_root(value)
+            root = memory_owner(value)
             for owner_root, tensor, what in owners:
                 if owner_root is root:
                     counter = tensor._version_counter
@@ -315,15 +305,32 @@ class Function(CtxMethods):
         return f"<{type(self).__name__}Backward>"
 
 
+def _check_one_device(cls, args):
+    """All tensor arguments of an op live on one device (PyTorch's message otherwise)."""
+    from .tensor import Tensor
+
+    first = None
+    for a in args:
+        if isinstance(a, Tensor):
+            if first is None:
+                first = a._data
+            elif type(a._data) is not type(first) and device_of(a._data) != device_of(first):
+                raise RuntimeError(f"{cls.__name__}: Expected all tensors to be on the same device, but "
+                                   f"found at least two devices, {device_of(first)} and "
+                                   f"{device_of(a._data)}! (move one with .to(device))")
+
+
 def _input_sharing_memory(y, args):
     """The first input Tensor whose memory the array ``y`` shares, or None."""
     from .tensor import Tensor
 
-    if not is_array(y) or y.base is None:  # owns its memory (or is a scalar)
+    if not is_array(y):
         return None
-    root = storage_root(y)
+    root = memory_owner(y)
+    if root is y:  # y owns its memory: the usual case
+        return None
     for a in args:
-        if isinstance(a, Tensor) and storage_root(a._data) is root:
+        if isinstance(a, Tensor) and memory_owner(a._data) is root:
             return a
     return None
 
@@ -416,9 +423,9 @@ def run_backward(root_fn, root_output_nr, gradient, retain_graph=False):
 
 
 def _read_only(dy):
-    """A read-only view of a NumPy ``dy``: a backward that writes into its ``dy`` (which may be
-    another node's gradient too) fails at once instead of changing that node's numbers."""
-    if type(dy) is not np.ndarray:
+    """A read-only view of ``dy``: a backward that writes into its ``dy`` (which may be another
+    node's gradient too) fails at once instead of changing that node's numbers."""
+    if isinstance(dy, np.generic) or not hasattr(getattr(dy, "flags", None), "writeable"):
         return dy  # None, a NumPy scalar, or a CuPy array (which has no read-only flag)
     dy = dy.view()
     dy.flags.writeable = False

@@ -1,37 +1,75 @@
 """Functions that create tensors: ``tensor``, ``zeros``, ``randn``, ...
 
 Signatures follow PyTorch: sizes as ``zeros(2, 3)`` or ``zeros((2, 3))``, and
-keyword arguments ``dtype``, ``requires_grad``, ``device``. Random ones draw
-from the global generator (``minidl.manual_seed``).
+keyword arguments ``dtype``, ``requires_grad``, ``device``. Without ``device=`` a tensor
+is made on the default device (``cpu``, or what :func:`set_default_device` chose, as
+``torch.set_default_device``). Random ones draw from the global generator on the host
+(``minidl.manual_seed``), so a seed gives the same numbers on every device.
 """
 import numbers
 
 import numpy as np
 
 from . import dtypes
-from .backend import check_device, move
+from .backend import devices
 from .random import generator
 from .tensor import Tensor, _size_args
 
+_default_device = devices.CPU
 
-def _make(array, dtype, requires_grad, device, op):
-    device = check_device(device, op=op)
-    if dtype is not None:
-        array = array.astype(dtypes.as_dtype(dtype), copy=False)
+
+def set_default_device(device):
+    """Make tensors on ``device`` when no ``device=`` is given (``None``: back to ``cpu``)."""
+    global _default_device
+    device = devices.CPU if device is None else devices.device(device)
+    devices.module_of_device(device)  # a cuda device that cannot be used says why, now
+    _default_device = device
+
+
+def get_default_device():
+    return _default_device
+
+
+def _device(device, op):
+    """The device to make a tensor on; one that cannot be used here raises, saying why."""
+    device = _default_device if device is None else devices.device(device)
+    try:
+        devices.module_of_device(device)
+    except RuntimeError as error:
+        raise RuntimeError(f"{op}: {error}") from None
+    return device
+
+
+def _leaf(array, requires_grad, op):
     if requires_grad and not dtypes.is_floating(array.dtype):
         raise RuntimeError(f"{op}: only floating point tensors can require gradients, got dtype {array.dtype}")
-    return Tensor(move(array, device), requires_grad=bool(requires_grad))
+    return Tensor(array, requires_grad=bool(requires_grad))
 
 
-def tensor(data, dtype=None, requires_grad=False, device="cpu"):
+def _from_host(array, dtype, requires_grad, device, op):
+    """A leaf holding the host array ``array`` (cast to ``dtype``), copied to ``device``."""
+    if dtype is not None:
+        array = array.astype(dtypes.as_dtype(dtype), copy=False)
+    return _leaf(devices.to_device(array, _device(device, op)), requires_grad, op)
+
+
+def _on_device(make, device, requires_grad, op):
+    """A leaf made by ``make(xp)`` with the array module of ``device``."""
+    device = _device(device, op)
+    return _leaf(make(devices.module_of_device(device)), requires_grad, op)
+
+
+def tensor(data, dtype=None, requires_grad=False, device=None):
     """A new leaf tensor holding a copy of ``data``.
 
     Python floats become float32, ints int64, bools bool; NumPy arrays keep
     their dtype (as in PyTorch); ``dtype=`` overrides either.
     """
     if isinstance(data, Tensor):
-        array = data._data.copy()
-    elif isinstance(data, (np.ndarray, np.generic)):
+        copy = data._data.copy() if dtype is None else data._data.astype(dtypes.as_dtype(dtype))
+        device = data.device if device is None else device
+        return _leaf(devices.to_device(copy, _device(device, "tensor")), requires_grad, "tensor")
+    if isinstance(data, (np.ndarray, np.generic)):
         array = np.array(data)
     else:
         array = np.array(data)
@@ -40,22 +78,30 @@ def tensor(data, dtype=None, requires_grad=False, device="cpu"):
                             "(ragged lists or non-numeric values?)")
         if dtype is None:
             array = array.astype(dtypes.python_data_dtype(array), copy=False)
-    return _make(array, dtype, requires_grad, device, "tensor")
+    return _from_host(array, dtype, requires_grad, device, "tensor")
 
 
 def _float_dtype(dtype):
     return dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
 
 
-def zeros(*size, dtype=None, requires_grad=False, device="cpu"):
-    return _make(np.zeros(_size_args(size, "zeros"), _float_dtype(dtype)), None, requires_grad, device, "zeros")
+def empty(*size, dtype=None, requires_grad=False, device=None):
+    """Uninitialised memory (whatever it held before): fill it before reading it."""
+    shape = _size_args(size, "empty")
+    return _on_device(lambda xp: xp.empty(shape, _float_dtype(dtype)), device, requires_grad, "empty")
 
 
-def ones(*size, dtype=None, requires_grad=False, device="cpu"):
-    return _make(np.ones(_size_args(size, "ones"), _float_dtype(dtype)), None, requires_grad, device, "ones")
+def zeros(*size, dtype=None, requires_grad=False, device=None):
+    shape = _size_args(size, "zeros")
+    return _on_device(lambda xp: xp.zeros(shape, _float_dtype(dtype)), device, requires_grad, "zeros")
 
 
-def full(size, fill_value, dtype=None, requires_grad=False, device="cpu"):
+def ones(*size, dtype=None, requires_grad=False, device=None):
+    shape = _size_args(size, "ones")
+    return _on_device(lambda xp: xp.ones(shape, _float_dtype(dtype)), device, requires_grad, "ones")
+
+
+def full(size, fill_value, dtype=None, requires_grad=False, device=None):
     """Filled with ``fill_value``; its dtype follows the value (bool, int64, float32) unless given."""
     if dtype is None:
         if isinstance(fill_value, bool):
@@ -64,19 +110,22 @@ def full(size, fill_value, dtype=None, requires_grad=False, device="cpu"):
             dtype = dtypes.int64
         else:
             dtype = dtypes.default_float
-    array = np.full(_size_args((size,), "full"), fill_value, dtype=dtypes.as_dtype(dtype))
-    return _make(array, None, requires_grad, device, "full")
+    shape = _size_args((size,), "full")
+    return _on_device(lambda xp: xp.full(shape, fill_value, dtype=dtypes.as_dtype(dtype)),
+                      device, requires_grad, "full")
 
 
 def zeros_like(input, dtype=None, requires_grad=False, device=None):  # noqa: A002
-    return _make(np.zeros(input.shape, dtype or input.dtype), None, requires_grad, device or input.device, "zeros_like")
+    return zeros(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad,
+                 device=input.device if device is None else device)
 
 
 def ones_like(input, dtype=None, requires_grad=False, device=None):  # noqa: A002
-    return _make(np.ones(input.shape, dtype or input.dtype), None, requires_grad, device or input.device, "ones_like")
+    return ones(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad,
+                device=input.device if device is None else device)
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False, device="cpu"):
+def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
     """Like ``torch.arange``: int64 when every argument is an int, else float32."""
     if end is None:
         start, end = 0, start
@@ -85,28 +134,26 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, device="cpu
     if dtype is None:
         all_int = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = dtypes.int64 if all_int else dtypes.default_float
-    return _make(np.arange(start, end, step).astype(dtypes.as_dtype(dtype)), None, requires_grad, device, "arange")
+    return _from_host(np.arange(start, end, step), dtype, requires_grad, device, "arange")
 
 
-def eye(n, m=None, dtype=None, requires_grad=False, device="cpu"):
-    return _make(np.eye(n, m, dtype=_float_dtype(dtype)), None, requires_grad, device, "eye")
+def eye(n, m=None, dtype=None, requires_grad=False, device=None):
+    return _on_device(lambda xp: xp.eye(n, m, dtype=_float_dtype(dtype)), device, requires_grad, "eye")
 
 
-def rand(*size, dtype=None, requires_grad=False, device="cpu"):
+def rand(*size, dtype=None, requires_grad=False, device=None):
     """Uniform on [0, 1)."""
-    dtype = _float_dtype(dtype)
-    array = generator().random(_size_args(size, "rand"), dtype=np.float64).astype(dtype, copy=False)
-    return _make(array, None, requires_grad, device, "rand")
+    array = generator().random(_size_args(size, "rand"), dtype=np.float64)
+    return _from_host(array, _float_dtype(dtype), requires_grad, device, "rand")
 
 
-def randn(*size, dtype=None, requires_grad=False, device="cpu"):
+def randn(*size, dtype=None, requires_grad=False, device=None):
     """Standard normal."""
-    dtype = _float_dtype(dtype)
-    array = generator().standard_normal(_size_args(size, "randn")).astype(dtype, copy=False)
-    return _make(array, None, requires_grad, device, "randn")
+    array = generator().standard_normal(_size_args(size, "randn"))
+    return _from_host(array, _float_dtype(dtype), requires_grad, device, "randn")
 
 
-def randint(low=0, high=None, size=None, dtype=None, requires_grad=False, device="cpu"):
+def randint(low=0, high=None, size=None, dtype=None, requires_grad=False, device=None):
     """Integers uniform on [low, high); ``randint(high, size)`` as in PyTorch."""
     if size is None:  # randint(high, size)
         if high is None:
@@ -117,5 +164,5 @@ def randint(low=0, high=None, size=None, dtype=None, requires_grad=False, device
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
     size = _size_args((size,), "randint")
-    array = generator().integers(low, high, size=size).astype(dtypes.as_dtype(dtype) or dtypes.int64)
-    return _make(array, None, requires_grad, device, "randint")
+    array = generator().integers(low, high, size=size)
+    return _from_host(array, dtypes.as_dtype(dtype) or dtypes.int64, requires_grad, device, "randint")

@@ -72,6 +72,7 @@ import warnings
 import numpy as np
 
 from minidl.autograd import enable_grad, no_grad
+from minidl.backend import to_device, to_host
 from minidl.tensor import Tensor
 
 __all__ = ["gradcheck", "GradcheckError"]
@@ -141,7 +142,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False,
             failure = _check_full(fn, inputs, checked, eps, atol, rtol)
     finally:
         for (_, x), data, grad in zip(checked, saved_data, saved_grad):
-            np.copyto(x._data, data)
+            x._data[...] = data
             x.grad = grad
 
     if failure is None:
@@ -154,6 +155,11 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False,
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
+
+def _host64(array):
+    """A float64 NumPy copy of a device array (the checker's bookkeeping runs on the host)."""
+    return np.array(to_host(array), dtype=np.float64)
+
 
 def _outputs(fn, inputs):
     """Call fn and return its outputs as a tuple of Tensors."""
@@ -170,7 +176,7 @@ def _flat_values(fn, inputs):
     """fn(*inputs) under no_grad, all outputs flattened into one float64 vector."""
     with no_grad():
         outs = _outputs(fn, inputs)
-    return np.concatenate([np.asarray(o._data, dtype=np.float64).reshape(-1) for o in outs])
+    return np.concatenate([_host64(o._data).reshape(-1) for o in outs])
 
 
 def _output_element(outs, j):
@@ -186,7 +192,7 @@ def _grad_of(pos, x):
     """x.grad as a float64 array (zeros when backward did not reach x)."""
     if x.grad is None:
         return np.zeros(x.shape)
-    g = np.asarray(x.grad._data if isinstance(x.grad, Tensor) else x.grad, dtype=np.float64)
+    g = _host64(x.grad._data if isinstance(x.grad, Tensor) else np.asarray(x.grad))
     if g.shape != tuple(x.shape):
         raise GradcheckError(f"backward produced a gradient of shape {g.shape} for input "
                              f"{pos} of shape {tuple(x.shape)}; a gradient must have its "
@@ -198,13 +204,13 @@ def _backward_outputs(outs, upstream):
     """Backward from every output that is part of the graph, each with its dy."""
     for o, dy in zip(outs, upstream):
         if o.requires_grad:
-            o.backward(gradient=Tensor(dy.astype(o.dtype)), retain_graph=True)
+            o.backward(gradient=Tensor(to_device(dy.astype(o.dtype), o.device)), retain_graph=True)
 
 
 def _check_deterministic(fn, inputs, outs, atol):
     """Finite differences assume fn is a function: same x, same y (no dropout)."""
     again = _flat_values(fn, inputs)
-    first = np.concatenate([np.asarray(o._data, dtype=np.float64).reshape(-1) for o in outs])
+    first = np.concatenate([_host64(o._data).reshape(-1) for o in outs])
     if not np.allclose(first, again, rtol=1e-10, atol=atol * 1e-3):
         raise GradcheckError("gradcheck: fn gave different outputs for the same inputs "
                              "(random ops such as dropout?); finite differences need a "
@@ -288,15 +294,15 @@ def _check_projection(fn, inputs, checked, eps, atol, rtol):
     _check_deterministic(fn, inputs, outs, atol)
 
     # Numerical: move every input along its u at once.
-    originals = [x._data.copy() for _, x in checked]
+    originals = [_host64(x._data) for _, x in checked]
     for (_, x), x0, u in zip(checked, originals, us):
-        x._data[...] = x0 + eps * u
+        x._data[...] = to_device((x0 + eps * u).astype(x.dtype), x.device)
     f_plus = _flat_values(fn, inputs)
     for (_, x), x0, u in zip(checked, originals, us):
-        x._data[...] = x0 - eps * u
+        x._data[...] = to_device((x0 - eps * u).astype(x.dtype), x.device)
     f_minus = _flat_values(fn, inputs)
     for (_, x), x0 in zip(checked, originals):
-        x._data[...] = x0
+        x._data[...] = to_device(x0.astype(x.dtype), x.device)
     numerical = float(np.dot(f_plus - f_minus, v_flat) / (2 * eps))
 
     if abs(analytical - numerical) > atol + rtol * abs(numerical):

@@ -26,8 +26,8 @@ into a tensor whose elements share memory (``expand``); the result must fit the 
 and dtype (``int_tensor += 0.5`` raises).
 """
 from . import dtypes
-from .autograd import Function, gradient_edge, is_array, is_grad_enabled, storage_root
-from .backend import array_module
+from .autograd import Function, gradient_edge, is_grad_enabled
+from .backend import array_module, is_array, memory_owner
 
 _NO_GRAD_VIEW = ("A view was created in no_grad mode and is being modified inplace with grad mode "
                  "enabled. Given that this use case is ambiguous and error-prone, it is forbidden. "
@@ -90,10 +90,10 @@ def check_inplace_allowed(tensor, op):
 def _keep_private_copies(node, tensor):
     """Saved arrays of ``node`` that share ``tensor``'s memory become copies (they are about to be
     overwritten); they no longer need a version check."""
-    root = storage_root(tensor._data)
+    root = memory_owner(tensor._data)
     copied = set()
     for name, value in node._saved_values.items():
-        if is_array(value) and storage_root(value) is root:
+        if is_array(value) and memory_owner(value) is root:
             node._saved_values[name] = value.copy()
             copied.add(name)
     if copied:

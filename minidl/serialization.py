@@ -42,6 +42,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .backend import is_array, to_host
 from .nn.parameter import Parameter
 from .tensor import Tensor
 
@@ -88,7 +89,7 @@ class _Encoder:
         if obj is None or isinstance(obj, (bool, int, float, str)):
             return obj
         if isinstance(obj, Tensor):
-            array = np.asarray(obj.to("cpu")._data)
+            array = to_host(obj._data)
             self._check_dtype(array.dtype, path)
             return {
                 "type": "tensor",
@@ -96,9 +97,10 @@ class _Encoder:
                 "requires_grad": bool(obj.requires_grad),
                 "parameter": isinstance(obj, Parameter),
             }
-        if isinstance(obj, np.ndarray):
-            self._check_dtype(obj.dtype, path)
-            return {"type": "ndarray", "entry": self._store(obj, obj)}
+        if is_array(obj):  # on any device: stored from the host
+            array = to_host(obj)
+            self._check_dtype(array.dtype, path)
+            return {"type": "ndarray", "entry": self._store(obj, array)}
         if isinstance(obj, (dict, list, tuple)):
             if id(obj) in self.active:
                 raise ValueError(f"minidl.save: {path} contains itself (a circular reference)")

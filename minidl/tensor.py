@@ -15,6 +15,7 @@ Memory is shared as in PyTorch. A view (``x[1:3]``, ``x.view(6)``, ``x.t()``, ``
 Tensors that share memory share one version counter, which each in-place op increments;
 autograd checks it before using a saved array (minidl/autograd.py, minidl/inplace.py).
 """
+import math
 import numbers
 from collections import namedtuple
 
@@ -22,7 +23,8 @@ import numpy as np
 
 from . import dtypes
 from .autograd import VersionCounter, enable_grad, is_grad_enabled, run_backward
-from .backend import array_module, check_device, device_of, move
+from .backend import array_module, device_of, to_device, to_host
+from .backend import device as Device
 from .inplace import apply_inplace
 from .ops import activation, elementwise, linalg, reduce, shape
 from .random import generator as _default_generator
@@ -218,7 +220,8 @@ class Tensor:
                                    f"this tensor has shape {self.shape}, pass gradient= of that shape")
             gradient = array_module(self._data).ones(self.shape, dtype=self.dtype)
         else:
-            gradient = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
+            gradient = gradient._data if isinstance(gradient, Tensor) else \
+                to_device(np.asarray(gradient), self.device)
             if gradient.shape != self.shape:
                 raise RuntimeError(f"backward: gradient has shape {gradient.shape} but the tensor "
                                    f"has shape {self.shape}")
@@ -253,13 +256,23 @@ class Tensor:
 
     # --- conversion ----------------------------------------------------------------
     def numpy(self):
+        """The NumPy array of a CPU tensor (the same memory). A cuda tensor raises, as in PyTorch
+        (``.cpu()`` first); a strict-device tensor gives a copy, so that tests can read it."""
         if self.requires_grad:
             raise RuntimeError("numpy: can't call numpy() on a tensor that requires grad; "
                                "use tensor.detach().numpy()")
-        return self._data
+        return self._host("numpy")
+
+    def _host(self, op):
+        dev = self.device
+        if dev.type == "cuda":
+            raise TypeError(f"{op}: can't convert {dev} device type tensor to numpy. Use Tensor.cpu() to "
+                            "copy the tensor to host memory first.")
+        return self._data if dev.type == "cpu" else to_host(self._data)
 
     def __array__(self, dtype=None, copy=None):
-        return self._data if dtype is None else self._data.astype(dtype)
+        array = self._host("__array__")
+        return array if dtype is None else array.astype(dtype)
 
     def item(self):
         if self._data.size != 1:
@@ -281,21 +294,33 @@ class Tensor:
             raise RuntimeError(f"bool: the truth value of a tensor with shape {self.shape} is ambiguous")
         return bool(self._data.item())
 
-    def to(self, device_or_dtype=None, dtype=None):
-        """``to("cpu")``, ``to(minidl.float64)`` or ``to("cpu", minidl.float64)``."""
+    def to(self, *args, device=None, dtype=None, non_blocking=False, copy=False, memory_format=None):
+        """PyTorch's forms: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other)``
+        (other's device and dtype), ``to(device=..., dtype=...)``. Differentiable: the gradient
+        goes back to this tensor's device and dtype. Returns ``self`` when nothing changes
+        (unless ``copy=True``). ``non_blocking`` and ``memory_format`` are accepted and ignored."""
+        for arg in args:
+            if isinstance(arg, Tensor):
+                device, dtype = arg.device, arg.dtype
+            elif isinstance(arg, (str, Device)):
+                device = arg
+            elif arg is not None:
+                dtype = arg
         out = self
-        if isinstance(device_or_dtype, str):
-            check_device(device_or_dtype, op="to")
-            if device_or_dtype != self.device:
-                out = Tensor(move(self._data, device_or_dtype), requires_grad=self.requires_grad)
-        elif device_or_dtype is not None:
-            dtype = device_or_dtype
-        if dtype is not None and np.dtype(dtype) != out.dtype:
+        if device is not None and Device(device) != self.device:
+            out = elementwise.ToDevice.apply(self, Device(device))
+        if dtype is not None and dtypes.as_dtype(dtype) != out.dtype:
             out = out.type(dtype)
+        if copy and out is self:
+            out = self.clone()
         return out
 
     def cpu(self):
         return self.to("cpu")
+
+    def cuda(self, device=None, non_blocking=False):
+        """This tensor on a GPU (``cuda``, or ``cuda:<device>``)."""
+        return self.to("cuda" if device is None else Device("cuda", int(getattr(device, "index", device) or 0)))
 
     def type(self, dtype):
         """A differentiable cast to ``dtype``."""
@@ -348,7 +373,9 @@ class Tensor:
         """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor; ``src`` gets
         the gradient."""
         if not isinstance(src, Tensor):
-            src = Tensor(np.asarray(src))
+            src = Tensor(to_device(np.asarray(src), self.device))
+        elif src.device != self.device:
+            src = src.to(self.device)  # copy_ may cross devices (differentiably)
         if not _broadcasts_to(src.shape, self.shape):
             raise RuntimeError(f"copy_: source of shape {tuple(src.shape)} cannot be copied into a "
                                f"tensor of shape {tuple(self.shape)}")
@@ -385,7 +412,7 @@ class Tensor:
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` (bool, broadcast to this shape) is True, else this tensor."""
-        mask = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+        mask = mask._data if isinstance(mask, Tensor) else to_device(np.asarray(mask), self.device)
         if mask.dtype != np.bool_:
             raise RuntimeError(f"masked_fill: expected a bool mask, got dtype {mask.dtype}")
         elementwise.check_broadcast("masked_fill", self.shape, mask.shape)
@@ -421,7 +448,7 @@ class Tensor:
     def __setitem__(self, index, value):
         index = _array_index(index)
         if not isinstance(value, Tensor):
-            value = Tensor(np.asarray(value))
+            value = Tensor(to_device(np.asarray(value), self.device))
         region = np.broadcast_to(np.empty((), dtype=bool), self.shape)[index].shape  # no copy for slices
         extra = value.ndim - len(region)
         if extra > 0 and all(n == 1 for n in value.shape[:extra]):
@@ -525,28 +552,28 @@ class Tensor:
     mul, div, pow = __mul__, __truediv__, __pow__
 
     # --- comparisons: boolean tensors, no gradient ------------------------------
-    def _compare(self, other, ufunc, name):
+    def _compare(self, other, compare, name):
         other = _as_operand(other, None, self)
         elementwise.check_broadcast(name, self.shape, other.shape)
-        return Tensor(ufunc(self._data, other._data))
+        return Tensor(compare(self._data, other._data))
 
     def __lt__(self, other):
-        return self._compare(other, np.less, "lt")
+        return self._compare(other, lambda a, b: a < b, "lt")
 
     def __le__(self, other):
-        return self._compare(other, np.less_equal, "le")
+        return self._compare(other, lambda a, b: a <= b, "le")
 
     def __gt__(self, other):
-        return self._compare(other, np.greater, "gt")
+        return self._compare(other, lambda a, b: a > b, "gt")
 
     def __ge__(self, other):
-        return self._compare(other, np.greater_equal, "ge")
+        return self._compare(other, lambda a, b: a >= b, "ge")
 
     def __eq__(self, other):
-        return self._compare(other, np.equal, "eq")
+        return self._compare(other, lambda a, b: a == b, "eq")
 
     def __ne__(self, other):
-        return self._compare(other, np.not_equal, "ne")
+        return self._compare(other, lambda a, b: a != b, "ne")
 
     __hash__ = object.__hash__  # identity: tensors can be dict keys (optimizer state)
 
@@ -566,7 +593,7 @@ class Tensor:
     def reshape(self, *shape_):
         new_shape = _size_args(shape_, "reshape")
         size = self._data.size
-        known = int(np.prod([s for s in new_shape if s != -1]))
+        known = math.prod(s for s in new_shape if s != -1)
         if new_shape.count(-1) > 1 or (-1 not in new_shape and known != size) or (
             -1 in new_shape and (known == 0 or size % known != 0)
         ):
@@ -609,7 +636,7 @@ class Tensor:
         if start > end:
             raise RuntimeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         sizes = self.shape
-        return self.reshape(sizes[:start] + (int(np.prod(sizes[start:end + 1])),) + sizes[end + 1:])
+        return self.reshape(sizes[:start] + (math.prod(sizes[start:end + 1]),) + sizes[end + 1:])
 
     def unsqueeze(self, dim):
         axis = _normalize_dim(dim, self.ndim + 1, "unsqueeze")
@@ -711,10 +738,10 @@ class Tensor:
     def _arg(self, dim, keepdim, arg, name):
         if dim is None:
             index = arg(self._data)
-            return Tensor(index.reshape((1,) * self.ndim) if keepdim else np.asarray(index))
+            return Tensor(array_module(self._data).asarray(index).reshape((1,) * self.ndim if keepdim else ()))
         axis = _normalize_dim(dim, self.ndim, name)
         index = arg(self._data, axis=axis)
-        return Tensor(np.expand_dims(index, axis) if keepdim else index)
+        return Tensor(array_module(self._data).expand_dims(index, axis) if keepdim else index)
 
     # --- elementwise functions -----------------------------------------------------------
     def exp(self):
@@ -747,7 +774,7 @@ class Tensor:
 
     # --- printing ---------------------------------------------------------------------------
     def __repr__(self):
-        body = np.array2string(np.asarray(self._data), separator=", ", prefix="tensor(")
+        body = np.array2string(to_host(self._data), separator=", ", prefix="tensor(")
         extras = []
         if self.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool):
             extras.append(f"dtype=minidl.{self.dtype}")

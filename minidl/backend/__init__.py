@@ -1,27 +1,32 @@
-"""The backend seam: which array module and which kernels an array uses.
+"""The backend seam: which device, array module and kernels an array uses.
 
-The op code is written once against an array module ``xp`` (NumPy on the CPU;
-CuPy on the GPU in a later issue): ``array_module(array)`` returns it. The few
-kernels that are not plain array code (im2col, col2im, pooling argmax and its
-scatter, ...) go through ``kernels_for(array)``, which returns a module with
-the same functions for every backend:
+The op code is written once against an array module ``xp``: ``array_module(array)`` returns
+NumPy for a CPU array, CuPy for a GPU one, the strict test device's module for its arrays
+(devices.py says what each device is). The few kernels that are not plain array code
+(im2col, col2im, pooling argmax and its scatter, ...) go through ``kernels_for(array)``,
+which returns a module with the same functions for every device:
 
-    reference   readable NumPy loops over the kernel window: the specification
-    numba       the same kernels compiled with Numba (``numba_cpu.py``), used when
-                ``import numba`` works
-    cupy        the same kernels as CUDA kernels (GPU issue)
+    reference   readable array code over the kernel window: the specification
+                (the strict device's kernels: it runs them through its own ``xp``)
+    numba       the same kernels compiled with Numba (``numba_cpu.py``), for CPU arrays
+                when ``import numba`` works
+    cupy_gpu    the same kernels as CUDA kernels, for CuPy arrays
 
-Choosing a backend: by default CPU arrays use the fastest available one (numba,
-else reference). The environment variable ``MINIDL_BACKEND=reference|numba``
-(read when minidl is imported) or :func:`set_backend` / :func:`use_backend`
-force one, for tests and benchmarks; forcing one that cannot be used here raises
-ImportError saying why. Numba itself is imported on the first kernel call (or by
-:func:`available_backends`), not by ``import minidl``.
+Both are decided by the array's type. Only the CPU has a choice of kernel module: by default
+the fastest available one (numba, else reference); the environment variable
+``MINIDL_BACKEND=reference|numba`` (read when minidl is imported) or :func:`set_backend` /
+:func:`use_backend` force one, for tests and benchmarks; forcing one that cannot be used here
+raises ImportError saying why. Numba itself is imported on the first kernel call (or by
+:func:`available_backends`), not by ``import minidl``; its threads are set up then, by
+``numba_cpu.start_threads()``.
 """
 import importlib
 import os
 
 import numpy as np
+
+from . import devices, strict
+from .devices import array_module, device, device_of, to_device, to_host  # noqa: F401  (the seam)
 
 _CPU_BACKENDS = ("reference", "numba")  # by preference: the last available one is the default
 _MODULES = {"reference": "reference", "numba": "numba_cpu"}  # backend name -> kernel module
@@ -93,48 +98,53 @@ def get_backend():
     return _forced or available_backends()[-1]
 
 
+_loaded = {}  # backend name -> its kernel module, set up
+
+
 def kernel_module(name):
-    """The kernel module of backend ``name`` (``"numba"`` -> ``minidl.backend.numba_cpu``)."""
-    return importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    """The kernel module of CPU backend ``name`` (``"numba"`` -> ``minidl.backend.numba_cpu``)."""
+    module = _loaded.get(name)
+    if module is None:
+        module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+        if name == "numba":
+            module.start_threads()  # Numba's thread pool, set up once, before its first kernel
+        _loaded[name] = module
+    return module
 
 
 def kernels_for(array):
-    """The kernel module for ``array`` (see the module docstring)."""
-    return kernel_module(get_backend())
+    """The kernel module for ``array``: by its device (see the module docstring)."""
+    if type(array) is np.ndarray:
+        return kernel_module(get_backend())
+    dev = device_of(array)
+    return devices.kernel_module_of_device(dev, kernel_module(get_backend()) if dev.type == "cpu" else None)
 
 
-def array_module(array):
-    """``numpy`` for NumPy arrays (CuPy is added with the GPU backend)."""
-    return np
-
-
-def device_of(array):
-    """The device name of an array: ``"cpu"`` for NumPy arrays."""
-    return "cpu"
-
-
-def check_device(device, op="tensor"):
-    """Validate a device name and return it normalised."""
-    name = str(device)
-    if name == "cpu":
-        return "cpu"
-    if name.startswith("cuda"):
-        raise RuntimeError(
-            f"{op}: device {name!r} is not available: the CuPy GPU backend is not "
-            "installed in this build of minidl (it needs `pip install minidl[gpu]` and a CUDA GPU)"
-        )
-    raise ValueError(f"{op}: unknown device {name!r}; expected 'cpu' or 'cuda'")
-
-
-def move(array, device):
-    """``array`` on ``device`` (a copy only when it has to move)."""
-    check_device(device, op="to")
+def memory_owner(array):
+    """The array object that owns ``array``'s memory (``array`` itself unless it is a view): two
+    arrays share memory when their owners are one object."""
+    if isinstance(array, strict.StrictArray):
+        return array.memory_owner()
+    while array.base is not None:
+        array = array.base
     return array
 
 
+def is_array(value):
+    """Whether ``value`` is an array of some device (not a shape, a dtype, a number)."""
+    return isinstance(value, (np.ndarray, np.generic, strict.StrictArray)) or \
+        hasattr(value, "__cuda_array_interface__")
+
+
 def add_at(target, index, values):
-    """``target[index] += values`` where repeated indices ADD (unbuffered)."""
-    np.add.at(target, index, values)
+    """``target[index] += values`` where repeated indices ADD (unbuffered), on any device."""
+    xp = array_module(target)
+    if xp is np or xp is strict:
+        xp.add.at(target, index, values)
+    else:
+        import cupyx  # the cuda device only: CuPy is importable then
+
+        cupyx.scatter_add(target, index, values)
 
 
 if _forced is not None:

@@ -65,8 +65,11 @@ from .reference import _avgpool2d_divisor, _col2im_geometry, _conv_out_size
 _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 
 
-def _start_threads():
-    """Start Numba's thread pool: the workqueue layer, OpenMP passive, unless chosen already."""
+def start_threads():
+    """Start Numba's thread pool: the workqueue layer, OpenMP passive, unless chosen already.
+
+    Called once by ``minidl.backend.kernel_module("numba")`` before the first kernel runs
+    (why these choices: docs/performance.md, "Threads")."""
     if "NUMBA_THREADING_LAYER" not in os.environ:
         numba.config.THREADING_LAYER = "workqueue"  # no effect if Numba's pool already runs
     if "OMP_WAIT_POLICY" in os.environ:
@@ -78,8 +81,6 @@ def _start_threads():
     finally:
         del os.environ["OMP_WAIT_POLICY"]
 
-
-_start_threads()
 
 
 # ---- convolution: im2col / col2im ---------------------------------------------------------

@@ -2,9 +2,8 @@
 
 import math
 
-import numpy as np
-
 from .. import dtypes
+from ..creation import empty
 from ..functional._checks import check_ndim, check_tensor
 from ..functional.conv import conv2d, conv_transpose2d
 from . import init
@@ -76,14 +75,12 @@ class _ConvNd(Module):
             shape = (in_channels, out_channels // groups, *kernel_size)
         else:  # (F, C/G, KH, KW)
             shape = (out_channels, in_channels // groups, *kernel_size)
-        self.weight = Parameter(np.empty(shape, dtype=dtype))
+        self.weight = Parameter(empty(shape, dtype=dtype, device=device))
         if bias:
-            self.bias = Parameter(np.empty((out_channels,), dtype=dtype))
+            self.bias = Parameter(empty((out_channels,), dtype=dtype, device=device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
-        if device is not None:
-            self.to(device)
 
     def reset_parameters(self):
         r"""PyTorch's default: weight, bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).

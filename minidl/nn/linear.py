@@ -2,9 +2,8 @@
 
 import math
 
-import numpy as np
-
 from .. import dtypes
+from ..creation import empty
 from .. import functional as F
 from . import init
 from .module import Module
@@ -36,8 +35,8 @@ class Linear(Module):
         bias   ~ U(-sqrt(k), sqrt(k))
     so the weight has std 1 / sqrt(3 * in_features).
 
-    ``dtype`` defaults to minidl's default float (float32); ``device``, if
-    given, is applied with ``.to``.
+    ``dtype`` defaults to minidl's default float (float32); ``device`` to the default
+    device (``minidl.set_default_device``).
     """
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
@@ -45,14 +44,13 @@ class Linear(Module):
         dtype = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        self.weight = Parameter(empty((out_features, in_features), dtype=dtype, device=device))
         if bias:
-            self.bias = Parameter(np.empty((out_features,), dtype=dtype))
+            self.bias = Parameter(empty((out_features,), dtype=dtype, device=device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
-        if device is not None:
-            self.to(device)
+
 
     def reset_parameters(self):
         """Draw fresh weights and bias from the default distributions (see class doc)."""

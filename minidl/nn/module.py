@@ -22,6 +22,8 @@ import numpy as np
 
 from .. import dtypes
 from ..autograd import VersionCounter, no_grad
+from ..backend import device as Device
+from ..backend import to_device
 from ..tensor import Tensor
 from .parameter import Parameter
 
@@ -412,16 +414,19 @@ class Module:
             )
 
         def convert(t):  # Tensor -> its new data array
-            if device is not None:
-                t = t.to(device)
+            array = t._data if device is None else to_device(t._data, device)
             if dtype is not None and dtypes.is_floating(t.dtype):
-                return t._data.astype(dtype)
-            return t._data
+                return array.astype(dtype)
+            return array
 
         return self._tensors_in_place(convert)
 
     def cpu(self):
         return self.to("cpu")
+
+    def cuda(self, device=None):
+        """Move parameters and buffers to a GPU (``cuda``, or ``cuda:<device>``); return self."""
+        return self.to("cuda" if device is None else f"cuda:{int(getattr(device, 'index', device) or 0)}")
 
     def float(self):
         """Cast floating-point parameters and buffers to float32 (in place); return self."""
@@ -579,15 +584,20 @@ def _check_state_dict(module, state_dict, prefix, missing, unexpected, errors, c
 
 
 def _parse_to_args(args, kwargs):
-    """Split the arguments of ``Module.to`` into ``(device, dtype)``."""
+    """Split the arguments of ``Module.to`` into ``(device, dtype)`` (``non_blocking`` and
+    ``memory_format`` are accepted and ignored, as a CPU or a CuPy array has no use for them)."""
     device = kwargs.pop("device", None)
     dtype = kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)
     if kwargs:
         raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
     if len(args) > 2:
         raise TypeError(f"to() takes at most 2 positional arguments, got {len(args)}")
     for arg in args:
-        if isinstance(arg, str):
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, (str, Device)):
             if device is not None:
                 raise TypeError("to() got two devices")
             device = arg

@@ -1,12 +1,10 @@
 """``BatchNorm1d`` and ``BatchNorm2d``: batch normalisation layers with running statistics."""
 
-import numpy as np
-
 from .. import dtypes
+from ..creation import empty, ones, zeros
 from ..autograd import no_grad
 from ..functional._checks import check_tensor as _check_tensor
 from ..functional.norm import batch_norm
-from ..tensor import Tensor
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -44,25 +42,23 @@ class _BatchNorm(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         if affine:
-            self.weight = Parameter(np.empty((num_features,), dtype=dtype))
+            self.weight = Parameter(empty((num_features,), dtype=dtype, device=device))
             if bias:
-                self.bias = Parameter(np.empty((num_features,), dtype=dtype))
+                self.bias = Parameter(empty((num_features,), dtype=dtype, device=device))
             else:
                 self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros((num_features,), dtype=dtype)))
-            self.register_buffer("running_var", Tensor(np.ones((num_features,), dtype=dtype)))
-            self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
+            self.register_buffer("running_mean", zeros(num_features, dtype=dtype, device=device))
+            self.register_buffer("running_var", ones(num_features, dtype=dtype, device=device))
+            self.register_buffer("num_batches_tracked", zeros((), dtype=dtypes.int64, device=device))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
         self.reset_parameters()
-        if device is not None:
-            self.to(device)
 
     def reset_running_stats(self):
         """running_mean = 0, running_var = 1, num_batches_tracked = 0 (in place)."""

@@ -5,26 +5,26 @@ mask, sigmoid and tanh keep their output y because their derivatives are
 functions of y alone.
 """
 from ..autograd import Function
-from ..backend import array_module, buffers
+from ..backend import allocator, array_module
 
 
 class Relu(Function):
     r"""y = max(x, 0).   dL/dx = dy * [x > 0]   (the gradient at exactly 0 is 0, as in PyTorch).
 
     [x > 0] = [y > 0], so the saved y (which the next layer usually keeps anyway) gives the
-    mask. y and dx come from the allocator (minidl/backend/buffers.py): large fresh arrays are
+    mask. y and dx come from the allocator (minidl/backend/allocator.py): large fresh arrays are
     slow to touch the first time (docs/performance.md).
     """
 
     def forward(self, x):
-        out = buffers.empty_like(x) if x.dtype.kind == "f" else None  # (ints and bools: NumPy's type)
+        out = allocator.empty_like(x) if x.dtype.kind == "f" else None  # (ints and bools: NumPy's type)
         y = array_module(x).maximum(x, 0, out=out)
         self.save(y=y)
         return y
 
     def backward(self, dy):
         positive = self.saved.y > 0
-        return array_module(dy).multiply(dy, positive, out=buffers.empty_like(dy))
+        return array_module(dy).multiply(dy, positive, out=allocator.empty_like(dy))
 
 
 class Sigmoid(Function):

@@ -56,7 +56,7 @@ alive at a time.
 import math
 
 from ..autograd import Function
-from ..backend import array_module, buffers, kernels_for
+from ..backend import allocator, array_module, kernels_for
 from . import conv_shifted
 from .conv_winograd import winograd_applies, winograd_backward, winograd_forward
 
@@ -458,7 +458,7 @@ class Conv2d(Function):
         weight_rot = rotated.reshape(G, Cg, -1)  # (G, C/G, F/G*KH*KW)
         dweight_rot = xp.zeros(weight_rot.shape, dtype=dy.dtype) if needs_weight else None
         x_g = split_groups(x, G) if needs_weight else None  # (N, G, C/G, H*W)
-        dx = buffers.empty(x_shape, dy.dtype, xp)  # a cached buffer: fresh memory is slow (buffers.py)
+        dx = allocator.empty(x_shape, dy.dtype, xp)  # a cached buffer: fresh memory is slow (allocator.py)
         dx_g = split_groups(dx, G)  # (N, G, C/G, H*W), a view of dx
         for samples, rows in Conv2d._blocks(lowering, N, F, dy.itemsize, xp):
             dcols = split_groups(lowering.im2col_rows(kern, dy[samples], rows), G)  # (n, G, F/G*KH*KW, p)

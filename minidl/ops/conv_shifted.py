@@ -36,7 +36,7 @@ outputs live in buffers reused from block to block (:class:`Scratch`).
 """
 import math
 
-from ..backend import array_module, buffers
+from ..backend import allocator, array_module
 
 
 def applies(kern, lowering, channels_per_group):
@@ -146,7 +146,7 @@ def backward_by_shifted_rows(kern, lowering, dy, x, weight_rot, G, blocks, needs
     DW, WC = lowering.dilation[1], lowering.canvas[1]
     weight_q = shifted_weights(weight_rot, G)  # (KW, G, C/G, KH*F/G)
     dweight_q = xp.zeros_like(weight_q) if needs_weight else None
-    dx = buffers.empty((N, C, H, W), dy.dtype, xp)  # a cached buffer: fresh memory is slow (buffers.py)
+    dx = allocator.empty((N, C, H, W), dy.dtype, xp)  # a cached buffer: fresh memory is slow (allocator.py)
     scratch = Scratch(xp, dy.dtype)
     for samples, rows in blocks:
         S = stacked_rows(kern, lowering, dy[samples], rows, G, scratch)  # (n, G, KH*F/G, R*WC + DW*(KW-1))

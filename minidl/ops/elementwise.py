@@ -9,7 +9,7 @@ Notation: ``dy`` is dL/dy (y's shape), a backward returns dL/d(each input).
 import numpy as np
 
 from ..autograd import Function
-from ..backend import array_module
+from ..backend import array_module, device_of, to_device
 
 
 def check_broadcast(op, a_shape, b_shape):
@@ -127,7 +127,7 @@ class RPowScalar(Function):
     r"""y = c ** x for a Python number c.   dL/dx = dy * y * log(c)  (0 where c == 0, x >= 0)."""
 
     def forward(self, c, x):
-        y = np.asarray(c, dtype=x.dtype) ** x
+        y = array_module(x).asarray(c, dtype=x.dtype) ** x
         self.save(c=c, x=x, y=y)
         return y
 
@@ -270,3 +270,14 @@ class MaskedFill(Function):
         dx = xp.where(mask, 0, dy).astype(dy.dtype, copy=False) if self.needs_input_grad[0] else None
         dvalue = xp.where(mask, dy, 0).astype(dy.dtype, copy=False) if self.needs_input_grad[2] else None
         return dx, None, dvalue
+
+
+class ToDevice(Function):
+    """y = x copied to another device (``Tensor.to``).   dL/dx = dy copied back to x's device."""
+
+    def forward(self, x, device):
+        self.save(source=device_of(x))
+        return to_device(x, device)
+
+    def backward(self, dy):
+        return to_device(dy, self.saved.source), None

@@ -2,8 +2,7 @@ r"""Adam and AdamW: per-coordinate step sizes from running moments of the gradie
 
 import numbers
 
-import numpy as np
-
+from ..backend import array_module
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -74,11 +73,12 @@ class Adam(Optimizer):
             amsgrad, maximize = group["amsgrad"], group["maximize"]
             for p, grad in pairs:
                 param = p._data
+                xp = array_module(param)
                 state = self.state[p]
                 if not state:                                    # lazy initialisation
                     state["step"] = 0.0
-                    state["exp_avg"] = np.zeros_like(param)
-                    state["exp_avg_sq"] = np.zeros_like(param)
+                    state["exp_avg"] = xp.zeros_like(param)
+                    state["exp_avg_sq"] = xp.zeros_like(param)
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 work = self._work(param, "work")
                 state["step"] += 1
@@ -91,9 +91,9 @@ class Adam(Optimizer):
                 else:
                     g = self._effective_grad(grad, param, wd, maximize)
 
-                m += np.multiply(np.subtract(g, m, out=work), 1 - beta1, out=work)
+                m += xp.multiply(xp.subtract(g, m, out=work), 1 - beta1, out=work)
                 v *= beta2
-                v += np.multiply(np.multiply(g, 1 - beta2, out=work), g, out=work)
+                v += xp.multiply(xp.multiply(g, 1 - beta2, out=work), g, out=work)
 
                 bias_correction1 = 1 - beta1 ** t
                 bias_correction2 = 1 - beta2 ** t
@@ -101,14 +101,14 @@ class Adam(Optimizer):
                 bias_correction2_sqrt = bias_correction2 ** 0.5
                 if amsgrad:
                     if "max_exp_avg_sq" not in state:
-                        state["max_exp_avg_sq"] = np.zeros_like(param)
+                        state["max_exp_avg_sq"] = xp.zeros_like(param)
                     vmax = state["max_exp_avg_sq"]
-                    np.maximum(vmax, v, out=vmax)
+                    xp.maximum(vmax, v, out=vmax)
                     v = vmax
-                denom = np.sqrt(v, out=work)
+                denom = xp.sqrt(v, out=work)
                 denom /= bias_correction2_sqrt
                 denom += eps
-                update = np.divide(m, denom, out=work)
+                update = xp.divide(m, denom, out=work)
                 update *= step_size
                 param -= update                                  # p = p - step_size * m / denom
         return loss

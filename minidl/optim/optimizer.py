@@ -32,6 +32,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..autograd import enable_grad
+from ..backend import array_module, is_array, to_device, to_host
 from ..tensor import Tensor
 
 __all__ = ["Optimizer"]
@@ -185,10 +186,10 @@ class Optimizer:
         Allocating fresh temporaries for every parameter at every step costs
         page faults for large arrays; keeping one per (slot, shape, dtype) does not.
         """
-        key = (slot, like.shape, like.dtype)
+        key = (slot, like.shape, like.dtype, type(like))
         buf = self._scratch.get(key)
         if buf is None:
-            buf = self._scratch[key] = np.empty_like(like)
+            buf = self._scratch[key] = array_module(like).empty_like(like)
         return buf
 
     def _effective_grad(self, grad, param, weight_decay, maximize):
@@ -201,14 +202,14 @@ class Optimizer:
         """
         if weight_decay != 0:
             out = self._work(param, "grad")
-            np.multiply(param, weight_decay, out=out)
+            array_module(param).multiply(param, weight_decay, out=out)
             if maximize:
                 out -= grad
             else:
                 out += grad
             return out
         if maximize:
-            return np.negative(grad, out=self._work(param, "grad"))
+            return array_module(grad).negative(grad, out=self._work(param, "grad"))
         return grad
 
     def _evaluate(self, closure):
@@ -321,7 +322,7 @@ class Optimizer:
 
 def _copy_value(value):
     """A copy of one state entry that later steps cannot change."""
-    if isinstance(value, np.ndarray):
+    if is_array(value):
         return value.copy()
     return copy.deepcopy(value)
 
@@ -330,7 +331,7 @@ def _as_array(value):
     """The ndarray behind an array-like state value (ndarray, Tensor, torch tensor), else None."""
     if isinstance(value, Tensor):
         return value._data
-    if isinstance(value, np.ndarray):
+    if is_array(value):
         return value
     if hasattr(value, "__array__") and not isinstance(value, numbers.Number):
         return np.asarray(value)
@@ -357,4 +358,4 @@ def _load_value(opt_name, index, key, value, param):
             f"{array.shape} but the parameter has shape {param.shape}"
         )
     dtype = param.dtype if np.issubdtype(param.dtype, np.floating) else array.dtype
-    return np.array(array, dtype=dtype, copy=True)
+    return to_device(np.array(to_host(array), dtype=dtype, copy=True), param.device)

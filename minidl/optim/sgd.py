@@ -1,7 +1,6 @@
 r"""Stochastic gradient descent, optionally with (Nesterov) momentum."""
 
-import numpy as np
-
+from ..backend import array_module
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -56,23 +55,24 @@ class SGD(Optimizer):
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             for p, grad in pairs:
                 param = p._data
+                xp = array_module(param)
                 work = self._work(param, "work")
                 g = self._effective_grad(grad, param, group["weight_decay"], group["maximize"])
                 if momentum != 0:
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
                     if buf is None:
-                        buf = state["momentum_buffer"] = np.array(g, dtype=param.dtype, copy=True)
+                        buf = state["momentum_buffer"] = xp.array(g, dtype=param.dtype, copy=True)
                     else:
                         buf *= momentum
                         if dampening == 0:
                             buf += g
                         else:
-                            buf += np.multiply(g, 1 - dampening, out=work)
+                            buf += xp.multiply(g, 1 - dampening, out=work)
                     if group["nesterov"]:
-                        np.multiply(buf, momentum, out=work)
-                        g = np.add(g, work, out=work)
+                        xp.multiply(buf, momentum, out=work)
+                        g = xp.add(g, work, out=work)
                     else:
                         g = buf
-                param -= np.multiply(g, lr, out=work)           # p = p - lr * g
+                param -= xp.multiply(g, lr, out=work)           # p = p - lr * g
         return loss

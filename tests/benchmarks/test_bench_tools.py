@@ -165,6 +165,6 @@ def test_numba_compile_calls_every_public_numba_kernel_once_per_dtype():
     public = {name for name, function in inspect.getmembers(numba_cpu, inspect.isfunction)
               if not name.startswith("_") and function.__module__ == numba_cpu.__name__}
     calls = kernel_calls(np, np.float32)
-    assert set(calls) == public
+    assert set(calls) == public - {"start_threads"}  # every kernel (start_threads is no kernel)
     for call in calls.values():
         call()  # each runs on its tiny inputs

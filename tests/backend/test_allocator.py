@@ -1,4 +1,4 @@
-"""The cache of large CPU arrays (minidl/backend/buffers.py): a buffer is handed out again only
+"""The cache of large CPU arrays (minidl/backend/allocator.py): a buffer is handed out again only
 when nothing refers to it, whatever refers to it (the array, a view, a Tensor, a saved ReLU
 output); small arrays are not cached; empty_cache and set_cache_enabled do what they say."""
 import gc
@@ -8,7 +8,7 @@ import pytest
 
 import minidl
 import minidl.functional as F
-from minidl.backend import buffers
+from minidl.backend import allocator
 
 LARGE = (64, 64, 64)  # float32: 1 MiB, the smallest cached size
 
@@ -20,42 +20,42 @@ def _address(a):
 @pytest.fixture(autouse=True)
 def fresh_cache():
     """Each test starts from an empty, enabled cache, and leaves it so."""
-    previous = buffers.set_cache_enabled(True)
+    previous = allocator.set_cache_enabled(True)
     gc.collect()
-    buffers.empty_cache()
+    allocator.empty_cache()
     yield
     gc.collect()
-    buffers.empty_cache()
-    buffers.set_cache_enabled(previous)
+    allocator.empty_cache()
+    allocator.set_cache_enabled(previous)
 
 
 def test_a_buffer_in_use_is_not_handed_out_again():
-    a = buffers.empty(LARGE, np.float32)
-    b = buffers.empty(LARGE, np.float32)
+    a = allocator.empty(LARGE, np.float32)
+    b = allocator.empty(LARGE, np.float32)
     assert not np.shares_memory(a, b)
     assert a.shape == LARGE and a.dtype == np.float32 and a.flags.c_contiguous
-    assert buffers.cached_bytes() == 2 * a.nbytes
+    assert allocator.cached_bytes() == 2 * a.nbytes
 
 
 def test_a_released_buffer_is_reused_for_any_shape_of_its_size():
-    a = buffers.empty(LARGE, np.float32)
+    a = allocator.empty(LARGE, np.float32)
     address = _address(a)
     del a
-    b = buffers.empty((2**18,), np.float32)  # the same bytes, another shape
+    b = allocator.empty((2**18,), np.float32)  # the same bytes, another shape
     assert _address(b) == address
-    c = buffers.empty((2**17,), np.float64)  # and another dtype
+    c = allocator.empty((2**17,), np.float64)  # and another dtype
     assert _address(c) != address  # b still holds it
-    assert buffers.cached_bytes() == 2 * 2**20
+    assert allocator.cached_bytes() == 2 * 2**20
 
 
 @pytest.mark.parametrize("keep", ["slice", "reshape", "tensor", "transpose"])
 def test_any_view_keeps_its_buffer_in_use(keep):
-    a = buffers.empty(LARGE, np.float32)
+    a = allocator.empty(LARGE, np.float32)
     a[...] = 1.0
     view = {"slice": lambda: a[1:], "reshape": lambda: a.reshape(-1), "transpose": lambda: a.T,
             "tensor": lambda: minidl.Tensor(a)}[keep]()  # shares a's memory (minidl.tensor copies)
     del a
-    b = buffers.empty(LARGE, np.float32)
+    b = allocator.empty(LARGE, np.float32)
     b[...] = 2.0
     held = view.numpy() if keep == "tensor" else view
     assert not np.shares_memory(held, b)
@@ -63,26 +63,26 @@ def test_any_view_keeps_its_buffer_in_use(keep):
 
 
 def test_small_arrays_are_not_cached():
-    a = buffers.empty((100,), np.float32)
-    assert a.base is None and buffers.cached_bytes() == 0
+    a = allocator.empty((100,), np.float32)
+    assert a.base is None and allocator.cached_bytes() == 0
 
 
 def test_empty_cache_releases_only_free_buffers():
-    kept = buffers.empty(LARGE, np.float32)
-    freed = buffers.empty(LARGE, np.float32)
+    kept = allocator.empty(LARGE, np.float32)
+    freed = allocator.empty(LARGE, np.float32)
     del freed
-    buffers.empty_cache()
-    assert buffers.cached_bytes() == kept.nbytes
-    again = buffers.empty(LARGE, np.float32)
+    allocator.empty_cache()
+    assert allocator.cached_bytes() == kept.nbytes
+    again = allocator.empty(LARGE, np.float32)
     assert not np.shares_memory(again, kept)
 
 
 def test_a_disabled_cache_returns_plain_arrays():
-    buffers.set_cache_enabled(False)
-    a = buffers.empty(LARGE, np.float32)
-    assert a.base is None and buffers.cached_bytes() == 0
+    allocator.set_cache_enabled(False)
+    a = allocator.empty(LARGE, np.float32)
+    assert a.base is None and allocator.cached_bytes() == 0
     with pytest.raises(TypeError, match="set_cache_enabled: enabled must be True or False"):
-        buffers.set_cache_enabled(1)
+        allocator.set_cache_enabled(1)
 
 
 def test_relu_outputs_that_are_alive_never_share_memory(rng):
@@ -102,8 +102,8 @@ def test_relu_outputs_that_are_alive_never_share_memory(rng):
         return [o.copy() for o in outs], x.grad.numpy().copy()
 
     cached = run()
-    assert buffers.cached_bytes() >= 3 * 2**20
-    buffers.set_cache_enabled(False)
+    assert allocator.cached_bytes() >= 3 * 2**20
+    allocator.set_cache_enabled(False)
     plain = run()
     for got, expected in zip(cached[0] + [cached[1]], plain[0] + [plain[1]]):
         np.testing.assert_array_equal(got, expected)
@@ -119,16 +119,16 @@ def test_another_array_module_gets_its_own_empty():
             calls.append((shape, dtype))
             return np.zeros(shape, dtype)
 
-    a = buffers.empty(LARGE, np.float32, OtherModule)
-    assert calls == [(LARGE, np.float32)] and a.base is None and buffers.cached_bytes() == 0
+    a = allocator.empty(LARGE, np.float32, OtherModule)
+    assert calls == [(LARGE, np.float32)] and a.base is None and allocator.cached_bytes() == 0
 
 
 def test_holds_tells_the_cache_s_arrays_from_others():
     owner = np.empty(2**20, dtype=np.uint8)  # a uint8 base like the cache's, but not the cache's
-    assert buffers.holds(buffers.empty(LARGE, np.float32))
-    assert not buffers.holds(owner.view(np.float32))
-    assert not buffers.holds(np.empty(LARGE, np.float32))  # owns its memory: base is None
-    assert not buffers.holds(np.float32(1.0))
+    assert allocator.holds(allocator.empty(LARGE, np.float32))
+    assert not allocator.holds(owner.view(np.float32))
+    assert not allocator.holds(np.empty(LARGE, np.float32))  # owns its memory: base is None
+    assert not allocator.holds(np.float32(1.0))
 
 
 def test_cat_output_and_conv2d_dx_come_from_the_cache(rng, backend):
@@ -143,15 +143,15 @@ def test_cat_output_and_conv2d_dx_come_from_the_cache(rng, backend):
     def run():
         a = minidl.tensor(a_np, requires_grad=True)
         y = minidl.cat([a, a * 2.0], dim=1)  # (1, 32, 128, 128): 2 MiB
-        cached_y = buffers.holds(y._data)
+        cached_y = allocator.holds(y._data)
         z = F.conv2d(y, minidl.tensor(w_np), padding=1)
         (z * minidl.tensor(dy_np)).sum().backward()
         return cached_y, y.detach().numpy().copy(), a.grad.numpy().copy()
 
-    before = buffers.cached_bytes()
+    before = allocator.cached_bytes()
     on = run()
-    assert on[0] and buffers.cached_bytes() >= before + 2 * 2**21  # cat's y and conv2d's dx
-    buffers.set_cache_enabled(False)
+    assert on[0] and allocator.cached_bytes() >= before + 2 * 2**21  # cat's y and conv2d's dx
+    allocator.set_cache_enabled(False)
     off = run()
     np.testing.assert_array_equal(on[1], off[1])
     np.testing.assert_array_equal(on[2], off[2])

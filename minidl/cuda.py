@@ -1,0 +1,37 @@
+"""``minidl.cuda``: is a GPU there, and a few of ``torch.cuda``'s functions.
+
+The ``cuda`` device computes with CuPy (minidl/backend/devices.py), imported on first use.
+Without CuPy, or with CuPy but no usable GPU, :func:`is_available` is False and moving a
+tensor to ``cuda`` raises an error that says which of the two is missing.
+"""
+from . import random as _random
+from .backend import devices as _devices
+
+
+def is_available():
+    """Whether tensors can be put on a GPU here (CuPy imports and sees at least one GPU)."""
+    return _devices.cuda_problem() == ""
+
+
+def why_unavailable():
+    """What is missing for the cuda device ("" when nothing is)."""
+    return _devices.cuda_problem()
+
+
+def device_count():
+    """How many GPUs CuPy sees (0 without CuPy or a GPU)."""
+    return _devices.cuda_device_count()
+
+
+def synchronize(device=None):
+    """Wait until the GPU has finished its queued work (for timing); nothing without a GPU."""
+    if is_available():
+        _devices.cupy_module().cuda.Device(0 if device is None else int(getattr(device, "index", device) or 0)).synchronize()
+
+
+def manual_seed(seed):
+    """Seed the random numbers of every device: minidl draws them all from one generator."""
+    _random.manual_seed(seed)
+
+
+manual_seed_all = manual_seed
