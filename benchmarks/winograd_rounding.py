@@ -18,7 +18,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 SIZES = ((64, 256), (128, 128), (256, 64), (512, 32))  # (channels, height = width)
-PATHS = {"winograd": 1, "im2col": 10**9}  # set_winograd_min_channels: always / never
+PATHS = ("winograd", "im2col")  # forced with minidl.backend.conv_algorithm
 
 
 def parse_args(argv=None):
@@ -42,22 +42,19 @@ def forward_backward(x, w, dy):
 
 
 def measure(channels, size, seed=0):
-    from minidl.ops import conv_winograd
+    from minidl.backend import conv_algorithm
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((1, channels, size, size))
     w = rng.uniform(-1, 1, (channels, channels, 3, 3)) / np.sqrt(9 * channels)
     dy = rng.standard_normal((1, channels, size, size))
-    previous = conv_winograd.set_winograd_min_channels(PATHS["im2col"])
-    try:
-        exact = forward_backward(x, w, dy)  # float64
-        errors = {}
-        for path, threshold in PATHS.items():
-            conv_winograd.set_winograd_min_channels(threshold)
+    with conv_algorithm("im2col"):
+        exact = forward_backward(x, w, dy)  # float64, the textbook route
+    errors = {}
+    for path in PATHS:
+        with conv_algorithm(path):
             approx = forward_backward(*(a.astype(np.float32) for a in (x, w, dy)))
-            errors[path] = {name: rel_error(a, e) for name, a, e in zip(("y", "dx", "dweight"), approx, exact)}
-    finally:
-        conv_winograd.set_winograd_min_channels(previous)
+        errors[path] = {name: rel_error(a, e) for name, a, e in zip(("y", "dx", "dweight"), approx, exact)}
     return {"case": f"{channels}@{size}", "errors": errors}
 
 

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from . import dtypes
-from .backend import devices
+from .backend import devices, is_array
 from .random import generator
 from .tensor import Tensor, _size_args
 
@@ -68,6 +68,10 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
     if isinstance(data, Tensor):
         copy = data._data.copy() if dtype is None else data._data.astype(dtypes.as_dtype(dtype))
         device = data.device if device is None else device
+        return _leaf(devices.to_device(copy, _device(device, "tensor")), requires_grad, "tensor")
+    if is_array(data) and not isinstance(data, (np.ndarray, np.generic)):  # a CuPy or strict array
+        copy = data.copy() if dtype is None else data.astype(dtypes.as_dtype(dtype))
+        device = devices.device_of(data) if device is None else device
         return _leaf(devices.to_device(copy, _device(device, "tensor")), requires_grad, "tensor")
     if isinstance(data, (np.ndarray, np.generic)):
         array = np.array(data)

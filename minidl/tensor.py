@@ -23,7 +23,7 @@ import numpy as np
 
 from . import dtypes
 from .autograd import VersionCounter, enable_grad, is_grad_enabled, run_backward
-from .backend import array_module, device_of, to_device, to_host
+from .backend import array_module, device_of, is_array, to_device, to_host
 from .backend import device as Device
 from .inplace import apply_inplace
 from .ops import activation, elementwise, linalg, reduce, shape
@@ -77,7 +77,7 @@ class _ViewInfo:
 
 
 class Tensor:
-    __slots__ = ("_data", "grad", "_requires_grad", "_grad_fn", "_output_nr", "_version_counter", "_view",
+    __slots__ = ("_data", "_grad", "_requires_grad", "_grad_fn", "_output_nr", "_version_counter", "_view",
                  "__weakref__")
 
     # NumPy must hand ``ndarray (op) Tensor`` over to our reflected operators.
@@ -86,7 +86,7 @@ class Tensor:
     def __init__(self, data, requires_grad=False):
         self._data = data
         self._requires_grad = requires_grad
-        self.grad = None
+        self._grad = None
         self._grad_fn = None
         self._output_nr = 0  # which output of grad_fn this is (several only for custom Functions)
         self._version_counter = VersionCounter()
@@ -107,6 +107,28 @@ class Tensor:
             raise TypeError(f"data: assigned data must be a Tensor, got {type(value).__name__}")
         self._data = value._data
         self._version_counter = value._version_counter  # they share memory now
+
+    @property
+    def grad(self):
+        """dL/d(this tensor) after ``backward()`` (leaves), accumulated over calls; or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:  # PyTorch's checks, so that an optimizer never mixes devices or shapes
+            if not isinstance(value, Tensor):
+                raise TypeError(f"grad: assigned grad expected to be a Tensor or None but got "
+                                f"{type(value).__name__}")
+            if value.device != self.device:
+                raise RuntimeError(f"grad: assigned grad has data located on a different device "
+                                   f"({value.device}) than the tensor ({self.device})")
+            if value.shape != self.shape:
+                raise RuntimeError(f"grad: assigned grad has data of a different size: "
+                                   f"{tuple(value.shape)} for a tensor of shape {tuple(self.shape)}")
+            if value.dtype != self.dtype:
+                raise RuntimeError(f"grad: assigned grad has data of a different type: {value.dtype} for "
+                                   f"a tensor of dtype {self.dtype}")
+        self._grad = value
 
     @property
     def requires_grad(self):
@@ -373,7 +395,7 @@ class Tensor:
         """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor; ``src`` gets
         the gradient."""
         if not isinstance(src, Tensor):
-            src = Tensor(to_device(np.asarray(src), self.device))
+            src = Tensor(to_device(src if is_array(src) else np.asarray(src), self.device))
         elif src.device != self.device:
             src = src.to(self.device)  # copy_ may cross devices (differentiably)
         if not _broadcasts_to(src.shape, self.shape):

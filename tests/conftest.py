@@ -32,8 +32,36 @@ def torch():
     return pytest.importorskip("torch")
 
 
-@pytest.fixture(params=available_backends())
+# The devices every op, nn and optim test runs on (their folders' conftest.py asks for the
+# ``device`` fixture for every test): the CPU, the strict test device (NumPy arrays that refuse
+# any implicit trip to NumPy, as CuPy's do: minidl/backend/strict.py) and a GPU where there is one.
+DEVICES = ["cpu", "strict"] + (["cuda"] if minidl.cuda.is_available() else [])
+
+
+def pytest_generate_tests(metafunc):
+    """``device`` and ``backend`` together: each CPU kernel backend on the CPU, and each other
+    device once (it has its own kernels: the strict device the reference, cuda the CUDA ones)."""
+    names = metafunc.fixturenames
+    if "device" in names and "backend" in names:
+        combos = [("cpu", b) for b in available_backends()] + [(d, "reference") for d in DEVICES[1:]]
+        metafunc.parametrize(("device", "backend"), combos, indirect=True,
+                             ids=[f"cpu-{b}" if d == "cpu" else d for d, b in combos])
+    elif "device" in names:
+        metafunc.parametrize("device", DEVICES, indirect=True)
+    elif "backend" in names:
+        metafunc.parametrize("backend", available_backends(), indirect=True)
+
+
+@pytest.fixture
+def device(request):
+    """Runs a test on one device: tensors made without ``device=`` are made there."""
+    minidl.set_default_device(request.param)
+    yield request.param
+    minidl.set_default_device(None)
+
+
+@pytest.fixture
 def backend(request):
-    """Runs a test once per kernel backend (reference, numba, cupy where available)."""
+    """Runs a test with one CPU kernel backend (reference, numba)."""
     with use_backend(request.param):
         yield request.param

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import minidl.nn as nn
+from minidl.functional import conv_output_size, conv_transpose_output_size
 
 __all__ = [
     "CoordMap", "UNetLevel", "UNetPlan", "SizeError", "check_unet_config", "plan_unet",
@@ -175,24 +176,10 @@ def plan_unet(n, depth, padding, what="input size"):
 
 
 # ============================================================================ sizes of layers
-def conv_output_size(n, kernel_size, stride=1, padding=0, dilation=1):
-    """Conv2d: ``(n + 2P - D(K-1) - 1) // S + 1``."""
-    return (n + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
-
-
 def pool_output_size(n, kernel_size, stride, padding=0, dilation=1, ceil_mode=False):
     """MaxPool2d: as a convolution, rounding up with ``ceil_mode`` (PyTorch's and Caffe's rule:
     a window that would START in the right padding is dropped)."""
-    span = n + 2 * padding - dilation * (kernel_size - 1) - 1
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= n + padding:
-        out -= 1
-    return out
-
-
-def conv_transpose_output_size(n, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
-    """ConvTranspose2d: ``(n-1)S - 2P + D(K-1) + output_padding + 1``."""
-    return (n - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
+    return conv_output_size(n, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 # ============================================================================ layer geometry

@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from . import devices, strict
+from .algorithms import conv_algorithm, get_conv_algorithm  # noqa: F401  (the algorithm switch)
 from .devices import array_module, device, device_of, to_device, to_host  # noqa: F401  (the seam)
 
 _CPU_BACKENDS = ("reference", "numba")  # by preference: the last available one is the default

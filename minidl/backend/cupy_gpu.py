@@ -37,9 +37,14 @@ except ImportError as error:  # pragma: no cover - only without CuPy
         "(cupy-cuda12x), or use NumPy arrays on the CPU"
     ) from error
 
-from .reference import _col2im_geometry, _conv_out_size
+from .geometry import conv_output_size
+from .reference import _col2im_geometry
 
 SOURCE_DIR = Path(__file__).with_name("cuda")
+
+# The convolution routes (minidl/backend/algorithms.py) these kernels support: the rotated
+# kernel's dx needs only im2col; Winograd's and shifted rows' kernels are not written for CUDA.
+CONV_ALGORITHMS = {"rotated_kernel": 1}
 
 # The kernels each source file must define (extern "C" names), for every dtype suffix where
 # the name ends in "_{}". tests/backend/test_cuda_sources.py compiles each file with nvcc and
@@ -99,8 +104,8 @@ def _contiguous(a):
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
     r"""x (N,C,H,W) -> cols (N, C*KH*KW, OH*OW); see :func:`minidl.backend.reference.im2col`."""
     N, C, H, W = x.shape
-    OH = _conv_out_size(H, KH, SH, PH, DH)
-    OW = _conv_out_size(W, KW, SW, PW, DW)
+    OH = conv_output_size(H, KH, SH, PH, DH)
+    OW = conv_output_size(W, KW, SW, PW, DW)
     x = _contiguous(x)
     cols = cupy.empty((N, C * KH * KW, OH * OW), dtype=x.dtype)
     _launch(_kernel("im2col.cu", "im2col_{}", x.dtype), cols.size, x, cols,

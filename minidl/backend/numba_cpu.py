@@ -60,7 +60,14 @@ import numpy as np
 from numba import prange
 
 # one geometry, written once
-from .reference import _avgpool2d_divisor, _col2im_geometry, _conv_out_size
+from . import winograd_matrices
+from .geometry import conv_output_size
+from .reference import _avgpool2d_divisor, _col2im_geometry
+
+# The convolution routes of minidl/backend/algorithms.py that conv2d takes on this backend, from
+# this many channels on (input channels per group for shifted rows, in and out for Winograd):
+# where each became faster than im2col in measurements on 2 threads (docs/performance.md).
+CONV_ALGORITHMS = {"rotated_kernel": 1, "shifted_rows": 16, "winograd": 128}
 
 _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 
@@ -155,8 +162,8 @@ def _col2im(cols, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, dx):
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
     """See ``reference.im2col``: x (N,C,H,W) -> cols (N, C*KH*KW, OH*OW)."""
     N, C, H, W = x.shape
-    OH = _conv_out_size(H, KH, SH, PH, DH)
-    OW = _conv_out_size(W, KW, SW, PW, DW)
+    OH = conv_output_size(H, KH, SH, PH, DH)
+    OW = conv_output_size(W, KW, SW, PW, DW)
     cols = np.empty((N, C * KH * KW, OH * OW), dtype=x.dtype)
     _im2col(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, cols)
     return cols
@@ -208,15 +215,6 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
     return S
 
 
-# A stride-1 conv2d on this backend skips im2col from this many input channels per group on
-# (forward, and backward from the rows of dy): minidl/ops/conv_shifted.py stacks KH shifted
-# copies of the input rows (stack_shifted_rows above) and takes KW products on shifted views of
-# them. Measured, conv2d 3x3 forward, 2 threads, batch 4 at 256x256, shifted rows against
-# im2col: 64 -> 32 channels 78 against 103 ms, 32 -> 32 40 against 47, 16 -> 16 13 against 17,
-# 16 -> 32 25 against 26, but 8 -> 32 23 against 21 and 1 -> 32 20 against 6.5 (products of
-# inner dimension 3*C are too thin below 16 channels).
-SHIFTED_ROWS_MIN_CHANNELS = 16
-
 
 # ---- convolution: Winograd F(4x4, 3x3) tiles -------------------------------------------------
 #
@@ -253,14 +251,7 @@ SHIFTED_ROWS_MIN_CHANNELS = 16
 #             (m1 - m2) + 8(m3 - m4) + m5)
 # and their transposes for the adjoints.
 
-# conv2d takes the Winograd path on this backend from this many input and output channels on
-# (minidl/ops/conv_winograd.py). Measured on 2 threads, conv2d forward + backward, batch 2:
-# at 64 channels Winograd and im2col were as fast (64@128: 61 and 63 ms; 64@256: 286 and
-# 272 ms), from 128 on Winograd was faster (128@128: 145 against 193 ms; 256@64: 107 against
-# 208 ms), and the U-Net step at base 32 was fastest from 128 (2026 ms, against 2225 from 256,
-# 2289 from 64 and 2290 with im2col alone).
-WINOGRAD_MIN_CHANNELS = 128
-WINOGRAD_POINTS = 36  # rows of V / M: the 6x6 patch of F(4x4, 3x3) (reference.WINOGRAD_TILE = 4)
+WINOGRAD_POINTS = winograd_matrices.POINTS  # rows of V / M: the 6x6 patch of F(4x4, 3x3)
 
 
 @numba.njit(cache=True)

@@ -1,14 +1,27 @@
-r"""Reference kernels: readable NumPy, the specification of every backend.
+r"""Reference kernels: readable array code, the specification of every backend.
 
 These are the few operations that are not plain array code. Each is a loop
 over the (small) kernel window with strided slices, so it is easy to check by
 hand; the Numba and CuPy backends implement exactly these functions with the
-same signatures and results.
+same signatures and results. They compute with the array module of their
+input (``xp``), so they run on NumPy arrays and on the strict test device's.
 
 Notation (as in the ops): N batch, C channels, H, W input size, KH, KW kernel,
 S = (SH, SW) stride, P = (PH, PW) padding, D = (DH, DW) dilation, OH, OW output.
 """
 import numpy as np
+
+from .devices import array_module
+from .winograd_matrices import AT as WINOGRAD_AT
+from .winograd_matrices import BT as WINOGRAD_BT
+from .winograd_matrices import TILE as WINOGRAD_TILE
+from .geometry import conv_output_size
+
+# The convolution routes this module's kernels support (minidl/backend/algorithms.py), and from
+# how many channels conv2d takes each by itself: the rotated kernel always; the others only
+# when asked, as these kernels are written to be read (the Winograd transforms here made conv2d
+# at 128 channels, 128x128, batch 2 take 416 ms against 184 by im2col: docs/performance.md).
+CONV_ALGORITHMS = {"rotated_kernel": 1, "shifted_rows": None, "winograd": None}
 
 # ---- convolution: im2col / col2im -------------------------------------------------------
 #
@@ -24,17 +37,12 @@ import numpy as np
 # so both kernels are a loop over the KH*KW positions, vectorised over N, C, OH, OW.
 
 
-def _conv_out_size(size, K, S, P, D):
-    """Output length along one axis: the number of window starts that fit in size + 2P."""
-    return (size + 2 * P - D * (K - 1) - 1) // S + 1
-
-
 def _col2im_geometry(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
     """(OH, OW) of col2im's windows, after checking that cols has the shape they need (every
     backend's col2im starts here, so a wrong call fails the same way on each)."""
     N, C, H, W = x_shape
-    OH = _conv_out_size(H, KH, SH, PH, DH)
-    OW = _conv_out_size(W, KW, SW, PW, DW)
+    OH = conv_output_size(H, KH, SH, PH, DH)
+    OW = conv_output_size(W, KW, SW, PW, DW)
     if cols.shape != (N, C * KH * KW, OH * OW):
         raise ValueError(
             f"col2im: cols has shape {tuple(cols.shape)} but x_shape {tuple(x_shape)} with kernel "
@@ -56,11 +64,12 @@ def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
     rows top and bottom, PW columns left and right) is applied here. Memory: the result holds
     KH*KW/(SH*SW) times as many values as x.
     """
+    xp = array_module(x)
     N, C, H, W = x.shape
-    OH = _conv_out_size(H, KH, SH, PH, DH)
-    OW = _conv_out_size(W, KW, SW, PW, DW)
-    xpad = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW))) if PH or PW else x
-    cols = np.empty((N, C, KH, KW, OH, OW), dtype=x.dtype)
+    OH = conv_output_size(H, KH, SH, PH, DH)
+    OW = conv_output_size(W, KW, SW, PW, DW)
+    xpad = xp.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW))) if PH or PW else x
+    cols = xp.empty((N, C, KH, KW, OH, OW), dtype=x.dtype)
     for p in range(KH):
         rows = slice(DH * p, DH * p + SH * (OH - 1) + 1, SH)  # row of tap p in every window
         for q in range(KW):
@@ -80,10 +89,11 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
     adjoint sums the copies (<im2col(x), cols> = <x, col2im(cols)> for all x, cols). Entries
     that fell on the padding belong to no input pixel and are dropped.
     """
+    xp = array_module(cols)
     N, C, H, W = x_shape
     OH, OW = _col2im_geometry(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW)
     cols = cols.reshape(N, C, KH, KW, OH, OW)
-    dxpad = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=cols.dtype)
+    dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=cols.dtype)
     for p in range(KH):
         rows = slice(DH * p, DH * p + SH * (OH - 1) + 1, SH)
         for q in range(KW):
@@ -91,7 +101,7 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
             # within one (p, q) the slice hits distinct cells, so a plain += is exact
             dxpad[:, :, rows, columns] += cols[:, :, p, q]
     if PH or PW:
-        return np.ascontiguousarray(dxpad[:, :, PH:PH + H, PW:PW + W])
+        return xp.ascontiguousarray(dxpad[:, :, PH:PH + H, PW:PW + W])
     return dxpad
 
 
@@ -110,16 +120,17 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
     Memory: KH times the band, where im2col's columns hold KH*KW times the output pixels.
     ``out``: a C-contiguous array of S's shape and x's dtype to write S into (it is returned).
     """
+    xp = array_module(x)
     N, C, H, W = x.shape
     band_rows = R + DH * (KH - 1)
-    band = np.zeros((N, C, band_rows + 1, WC), dtype=x.dtype)  # +1 zero row: the last values
+    band = xp.zeros((N, C, band_rows + 1, WC), dtype=x.dtype)  # +1 zero row: the last values
     k0, k1 = max(0, PT - r0), max(0, min(band_rows, PT + H - r0))  # band rows that hold rows of x
     w = max(0, min(W, WC - PL))  # columns of x inside the canvas
     if k0 < k1 and w > 0:
         band[:, :, k0:k1, PL:PL + w] = x[:, :, r0 + k0 - PT:r0 + k1 - PT, :w]
     flat = band.reshape(N, G, C // G, (band_rows + 1) * WC)
     width = R * WC + DW * (KW - 1)
-    S = np.empty((N, G, KH * (C // G), width), dtype=x.dtype) if out is None else out
+    S = xp.empty((N, G, KH * (C // G), width), dtype=x.dtype) if out is None else out
     rows = S.reshape(N, G, KH, C // G, width)  # a view: row (p, c) of each group
     for p in range(KH):
         rows[:, :, p] = flat[..., DH * p * WC:DH * p * WC + width]
@@ -139,35 +150,12 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
 # Per Winograd point (a, b) the products over channels are matrix products (the op does them):
 #     M[6a+b] = U[6a+b] @ V[6a+b]      (F, C) @ (C, tiles)     U = G w G.T,  V = BT d BT.T
 # The four kernels here are the transforms of V and M and their adjoints (for backward).
-# A backend may leave these four kernels out (the CuPy one does, for now): conv2d then takes
-# its im2col path (minidl/ops/conv_winograd.py, ``winograd_applies``). A backend whose
-# transforms are fast sets WINOGRAD_MIN_CHANNELS (numba_cpu.py); this one does not: the
-# transforms below are written to be read, and conv2d forward + backward at 128 channels,
-# 128x128, batch 2, took 416 ms by them against 184 ms by im2col. So on this backend conv2d
-# uses them only when ``set_winograd_min_channels`` asks (the tests do).
+# A backend may leave these four kernels out (the CuPy one does, for now): its CONV_ALGORITHMS
+# table then does not offer the winograd route (below, and minidl/backend/algorithms.py).
 WINOGRAD_KERNELS = ("winograd_input_tiles", "winograd_input_tiles_adjoint",
                     "winograd_output_tiles", "winograd_output_tiles_adjoint")
 # Kernels that only speed an op up; a backend may leave them out and the op takes another path.
 OPTIONAL_KERNELS = WINOGRAD_KERNELS + ("stack_shifted_rows",)
-# The matrices of F(4, 3) for the points 0, 1, -1, 2, -2 and infinity (docs/gradients/conv2d_winograd.md):
-# y = AT @ [(G @ g) * (BT @ d)] is the 4-output correlation y[i] = d[i] g[0] + d[i+1] g[1] + d[i+2] g[2].
-WINOGRAD_TILE = 4  # m: outputs per tile side; the patch side is m + 2 = 6
-WINOGRAD_BT = np.array([[4, 0, -5, 0, 1, 0],
-                        [0, -4, -4, 1, 1, 0],
-                        [0, 4, -4, -1, 1, 0],
-                        [0, -2, -1, 2, 1, 0],
-                        [0, 2, -1, -2, 1, 0],
-                        [0, 4, 0, -5, 0, 1]], dtype=float)
-WINOGRAD_G = np.array([[1 / 4, 0, 0],
-                       [-1 / 6, -1 / 6, -1 / 6],
-                       [-1 / 6, 1 / 6, -1 / 6],
-                       [1 / 24, 1 / 12, 1 / 6],
-                       [1 / 24, -1 / 12, 1 / 6],
-                       [0, 0, 1]])
-WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0],
-                        [0, 1, -1, 2, -2, 0],
-                        [0, 1, 1, 4, 4, 0],
-                        [0, 1, -1, 8, -8, 1]], dtype=float)
 
 
 def _winograd_tiles(TH, TW, t0, t1):
@@ -188,19 +176,20 @@ def winograd_input_tiles(x, PT, PL, TH, TW, t0, t1):
         V[6a + b, c, t] = (BT @ d @ BT.T)[a, b],   d = xpad[n, c, 4ti : 4ti + 6, 4tj : 4tj + 6]
     where xpad[n, c, r, s] = x[n, c, r - PT, s - PL] (0 outside x) and t = (n*TH + ti)*TW + tj.
     """
+    xp = array_module(x)
     N, C, H, W = x.shape
     m, p = WINOGRAD_TILE, len(WINOGRAD_BT)  # tile and patch side
     HP, WP = _padded_rows_and_columns(TH, TW)
-    xpad = np.zeros((N, C, HP, WP), dtype=x.dtype)
+    xpad = xp.zeros((N, C, HP, WP), dtype=x.dtype)
     h, w = max(0, min(H, HP - PT)), max(0, min(W, WP - PL))
     xpad[:, :, PT:PT + h, PL:PL + w] = x[:, :, :h, :w]
     n, ti, tj = _winograd_tiles(TH, TW, t0, t1)
-    d = np.empty((p, p, C, t1 - t0), dtype=x.dtype)
+    d = xp.empty((p, p, C, t1 - t0), dtype=x.dtype)
     for i in range(p):
         for j in range(p):
             d[i, j] = xpad[n, :, m * ti + i, m * tj + j].T  # (C, tiles)
-    BT = WINOGRAD_BT.astype(x.dtype)
-    return np.einsum("ai,ijct,bj->abct", BT, d, BT, optimize=True).reshape(p * p, C, t1 - t0)
+    BT = xp.asarray(WINOGRAD_BT, dtype=x.dtype)
+    return xp.einsum("ai,ijct,bj->abct", BT, d, BT, optimize=True).reshape(p * p, C, t1 - t0)
 
 
 def winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx):
@@ -210,14 +199,15 @@ def winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx):
     patches of neighbouring tiles overlap (by 2 rows or columns), so the pixels they share
     ADD the gradients of every tile that read them; what falls on the padding is dropped.
     """
+    xp = array_module(dV)
     N, C, H, W = dx.shape
     m, p = WINOGRAD_TILE, len(WINOGRAD_BT)
     t1 = t0 + dV.shape[2]
-    BT = WINOGRAD_BT.astype(dV.dtype)
-    dd = np.einsum("ai,abct,bj->ijct", BT, dV.reshape(p, p, C, -1), BT, optimize=True)  # (6, 6, C, tiles)
+    BT = xp.asarray(WINOGRAD_BT, dtype=dV.dtype)
+    dd = xp.einsum("ai,abct,bj->ijct", BT, dV.reshape(p, p, C, -1), BT, optimize=True)  # (6, 6, C, tiles)
     n, ti, tj = _winograd_tiles(TH, TW, t0, t1)
     HP, WP = _padded_rows_and_columns(TH, TW)
-    dxpad = np.zeros((N, C, HP, WP), dtype=dV.dtype)
+    dxpad = xp.zeros((N, C, HP, WP), dtype=dV.dtype)
     for i in range(p):
         for j in range(p):
             # for one (i, j) every tile hits a different cell, so a plain += is exact
@@ -232,11 +222,12 @@ def winograd_output_tiles(M, TH, TW, t0, y):
         y[n, f, 4ti + a, 4tj + b] = (AT @ mt @ AT.T)[a, b],   mt[i, j] = M[6i + j, f, t]
     for a, b in 0..3; the cells of the last tiles that fall past OH or OW are not written.
     """
+    xp = array_module(M)
     N, F, OH, OW = y.shape
     m, p = WINOGRAD_TILE, len(WINOGRAD_BT)
     t1 = t0 + M.shape[2]
-    AT = WINOGRAD_AT.astype(M.dtype)
-    tiles = np.einsum("ai,ijft,bj->abft", AT, M.reshape(p, p, F, -1), AT, optimize=True)  # (4, 4, F, tiles)
+    AT = xp.asarray(WINOGRAD_AT, dtype=M.dtype)
+    tiles = xp.einsum("ai,ijft,bj->abft", AT, M.reshape(p, p, F, -1), AT, optimize=True)  # (4, 4, F, tiles)
     n, ti, tj = _winograd_tiles(TH, TW, t0, t1)
     for a in range(m):
         for b in range(m):
@@ -250,17 +241,18 @@ def winograd_output_tiles_adjoint(dy, TH, TW, t0, t1):
 
         dM[6i + j, f, t] = (AT.T @ g @ AT)[i, j],   g[a, b] = dy[n, f, 4ti + a, 4tj + b] (0 past dy)
     """
+    xp = array_module(dy)
     N, F, OH, OW = dy.shape
     m, p = WINOGRAD_TILE, len(WINOGRAD_BT)
     n, ti, tj = _winograd_tiles(TH, TW, t0, t1)
-    g = np.zeros((m, m, F, t1 - t0), dtype=dy.dtype)
+    g = xp.zeros((m, m, F, t1 - t0), dtype=dy.dtype)
     for a in range(m):
         for b in range(m):
             h, w = m * ti + a, m * tj + b
             inside = (h < OH) & (w < OW)
             g[a, b][:, inside] = dy[n[inside], :, h[inside], w[inside]].T
-    AT = WINOGRAD_AT.astype(dy.dtype)
-    return np.einsum("ai,abft,bj->ijft", AT, g, AT, optimize=True).reshape(p * p, F, t1 - t0)
+    AT = xp.asarray(WINOGRAD_AT, dtype=dy.dtype)
+    return xp.einsum("ai,abft,bj->ijft", AT, g, AT, optimize=True).reshape(p * p, F, t1 - t0)
 
 
 # ---- pooling ------------------------------------------------------------------------------
@@ -284,7 +276,7 @@ def _pool_window(p, D, S, O):
 def _pool_padded(x, PH, PW, rows, cols, fill):
     """x (N,C,H,W) placed at offset (PH, PW) inside a (N,C,rows,cols) array of ``fill``."""
     N, C, H, W = x.shape
-    xpad = np.full((N, C, rows, cols), fill, dtype=x.dtype)
+    xpad = array_module(x).full((N, C, rows, cols), fill, dtype=x.dtype)
     xpad[:, :, PH:PH + H, PW:PW + W] = x
     return xpad
 
@@ -309,25 +301,26 @@ def maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     propagates), and a window whose cells are all -inf reports its first in-bounds cell.
     Every window must hold at least one input cell (the caller checks).
     """
+    xp = array_module(x)
     N, C, H, W = x.shape
     rows = _pool_extent(H, KH, SH, PH, DH, OH)
     cols = _pool_extent(W, KW, SW, PW, DW, OW)
     xpad = _pool_padded(x, PH, PW, rows, cols, -np.inf)
-    h0 = SH * np.arange(OH) - PH  # (OH,) input row of position p = 0 of each window
-    w0 = SW * np.arange(OW) - PW  # (OW,)
+    h0 = SH * xp.arange(OH) - PH  # (OH,) input row of position p = 0 of each window
+    w0 = SW * xp.arange(OW) - PW  # (OW,)
     # PyTorch's starting argmax: the first in-bounds cell (skip whole dilation steps of padding)
-    h_first = h0 + DH * ((np.maximum(-h0, 0) + DH - 1) // DH)
-    w_first = w0 + DW * ((np.maximum(-w0, 0) + DW - 1) // DW)
-    y = np.full((N, C, OH, OW), -np.inf, dtype=x.dtype)
-    argmax = np.empty((N, C, OH, OW), dtype=np.int64)
+    h_first = h0 + DH * ((xp.maximum(-h0, 0) + DH - 1) // DH)
+    w_first = w0 + DW * ((xp.maximum(-w0, 0) + DW - 1) // DW)
+    y = xp.full((N, C, OH, OW), -np.inf, dtype=x.dtype)
+    argmax = xp.empty((N, C, OH, OW), dtype=np.int64)
     argmax[...] = h_first[:, None] * W + w_first[None, :]
     for p in range(KH):
         for q in range(KW):
             value = xpad[:, :, _pool_window(p, DH, SH, OH), _pool_window(q, DW, SW, OW)]
             index = (h0 + DH * p)[:, None] * W + (w0 + DW * q)[None, :]  # (OH,OW) flat h*W + w
-            wins = (value > y) | np.isnan(value)  # strict: an equal later value does not win
-            y = np.where(wins, value, y)
-            argmax = np.where(wins, index, argmax)
+            wins = (value > y) | xp.isnan(value)  # strict: an equal later value does not win
+            y = xp.where(wins, value, y)
+            argmax = xp.where(wins, index, argmax)
     return y, argmax
 
 
@@ -338,11 +331,12 @@ def maxpool2d_backward(dy, argmax, x_shape):
         dx[n,c].flat[argmax[n,c,i,j]] += dy[n,c,i,j]      for every (n, c, i, j)
     It must add: when stride < kernel, windows overlap and one cell can win several of them.
     """
+    xp = array_module(dy)
     N, C, H, W = x_shape
-    dx = np.zeros((N * C, H * W), dtype=dy.dtype)
-    plane = np.arange(N * C)[:, None]  # (N*C, 1): row of dx that each argmax row indexes into
+    dx = xp.zeros((N * C, H * W), dtype=dy.dtype)
+    plane = xp.arange(N * C)[:, None]  # (N*C, 1): row of dx that each argmax row indexes into
     OH, OW = argmax.shape[2:]
-    np.add.at(dx, (plane, argmax.reshape(N * C, OH * OW)), dy.reshape(N * C, OH * OW))
+    xp.add.at(dx, (plane, argmax.reshape(N * C, OH * OW)), dy.reshape(N * C, OH * OW))
     return dx.reshape(x_shape)
 
 
@@ -377,17 +371,18 @@ def avgpool2d_forward(x, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad, divi
         y[n,c,i,j] = (1 / divisor[i,j]) * sum_{p,q} xpad[n,c, SH*i + p, SW*j + q]   (padding = 0)
     with divisor as in ``_avgpool2d_divisor`` (count_include_pad, divisor_override).
     """
+    xp = array_module(x)
     N, C, H, W = x.shape
     rows = _pool_extent(H, KH, SH, PH, 1, OH)
     cols = _pool_extent(W, KW, SW, PW, 1, OW)
     xpad = _pool_padded(x, PH, PW, rows, cols, 0)
-    total = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    total = xp.zeros((N, C, OH, OW), dtype=x.dtype)
     for p in range(KH):
         for q in range(KW):
             total += xpad[:, :, _pool_window(p, 1, SH, OH), _pool_window(q, 1, SW, OW)]
     divisor = _avgpool2d_divisor(H, W, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
                                  divisor_override, x.dtype)
-    return total / divisor
+    return total / xp.asarray(divisor)
 
 
 def avgpool2d_backward(dy, x_shape, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
@@ -398,15 +393,16 @@ def avgpool2d_backward(dy, x_shape, KH, KW, SH, SW, PH, PW, OH, OW, count_includ
         dxpad[n,c, SH*i + p, SW*j + q] += dy[n,c,i,j] / divisor[i,j]    for all i, j, p, q
     then the padding is cut off (its gradient goes nowhere). Overlapping windows add.
     """
+    xp = array_module(dy)
     N, C, H, W = x_shape
     rows = _pool_extent(H, KH, SH, PH, 1, OH)
     cols = _pool_extent(W, KW, SW, PW, 1, OW)
     divisor = _avgpool2d_divisor(H, W, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
                                  divisor_override, dy.dtype)
-    share = dy / divisor  # (N,C,OH,OW) what each cell of window (i, j) receives
-    dxpad = np.zeros((N, C, rows, cols), dtype=dy.dtype)
+    share = dy / xp.asarray(divisor)  # (N,C,OH,OW) what each cell of window (i, j) receives
+    dxpad = xp.zeros((N, C, rows, cols), dtype=dy.dtype)
     for p in range(KH):
         for q in range(KW):
             # within one (p, q) the slice hits distinct cells, so += is safe here
             dxpad[:, :, _pool_window(p, 1, SH, OH), _pool_window(q, 1, SW, OW)] += share
-    return np.ascontiguousarray(dxpad[:, :, PH:PH + H, PW:PW + W])
+    return xp.ascontiguousarray(dxpad[:, :, PH:PH + H, PW:PW + W])

@@ -31,6 +31,8 @@ def _unwrap(value):
         _refuse(f"a NumPy array of shape {value.shape} was mixed into a device computation")
     if isinstance(value, (list, tuple)):
         return type(value)(_unwrap(v) for v in value)
+    if isinstance(value, dict):  # keyword arguments
+        return {k: _unwrap(v) for k, v in value.items()}
     return value
 
 
@@ -95,6 +97,8 @@ class StrictArray:
         return a
 
     def __getattr__(self, name):  # every other ndarray method, results wrapped
+        if name.startswith("__"):  # no __array_interface__, __array_struct__, __dlpack__: no back door
+            raise AttributeError(f"strict device arrays have no attribute {name!r}")
         attribute = getattr(self._a, name)
         if not callable(attribute):
             return _wrap(attribute)

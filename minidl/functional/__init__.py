@@ -4,6 +4,7 @@ One module per family; each function checks and normalises its arguments,
 raising a clear error that names the function, the argument and the shapes,
 then calls an op from ``minidl.ops`` where the math and its gradient live.
 """
+from ..backend.geometry import conv_output_size, conv_transpose_output_size  # output sizes, for planners
 from .activation import leaky_relu, leaky_relu_, relu, relu_, sigmoid, tanh
 from .conv import conv2d, conv_transpose2d
 from .dropout import dropout, dropout2d

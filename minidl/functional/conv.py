@@ -5,7 +5,9 @@ shapes involved. The math, its gradient and the memory policy live in
 :mod:`minidl.ops.conv`; the derivations in docs/gradients/conv2d.md and conv_transpose2d.md.
 """
 from .. import dtypes
+from ..backend import kernels_for
 from ..ops import conv
+from ..ops.conv_algorithms import choose_conv2d
 from ._checks import check_ndim as _check_ndim
 from ._checks import check_tensor as _check_tensor
 from ._checks import pair as _pair
@@ -83,7 +85,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     added on both sides, or ``'valid'`` (no padding) or ``'same'`` (output size = input size;
     stride 1 only; total padding D*(K-1) per axis, the odd one at the bottom/right, as
     PyTorch). groups: split channels into independent groups (C and F divisible by it).
-    See :class:`minidl.ops.conv.Conv2d` for the matrix form and the gradients.
+    See :class:`minidl.ops.conv.Conv2d` for the matrix form and the gradients; the route that
+    computes it (im2col or a faster one) is chosen by minidl/ops/conv_algorithms.py.
     """
     op = "conv2d"
     _check_common(op, input, weight, bias, groups)
@@ -122,7 +125,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                          f"{tuple(weight.shape)}, padding {pads}, dilation {dilation})")
     unbatched = input.ndim == 3
     x = input.unsqueeze(0) if unbatched else input
-    y = conv.Conv2d.apply(x, weight, bias, stride, pads, dilation, groups)
+    route = choose_conv2d(kernels_for(x._data), x.shape, weight.shape, stride, pads, dilation, groups)
+    y = route.apply(x, weight, bias, stride, pads, dilation, groups)
     return y.squeeze(0) if unbatched else y
 
 

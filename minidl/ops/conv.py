@@ -1,64 +1,33 @@
-r"""2-D convolution and its transpose, lowered to matrix products by im2col.
+r"""2-D convolution and its transpose, lowered to matrix products by im2col: the textbook routes.
 
 A convolution is a matrix product in disguise. im2col (``minidl/backend``) copies the
-K = C*KH*KW input values under each output pixel's window into one COLUMN of a per-sample
-matrix ``cols[n]`` (K, P), P = OH*OW (PyTorch's ``F.unfold`` layout); then
+K = C*KH*KW input values under each output pixel's window into one COLUMN of a per-sample matrix
+``cols[n]`` (K, P), P = OH*OW (PyTorch's ``F.unfold`` layout); then
 
     y[n] = Wm @ cols[n]        (F, K) @ (K, P) -> (F, P)      Wm = weight.reshape(F, K)
 
-one dot product per (filter, output pixel), and (F, P) is already sample n of the NCHW
-output: no transpose, no copy. Every gradient is a matrix product too, plus col2im, the
-adjoint of im2col, which folds the columns back onto the image and ADDS where windows
-overlap. The transposed convolution uses the same two kernels with their roles swapped.
-Derivations with worked examples: docs/gradients/conv2d.md, conv_transpose2d.md, im2col.md.
+one dot product per (filter, output pixel), and (F, P) is already sample n of the NCHW output.
+Every gradient is a matrix product too, plus col2im, the adjoint of im2col, which folds the
+columns back onto the image and ADDS where windows overlap. The transposed convolution uses the
+same two kernels with their roles swapped. Derivations with worked examples:
+docs/gradients/conv2d.md, conv_transpose2d.md, im2col.md.
 
-Groups. With G groups, input channels, filters and hence the rows of ``cols`` split into G
-independent blocks: block g of ``cols[n]`` (Kg = K/G rows, channels g*C/G ...) meets only
-the F/G filters of block g. The ops view ``cols`` as (N, G, Kg, P) and ``weight`` as
-(G, F/G, Kg) and do one batched matrix product over (n, g) (G = 1 is the plain case).
+Groups split channels, filters and the rows of ``cols`` into G independent blocks: the ops view
+``cols`` as (N, G, Kg, P) and ``weight`` as (G, F/G, Kg), one batched product over (n, g).
+Where the windows sit (padding on one side only, windows that tile the image) is
+:class:`Lowering`'s business; the ops do not change. The columns are built a block of pixels at a
+time (:func:`conv_blocks`) and chunked over the batch beyond a memory limit
+(:func:`set_column_buffer_limit`): why, and what it costs, in docs/performance.md.
 
-Padding. The functional layer passes per-side padding ((top, bottom), (left, right)).
-The kernels take one symmetric padding (PH, PW), which covers every case but two: an
-even dilated kernel with ``padding='same'`` (one more row/column at the bottom/right)
-and a transposed convolution whose output_padding is at least its stride (possible when
-dilation > stride). Those pad the input explicitly into a "canvas" of exactly the rows
-and columns the windows reach and run the kernels with padding 0 (:class:`Lowering`).
-
-Windows that tile the image. When kernel == stride, without padding or dilation, and the
-windows cover the image exactly (1x1 convolutions; the 2x2/stride-2 transposed convolution
-of a U-Net), no two windows overlap and none reaches past the image: im2col is then a
-reshape and a transpose of x (for 1x1, a mere view) and col2im its inverse, with no sums.
-:class:`Lowering` takes that path itself, so the ops do not change.
-
-Winograd. A 3x3 stride-1 conv2d with many channels (on the Numba backend at least 128 in and
-out; see minidl/ops/conv_winograd.py and docs/gradients/conv2d_winograd.md) skips im2col:
-Winograd's F(4x4, 3x3) needs 36 multiplications per 4x4 output tile where the matrix product
-on columns needs 16 * 9 = 144. ``Conv2d`` hands those cases to that module, forward and backward.
-
-Shifted rows. A stride-1 conv2d with enough input channels per group (on the Numba backend
-16) skips im2col too, forward and backward: with the padded input flattened row by row, each
-kernel tap (p, q) reads it at a fixed shift, so KW products on shifted views of the input's
-rows stacked KH times replace the product on columns that copy it KH*KW times (see
-minidl/ops/conv_shifted.py and docs/gradients/conv2d.md).
-
-Memory. The column buffer holds KH*KW/(SH*SW) times more values than the input:
-
-    conv2d            N * C * KH * KW * OH * OW * itemsize   bytes
-    conv_transpose2d  N * F * KH * KW * H * W * itemsize     bytes
-
-(none for a 1x1 stride-1 conv2d, whose columns are a view of x). When that exceeds the
-column-buffer limit (default 512 MiB, see :func:`set_column_buffer_limit`), the ops work
-through the batch in chunks of as many samples as fit (at least one sample, however
-large). conv2d goes further and builds its columns in cache-sized blocks (:func:`conv_blocks`)
-and rebuilds them in backward instead of keeping them: at most one block of columns is
-alive at a time.
+conv2d also has faster routes to the same numbers, each its own Function beside this one
+(conv_rotated.py, conv_shifted.py, conv_winograd.py); ``minidl/ops/conv_algorithms.py`` picks one,
+and ``minidl.backend.conv_algorithm("im2col")`` forces this one.
 """
 import math
 
 from ..autograd import Function
-from ..backend import allocator, array_module, kernels_for
-from . import conv_shifted
-from .conv_winograd import winograd_applies, winograd_backward, winograd_forward
+from ..backend import array_module, kernels_for
+from ..backend.geometry import conv_output_size, conv_transpose_output_size
 
 DEFAULT_COLUMN_BUFFER_LIMIT = 512 * 2**20  # bytes
 _column_buffer_limit = DEFAULT_COLUMN_BUFFER_LIMIT
@@ -94,16 +63,9 @@ def batch_chunks(N, bytes_per_sample):
     return [slice(n0, min(n0 + step, N)) for n0 in range(0, N, step)]
 
 
-# Blocks of conv2d's columns. Built all at once, conv2d's columns are far larger than any
-# cache (32 channels at 256x256: 75 MB per sample), and the matrix products on them run at a
-# fraction of the machine's peak. So conv2d builds them a block at a time, a block being
-# whole samples or, for large images, a band of output rows of one sample: each block is
-# written by im2col and read at once by the products while it is still in cache. A block
-# holds about BLOCK_BYTES of columns but at least MIN_BLOCK_PIXELS output pixels, because
-# every block costs Python calls and hand-overs between Numba's and BLAS's threads, and
-# BLAS is slow on thin products. (Measured on 2 threads, forward+backward products of
-# 32 -> 32 channels at 256x256: 103 ms on 4.7 MB blocks against 265 ms on whole samples;
-# 512 -> 512 channels at 16x16 lost 30% when cut into bands of 14 and 2 rows.)
+# Blocks of conv2d's columns: about BLOCK_BYTES each, so that im2col writes a block and the
+# products read it while it is in cache, but at least MIN_BLOCK_PIXELS output pixels, as every
+# block costs Python calls and BLAS is slow on thin products (measurements: docs/performance.md).
 BLOCK_BYTES = 4 * 2**20
 MIN_BLOCK_PIXELS = 4096
 
@@ -170,6 +132,16 @@ class Lowering:
         self.tiles = ((KH, KW) == (SH, SW) and (PT, PL) == (0, 0)
                       and (DH == 1 or KH == 1) and (DW == 1 or KW == 1)
                       and (H, W) == (OH * KH, OW * KW))
+
+    @classmethod
+    def of_conv2d(cls, x_shape, weight_shape, stride, padding, dilation):
+        """The Lowering of conv2d(x, weight) with per-side ``padding`` ((top, bottom), (left, right))."""
+        H, W = x_shape[2:]
+        KH, KW = weight_shape[2:]
+        (PT, PB), (PL, PR) = padding
+        out_size = (conv_output_size(H, KH, stride[0], (PT, PB), dilation[0]),
+                    conv_output_size(W, KW, stride[1], (PL, PR), dilation[1]))
+        return cls((H, W), out_size, (KH, KW), stride, (PT, PL), dilation)
 
     def column_bytes(self, C, itemsize):
         """Bytes of one sample's columns (C*KH*KW, OH*OW); 0 when im2col is a view (1x1 tiles)."""
@@ -278,7 +250,8 @@ class Lowering:
 
 
 class Conv2d(Function):
-    r"""2-D cross-correlation (PyTorch's conv2d) lowered to matrix products by im2col.
+    r"""2-D cross-correlation (PyTorch's conv2d) lowered to matrix products by im2col: the textbook
+    route, derived in docs/gradients/conv2d.md.
 
     Shapes: x (N,C,H,W)  weight (F,C/G,KH,KW)  bias (F,) or None  y (N,F,OH,OW)
             OH = (H + PT + PB - D(KH-1) - 1)//S + 1  (PT, PB = top, bottom padding; P+P usually)
@@ -295,69 +268,43 @@ class Conv2d(Function):
         dcols   = Wm.T @ dY[n]              (K, P)  per sample
         dx      = col2im(dcols)             col2im is the adjoint of im2col: a pixel in several
                                             windows receives the SUM of their gradients
-    Winograd: a 3x3 stride-1 conv2d without groups or dilation, with enough channels for the
-    kernel backend (Numba: 128 in and out), is handed whole to minidl/ops/conv_winograd.py,
-    forward and backward (36 multiplications per 4x4 output tile instead of 144); everything
-    else in this docstring describes the im2col path. A stride-1 conv2d with at least the
-    backend's SHIFTED_ROWS_MIN_CHANNELS input channels per group (Numba: 16) replaces im2col by
-    shifted views of the input's rows, forward and (for dx and dweight, from dy's rows) backward:
-    minidl/ops/conv_shifted.py, the same sums in another order.
-    Stride 1 (every 'same' convolution; padding at most D*(K-1)), when dx is wanted, takes
-    another route to the same numbers: dx is then a
-    conv2d of dy with the kernel rotated by 180 degrees, filters and channels swapped,
-        dX[n]   = Wrot @ dcols[n]           (C, F*KH*KW) @ (F*KH*KW, H*W)   dcols = im2col(dy)
-        dWrot   = sum_n X[n] @ dcols[n].T   dweight = dWrot with the rotation undone
-    one im2col of dy serving both products, whose inner dimension is F*KH*KW or H*W, where
-    Wm.T @ dY has only F and writes KH*KW times more than it reads
-    (:meth:`_backward_by_flipped_kernel`; the derivation in docs/gradients/conv2d.md).
-    Blocks. The columns are never built whole: the products are split along their P axis
-    into blocks of whole samples or bands of output rows (:func:`conv_blocks`), each block's
-    columns built by im2col just before its products, while they are in cache. Column j of
-    cols[n] depends only on the window of pixel j, so Y[n] is computed column block by column
-    block; dweight is a sum over pixels, so the blocks' products add up; and col2im of a band
-    adds into the rows of (the padded) dx that the band's windows cover, so bands that share
-    rows (3x3 windows of neighbouring output rows) add there, as col2im itself would.
-    Backward rebuilds each block's columns (from x, or for stride 1 from dy; one more im2col,
-    cheap while the block is in cache) instead of keeping N*K*P values alive from forward to
-    backward.
+    Blocks: the columns are built a block of pixels at a time (:func:`conv_blocks`) and rebuilt
+    in backward instead of kept: each block's products are the formulas above on its columns,
+    and the blocks' dweight and col2im contributions add up (docs/performance.md says why).
+    Faster routes to the same numbers (minidl/backend/algorithms.py) subclass or replace this.
     """
 
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
-        N, C, H, W = x.shape
-        F, _, KH, KW = weight.shape
-        ((PT, PB), (PL, PR)), G = padding, groups
-        OH = (H + PT + PB - dilation[0] * (KH - 1) - 1) // stride[0] + 1
-        OW = (W + PL + PR - dilation[1] * (KW - 1) - 1) // stride[1] + 1
+        lowering = Lowering.of_conv2d(x.shape, weight.shape, stride, padding, dilation)
         kern, xp = kernels_for(x), array_module(x)
         x = xp.ascontiguousarray(x)  # so that the reshapes below are views
-        if winograd_applies(kern, x.shape, weight.shape, stride, dilation, groups):  # many channels, 3x3
-            self.save(x=x if self.needs_input_grad[1] else None, weight=weight, x_shape=x.shape,
-                      winograd_padding=(PT, PL))
-            return winograd_forward(kern, x, weight, bias, (PT, PL), (OH, OW))
-        lowering = Lowering((H, W), (OH, OW), (KH, KW), stride, (PT, PL), dilation)
-        weight_g = weight.reshape(G, F // G, -1)  # (G, F/G, Kg)
-        blocks = self._blocks(lowering, N, C, x.itemsize, xp)
+        y = self._forward_by_columns(kern, x, weight, bias, lowering, groups)
+        self._save_for_backward(x, weight, lowering, groups)
+        return y
 
+    def _save_for_backward(self, x, weight, lowering, groups):
+        N, C = x.shape[:2]
+        self.save(x=x if self.needs_input_grad[1] else None,  # backward rebuilds the columns
+                  weight=weight, x_shape=x.shape, lowering=lowering, groups=groups,
+                  blocks=self._blocks(lowering, N, C, x.itemsize, array_module(x)))
+
+    def _forward_by_columns(self, kern, x, weight, bias, lowering, G):
+        """y = Wm @ im2col(x) + bias, block by block (the class docstring's forward)."""
+        xp = array_module(x)
+        N, C = x.shape[:2]
+        F = weight.shape[0]
+        OH, OW = lowering.out_size
+        weight_g = weight.reshape(G, F // G, -1)  # (G, F/G, Kg)
         y = xp.empty((N, F, OH, OW), dtype=x.dtype)
-        if conv_shifted.applies(kern, lowering, C // G):  # stride 1: KW products on shifted rows, no im2col
-            shifted_blocks = conv_blocks(N, OH, OW, KH * C * x.itemsize)  # S holds KH*C values per pixel
-            conv_shifted.conv_by_shifted_rows(kern, lowering, x, conv_shifted.shifted_weights(weight, G),
-                                              shifted_blocks, y, bias)
-            self.save(x=x if self.needs_input_grad[1] else None, weight=weight, x_shape=x.shape,
-                      lowering=lowering, blocks=blocks, groups=G, winograd_padding=None)
-            return y
         y_g = split_groups(y, G)  # (N, G, F/G, P), a view of y
         bias_g = bias.reshape(G, F // G, 1) if bias is not None else None
-        for samples, rows in blocks:
+        for samples, rows in self._blocks(lowering, N, C, x.itemsize, xp):
             cols = lowering.im2col_rows(kern, x[samples], rows)  # (n, K, p) p = len(rows)*OW
             y_block = _pixels(y_g[samples], rows, OH, OW)  # (n, G, F/G, p), a view of y
             # Y[n, g][:, block] = Wm[g] @ cols[n, g]: (G, F/G, Kg) @ (n, G, Kg, p), into y
             xp.matmul(weight_g, split_groups(cols, G), out=y_block)
             if bias_g is not None:
                 y_block += bias_g  # while the block is in cache, not in one more pass over y
-        self.save(x=x if self.needs_input_grad[1] else None,  # backward rebuilds the columns
-                  weight=weight, x_shape=x.shape, lowering=lowering, blocks=blocks, groups=G,
-                  winograd_padding=None)
         return y
 
     @staticmethod
@@ -370,23 +317,13 @@ class Conv2d(Function):
     def backward(self, dy):
         s = self.saved
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
-        xp = array_module(dy)
-        dy = xp.ascontiguousarray(dy)  # so that split_groups is a view
+        dy = array_module(dy).ascontiguousarray(dy)  # so that split_groups is a view
         dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None
-        if s.winograd_padding is not None:
-            dx, dweight = winograd_backward(kernels_for(dy), dy, s.x, s.x_shape, s.weight,
-                                            s.winograd_padding, needs_x, needs_weight)
-            return dx, dweight, dbias, None, None, None, None
-        flipped = self._flipped_lowering(s.lowering) if needs_x else None
-        if flipped is not None:  # stride 1: dx (and dweight) from the columns of dy
-            dx, dweight = self._backward_by_flipped_kernel(dy, s.x, s.weight, flipped, s.x_shape,
-                                                           s.groups, needs_weight)
-        else:
-            dx, dweight = self._backward_by_col2im(dy, needs_x, needs_weight)
+        dx, dweight = self._backward_by_col2im(dy, needs_x, needs_weight)
         return dx, dweight, dbias, None, None, None, None
 
     def _backward_by_col2im(self, dy, needs_x, needs_weight):
-        """The general backward (any stride): dweight from the columns of x, dx = col2im(dcols)."""
+        """The class docstring's backward: dweight from the columns of x, dx = col2im(dcols)."""
         s = self.saved
         kern, xp, G = kernels_for(dy), array_module(dy), s.groups
         F, Cg, KH, KW = s.weight.shape
@@ -413,72 +350,6 @@ class Conv2d(Function):
         if dweight is not None:
             dweight = dweight.reshape(s.weight.shape)
         return dx, dweight
-
-    @staticmethod
-    def _flipped_lowering(lowering):
-        """The Lowering of dx as a stride-1 conv2d of dy (see :meth:`_backward_by_flipped_kernel`),
-        or None where that does not apply: stride > 1, or padding above D*(K-1) on top/left."""
-        (KH, KW), (DH, DW), (PT, PL) = lowering.kernel, lowering.dilation, lowering.top_left
-        top, left = DH * (KH - 1) - PT, DW * (KW - 1) - PL
-        if lowering.stride != (1, 1) or top < 0 or left < 0:
-            return None
-        return Lowering(lowering.out_size, lowering.in_size, (KH, KW), (1, 1), (top, left), (DH, DW))
-
-    @staticmethod
-    def _backward_by_flipped_kernel(dy, x, weight, lowering, x_shape, G, needs_weight):
-        r"""dx of a stride-1 conv2d as a conv2d of dy with the rotated kernel; dweight from the
-        same columns of dy. Returns (dx, dweight or None).
-
-        With stride 1 the index form of dx (class docstring) is, for p' = KH-1-p, q' = KW-1-q,
-            dx[n,c,h,w] = sum_{f,p',q'} weight[f,c,KH-1-p',KW-1-q'] * dypad[n, f, h + D*p', w + D*q']
-        with dy padded by D*(KH-1) - PT rows on top (D*(KW-1) - PL columns on the left): a
-        conv2d of dy whose weight is ``weight`` rotated 180 degrees, filters and channels
-        swapped, wrot[c,f,p',q'] = weight[f,c,KH-1-p',KW-1-q']. So col2im(Wm.T @ dY) equals
-            dX[n] = Wrot @ dcols[n]       (C, F*KH*KW) @ (F*KH*KW, H*W),  dcols = im2col(dy)
-        the same products as forward: inner dimension F*KH*KW (not F), no KH*KW-times larger
-        Wm.T @ dY to write and fold, no overlapping sums. And the weight gradient, read off
-        the same index form (x is 0 in the padding, so the sum may run over x's pixels only),
-            dweight[f,c,KH-1-p',KW-1-q'] = sum_{n,h,w} x[n,c,h,w] * dypad[n, f, h + D*p', w + D*q']
-            i.e. dWrot = sum_n X[n] @ dcols[n].T     (C, H*W) @ (H*W, F*KH*KW)
-        so one im2col of dy per block serves both, and x needs no columns at all.
-        Blocks as in forward, here over dx's pixels (the columns of dcols).
-        """
-        xp, kern = array_module(dy), kernels_for(dy)
-        N, C, H, W = x_shape
-        F, Cg, KH, KW = weight.shape
-        # wrot[g][c, (f, p', q')] = weight[g*F/G + f, c, KH-1-p', KW-1-q']
-        rotated = weight.reshape(G, F // G, Cg, KH, KW)[:, :, :, ::-1, ::-1]  # (G, F/G, C/G, KH, KW)
-        rotated = xp.ascontiguousarray(rotated.transpose(0, 2, 1, 3, 4))  # (G, C/G, F/G, KH, KW)
-        if conv_shifted.applies(kern, lowering, F // G):  # dy's shifted rows instead of its columns
-            blocks = conv_blocks(N, H, W, KH * F * dy.itemsize)  # S holds KH*F values per pixel
-            dx, dweight_rot = conv_shifted.backward_by_shifted_rows(
-                kern, lowering, dy, x if needs_weight else None, rotated.reshape(C, F // G, KH, KW), G,
-                blocks, needs_weight)
-            return dx, Conv2d._unrotate(dweight_rot, weight.shape, G) if needs_weight else None
-        weight_rot = rotated.reshape(G, Cg, -1)  # (G, C/G, F/G*KH*KW)
-        dweight_rot = xp.zeros(weight_rot.shape, dtype=dy.dtype) if needs_weight else None
-        x_g = split_groups(x, G) if needs_weight else None  # (N, G, C/G, H*W)
-        dx = allocator.empty(x_shape, dy.dtype, xp)  # a cached buffer: fresh memory is slow (allocator.py)
-        dx_g = split_groups(dx, G)  # (N, G, C/G, H*W), a view of dx
-        for samples, rows in Conv2d._blocks(lowering, N, F, dy.itemsize, xp):
-            dcols = split_groups(lowering.im2col_rows(kern, dy[samples], rows), G)  # (n, G, F/G*KH*KW, p)
-            # dX[n, g][:, block] = Wrot[g] @ dcols[n, g]: (G, C/G, F/G*KH*KW) @ (n, G, F/G*KH*KW, p)
-            xp.matmul(weight_rot, dcols, out=_pixels(dx_g[samples], rows, H, W))
-            if needs_weight:
-                # dWrot[g] += sum_n X[n, g][:, block] @ dcols[n, g].T: (n, G, C/G, p) @ (n, G, p, F/G*KH*KW)
-                x_block = _pixels(x_g[samples], rows, H, W)
-                for i in range(x_block.shape[0]):  # sample by sample: no (n, G, C/G, F/G*KH*KW) temporary
-                    dweight_rot += x_block[i] @ dcols[i].swapaxes(-1, -2)
-        return dx, Conv2d._unrotate(dweight_rot, weight.shape, G) if needs_weight else None
-
-    @staticmethod
-    def _unrotate(dweight_rot, weight_shape, G):
-        """dweight from dWrot, (G, C/G, F/G*KH*KW) or (C, F/G, KH, KW) (the same values in the same
-        order): dweight[g*F/G + f, c, p, q] = dWrot[g, c, (f, KH-1-p, KW-1-q)]."""
-        F, Cg, KH, KW = weight_shape
-        dweight_rot = dweight_rot.reshape(G, Cg, F // G, KH, KW)[:, :, :, ::-1, ::-1]
-        dweight = dweight_rot.transpose(0, 2, 1, 3, 4)  # (G, F/G, C/G, KH, KW)
-        return array_module(dweight_rot).ascontiguousarray(dweight).reshape(F, Cg, KH, KW)
 
 
 def _pixels(a, rows, OH, OW):
@@ -519,13 +390,12 @@ class ConvTranspose2d(Function):
     def forward(self, x, weight, bias, stride, padding, output_padding, groups, dilation):
         N, C, H, W = x.shape
         _, Fg, KH, KW = weight.shape
-        (SH, SW), (PH, PW), (DH, DW), G = stride, padding, dilation, groups
-        F = Fg * G
-        OH = (H - 1) * SH - 2 * PH + DH * (KH - 1) + output_padding[0] + 1
-        OW = (W - 1) * SW - 2 * PW + DW * (KW - 1) + output_padding[1] + 1
+        F = Fg * groups
+        OH, OW = (conv_transpose_output_size(n, k, s, p, o, d) for n, k, s, p, o, d
+                  in zip((H, W), (KH, KW), stride, padding, output_padding, dilation))
         # the conv2d that maps y's shape (OH, OW) back to x's (H, W): its dx is our forward
         lowering = Lowering((OH, OW), (H, W), (KH, KW), stride, padding, dilation)
-        kern, xp = kernels_for(x), array_module(x)
+        kern, xp, G = kernels_for(x), array_module(x), groups
         x = xp.ascontiguousarray(x)  # so that split_groups is a view
         weight_t = weight.reshape(G, C // G, -1).swapaxes(1, 2)  # Wt[g].T (G, Kt/G, C/G)
         chunks = batch_chunks(N, H * W * F * KH * KW * x.itemsize)

@@ -18,17 +18,14 @@ dropped at the end). So, with l running over the R*WC wide pixels of R output ro
     Wq[f, (p, c)] = weight[f, c, p, q]         (F, KH*C)
 
 KW products, each of inner dimension KH*C, on SHIFTED VIEWS of one matrix S: S copies the
-input KH times, where im2col copies it KH*KW times into (KH*KW*C, OH*OW). (Copying it 9 times
-costs more than the 3 products' extra passes over the output: measured on 2 threads, batch 4,
-float32, alternating in one process, conv2d forward of 64 -> 32 channels at 256x256 73 ms
-against 105 ms with im2col, 32 -> 32 39 against 58 ms; forward + backward of the U-Net's five
-layers of 32-128 channels 633 against 720 ms.) Groups: each group's channels form their own
-S and Wq. The backend kernel ``stack_shifted_rows`` builds S, zero padding included.
+input KH times, where im2col copies it KH*KW times into (KH*KW*C, OH*OW) (what that saves:
+docs/performance.md). Groups: each group's channels form their own S and Wq. The backend kernel
+``stack_shifted_rows`` builds S, zero padding included.
 
 Backward (:func:`backward_by_shifted_rows`): dx of a stride-1 conv2d is a stride-1 conv2d of
-dy with the rotated kernel (conv.Conv2d._backward_by_flipped_kernel), so the same products on
-the stacked rows of dy compute it, and the weight gradient is the adjoint of those products on
-the same S (derivation there and in docs/gradients/conv2d.md).
+dy with the rotated kernel (minidl/ops/conv_rotated.py), so the same products on the stacked
+rows of dy compute it, and the weight gradient is the adjoint of those products on the same S
+(derivation there and in docs/gradients/conv2d.md). Without dx, dweight is the textbook's.
 
 Blocks as im2col's (:func:`conv_blocks`): whole samples or bands of R output rows of one
 sample, whose S is built just before its products, while it is in cache; S and the products'
@@ -36,19 +33,55 @@ outputs live in buffers reused from block to block (:class:`Scratch`).
 """
 import math
 
-from ..backend import allocator, array_module
+from ..backend import allocator, array_module, kernels_for
+from .conv import Conv2d, Lowering, conv_blocks
+from .conv_rotated import rotated_lowering, rotated_weight, unrotate
 
 
-def applies(kern, lowering, channels_per_group):
-    """Whether this route is taken: a stride-1 convolution whose windows do not merely tile
-    the input (a 1x1 conv needs no copies at all, see :class:`Lowering`), on a backend that
-    asks for it, with at least its ``SHIFTED_ROWS_MIN_CHANNELS`` input channels per group
-    (fewer make products too thin for BLAS: their inner dimension is KH*C/G, not KH*KW*C/G)."""
-    if lowering.stride != (1, 1) or lowering.tiles:
-        return False  # (decided without asking the kernel module)
-    threshold = getattr(kern, "SHIFTED_ROWS_MIN_CHANNELS", None)
-    return (threshold is not None and channels_per_group >= threshold
-            and hasattr(kern, "stack_shifted_rows"))
+class Conv2dShiftedRows(Conv2d):
+    """conv2d by products on shifted rows, forward and backward (module docstring)."""
+
+    @staticmethod
+    def why_not(x_shape, weight_shape, stride, padding, dilation, groups):
+        """None when this route can take the convolution, else why not."""
+        lowering = Lowering.of_conv2d(x_shape, weight_shape, stride, padding, dilation)
+        if lowering.stride != (1, 1):
+            return "it needs stride 1"
+        if lowering.tiles:
+            return "the windows tile the input: im2col needs no copies at all"
+        if rotated_lowering(lowering) is None:
+            return "its dx needs padding at most D*(K-1)"
+        return None
+
+    def forward(self, x, weight, bias, stride, padding, dilation, groups):
+        lowering = Lowering.of_conv2d(x.shape, weight.shape, stride, padding, dilation)
+        kern, xp = kernels_for(x), array_module(x)
+        x = xp.ascontiguousarray(x)
+        N, C = x.shape[:2]
+        F, _, KH, _ = weight.shape
+        OH, OW = lowering.out_size
+        y = xp.empty((N, F, OH, OW), dtype=x.dtype)
+        blocks = conv_blocks(N, OH, OW, KH * C * x.itemsize)  # S holds KH*C values per pixel
+        conv_by_shifted_rows(kern, lowering, x, shifted_weights(weight, groups), blocks, y, bias)
+        self._save_for_backward(x, weight, lowering, groups)
+        return y
+
+    def backward(self, dy):
+        s = self.saved
+        needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
+        if not needs_x:  # dweight alone: the textbook's, from the columns of x
+            return Conv2d.backward(self, dy)
+        xp, kern, G = array_module(dy), kernels_for(dy), s.groups
+        dy = xp.ascontiguousarray(dy)
+        dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None
+        N, C, H, W = s.x_shape
+        F, Cg, KH, KW = s.weight.shape
+        blocks = conv_blocks(N, H, W, KH * F * dy.itemsize)  # S of dy holds KH*F values per pixel
+        dx, dweight_rot = backward_by_shifted_rows(
+            kern, rotated_lowering(s.lowering), dy, s.x if needs_weight else None,
+            rotated_weight(s.weight, G).reshape(C, F // G, KH, KW), G, blocks, needs_weight)
+        dweight = unrotate(dweight_rot, s.weight.shape, G) if needs_weight else None
+        return dx, dweight, dbias, None, None, None, None
 
 
 def shifted_weights(weight, G):
@@ -129,7 +162,7 @@ def conv_by_shifted_rows(kern, lowering, x, weight_q, blocks, y, bias=None):
 def backward_by_shifted_rows(kern, lowering, dy, x, weight_rot, G, blocks, needs_weight):
     r"""dx, and the gradient of the rotated weight, of a stride-1 conv2d by shifted rows of dy.
 
-    ``lowering`` is the one of dx as a conv2d of dy (conv.Conv2d._flipped_lowering), with the
+    ``lowering`` is the one of dx as a conv2d of dy (conv_rotated.rotated_lowering), with the
     rotated kernel ``weight_rot`` (C, F/G, KH, KW) (docs/gradients/conv2d.md):
 
         dx = the stride-1 conv2d of dy with weight_rot       (shifted rows of dy, as forward)

@@ -8,7 +8,7 @@ per (filter f, channel c) pair, as
     y_tile = AT @ [ (G @ w[f,c] @ G.T)  *  (BT @ d[c] @ BT.T) ] @ AT.T           (4, 4)
                     U[f,c]: (6, 6)          V[c]: (6, 6)          * elementwise
 
-summed over c: 36 products per tile instead of 16*9 = 144. (BT, G, AT: minidl/backend/reference.py;
+summed over c: 36 products per tile instead of 16*9 = 144. (BT, G, AT: minidl/backend/winograd_matrices.py;
 docs/gradients/conv2d_winograd.md derives them, and the smaller F(2x2, 3x3) first.) The sum over
 channels commutes with AT @ . @ AT.T, so for each of the 36 Winograd points (a, b) it is a
 matrix product
@@ -19,9 +19,8 @@ matrix product
 36 products of (F, C) by (C, tiles), where im2col makes one of (F, 9C) by (9C, 16*tiles): 36/144
 of the arithmetic. The transforms (``winograd_*`` kernels) cost memory passes instead, so this
 pays only where the products dominate, with many channels, and only with fast transforms: each
-kernel backend says from how many channels on (its ``WINOGRAD_MIN_CHANNELS``; the Numba one
-from 128, the reference none, as its readable transforms are slower than its im2col), and
-:func:`set_winograd_min_channels` overrides that for every backend.
+kernel backend's ``CONV_ALGORITHMS`` table says from how many channels on (the Numba one from
+128; the reference only when forced, as its readable transforms are slower than its im2col).
 
 Backward. Every step above is linear, so each gradient is the adjoint step (transpose) run
 backwards (derivation: docs/gradients/conv2d_winograd.md):
@@ -40,74 +39,69 @@ than im2col's: about 1e-5 of the largest value against 5e-7 at U-Net sizes (meas
 float64, docs/gradients/conv2d_winograd.md); float64 agrees with im2col to 1e-12.
 
 Blocks. Tiles are processed in blocks (:func:`tile_blocks`), so V and M never hold more than
-about TILE_BLOCK_BYTES; backward recomputes a block's V from x instead of keeping it. (Keeping
-every block from forward was measured, with F(2x2, 3x3) tiles: the U-Net step got slower, 7.8 s
-against 7.3 s at base 64, because kept tiles are fresh memory, 4x the input then (2.25x with
-F(4x4, 3x3)), and first touches of memory are slow.) The transformed weight U and its gradient
-dU hold 36 values per 3x3 kernel, 4x the weight each (144 MiB at 1024 channels), so backward
-lets U go after its last use, before dU exists; conv2d forward + backward at 1024 channels,
-16x16, batch 4 peaked 230 MiB above its inputs so, against 500 MiB holding both and a temporary.
+about TILE_BLOCK_BYTES; backward recomputes a block's V from x instead of keeping it, and lets
+the transformed weight U go before its gradient dU (as large: 4x the weight) exists
+(measurements: docs/performance.md).
 """
 import numpy as np
 
-from ..backend import array_module
-from ..backend.reference import WINOGRAD_G, WINOGRAD_KERNELS, WINOGRAD_TILE
-from . import conv  # for its column-buffer limit (conv imports this module too; used at call time)
+from ..autograd import Function
+from ..backend import array_module, kernels_for
+from ..backend.geometry import conv_output_size
+from ..backend.winograd_matrices import G as WINOGRAD_G
+from ..backend.winograd_matrices import POINTS, TILE
+from .conv import get_column_buffer_limit
 
-WINOGRAD_MIN_CHANNELS = None  # None: each backend's own threshold (see the module docstring)
 TILE_BLOCK_BYTES = 16 * 2**20  # V and M of one block together
 MIN_BLOCK_TILES = 512  # fewer tiles per block make thin products and pay the kernels' per-call cost more often
 
 
-def set_winograd_min_channels(channels=None):
-    """Use Winograd for a 3x3 stride-1 conv2d when in and out channels are both >= ``channels``,
-    on every backend that has the tile kernels.
+class Conv2dWinograd(Function):
+    """conv2d 3x3, stride 1, by Winograd's F(4x4, 3x3), forward and backward (module docstring).
 
-    ``None`` restores the default: each backend's own ``WINOGRAD_MIN_CHANNELS`` (Numba: 128,
-    where the U-Net step at base 32 was fastest; the reference backend: never). 1 uses it for
-    every such conv; a huge number never. Returns the previous value, to restore it.
-    """
-    global WINOGRAD_MIN_CHANNELS
-    if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int) or channels < 1):
-        raise ValueError(f"set_winograd_min_channels: channels must be an int >= 1 or None, got {channels!r}")
-    previous, WINOGRAD_MIN_CHANNELS = WINOGRAD_MIN_CHANNELS, channels
-    return previous
+    Shapes: x (N,C,H,W)  weight (F,C,3,3)  bias (F,) or None  y (N,F,OH,OW)."""
 
+    @staticmethod
+    def why_not(x_shape, weight_shape, stride, padding, dilation, groups):
+        """None when this route can take the convolution, else why not."""
+        if tuple(weight_shape[2:]) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1):
+            return "it computes 3x3 convolutions with stride 1 and no dilation"
+        if groups != 1:
+            return "it does not take groups"
+        return None
 
-def min_channels(kern):
-    """The channel threshold in force for kernel module ``kern`` (None: never Winograd)."""
-    if WINOGRAD_MIN_CHANNELS is not None:
-        return WINOGRAD_MIN_CHANNELS
-    return getattr(kern, "WINOGRAD_MIN_CHANNELS", None)
+    def forward(self, x, weight, bias, stride, padding, dilation, groups):
+        (PT, PB), (PL, PR) = padding
+        H, W = x.shape[2:]
+        out_size = (conv_output_size(H, 3, 1, (PT, PB)), conv_output_size(W, 3, 1, (PL, PR)))
+        x = array_module(x).ascontiguousarray(x)
+        self.save(x=x if self.needs_input_grad[1] else None, weight=weight, x_shape=x.shape,
+                  top_left=(PT, PL))
+        return winograd_forward(kernels_for(x), x, weight, bias, (PT, PL), out_size)
 
-
-def winograd_applies(kern, x_shape, weight_shape, stride, dilation, groups):
-    """Whether conv2d takes the Winograd path: a 3x3 kernel, stride 1, no dilation, no groups,
-    enough channels, and a backend that has the tile kernels."""
-    F, C, KH, KW = weight_shape
-    if (KH, KW) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1) or groups != 1:
-        return False  # (decided without asking the kernel module)
-    threshold = min_channels(kern)
-    return (threshold is not None and min(C, F) >= threshold
-            and all(hasattr(kern, name) for name in WINOGRAD_KERNELS))
-
-
-POINTS = (WINOGRAD_TILE + 2) ** 2  # 36 Winograd points (a, b) per tile: its 6x6 patch
+    def backward(self, dy):
+        s = self.saved
+        needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
+        dy = array_module(dy).ascontiguousarray(dy)
+        dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None
+        dx, dweight = winograd_backward(kernels_for(dy), dy, s.x, s.x_shape, s.weight, s.top_left,
+                                        needs_x, needs_weight)
+        return dx, dweight, dbias, None, None, None, None
 
 
 def tile_grid(out_size):
     """(TH, TW): the 4x4 output tiles covering (OH, OW), the last row/column possibly cut."""
     OH, OW = out_size
-    return -(-OH // WINOGRAD_TILE), -(-OW // WINOGRAD_TILE)
+    return -(-OH // TILE), -(-OW // TILE)
 
 
 def tile_blocks(tiles, C, F, itemsize):
     """[t0, t1) ranges covering ``tiles`` tiles, each block's V and M about TILE_BLOCK_BYTES
     (at least MIN_BLOCK_TILES tiles, at most the column-buffer limit of minidl.ops.conv)."""
     bytes_per_tile = POINTS * (C + F) * itemsize
-    target = min(TILE_BLOCK_BYTES, conv.get_column_buffer_limit())
+    target = min(TILE_BLOCK_BYTES, get_column_buffer_limit())
     step = max(1, min(max(MIN_BLOCK_TILES, target // bytes_per_tile),
-                      conv.get_column_buffer_limit() // bytes_per_tile))
+                      get_column_buffer_limit() // bytes_per_tile))
     return [(t0, min(t0 + step, tiles)) for t0 in range(0, tiles, step)]
 
 

@@ -19,22 +19,12 @@ adaptive_avg_pool2d,max_unpool2d}.md.
 """
 from ..autograd import Function
 from ..backend import array_module, kernels_for
+from ..backend.geometry import conv_output_size
 
 
 def pool_output_size(size, K, S, P, D, ceil_mode):
-    """Output length of a pooling window sliding over one axis (PyTorch's formula).
-
-        floor((size + 2P - D(K-1) - 1) / S) + 1               (ceil_mode=False)
-        ceil((size + 2P - D(K-1) - 1) / S) + 1, minus 1 if the last window would start at
-        or after ``size + P`` (past the input and its LEFT padding)   (ceil_mode=True)
-
-    The value may be < 1: the caller turns that into an error.
-    """
-    span = size + 2 * P - D * (K - 1) - 1
-    out = (span + (S - 1 if ceil_mode else 0)) // S + 1
-    if ceil_mode and (out - 1) * S >= size + P:
-        out -= 1
-    return out
+    """Output length of a pooling window sliding over one axis (minidl/backend/geometry.py)."""
+    return conv_output_size(size, K, S, P, D, ceil_mode)
 
 
 def window_max(x, kernel_size, stride, padding, dilation, output_size):

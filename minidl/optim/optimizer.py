@@ -17,7 +17,8 @@ parameter's version counter is incremented, as PyTorch's in-place updates do:
 a graph built before ``step()`` that saved a parameter refuses to backward.
 
 ``state_dict()`` / ``load_state_dict()`` use PyTorch's layout, with parameters
-replaced by their position in the groups (0, 1, 2, ... in group order)::
+replaced by their position in the groups (0, 1, 2, ... in group order) and the
+arrays as host NumPy copies (``load_state_dict`` puts them on each parameter's device)::
 
     {'state':        {0: {'momentum_buffer': ndarray}, 1: {...}, ...},
      'param_groups': [{'lr': 0.1, 'momentum': 0.9, ..., 'params': [0, 1]},
@@ -229,8 +230,9 @@ class Optimizer:
         r"""The optimizer's state as a dict of plain values (PyTorch's layout).
 
         Parameters are replaced by their index in the concatenation of all
-        groups' ``params``; arrays are copies, so later steps do not change a
-        saved state dict.
+        groups' ``params``; arrays are NumPy copies on the host (whatever the
+        parameters' device), so later steps do not change a saved state dict and
+        it loads on any device.
         """
         index = {}
         param_groups = []
@@ -321,9 +323,9 @@ class Optimizer:
 
 
 def _copy_value(value):
-    """A copy of one state entry that later steps cannot change."""
+    """A copy of one state entry that later steps cannot change (arrays: on the host)."""
     if is_array(value):
-        return value.copy()
+        return np.array(to_host(value), copy=True)
     return copy.deepcopy(value)
 
 

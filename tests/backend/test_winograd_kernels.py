@@ -11,7 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minidl.backend import kernels_for
-from minidl.backend.reference import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_TILE
+from minidl.backend.winograd_matrices import AT as WINOGRAD_AT
+from minidl.backend.winograd_matrices import BT as WINOGRAD_BT
+from minidl.backend.winograd_matrices import G as WINOGRAD_G
+from minidl.backend.winograd_matrices import TILE as WINOGRAD_TILE
 
 TILE = WINOGRAD_TILE  # m: output tile side
 PATCH = len(WINOGRAD_BT)  # m + 2: input patch side
@@ -136,7 +139,6 @@ def test_float32_kernels_stay_float32_and_agree_with_float64(backend):
 def test_the_matrices_compute_the_one_dimensional_correlation():
     """AT @ [(G @ g) * (BT @ d)] = (d[i] g[0] + d[i+1] g[1] + d[i+2] g[2]) for i < m: the
     identity every kernel above and minidl/ops/conv_winograd.py rest on, checked here on its own."""
-    from minidl.backend.reference import WINOGRAD_G
 
     assert WINOGRAD_BT.shape == (PATCH, PATCH) and WINOGRAD_G.shape == (PATCH, 3)
     assert WINOGRAD_AT.shape == (TILE, PATCH)

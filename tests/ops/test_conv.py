@@ -15,7 +15,10 @@ import minidl
 from helpers import assert_close, compare_with_torch, gradcheck_with_random_dy
 from minidl.functional.conv import conv2d, conv_transpose2d
 from minidl.nn.conv import Conv2d, ConvTranspose2d
+from minidl.backend import conv_algorithm
 from minidl.ops import conv as conv_ops
+from minidl.ops import conv_algorithms
+from minidl.ops.conv_rotated import Conv2dRotatedKernel
 
 
 # PyTorch warns that it copies the input for 'same' with an even kernel; so do we (Lowering)
@@ -260,11 +263,11 @@ def test_only_the_needed_gradients_are_computed_and_saved(backend):
     # weight frozen: x is not kept (no columns to rebuild); x frozen: dx is not computed
     y = conv2d(_t(x, True), _t(weight), _t(bias, True))
     assert y.grad_fn.saved.x is None
-    dx, dweight, dbias = y.grad_fn.backward(np.ones(y.shape))[:3]
+    dx, dweight, dbias = y.grad_fn.backward(minidl.ones_like(y)._data)[:3]
     assert dweight is None and dx.shape == x.shape and dbias.shape == (3,)
     y = conv2d(_t(x), _t(weight, True))
     assert y.grad_fn.saved.x.shape == x.shape  # backward rebuilds the columns from x
-    dx, dweight, dbias = y.grad_fn.backward(np.ones(y.shape))[:3]
+    dx, dweight, dbias = y.grad_fn.backward(minidl.ones_like(y)._data)[:3]
     assert dx is None and dbias is None and dweight.shape == weight.shape
     # transposed: backward rebuilds its columns from dy, so only x is kept (for dweight)
     y = conv_transpose2d(_t(x, True), _t(_randn((2, 3, 3, 3), 3)))
@@ -378,66 +381,83 @@ FLIPPED_CASES = [
 ]
 
 
+@pytest.fixture
+def rotated_kernel(monkeypatch):
+    monkeypatch.setattr(conv_algorithms, "_warned", set())  # each test sees its warning once
+    with conv_algorithm("rotated_kernel"):
+        yield
+
+
+def _dx_dweight(route, x, weight, bias, dy, **kw):
+    """dx and dweight of conv2d(x, weight, bias, **kw) by ``route``, checked to be the one that ran."""
+    tx, tw = _t(x, True), _t(weight, True)
+    with conv_algorithm(route):
+        y = conv2d(tx, tw, _t(bias), **kw)
+    assert type(y.grad_fn) is {"im2col": conv_ops.Conv2d, "rotated_kernel": Conv2dRotatedKernel}[route]
+    y.backward(_t(dy))
+    return tx.grad.numpy(), tw.grad.numpy()
+
+
 @pytest.mark.parametrize("padding, dilation, groups, kernel", FLIPPED_CASES)
-def test_rotated_kernel_backward_matches_col2im_and_torch(torch, backend, monkeypatch, padding, dilation,
+def test_rotated_kernel_backward_matches_col2im_and_torch(torch, backend, rotated_kernel, padding, dilation,
                                                           groups, kernel):
     TF = torch.nn.functional
     x, bias = _randn((3, 6, 7, 8)), _randn((12,), 2)
     weight = _randn((12, 6 // groups) + kernel, 1)
-    dy_seed = 7
+    kw = dict(padding=padding, dilation=dilation, groups=groups)
 
     def fn(x, w, b):
-        return conv2d(x, w, b, padding=padding, dilation=dilation, groups=groups)
+        y = conv2d(x, w, b, **kw)
+        assert type(y.grad_fn) is Conv2dRotatedKernel
+        return y
 
-    def fn_torch(x, w, b):
-        return TF.conv2d(x, w, b, padding=padding, dilation=dilation, groups=groups)
+    _compare(torch, fn, lambda x, w, b: TF.conv2d(x, w, b, **kw), x, weight, bias, seed=3)
+    dy = _randn(conv2d(_t(x), _t(weight), **kw).shape, 7)
+    rotated = _dx_dweight("rotated_kernel", x, weight, bias, dy, **kw)
+    textbook = _dx_dweight("im2col", x, weight, bias, dy, **kw)
+    for ours, theirs in zip(rotated, textbook):  # the same products in another order: equal up to rounding
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
-    # the rotated-kernel path is the one taken: the general one would fail here
-    def fail(*args):
-        raise AssertionError("stride-1 backward took the col2im path")
-    y = fn(_t(x), _t(weight, True), _t(bias))
-    dy = _randn(y.shape, dy_seed)
-    dx_col2im, dweight_col2im = y.grad_fn._backward_by_col2im(dy, True, True)  # computed on x's grad_fn
-    with monkeypatch.context() as patch:
-        patch.setattr(conv_ops.Conv2d, "_backward_by_col2im", fail)
-        _compare(torch, fn, fn_torch, x, weight, bias, seed=3)
-        y = fn(_t(x, True), _t(weight, True), _t(bias))
-        dx, dweight = y.grad_fn.backward(dy)[:2]
-    # the two ways sum the same products in another order: equal up to rounding
-    np.testing.assert_allclose(dx, dx_col2im, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(dweight, dweight_col2im, rtol=1e-12, atol=1e-12)
+
+def test_rotated_kernel_gradient_check(backend, rotated_kernel):
+    arrays = [_randn((2, 3, 7, 6)), _randn((4, 3, 3, 2), 1), _randn((4,), 2)]
+    assert gradcheck_with_random_dy(lambda *a: conv2d(*a, padding=(1, 0), dilation=(1, 2)), arrays)
 
 
 @pytest.mark.parametrize("stride, padding, dilation", [(2, 1, 1), ((1, 2), 1, 1), (1, 3, 1), (1, (1, 3), 1),
                                                        (1, (0, 3), (1, 2))])
-def test_strided_or_overpadded_backward_uses_col2im(torch, backend, monkeypatch, stride, padding, dilation):
+def test_strided_or_overpadded_conv_runs_on_im2col_and_says_so(torch, backend, rotated_kernel, stride, padding,
+                                                               dilation):
     """Stride > 1 (dy's pixels are spread out) or padding beyond D*(K-1) (the rotated conv
-    would need negative padding): the general path, still equal to PyTorch."""
+    would need negative padding): the textbook route, still equal to PyTorch."""
     TF = torch.nn.functional
-    def fail(*args):
-        raise AssertionError("the rotated-kernel path was taken")
-    monkeypatch.setattr(conv_ops.Conv2d, "_backward_by_flipped_kernel", fail)
     x, weight, bias = _randn((2, 4, 7, 6)), _randn((5, 4, 3, 2), 1), _randn((5,), 2)
-    _compare(torch, lambda x, w, b: conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation),
-             lambda x, w, b: TF.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation),
-             x, weight, bias, seed=4)
+
+    def fn(x, w, b):
+        y = conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation)
+        assert type(y.grad_fn) is conv_ops.Conv2d
+        return y
+
+    with pytest.warns(RuntimeWarning, match="conv_algorithm\\('rotated_kernel'\\) cannot take"):
+        _compare(torch, fn, lambda x, w, b: TF.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation),
+                 x, weight, bias, seed=4)
 
 
-def test_rotated_kernel_backward_with_only_one_gradient(torch, backend):
-    """dx alone (frozen weight) and dweight alone (frozen input) on the stride-1 path."""
+def test_rotated_kernel_backward_with_only_one_gradient(torch, backend, rotated_kernel):
+    """dx alone (frozen weight) and dweight alone (frozen input) on the rotated-kernel route."""
     TF = torch.nn.functional
     x, weight = _randn((2, 3, 6, 5)), _randn((4, 3, 3, 3), 1)
     dy = _randn((2, 4, 6, 5), 2)
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(weight, requires_grad=True)
     (TF.conv2d(tx, tw, padding=1) * torch.tensor(dy)).sum().backward()
     y = conv2d(_t(x, True), _t(weight), padding=1)
-    dx, dweight = y.grad_fn.backward(dy)[:2]
+    dx, dweight = y.grad_fn.backward(_t(dy)._data)[:2]
     assert dweight is None
-    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(minidl.tensor(dx).numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
     y = conv2d(_t(x), _t(weight, True), padding=1)
-    dx, dweight = y.grad_fn.backward(dy)[:2]
+    dx, dweight = y.grad_fn.backward(_t(dy)._data)[:2]
     assert dx is None
-    np.testing.assert_allclose(dweight, tw.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(minidl.tensor(dweight).numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("in_size, out_size, kernel, stride, top_left, dilation", [

@@ -1,9 +1,8 @@
-"""conv2d forward by shifted rows (minidl/ops/conv_shifted.py): gradients, PyTorch, the im2col path.
+"""conv2d by shifted rows (minidl/ops/conv_shifted.py): gradients, PyTorch, the im2col path.
 
-The path is taken for stride-1 convolutions from a backend's ``SHIFTED_ROWS_MIN_CHANNELS``
-input channels per group on; the tests lower it to 1 on the backend under test
-(``shifted_everywhere``) so that small float64 cases take it, and count the calls of
-``stacked_rows`` to make sure they did.
+The route is forced with ``minidl.backend.conv_algorithm("shifted_rows")`` (every kernel module
+offers it; the Numba one also takes it by itself from 16 channels), and each test checks that
+the output's ``grad_fn`` is the route's, so that it ran; ``stacked_rows`` calls count blocks.
 """
 import numpy as np
 import pytest
@@ -12,10 +11,11 @@ from hypothesis import strategies as st
 
 import minidl
 from helpers import compare_with_torch, gradcheck_with_random_dy, record_calls
-from minidl.backend import kernel_module
+from minidl.backend import conv_algorithm, kernel_module, kernels_for
 from minidl.functional.conv import conv2d
 from minidl.ops import conv as conv_ops
-from minidl.ops import conv_shifted
+from minidl.ops import conv_algorithms, conv_shifted
+from minidl.ops.conv_shifted import Conv2dShiftedRows
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 
@@ -27,15 +27,17 @@ def stacked_calls(monkeypatch):
 
 
 @pytest.fixture
-def shifted_threshold(backend, monkeypatch):
-    """Sets the backend's SHIFTED_ROWS_MIN_CHANNELS for this test (None: never)."""
-    module = kernel_module(backend)
-    return lambda value: monkeypatch.setattr(module, "SHIFTED_ROWS_MIN_CHANNELS", value, raising=False)
+def shifted_rows(monkeypatch):
+    monkeypatch.setattr(conv_algorithms, "_warned", set())  # each test sees its warning once
+    with conv_algorithm("shifted_rows"):
+        yield
 
 
-@pytest.fixture
-def shifted_everywhere(shifted_threshold):
-    shifted_threshold(1)
+def _route(*tensors, **kw):
+    """conv2d of the tensors, asserting that the shifted-rows route computed it (when recorded)."""
+    y = conv2d(*tensors, **kw)
+    assert not y.requires_grad or type(y.grad_fn) is Conv2dShiftedRows, f"computed by {y.grad_fn}"
+    return y
 
 
 def _randn(shape, seed=0):
@@ -59,23 +61,23 @@ CASES = [
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", CASES)
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_gradcheck(backend, shifted_everywhere, stacked_calls, x_shape, w_shape, kw, with_bias):
+def test_gradcheck(backend, shifted_rows, x_shape, w_shape, kw, with_bias):
     arrays = [_randn(x_shape, 1), _randn(w_shape, 2)] + ([_randn(w_shape[0], 3)] if with_bias else [])
-    assert gradcheck_with_random_dy(lambda *a: conv2d(*a, **kw), arrays, seed=4)
-    assert stacked_calls, "the shifted-rows path was not taken"
+    assert gradcheck_with_random_dy(lambda *a: _route(*a, **kw), arrays, seed=4)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", CASES)
-def test_matches_torch(torch, backend, shifted_everywhere, stacked_calls, x_shape, w_shape, kw):
+def test_matches_torch(torch, backend, shifted_rows, x_shape, w_shape, kw):
     x, w, b = _randn(x_shape, 1), _randn(w_shape, 2), _randn(w_shape[0], 3)
-    compare_with_torch(torch, lambda *a: conv2d(*a, **kw),
+    compare_with_torch(torch, lambda *a: _route(*a, **kw),
                        lambda *a: torch.nn.functional.conv2d(*a, **kw), [x, w, b], rtol=1e-10, seed=5)
-    assert stacked_calls
 
 
-def _forward_backward(x, w, b, dy, **kw):
+def _forward_backward(x, w, b, dy, route, **kw):
     ours = [minidl.tensor(a, requires_grad=True) for a in (x, w, b)]
-    y = conv2d(*ours, **kw)
+    with conv_algorithm(route):
+        y = conv2d(*ours, **kw)
+    assert route == "im2col" or type(y.grad_fn) is Conv2dShiftedRows
     y.backward(minidl.tensor(dy))
     return [y.detach().numpy()] + [t.grad.numpy() for t in ours]
 
@@ -98,22 +100,23 @@ def stride_one_convs(draw):
 
 
 @given(case=stride_one_convs(), rows_per_block=st.sampled_from([None, 1, 2]))
-def test_equals_the_im2col_path(backend, shifted_threshold, stacked_calls, case, rows_per_block):
+def test_equals_the_im2col_path(backend, stacked_calls, case, rows_per_block):
     """Output and gradients equal the im2col path's, in one block or in bands of 1 or 2 rows."""
     x_shape, w_shape, kw = case
+    (KH, KW), (DH, DW), padding = w_shape[2:], kw["dilation"], kw["padding"]
+    if isinstance(padding, tuple) and (padding[0] > DH * (KH - 1) or padding[1] > DW * (KW - 1)):
+        return  # the route does not take it (its dx needs padding <= D*(K-1)): tested below
     x, w, b = _randn(x_shape, 1), _randn(w_shape, 2), _randn(w_shape[0], 3)
-    shifted_threshold(None)  # hypothesis runs many examples in one test: start from the im2col path
-    stacked_calls.clear()
+    stacked_calls.clear()  # hypothesis runs many examples in one test
     y_shape = conv2d(minidl.tensor(x), minidl.tensor(w), **kw).shape
     dy = _randn(y_shape, 4)
-    im2col = _forward_backward(x, w, b, dy, **kw)
+    im2col = _forward_backward(x, w, b, dy, "im2col", **kw)
     assert not stacked_calls
-    shifted_threshold(1)
     previous = conv_ops.get_column_buffer_limit()
     if rows_per_block is not None:  # conv_blocks counts KH*C values per output pixel, OW pixels per row
         conv_ops.set_column_buffer_limit(rows_per_block * w_shape[2] * x_shape[1] * 8 * y_shape[3])
     try:
-        shifted = _forward_backward(x, w, b, dy, **kw)
+        shifted = _forward_backward(x, w, b, dy, "shifted_rows", **kw)
     finally:
         conv_ops.set_column_buffer_limit(previous)
     forward_lowering = stacked_calls[0][1]  # forward's; backward's (dy's rows) is another one
@@ -121,16 +124,12 @@ def test_equals_the_im2col_path(backend, shifted_threshold, stacked_calls, case,
     OH = y_shape[2]
     if rows_per_block is not None and OH > rows_per_block:  # bands of rows, else whole samples
         assert len(forward_calls) == x_shape[0] * -(-OH // rows_per_block)
-    (KH, KW), (DH, DW), padding = w_shape[2:], kw["dilation"], kw["padding"]
-    if not isinstance(padding, tuple) or (padding[0] <= DH * (KH - 1) and padding[1] <= DW * (KW - 1)):
-        assert len(forward_calls) < len(stacked_calls)  # backward took the path too (dy's rows)
-    else:  # more padding than D*(K-1): dx by col2im (conv.Conv2d._flipped_lowering)
-        assert len(forward_calls) == len(stacked_calls)
+    assert len(forward_calls) < len(stacked_calls)  # backward took the route too (dy's rows)
     for ours, theirs in zip(shifted, im2col):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
-def test_only_the_needed_gradients_are_computed(backend, shifted_everywhere, stacked_calls):
+def test_only_the_needed_gradients_are_computed(backend, shifted_rows, stacked_calls):
     x, w = _randn((2, 3, 6, 5), 1), _randn((4, 3, 3, 2), 2)
     dy = minidl.tensor(_randn((2, 4, 6, 5), 3))
     xt, wt = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
@@ -143,38 +142,38 @@ def test_only_the_needed_gradients_are_computed(backend, shifted_everywhere, sta
     assert len(stacked_calls) == 3 + 2  # three forwards; dy's rows when dx is wanted
 
 
-def test_float32_agrees_with_the_im2col_path(backend, shifted_everywhere, stacked_calls, shifted_threshold):
+def test_float32_agrees_with_the_im2col_path(backend):
     rng = np.random.default_rng(0)
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((2, 16, 11, 13), (8, 16, 3, 3), (8,)))
     w *= 1 / np.sqrt(9 * 16)
     dy = rng.standard_normal((2, 8, 11, 13)).astype(np.float32)
-    shifted = _forward_backward(x, w, b, dy, padding=1)
-    assert stacked_calls
-    shifted_threshold(None)
-    im2col = _forward_backward(x, w, b, dy, padding=1)
+    shifted = _forward_backward(x, w, b, dy, "shifted_rows", padding=1)
+    im2col = _forward_backward(x, w, b, dy, "im2col", padding=1)
     for ours, theirs in zip(shifted, im2col):
         assert ours.dtype == np.float32
         assert np.max(np.abs(ours - theirs)) <= 1e-5 * np.max(np.abs(theirs))
 
 
-def test_each_backend_has_its_default_threshold(backend, stacked_calls):
-    """Numba: shifted rows from 16 input channels per group; the reference (im2col, the
-    textbook lowering, kept readable): never."""
+def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backend):
+    """Numba: from 16 channels per group, in and out; the reference (kept readable): only when
+    forced. 'auto' follows the table."""
     expected = {"numba": 16, "reference": None}[backend]
-    assert getattr(kernel_module(backend), "SHIFTED_ROWS_MIN_CHANNELS", None) == expected
-    x, w = _randn((1, 32, 5, 4)), _randn((3, 16, 3, 3))
-    conv2d(minidl.tensor(x[:, :16]), minidl.tensor(w), padding=1)
-    assert len(stacked_calls) == (1 if expected else 0)
-    conv2d(minidl.tensor(x[:, :15]), minidl.tensor(w[:, :15]), padding=1)  # 15 channels: below
-    assert len(stacked_calls) == (1 if expected else 0)
-    conv2d(minidl.tensor(x), minidl.tensor(_randn((4, 16, 3, 3))), padding=1, groups=2)  # 16 per group
-    assert len(stacked_calls) == (2 if expected else 0)
+    assert kernel_module(backend).CONV_ALGORITHMS["shifted_rows"] == expected
+    x, w = _randn((1, 32, 5, 4)), _randn((16, 16, 3, 3))
+    route = conv2d(minidl.tensor(x[:, :16]), minidl.tensor(w, requires_grad=True), padding=1).grad_fn
+    assert (type(route) is Conv2dShiftedRows) == (expected is not None and minidl.get_default_device() == "cpu")
+    below = conv2d(minidl.tensor(x[:, :15]), minidl.tensor(w[:, :15], requires_grad=True), padding=1).grad_fn
+    assert type(below) is not Conv2dShiftedRows
+    assert kernels_for(minidl.tensor(x)._data).CONV_ALGORITHMS.get("shifted_rows") == (
+        expected if minidl.get_default_device() == "cpu" else None)
 
 
-@pytest.mark.parametrize("kw", [dict(stride=2), dict(stride=(1, 2)), dict(kernel=(1, 1), padding=0)])
-def test_other_convolutions_keep_their_path(backend, shifted_everywhere, stacked_calls, kw):
+@pytest.mark.parametrize("kw", [dict(stride=2), dict(stride=(1, 2)), dict(kernel=(1, 1), padding=0),
+                                dict(padding=(3, 1))])
+def test_other_convolutions_run_on_im2col_and_say_so(backend, shifted_rows, stacked_calls, kw):
     kw = dict(kw)  # the parameter dict is shared between backends
     kernel = kw.pop("kernel", (3, 3))
     kw.setdefault("padding", 1)
-    conv2d(minidl.tensor(_randn((1, 4, 6, 6))), minidl.tensor(_randn((2, 4) + kernel)), **kw)
-    assert not stacked_calls
+    with pytest.warns(RuntimeWarning, match="conv_algorithm\\('shifted_rows'\\) cannot take a conv2d"):
+        y = conv2d(minidl.tensor(_randn((1, 4, 6, 6))), minidl.tensor(_randn((2, 4) + kernel), requires_grad=True), **kw)
+    assert type(y.grad_fn) is conv_ops.Conv2d and not stacked_calls

@@ -1,30 +1,40 @@
 """conv2d by Winograd F(4x4, 3x3) (minidl/ops/conv_winograd.py): gradients, PyTorch, the im2col path.
 
-The path is taken for 3x3 stride-1 convolutions with many channels; the tests lower the
-channel threshold (``winograd_everywhere``) so that small float64 cases take it.
+The route is forced with ``minidl.backend.conv_algorithm("winograd")`` (every CPU kernel module
+offers it; the Numba one also takes it by itself from 128 channels), and the tests check that the
+output's ``grad_fn`` is the route's; the calls of the input-tile kernel count its blocks.
 """
 import numpy as np
 import pytest
 
 import minidl
 from helpers import compare_with_torch, gradcheck_with_random_dy, record_calls
-from minidl.backend import kernel_module, kernels_for
+from minidl.backend import conv_algorithm, kernel_module, kernels_for
+from minidl.backend.winograd_matrices import G, POINTS
 from minidl.functional.conv import conv2d
 from minidl.ops import conv as conv_ops
-from minidl.ops import conv_winograd
+from minidl.ops import conv_algorithms, conv_winograd
+from minidl.ops.conv_winograd import Conv2dWinograd
 
 
 @pytest.fixture
-def winograd_everywhere():
-    previous = conv_winograd.set_winograd_min_channels(1)
-    yield
-    conv_winograd.set_winograd_min_channels(previous)
+def winograd(monkeypatch):
+    monkeypatch.setattr(conv_algorithms, "_warned", set())  # each test sees its warning once
+    with conv_algorithm("winograd"):
+        yield
 
 
 @pytest.fixture
-def tile_calls(backend, monkeypatch):
-    """Counts the calls of the backend's Winograd input-tile kernel."""
-    return record_calls(monkeypatch, kernel_module(backend), "winograd_input_tiles")
+def tile_calls(device, monkeypatch):
+    """Counts the calls of the Winograd input-tile kernel of this device's arrays."""
+    return record_calls(monkeypatch, kernels_for(minidl.zeros(1)._data), "winograd_input_tiles")
+
+
+def _route(*tensors, **kw):
+    """conv2d of the tensors, asserting that the Winograd route computed it (when recorded)."""
+    y = conv2d(*tensors, **kw)
+    assert not y.requires_grad or type(y.grad_fn) is Conv2dWinograd, f"computed by {y.grad_fn}"
+    return y
 
 
 def _randn(shape, seed=0):
@@ -47,63 +57,58 @@ CASES = [
 
 @pytest.mark.parametrize("x_shape, filters, padding", CASES)
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_gradcheck(backend, winograd_everywhere, tile_calls, x_shape, filters, padding, with_bias):
+def test_gradcheck(backend, winograd, tile_calls, x_shape, filters, padding, with_bias):
     x, w = _randn(x_shape, 1), _randn((filters, x_shape[1], 3, 3), 2)
     arrays = [x, w] + ([_randn(filters, 3)] if with_bias else [])
-    assert gradcheck_with_random_dy(lambda *a: conv2d(*a, padding=padding), arrays, seed=4)
-    assert tile_calls, "the Winograd path was not taken"
-
-
-@pytest.mark.parametrize("x_shape, filters, padding", CASES)
-def test_matches_torch(torch, backend, winograd_everywhere, tile_calls, x_shape, filters, padding):
-    x, w, b = _randn(x_shape, 1), _randn((filters, x_shape[1], 3, 3), 2), _randn(filters, 3)
-    compare_with_torch(torch, lambda *a: conv2d(*a, padding=padding),
-                       lambda *a: torch.nn.functional.conv2d(*a, padding=padding), [x, w, b], rtol=1e-10, seed=5)
+    assert gradcheck_with_random_dy(lambda *a: _route(*a, padding=padding), arrays, seed=4)
     assert tile_calls
 
 
-def _forward_backward(x, w, b, dy, padding=1):
+@pytest.mark.parametrize("x_shape, filters, padding", CASES)
+def test_matches_torch(torch, backend, winograd, x_shape, filters, padding):
+    x, w, b = _randn(x_shape, 1), _randn((filters, x_shape[1], 3, 3), 2), _randn(filters, 3)
+    compare_with_torch(torch, lambda *a: _route(*a, padding=padding),
+                       lambda *a: torch.nn.functional.conv2d(*a, padding=padding), [x, w, b], rtol=1e-10, seed=5)
+
+
+def _forward_backward(x, w, b, dy, route="winograd", padding=1):
     ours = [minidl.tensor(a, requires_grad=True) for a in (x, w, b)]
-    y = conv2d(*ours, padding=padding)
+    with conv_algorithm(route):
+        y = conv2d(*ours, padding=padding)
+    assert route == "im2col" or type(y.grad_fn) is Conv2dWinograd
     y.backward(minidl.tensor(dy))
     return [y.detach().numpy()] + [t.grad.numpy() for t in ours]
 
 
 def test_float32_agrees_with_the_im2col_path(backend, tile_calls):
-    """float32 results of the two paths agree, at the Numba backend's default threshold."""
+    """float32 results of the two routes agree, at the Numba backend's threshold (128 channels)."""
     rng = np.random.default_rng(0)
     C = 128
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((1, C, 9, 6), (C, C, 3, 3), (C,)))
     w *= 1 / np.sqrt(9 * C)
     dy = rng.standard_normal((1, C, 9, 6)).astype(np.float32)
-    previous = conv_winograd.set_winograd_min_channels(C)
-    try:
-        winograd = _forward_backward(x, w, b, dy)
-        assert len(tile_calls) == 2  # forward and backward
-        conv_winograd.set_winograd_min_channels(10**9)
-        im2col = _forward_backward(x, w, b, dy)
-    finally:
-        conv_winograd.set_winograd_min_channels(previous)
+    winograd = _forward_backward(x, w, b, dy)
+    assert len(tile_calls) == 2  # forward and backward
+    im2col = _forward_backward(x, w, b, dy, "im2col")
     assert len(tile_calls) == 2  # none in the second run
     for ours, theirs in zip(winograd, im2col):
         assert ours.dtype == np.float32
         assert np.max(np.abs(ours - theirs)) <= 1e-5 * np.max(np.abs(theirs))
 
 
-def test_each_backend_has_its_default_threshold(backend, tile_calls):
-    """Numba: Winograd from 128 channels; the reference (slow, readable transforms): never."""
-    expected = {"numba": 128, "reference": None}[backend]
-    kern = kernel_module(backend)
-    assert getattr(kern, "WINOGRAD_MIN_CHANNELS", None) == expected
-    assert conv_winograd.WINOGRAD_MIN_CHANNELS is None  # the default: each backend decides
+def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backend, tile_calls):
+    """Numba: from 128 channels, in and out; the reference (slow, readable transforms): only when
+    forced. 'auto' follows the table."""
+    expected = {"numba": 128, "reference": None}[backend] if minidl.get_default_device() == "cpu" else None
+    assert kernels_for(minidl.zeros(1)._data).CONV_ALGORITHMS["winograd"] == expected
     x, w = _randn((1, 128, 5, 4)), _randn((128, 128, 3, 3))
-    conv2d(minidl.tensor(x), minidl.tensor(w), padding=1)
-    assert bool(tile_calls) == (expected is not None)
-    conv2d(minidl.tensor(x[:, :127]), minidl.tensor(w[:, :127]), padding=1)  # 127 channels: below
-    assert len(tile_calls) == (1 if expected is not None else 0)
+    y = conv2d(minidl.tensor(x), minidl.tensor(w, requires_grad=True), padding=1)
+    assert (type(y.grad_fn) is Conv2dWinograd) == (expected is not None) == bool(tile_calls)
+    y = conv2d(minidl.tensor(x[:, :127]), minidl.tensor(w[:, :127], requires_grad=True), padding=1)  # 127: below
+    assert type(y.grad_fn) is not Conv2dWinograd
 
 
-def test_blocks_of_tiles_give_the_same_results(backend, winograd_everywhere, tile_calls):
+def test_blocks_of_tiles_give_the_same_results(backend, winograd, tile_calls):
     """A small buffer limit cuts the tiles into many blocks (across samples and tile rows)."""
     rng = np.random.default_rng(1)
     x, w, b, dy = (rng.standard_normal(s) for s in ((3, 4, 13, 11), (5, 4, 3, 3), (5,), (3, 5, 13, 11)))
@@ -111,7 +116,7 @@ def test_blocks_of_tiles_give_the_same_results(backend, winograd_everywhere, til
     assert len(tile_calls) == 2
     # 5 tiles per block (36 points x (4 + 5) channels x 8 bytes each); the tile grid is 4 x 3
     # per sample, 36 tiles in all, so blocks start mid-row and mid-sample
-    previous = conv_ops.set_column_buffer_limit(conv_winograd.POINTS * 9 * 8 * 5)
+    previous = conv_ops.set_column_buffer_limit(POINTS * 9 * 8 * 5)
     try:
         blocked = _forward_backward(x, w, b, dy)
     finally:
@@ -121,7 +126,7 @@ def test_blocks_of_tiles_give_the_same_results(backend, winograd_everywhere, til
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
-def test_only_the_needed_gradients_are_computed(backend, winograd_everywhere):
+def test_only_the_needed_gradients_are_computed(backend, winograd):
     x, w = _randn((1, 2, 5, 6), 1), _randn((3, 2, 3, 3), 2)
     dy = minidl.tensor(_randn((1, 3, 5, 6), 3))
     xt, wt = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
@@ -134,44 +139,31 @@ def test_only_the_needed_gradients_are_computed(backend, winograd_everywhere):
 
 
 @pytest.mark.parametrize("kw", [dict(stride=2), dict(dilation=2), dict(groups=2), dict(kernel=(3, 2))])
-def test_other_convolutions_keep_the_im2col_path(backend, winograd_everywhere, tile_calls, kw):
+def test_other_convolutions_run_on_im2col_and_say_so(backend, winograd, tile_calls, kw):
     kw = dict(kw)  # the parameter dict is shared between backends
     kernel = kw.pop("kernel", (3, 3))
     groups = kw.get("groups", 1)
     x, w = _randn((1, 4, 7, 7)), _randn((4, 4 // groups) + kernel)
-    conv2d(minidl.tensor(x), minidl.tensor(w), padding=1, **kw)
-    assert not tile_calls
+    with pytest.warns(RuntimeWarning, match="conv_algorithm\\('winograd'\\) cannot take a conv2d"):
+        y = conv2d(minidl.tensor(x), minidl.tensor(w, requires_grad=True), padding=1, **kw)
+    assert type(y.grad_fn) is conv_ops.Conv2d and not tile_calls
 
 
-def test_winograd_applies_needs_the_backend_kernels(winograd_everywhere):
+def test_a_kernel_module_without_the_tile_kernels_does_not_offer_the_route(winograd, monkeypatch):
     class NoTileKernels:  # a backend without the tile kernels (CuPy, for now)
-        pass
+        __name__ = "NoTileKernels"
+        CONV_ALGORITHMS = {"rotated_kernel": 1}
 
-    assert conv_winograd.winograd_applies(kernels_for(np.zeros(1)), (1, 2, 5, 5), (2, 2, 3, 3), (1, 1), (1, 1), 1)
-    assert not conv_winograd.winograd_applies(NoTileKernels, (1, 2, 5, 5), (2, 2, 3, 3), (1, 1), (1, 1), 1)
+    geometry = ((1, 2, 5, 5), (2, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    assert conv_algorithms.choose_conv2d(kernels_for(np.zeros(1)), *geometry) is Conv2dWinograd
+    with pytest.warns(RuntimeWarning, match="the NoTileKernels kernels do not offer it"):
+        assert conv_algorithms.choose_conv2d(NoTileKernels, *geometry) is conv_ops.Conv2d
 
 
 def test_weight_transform_and_its_adjoint():
     """U[6a + b, f, c] = (G w[f, c] G.T)[a, b]; <U(w), dU> = <w, adjoint(dU)>."""
-    from minidl.backend.reference import WINOGRAD_G as G
-
     rng = np.random.default_rng(0)
     w, dU = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal((36, 3, 2))
     U = conv_winograd.transform_weight(w)
     np.testing.assert_allclose(U[:, 1, 0].reshape(6, 6), G @ w[1, 0] @ G.T, rtol=1e-12)
     np.testing.assert_allclose(np.sum(U * dU), np.sum(w * conv_winograd.transform_weight_adjoint(dU)), rtol=1e-12)
-
-
-@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "many"])
-def test_set_winograd_min_channels_rejects_bad_values(bad):
-    with pytest.raises(ValueError, match="set_winograd_min_channels: channels must be an int >= 1 or None"):
-        conv_winograd.set_winograd_min_channels(bad)
-
-
-def test_set_winograd_min_channels_returns_the_previous_value_and_none_restores():
-    previous = conv_winograd.set_winograd_min_channels(7)
-    try:
-        assert conv_winograd.set_winograd_min_channels(None) == 7
-        assert conv_winograd.WINOGRAD_MIN_CHANNELS is None
-    finally:
-        conv_winograd.set_winograd_min_channels(previous)

@@ -401,7 +401,10 @@ def test_wrong_gradient_shape_raises_before_any_update():
     p, q = Parameter(np.ones(2)), Parameter(np.ones(3))
     opt = Adam([p, q], lr=0.1)
     p.grad = minidl.tensor(np.ones(2))
-    q.grad = minidl.tensor(np.ones(4))
+    with pytest.raises(RuntimeError, match=r"assigned grad has data of a different size: \(4,\)"):
+        q.grad = minidl.tensor(np.ones(4))  # refused as in PyTorch ...
+    q.grad = minidl.tensor(np.ones(3))
+    q.grad.data = minidl.tensor(np.ones(4))  # ... but .data can still swap in another shape
     with pytest.raises(ValueError, match=r"Adam\.step: parameter 1 of group 0 has shape \(3,\) "
                                          r"but its gradient has shape \(4,\)"):
         opt.step()

@@ -1,0 +1,62 @@
+r"""Which route computes a conv2d: the one place that chooses.
+
+The textbook route (:class:`~minidl.ops.conv.Conv2d`, im2col) takes every convolution. The
+faster routes beside it take some, each deciding itself whether it can (its ``why_not``). The
+kernel module of the input declares which routes it offers and from how many channels it takes
+each without being asked (its ``CONV_ALGORITHMS`` table); ``minidl.backend.conv_algorithm``
+forces one (minidl/backend/algorithms.py).
+
+    auto     the first of winograd, shifted_rows, rotated_kernel that the table offers from the
+             convolution's channel count and that can take it; else im2col
+    forced   that route if the table offers it (at any channel count) and it can take the
+             convolution; else im2col, with a warning the first time (never another fast route)
+"""
+import warnings
+
+from ..backend import algorithms
+from .conv import Conv2d
+from .conv_rotated import Conv2dRotatedKernel
+from .conv_shifted import Conv2dShiftedRows
+from .conv_winograd import Conv2dWinograd
+
+ROUTES = {"im2col": Conv2d, "rotated_kernel": Conv2dRotatedKernel, "shifted_rows": Conv2dShiftedRows,
+          "winograd": Conv2dWinograd}
+AUTO_ORDER = ("winograd", "shifted_rows", "rotated_kernel")  # the fastest first, where each applies
+_warned = set()  # (route, reason) pairs already reported
+
+
+def _channels(name, weight_shape, groups):
+    """The channel count a route's threshold is compared with."""
+    F, Cg = weight_shape[:2]
+    if name == "winograd":
+        return min(F, Cg * groups)  # input and output channels: both products must be wide
+    if name == "shifted_rows":
+        return min(F // groups, Cg)  # per group, in and out: its products' inner dimensions
+    return Cg * groups
+
+
+def choose_conv2d(kern, x_shape, weight_shape, stride, padding, dilation, groups):
+    """The Function class that computes conv2d(x, weight) on kernel module ``kern`` (see above)."""
+    table = getattr(kern, "CONV_ALGORITHMS", {})
+    geometry = (x_shape, weight_shape, stride, padding, dilation, groups)
+    forced = algorithms.get_conv_algorithm()
+    if forced == "im2col":
+        return Conv2d
+    if forced != "auto":
+        route = ROUTES[forced]
+        reason = (f"the {kern.__name__} kernels do not offer it" if forced not in table
+                  else route.why_not(*geometry))
+        if reason is None:
+            return route
+        if (forced, reason) not in _warned:
+            _warned.add((forced, reason))
+            warnings.warn(f"conv_algorithm({forced!r}) cannot take a conv2d of weight {tuple(weight_shape)}, "
+                          f"stride {tuple(stride)}, dilation {tuple(dilation)}, groups {groups}: {reason}; "
+                          "it runs on im2col (this warning is shown once)", RuntimeWarning, stacklevel=3)
+        return Conv2d
+    for name in AUTO_ORDER:
+        threshold = table.get(name)
+        if threshold is not None and _channels(name, weight_shape, groups) >= threshold \
+                and ROUTES[name].why_not(*geometry) is None:
+            return ROUTES[name]
+    return Conv2d
