@@ -450,7 +450,7 @@ class Tensor:
         """Fill with samples of N(mean, std^2) from ``generator`` (default: minidl's)."""
         self._check_floating("normal_")
         rng = generator if generator is not None else _default_generator()
-        values = rng.normal(mean, std, size=self.shape)
+        values = to_device(rng.normal(mean, std, size=self.shape), self.device)  # drawn on the host
         return apply_inplace(self, "normal_", lambda: elementwise.CopyFrom.apply(self, Tensor(values)))
 
     def uniform_(self, a=0.0, b=1.0, *, generator=None, **kwargs):
@@ -460,7 +460,7 @@ class Tensor:
         if kwargs:
             raise TypeError(f"uniform_: unexpected keyword arguments {sorted(kwargs)}")
         rng = generator if generator is not None else _default_generator()
-        values = rng.uniform(a, b, size=self.shape)
+        values = to_device(rng.uniform(a, b, size=self.shape), self.device)  # drawn on the host
         return apply_inplace(self, "uniform_", lambda: elementwise.CopyFrom.apply(self, Tensor(values)))
 
     def _check_floating(self, op):
@@ -471,7 +471,10 @@ class Tensor:
         index = _array_index(index)
         if not isinstance(value, Tensor):
             value = Tensor(to_device(np.asarray(value), self.device))
-        region = np.broadcast_to(np.empty((), dtype=bool), self.shape)[index].shape  # no copy for slices
+        if shape.is_basic_index(index):  # the region's shape from a zero-size stand-in: no copy
+            region = np.broadcast_to(np.empty((), dtype=bool), self.shape)[index].shape
+        else:  # an array index may live on the device: index the tensor itself
+            region = self._data[index].shape
         extra = value.ndim - len(region)
         if extra > 0 and all(n == 1 for n in value.shape[:extra]):
             value = value.reshape(value.shape[extra:])  # leading size-1 dims are dropped, as NumPy does
@@ -815,7 +818,7 @@ def _index_item(item):
         item = item._data
     elif isinstance(item, list):
         item = np.asarray(item)
-    if isinstance(item, (np.ndarray, np.generic)) and not isinstance(item, np.integer):
+    if is_array(item) and not isinstance(item, np.integer):
         if item.dtype.kind not in "iub":
             raise IndexError(f"getitem: tensors used as indices must be integer or bool, "
                              f"got dtype {item.dtype}")

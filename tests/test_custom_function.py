@@ -7,14 +7,18 @@ import pytest
 
 import minidl
 from minidl.autograd import Function
+from minidl.backend import array_module, to_host
+
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on every device (tests/conftest.py)
 
 
 # --- a backward may return anything: the engine never writes into it ---------------------------
 class Double(Function):
-    """The student's op of the issue: backward returns an array it saved."""
+    """A student's op whose backward returns an array it saved (with ``np.full_like`` on the CPU;
+    written with the input's array module here, so that it runs on every device)."""
 
     def forward(self, x):
-        self.save(g=np.full_like(x, 2.0))
+        self.save(g=array_module(x).full_like(x, 2.0))
         return 2 * x
 
     def backward(self, dy):
@@ -27,7 +31,7 @@ def test_a_backward_that_returns_a_saved_array_accumulates_correctly():
     for _ in range(3):
         y.backward(retain_graph=True)
     np.testing.assert_array_equal(x.grad.numpy(), [6.0, 6.0])
-    np.testing.assert_array_equal(y.grad_fn.next_functions[0][0].saved.g, [2.0, 2.0])  # untouched
+    np.testing.assert_array_equal(to_host(y.grad_fn.next_functions[0][0].saved.g), [2.0, 2.0])  # untouched
 
 
 class SameForBoth(Function):

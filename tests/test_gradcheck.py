@@ -9,6 +9,8 @@ import minidl
 from minidl.autograd import Function
 from minidl.gradcheck import GradcheckError, gradcheck
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on every device (tests/conftest.py)
+
 
 def _t(rng, *shape, requires_grad=True, dtype=np.float64):
     return minidl.tensor(rng.standard_normal(shape).astype(dtype), requires_grad=requires_grad)

@@ -8,6 +8,8 @@ import minidl.functional as F
 import minidl.nn as nn
 from helpers import compare_with_torch, gradcheck_with_random_dy
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on every device (tests/conftest.py)
+
 rng = np.random.default_rng(7)
 X = rng.standard_normal((3, 5))       # odd sizes
 O = rng.standard_normal((3, 5))

@@ -4,6 +4,8 @@ import pytest
 
 import minidl
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on every device (tests/conftest.py)
+
 
 def test_default_dtypes_follow_pytorch():
     assert minidl.tensor([1.0, 2.0]).dtype == minidl.float32
@@ -65,12 +67,13 @@ def test_random_ranges_and_dtypes():
 
 def test_attributes_and_conversions():
     x = minidl.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
-    assert x.shape == (2, 2) and x.ndim == 2 and x.device == "cpu" and x.numel() == 4
+    here = minidl.get_default_device()
+    assert x.shape == (2, 2) and x.ndim == 2 and x.device == here and x.numel() == 4
     assert x.size() == (2, 2) and x.size(-1) == 2
     assert x.sum().item() == 10.0
     with pytest.raises(RuntimeError, match="detach"):
         x.numpy()
-    assert x.to("cpu") is x
+    assert x.to(here) is x and x.to(str(here)) is x
     assert x.to(minidl.float64).dtype == minidl.float64
     with pytest.raises(ValueError, match="one-element"):
         x.item()
@@ -90,7 +93,8 @@ def test_cast_is_differentiable():
 
 
 def test_repr_mentions_dtype_and_grad_fn():
-    assert repr(minidl.tensor([1.0, 2.0])) == "tensor([1., 2.])"
+    device = "" if minidl.get_default_device() == "cpu" else f", device='{minidl.get_default_device()}'"
+    assert repr(minidl.tensor([1.0, 2.0])) == f"tensor([1., 2.]{device})"
     assert "dtype=minidl.float64" in repr(minidl.tensor(np.zeros(2)))
     assert "requires_grad=True" in repr(minidl.zeros(1, requires_grad=True))
     assert "grad_fn=<MulBackward>" in repr(minidl.zeros(1, requires_grad=True) * 2)

@@ -11,6 +11,8 @@ import minidl
 import minidl.functional as F
 from helpers import assert_close, compare_with_torch
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on every device (tests/conftest.py)
+
 SETTINGS = settings(max_examples=25, deadline=None)
 
 

@@ -9,6 +9,8 @@ import minidl
 import minidl.functional as F
 from minidl import dtypes
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on every device (tests/conftest.py)
+
 DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
 
 

@@ -8,6 +8,8 @@ import minidl.functional as F
 import minidl.nn as nn
 import unet
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on every device (tests/conftest.py)
+
 CHANGED = r"one of the variables needed for gradient computation has been modified by an inplace operation: .* was saved at version {} and is now at version {}"
 
 

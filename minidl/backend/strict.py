@@ -65,11 +65,16 @@ def _operand(value):
 class StrictArray:
     """A NumPy array on the strict device (see the module docstring)."""
 
-    __slots__ = ("_a",)
-    __array_ufunc__ = None  # np.exp(a) and friends raise TypeError, as for a CuPy array
+    __slots__ = ("_a", "__weakref__")
 
     def __init__(self, array):
         self._a = array
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        _refuse(f"NumPy's {ufunc.__name__} was called on a device array")
+
+    def __array_function__(self, function, types, args, kwargs):
+        _refuse(f"NumPy's {function.__name__} was called on a device array")
 
     def __array__(self, dtype=None, copy=None):
         _refuse("implicit conversion to a NumPy array is not allowed")

@@ -21,7 +21,6 @@ minidl's CPU ``cross_entropy`` (runs everywhere), and the kernels are checked ag
 """
 import ctypes
 import hashlib
-import importlib
 import importlib.util
 import shutil
 import subprocess
@@ -36,7 +35,8 @@ from hypothesis import strategies as st
 
 import minidl
 import minidl.functional as F
-from minidl.backend import reference
+from minidl.backend import kernels_for, reference, to_device, to_host
+from minidl.backend.devices import module_of_device as array_module_of_device
 from minidl.ops.pool import pool_output_size
 
 GPU_MODULE = Path(reference.__file__).with_name("cupy_gpu.py")
@@ -55,15 +55,14 @@ class Device:
 
 
 def _cuda_device():
-    cupy = pytest.importorskip("cupy")
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except cupy.cuda.runtime.CUDARuntimeError:  # CuPy installed, but no driver / no GPU
-        count = 0
-    if count == 0:
-        pytest.skip("no CUDA GPU")
-    kernels = importlib.import_module("minidl.backend.cupy_gpu")
-    return Device("cuda", kernels, cupy, cupy.asarray, cupy.asnumpy)
+    """The cuda device, reached through minidl's seam: its array module and the kernels that
+    ``kernels_for`` gives a CuPy array."""
+    if not minidl.cuda.is_available():
+        pytest.skip(f"the cuda device is not available here: {minidl.cuda.why_unavailable()}")
+    cupy = array_module_of_device("cuda")
+    kernels = kernels_for(cupy.zeros(1))
+    assert kernels.__name__ == "minidl.backend.cupy_gpu"
+    return Device("cuda", kernels, cupy, lambda a: to_device(np.asarray(a), "cuda"), to_host)
 
 
 # The shim that lets the C++ compiler build a .cu file for the CPU: CUDA's keywords vanish,
