@@ -53,9 +53,9 @@ def record_calls(monkeypatch, owner, name):
     calls = []
     original = getattr(owner, name)
 
-    def recording(*args):
+    def recording(*args, **kwargs):
         calls.append(args)
-        return original(*args)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, recording)
     return calls
