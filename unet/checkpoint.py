@@ -29,6 +29,8 @@ import numpy as np
 
 import minidl
 
+from .config import TrainConfig, build_model
+
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_model"]
 
 FORMAT = "unet-checkpoint"
@@ -95,7 +97,6 @@ def load_checkpoint(path):
 
 def load_model(path):
     """The trained model of a checkpoint (in eval mode) and its training config (a TrainConfig)."""
-    from .train import TrainConfig, build_model   # train imports this module
     checkpoint = load_checkpoint(path)
     config = TrainConfig.from_dict(checkpoint["config"])
     info = checkpoint["data"]

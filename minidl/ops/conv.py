@@ -315,7 +315,6 @@ class Conv2d(Function):
         return conv_blocks(N, OH, OW, C * KH * KW * itemsize, on_cpu=xp.__name__ == "numpy")
 
     def backward(self, dy):
-        s = self.saved
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
         dy = array_module(dy).ascontiguousarray(dy)  # so that split_groups is a view
         dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None

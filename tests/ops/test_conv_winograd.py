@@ -9,7 +9,7 @@ import pytest
 
 import minidl
 from helpers import compare_with_torch, gradcheck_with_random_dy, record_calls
-from minidl.backend import conv_algorithm, kernel_module, kernels_for
+from minidl.backend import conv_algorithm, kernels_for
 from minidl.backend.winograd_matrices import G, POINTS
 from minidl.functional.conv import conv2d
 from minidl.ops import conv as conv_ops
