@@ -1,16 +1,10 @@
-"""A cache of large CPU arrays for op outputs, reused once nothing refers to them any more.
+"""The CPU device's allocator: a cache of large arrays, reused once nothing refers to them.
 
-Why. Writing to memory the process has just been given is slow the first time: the
-operating system maps and zeroes every page on its first touch (and, on a virtual machine,
-the host may have to back it too). NumPy returns a large freed array to the system at once
-(glibc maps every block of 32 MiB or more afresh), so an op that makes a new large output
-every step pays that first touch every step. Used by ReLU's output, cat's output and
-conv2d's dx: measured in the B = 32 U-Net step (2 threads, batch 4, 256x256), alternating
-steps in one process, ReLU writing into this cache took the step from 2384 to 2133 ms
-(medians of 11 steps; its 18 forwards from 202-205 to 25-27 ms per step in a first test);
-cat's and conv2d's dx then from 1910 to 1664 ms (medians of 14; cat's 4 forwards 89 -> 7.5
-ms, conv2d's 19 backwards 747 -> 693). Conv2d's forward output gained nothing measurable
-(1879 against 1915 ms), so it allocates as before.
+Why. Writing to memory the process has just been given is slow the first time (the operating
+system maps and zeroes every page on its first touch), and NumPy returns a large freed array
+to the system at once, so an op that makes a new large output every step would pay that
+every step. ReLU's and cat's outputs, conv2d's dx and the autograd engine's gradient sums take
+their memory from here (measurements: docs/performance.md, "The allocator").
 
 How. :func:`empty` hands out a view of a cached buffer of the same size in bytes when one is
 free, else allocates a new buffer and caches it. A buffer is free when nothing but the cache

@@ -27,28 +27,12 @@ writable Numba falls back to a per-user directory (``~/.cache/numba`` style), an
 environment variable ``NUMBA_CACHE_DIR`` puts it anywhere. The cache is keyed on this file's
 modification time, so an edit recompiles once.
 
-Threads. Numba starts one thread per core (``NUMBA_NUM_THREADS``, default: the core count;
-``numba.set_num_threads(k)`` lowers it at run time). The kernels and BLAS's matrix products
-run one after the other, never at the same time, so letting both use every core does not
-oversubscribe. On the 2-core machines minidl is measured on that is 2 Numba threads and 2 BLAS
-threads (``OPENBLAS_NUM_THREADS``); ``benchmarks/_common.py`` sets all of them from
-``--threads``. What does hurt is threads that keep SPINNING after their work is done, and conv2d
-alternates a kernel and a matrix product many times per call (one im2col per cache-sized
-block of columns, see minidl/ops/conv.py), so every hand-over counts:
-  - Numba's threading layer. This module picks Numba's own ``workqueue`` layer (plain
-    pthreads that sleep on a condition variable) unless ``NUMBA_THREADING_LAYER`` is set.
-    Its default, OpenMP, shares the process's libgomp with PyTorch when both are loaded (the
-    benchmarks compare the two in one process): after a PyTorch op, libgomp's workers spun
-    while minidl ran, and conv2d forward+backward at 32 channels, 256x256 took 1.9 s instead
-    of 0.36 s on 2 cores. workqueue does not support nested parallelism or parallel kernels
-    launched from several Python threads at once; minidl does neither.
-  - Numba's OpenMP workers, if OpenMP is forced. With GNU OpenMP's default wait policy they
-    spin after every parallel loop; on a 2-vCPU virtual machine that made a 0.1 ms kernel
-    cost 5-12 ms per call. So this module starts Numba's threads with
-    ``OMP_WAIT_POLICY=passive`` unless it is already set, and removes the variable again,
-    so OpenMP libraries loaded later (PyTorch) keep their own default.
-  - OpenBLAS's workers spin for a while after each matrix product (``OPENBLAS_THREAD_TIMEOUT``,
-    read when NumPy loads) and slow a kernel that follows at once; see the benchmarks.
+Threads. Numba starts one thread per core; :func:`start_threads`, which
+``minidl.backend.kernel_module("numba")`` calls once before the first kernel runs, picks the
+``workqueue`` threading layer and a passive OpenMP wait policy, because threads that keep
+spinning between the many kernel/BLAS hand-overs of a convolution cost more than the work
+(unless ``NUMBA_THREADING_LAYER`` or ``OMP_WAIT_POLICY`` is set; why, with measurements:
+docs/performance.md, "Threads").
 
 Division follows NumPy (``error_model="numpy"``): no ZeroDivisionError checks inside the loops
 (no divisor here is ever zero).
