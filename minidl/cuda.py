@@ -26,7 +26,7 @@ def device_count():
 def synchronize(device=None):
     """Wait until the GPU has finished its queued work (for timing); nothing without a GPU."""
     if is_available():
-        _devices.cupy_module().cuda.Device(0 if device is None else int(getattr(device, "index", device) or 0)).synchronize()
+        _devices.cupy_module().cuda.Device(_devices.cuda_device(device).index or 0).synchronize()
 
 
 def manual_seed(seed):

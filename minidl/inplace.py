@@ -77,12 +77,12 @@ def check_inplace_allowed(tensor, op):
                 raise RuntimeError(f"{op}: a view of a leaf Variable that requires grad is being used "
                                    "in an in-place operation.")
     data = tensor._data
+    if any(stride == 0 and n > 1 for stride, n in zip(data.strides, data.shape)):  # expand()
+        raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to "
+                           "tensor refers to a single memory location. Please clone() the tensor "
+                           "before performing the operation.")
     flags = getattr(data, "flags", None)
     if flags is not None and hasattr(flags, "writeable") and not flags.writeable:
-        if any(stride == 0 and n > 1 for stride, n in zip(data.strides, data.shape)):
-            raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to "
-                               "tensor refers to a single memory location. Please clone() the tensor "
-                               "before performing the operation.")
         raise RuntimeError(f"{op}: the tensor's memory is read-only (a NumPy array that cannot be "
                            "written to); clone() it first")
 

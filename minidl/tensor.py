@@ -25,6 +25,7 @@ from . import dtypes
 from .autograd import VersionCounter, enable_grad, is_grad_enabled, run_backward
 from .backend import array_module, device_of, is_array, to_device, to_host
 from .backend import device as Device
+from .backend.devices import cuda_device
 from .inplace import apply_inplace
 from .ops import activation, elementwise, linalg, reduce, shape
 from .random import generator as _default_generator
@@ -342,7 +343,7 @@ class Tensor:
 
     def cuda(self, device=None, non_blocking=False):
         """This tensor on a GPU (``cuda``, or ``cuda:<device>``)."""
-        return self.to("cuda" if device is None else Device("cuda", int(getattr(device, "index", device) or 0)))
+        return self.to(cuda_device(device))
 
     def type(self, dtype):
         """A differentiable cast to ``dtype``."""

@@ -105,6 +105,16 @@ def cupy_module(who="cuda"):
     return _cupy
 
 
+def cuda_device(index=None):
+    """The device ``.cuda(index)`` means: ``cuda``, or ``cuda:<index>`` for an int, a device or a
+    string."""
+    if index is None:
+        return device("cuda")
+    if isinstance(index, (str, device)):
+        return device(index)
+    return device("cuda", int(index))
+
+
 def cuda_device_count():
     return 0 if cuda_problem() else _cupy.cuda.runtime.getDeviceCount()
 

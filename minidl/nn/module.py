@@ -24,6 +24,7 @@ from .. import dtypes
 from ..autograd import VersionCounter, no_grad
 from ..backend import device as Device
 from ..backend import to_device
+from ..backend.devices import cuda_device
 from ..tensor import Tensor
 from .parameter import Parameter
 
@@ -426,7 +427,7 @@ class Module:
 
     def cuda(self, device=None):
         """Move parameters and buffers to a GPU (``cuda``, or ``cuda:<device>``); return self."""
-        return self.to("cuda" if device is None else f"cuda:{int(getattr(device, 'index', device) or 0)}")
+        return self.to(cuda_device(device))
 
     def float(self):
         """Cast floating-point parameters and buffers to float32 (in place); return self."""
