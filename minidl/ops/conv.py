@@ -126,9 +126,8 @@ class Lowering:
         self.in_size, self.out_size, self.kernel = (H, W), (OH, OW), (KH, KW)
         self.stride, self.top_left, self.dilation = (SH, SW), (PT, PL), (DH, DW)
         self.canvas = (SH * (OH - 1) + DH * (KH - 1) + 1, SW * (OW - 1) + DW * (KW - 1) + 1)
-        extent_h, extent_w = H + 2 * PT - DH * (KH - 1) - 1, W + 2 * PL - DW * (KW - 1) - 1
-        self.direct = (extent_h >= 0 and extent_w >= 0
-                       and (extent_h // SH + 1, extent_w // SW + 1) == (OH, OW))
+        # the kernels pad (PT, PL) on both sides: direct when that yields exactly (OH, OW)
+        self.direct = (conv_output_size(H, KH, SH, PT, DH), conv_output_size(W, KW, SW, PL, DW)) == (OH, OW)
         self.tiles = ((KH, KW) == (SH, SW) and (PT, PL) == (0, 0)
                       and (DH == 1 or KH == 1) and (DW == 1 or KW == 1)
                       and (H, W) == (OH * KH, OW * KW))
