@@ -48,6 +48,12 @@ def _check_common(op, input, weight, bias, groups):
         _check_tensor(op, name, value)
         if value.dtype.kind != "f":
             raise TypeError(f"{op}: {name} must be a floating-point tensor, got dtype {value.dtype}")
+        if value.dtype not in (dtypes.float32, dtypes.float64):
+            raise TypeError(f"{op}: {name} has dtype {value.dtype}; the convolution kernels take float32 "
+                            "and float64 (convert with .float())")
+    if 0 in weight.shape:
+        raise ValueError(f"{op}: weight must have at least one output and one input channel and a "
+                         f"non-empty kernel, got shape {tuple(weight.shape)}")
     # no type promotion here (PyTorch's messages): float32 input with float64 weight is an error
     if weight.dtype != input.dtype:
         raise RuntimeError(f"{op}: expected scalar type {dtypes.torch_name(input.dtype)} but found "

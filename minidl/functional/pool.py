@@ -34,9 +34,9 @@ def _check_input(op, input, floating=True):  # noqa: A002
     """3-D (C,H,W) or 4-D (N,C,H,W), non-empty except for the batch; float when ``floating``."""
     check_tensor(op, "input", input)
     check_ndim(op, "input", input, (3, 4))
-    if floating and not dtypes.is_floating(input.dtype):
-        raise TypeError(f"{op}: input must be a floating point tensor (float32 or float64), "
-                        f"got dtype {input.dtype}")
+    if floating and input.dtype not in (dtypes.float32, dtypes.float64):
+        raise TypeError(f"{op}: input must be a float32 or float64 tensor (the pooling kernels' "
+                        f"dtypes; convert with .float()), got dtype {input.dtype}")
     if 0 in input.shape[-3:]:
         raise ValueError(f"{op}: input must have non-zero channels, height and width (only the "
                          f"batch may be empty), got shape {tuple(input.shape)}")

@@ -4,6 +4,7 @@ Each function checks its arguments (clear errors before any work) and calls an
 op from ``minidl.ops``: ``join`` (cat, stack, split pieces), ``pad`` (pad,
 crop) and ``resize`` (interpolate), where the math and the gradients live.
 """
+import math
 import numbers
 
 from ..ops import join as _join_ops
@@ -276,8 +277,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         scale_factors = _per_dim(op, "scale_factor", scale_factor, dims, spatial,
                                  lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool))
         scale_factors = tuple(float(s) for s in scale_factors)
-        if any(not s > 0 for s in scale_factors):
-            raise ValueError(f"{op}: scale_factor must be positive, got {scale_factor!r}")
+        if any(not 0 < s < math.inf for s in scale_factors):
+            raise ValueError(f"{op}: scale_factor must be a positive finite number, got {scale_factor!r}")
         out_size = tuple(int(n * s) for n, s in zip(spatial, scale_factors))  # floor, as PyTorch
         if recompute_scale_factor:
             scale_factors = (None,) * dims  # the index rule then uses in / out

@@ -30,6 +30,9 @@ class _ConvNd(Module):
                  output_padding, groups, bias, padding_mode, device, dtype):
         super().__init__()
         name = type(self).__name__
+        for what, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name}: {what} must be a positive int, got {value!r}")
         if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
             raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
         if in_channels % groups != 0:

@@ -41,6 +41,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        for what, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"Linear: {what} must be an int >= 0, got {value!r}")
         dtype = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
         self.in_features = in_features
         self.out_features = out_features

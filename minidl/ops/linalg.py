@@ -11,6 +11,8 @@ For Y = A @ B (matrices),  Y[i,j] = sum_k A[i,k] B[k,j], so
 With batch dimensions the same holds per batch entry, and a batch dimension
 that was broadcast is summed by the engine (``autograd.sum_to_shape``).
 """
+import numpy as np
+
 from .. import dtypes
 from ..autograd import Function
 
@@ -34,6 +36,11 @@ def check_matmul(op, a, b):
             f"{op}: shapes {tuple(a_shape)} and {tuple(b_shape)} cannot be multiplied "
             f"(inner dimensions {k_a} != {k_b})"
         )
+    try:  # the batch dimensions (all but the last two) broadcast
+        np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
+    except ValueError:
+        raise ValueError(f"{op}: the batch dimensions {a_shape[:-2]} of {a_shape} and {b_shape[:-2]} of "
+                         f"{b_shape} cannot be broadcast together") from None
     check_same_dtype(op, a, b)
 
 

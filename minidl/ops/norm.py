@@ -55,11 +55,15 @@ class BatchNorm(Function):
         axes = (0,) + tuple(range(2, x.ndim))  # every axis but C
         shape = channel_shape(x.ndim, C)
         if training:
-            m = x.size // C  # values per channel (> 1: checked by the caller)
-            mean = x.mean(axis=axes)  # (C,)
+            m = x.size // C  # values per channel (> 1, or 0 for an empty batch: checked by the caller)
+            if m == 0:  # an empty batch: no statistics, nothing to update (PyTorch's behaviour)
+                mean = var = xp.zeros(C, dtype=x.dtype)
+            else:
+                mean = x.mean(axis=axes)  # (C,)
             centred = x - mean.reshape(shape)  # (N,C,*)
-            var = (centred * centred).mean(axis=axes)  # (C,) biased
-            if running_mean is not None:
+            if m > 0:
+                var = (centred * centred).mean(axis=axes)  # (C,) biased
+            if running_mean is not None and m > 0:
                 running_mean[...] = (1 - momentum) * running_mean + momentum * mean
                 running_var[...] = (1 - momentum) * running_var + momentum * var * (m / (m - 1))
         else:
@@ -81,7 +85,7 @@ class BatchNorm(Function):
         dx = None
         if needs_x:
             dx_hat = dy if s.weight is None else dy * s.weight.reshape(s.shape)  # (N,C,*)
-            if s.training:
+            if s.training and dx_hat.size > 0:  # (an empty batch has nothing to centre)
                 dx_hat = (dx_hat
                           - dx_hat.mean(axis=s.axes, keepdims=True)
                           - s.x_hat * (dx_hat * s.x_hat).mean(axis=s.axes, keepdims=True))

@@ -370,7 +370,7 @@ X = minidl.tensor(np.zeros((1, 2, 5, 5)))
     (lambda: max_pool2d(minidl.tensor(np.zeros((5, 5))), 2), ValueError,
      r"max_pool2d: input must be 3-D or 4-D, got shape \(5, 5\)"),
     (lambda: max_pool2d(minidl.tensor(np.zeros((1, 1, 4, 4), np.int64)), 2), TypeError,
-     "max_pool2d: input must be a floating point tensor .* got dtype int64"),
+     "max_pool2d: input must be a float32 or float64 tensor .* got dtype int64"),
     (lambda: max_pool2d(minidl.tensor(np.zeros((1, 0, 4, 4))), 2), ValueError,
      r"max_pool2d: input must have non-zero channels, height and width .* \(1, 0, 4, 4\)"),
     (lambda: max_pool2d(X, 0), ValueError, r"max_pool2d: kernel_size must be positive, got 0"),

@@ -175,7 +175,7 @@ def test_interpolate_errors(backend):
         interpolate(x, size=(0, 3))
     with pytest.raises(ValueError, match=r"output size \(1, 0\)"):
         interpolate(x, scale_factor=(0.3, 0.2))
-    with pytest.raises(ValueError, match=r"interpolate: scale_factor must be positive, got -2"):
+    with pytest.raises(ValueError, match=r"interpolate: scale_factor must be a positive finite number, got -2"):
         interpolate(x, scale_factor=-2)
     with pytest.raises(ValueError, match=r"interpolate: size \(2, 3, 4\) must have one entry per spatial "
                                          r"dimension of the input \(2: spatial size \(4, 4\)\)"):
