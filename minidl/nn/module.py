@@ -561,6 +561,14 @@ def _check_state_dict(module, state_dict, prefix, missing, unexpected, errors, c
                 f"from checkpoint, the shape in current model is {tuple(target.shape)}."
             )
             continue
+        if array.dtype.kind not in "biuf":
+            errors.append(f"dtype mismatch for {key}: expected numbers, got an array of dtype {array.dtype} "
+                          f"(the model's is {target.dtype})")
+            continue
+        if array.dtype.kind == "f" and target.dtype.kind != "f":
+            errors.append(f"dtype mismatch for {key}: copying floating-point values ({array.dtype}) into "
+                          f"the {target.dtype} tensor of the model would truncate them")
+            continue
         copies.append((target, array))
 
     for key in state_dict:

@@ -64,6 +64,9 @@ class Adam(Optimizer):
                                  f"(betas[{i}] must be in [0, 1))")
         self._check_nonnegative(options, "weight_decay", "weight_decay value", where)
 
+    def _required_state(self, group):
+        return ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+
     def step(self, closure=None):
         r"""Perform one update of every parameter that has a gradient; return ``closure()``'s loss."""
         loss = self._evaluate(closure)

@@ -121,6 +121,10 @@ class Optimizer:
         return ("optimizer parameters need to be organized in ordered collections, but the "
                 "ordering of tensors in sets will change between runs. Please use a list instead.")
 
+    def _required_state(self, group):
+        """The state entries a parameter that has taken a step must have (a subclass says)."""
+        return ()
+
     def _check_options(self, options, where):
         """Raise ValueError for a bad hyperparameter; ``where`` names the group."""
         if "lr" in options:
@@ -301,6 +305,11 @@ class Optimizer:
                 raise ValueError(f"{name}.load_state_dict: state of parameter {key} should be a dict, "
                                  f"got {type(entries).__name__}")
             param = id_map[key]
+            group = next(g for g, s in zip(self.param_groups, saved_groups) if key in s["params"])
+            missing = sorted(set(self._required_state(group)) - set(entries)) if entries else []
+            if missing:
+                raise ValueError(f"{name}.load_state_dict: the state of parameter {key} lacks {missing} "
+                                 f"(it has {sorted(entries)}); was it saved by another optimizer?")
             new_state[param] = {k: _load_value(name, key, k, v, param) for k, v in entries.items()}
 
         new_groups = []

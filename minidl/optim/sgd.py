@@ -48,6 +48,9 @@ class SGD(Optimizer):
                 f"(got nesterov=True, momentum={options['momentum']}, dampening={options['dampening']})"
             )
 
+    def _required_state(self, group):
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
     def step(self, closure=None):
         r"""Perform one update of every parameter that has a gradient; return ``closure()``'s loss."""
         loss = self._evaluate(closure)

@@ -415,3 +415,18 @@ def test_nested_repr_matches_torch():
 
     outer, touter = nn.Sequential(Multi()), torch.nn.Sequential(TorchMulti())
     assert repr(outer).replace("Multi", "X") == repr(touter).replace("TorchMulti", "X")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.array([None, None], dtype=object), "dtype mismatch for 1.bias: expected numbers, got an array of dtype object"),
+    (np.array(["a", "b"]), "dtype mismatch for 1.bias: expected numbers"),
+])
+def test_load_state_dict_checks_every_dtype_before_changing_anything(bad, message):
+    net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    state = {k: v.detach().numpy().copy() + 1 for k, v in net.state_dict().items()}
+    state["1.bias"] = bad  # a bad LAST key: the earlier ones must not have been copied
+    before = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+    with pytest.raises(RuntimeError, match=message):
+        net.load_state_dict(state)
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v.detach().numpy(), before[k])

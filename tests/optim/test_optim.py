@@ -468,3 +468,21 @@ def test_adam_keeps_a_gradient_sized_scratch_only_when_it_changes_the_gradient(k
     opt.step()
     assert {key[0] for key in opt._scratch} == slots  # no idle copy of the gradient
     np.testing.assert_array_equal(p.grad.numpy(), np.full((3, 2), 0.5))  # grad untouched
+
+
+@pytest.mark.parametrize("cls_name, kwargs, drop", [("Adam", {}, "exp_avg"), ("Adam", {}, "step"),
+                                                    ("Adam", {"amsgrad": True}, "max_exp_avg_sq")])
+def test_load_state_dict_refuses_a_state_that_lacks_an_entry(cls_name, kwargs, drop):
+    """A partial state (an empty one means 'no step yet', which is fine) fails at load, not in step()."""
+    p = Parameter(np.ones(3))
+    opt = getattr(minidl.optim, cls_name)([p], lr=0.1, **kwargs)
+    p.grad = minidl.ones_like(p)
+    opt.step()
+    state = opt.state_dict()
+    before = {k: np.array(v, copy=True) for k, v in state["state"][0].items()}
+    del state["state"][0][drop]
+    with pytest.raises(ValueError, match=f"the state of parameter 0 lacks \\['{drop}'\\]"):
+        opt.load_state_dict(state)
+    for key, value in opt.state_dict()["state"][0].items():  # unchanged, and step() still works
+        np.testing.assert_array_equal(value, before[key])
+    opt.step()
