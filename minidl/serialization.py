@@ -38,6 +38,8 @@ A crash or an error mid-save leaves any previous file intact.
 import json
 import os
 import uuid
+import zipfile
+import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -218,15 +220,36 @@ class _Decoder:
         return key
 
 
+_SIGNATURES = ((b"\x93NUMPY", "a single .npy array"), (b"\x89PNG", "a PNG image"),
+               (b"\x80", "a pickle file (minidl never unpickles: it could run code)"),
+               (b"\xff\xd8\xff", "a JPEG image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"))
+
+
 def load(f):
-    """Load an object saved by :func:`save` (Tensors come back as minidl Tensors on the CPU)."""
+    """Load an object saved by :func:`save` (Tensors come back as minidl Tensors on the CPU).
+
+    A file that is not one (empty, truncated, corrupted, another format) raises ValueError with
+    one line naming the file and what is wrong; nothing in it is ever unpickled."""
     path = _as_path(f, "load")
     with open(path, "rb") as fh:
-        npz = np.load(fh, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ValueError(f"minidl.load: {path} is a single .npy array, not a minidl checkpoint")
-        with npz:
-            return _load_npz(npz, path)
+        head = fh.read(8)
+        if not head:
+            raise ValueError(f"minidl.load: {path} is empty (0 bytes), not a minidl checkpoint")
+        if not head.startswith(b"PK"):  # every .npz is a zip archive
+            kind = next((what for magic, what in _SIGNATURES if head.startswith(magic)), "not a zip archive")
+            raise ValueError(f"minidl.load: {path} is not a minidl checkpoint: it is {kind}")
+        fh.seek(0)
+        try:
+            with np.load(fh, allow_pickle=False) as npz:
+                return _load_npz(npz, path)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, UnicodeDecodeError,
+                json.JSONDecodeError, RecursionError) as error:
+            raise ValueError(f"minidl.load: {path} is damaged (truncated or corrupted): "
+                             f"{type(error).__name__}: {error}") from None
+        except ValueError as error:
+            if str(error).startswith("minidl.load"):
+                raise
+            raise ValueError(f"minidl.load: {path} is damaged (truncated or corrupted): {error}") from None
 
 
 def _load_npz(npz, path):

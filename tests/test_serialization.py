@@ -200,3 +200,46 @@ def test_loading_something_else_is_a_clear_error(tmp_path):
 
 def test_public_names():
     assert minidl.save is serialization.save and minidl.load is serialization.load
+
+
+def _same(a, b):
+    """Equal objects as saved: tensors by value, containers entry by entry."""
+    if isinstance(a, minidl.Tensor):
+        return isinstance(b, minidl.Tensor) and np.array_equal(a.detach().numpy(), b.detach().numpy())
+    if isinstance(a, dict):
+        return isinstance(b, dict) and list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_every_truncation_and_bit_flip_is_a_clear_error_or_the_same_object(tmp_path):
+    obj = {"w": minidl.randn(3, 4), "step": 7, "names": ["a", "b"]}
+    good = tmp_path / "good.npz"
+    minidl.save(obj, good)
+    data = good.read_bytes()
+    bad = tmp_path / "bad.npz"
+    cases = [data[:n] for n in range(0, len(data), max(1, len(data) // 40))]
+    for position in range(0, len(data), max(1, len(data) // 60)):
+        flipped = bytearray(data)
+        flipped[position] ^= 0x5A
+        cases.append(bytes(flipped))
+    for content in cases:
+        bad.write_bytes(content)
+        try:
+            loaded = minidl.load(bad)
+        except ValueError as error:
+            message = str(error)
+            assert message.startswith(f"minidl.load: {bad} ") and "\n" not in message, message
+        else:
+            assert _same(loaded, obj)  # an untouched part of the archive (its padding, a comment)
+
+
+@pytest.mark.parametrize("content, kind", [(b"\x89PNG\r\n\x1a\n0000", "a PNG image"),
+                                           (b"\x80\x04\x95", "a pickle file"),
+                                           (b"hello world", "not a zip archive")])
+def test_a_foreign_file_says_what_it_is(tmp_path, content, kind):
+    path = tmp_path / "x.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"minidl.load: .* is not a minidl checkpoint: it is {kind}"):
+        minidl.load(path)
