@@ -13,6 +13,7 @@ a size the network cannot take) print one line naming the problem and exit with 
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -22,6 +23,7 @@ from .checkpoint import CheckpointError, load_model
 from .data import (DataError, SegmentationData, apply_mask_map, auto_mask_map, load_images,
                    load_masks, parse_mask_map)
 from .fcn import FCN
+from .files import RunLockError
 from .metrics import segmentation_metrics
 from .planner import SizeError, nearest_unet_input_sizes, plan_unet, unet_valid_input_size
 from .predict import predict_probabilities, save_prediction
@@ -142,6 +144,9 @@ def _config_from_args(args):
     if args.resume is not None:      # the checkpoint's options, then what was given
         from .checkpoint import load_checkpoint
         values = TrainConfig.from_dict(load_checkpoint(args.resume)["config"]).to_dict()
+        # next to the checkpoint, unless --out says otherwise (its saved out_dir may be relative
+        # to another folder)
+        values["out_dir"] = os.path.dirname(os.path.abspath(args.resume))
         values.update(given)
         return TrainConfig.from_dict(values)
     return TrainConfig(**given)
@@ -156,10 +161,12 @@ def cmd_train(args):
     if config.image_dir is not None:
         print(train_data.report())
     result = train(config, train_data, val_data, progress=not args.no_progress, verbose=True)
-    if result.best is not None:
+    if result.best_checkpoint is not None:
         print(f"best {result.best['metric']} {result.best['value']:.4f} at epoch "
               f"{result.best['epoch']} ({result.best_checkpoint}); last checkpoint "
               f"{result.last_checkpoint}")
+    else:
+        print(f"last checkpoint {result.last_checkpoint} (no best.npz: no epoch finished)")
     return 0
 
 
@@ -407,7 +414,8 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run one command; return its exit status (0 ok, 1 training diverged, 2 bad input, 130 Ctrl-C)."""
+    """Run one command; return its exit status (0 ok, 1 training diverged, 2 bad input,
+    128 + the signal when Ctrl-C (130), SIGTERM (143) or SIGHUP (129) stopped training)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -415,10 +423,14 @@ def main(argv=None):
     except TrainingDiverged as error:
         print(f"unet {args.command}: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"unet {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except (DataError, SizeError, CheckpointError, ConfigError, FileNotFoundError) as error:
+    except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM or SIGHUP: 128 + the signal, as a shell does
+        signum = getattr(error, "signum", signal.SIGINT)
+        print(f"unet {args.command}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + int(signum)
+    except BrokenPipeError:  # `unet plan ... | head -1`: the reader has gone; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (DataError, SizeError, CheckpointError, ConfigError, RunLockError, FileNotFoundError) as error:
         print(f"unet {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -82,7 +82,8 @@ def load_checkpoint(path):
     try:
         checkpoint = minidl.load(path)
     except (ValueError, OSError, KeyError) as error:    # not an npz / not a minidl file
-        raise CheckpointError(f"load_checkpoint: cannot read '{path}': {error}") from error
+        reason = str(error).replace(f"minidl.load: {path} ", "")
+        raise CheckpointError(f"'{path}' is not a usable checkpoint: {reason}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"load_checkpoint: '{path}' is a minidl file but not a training "
                               f"checkpoint (expected format {FORMAT!r})")
@@ -101,6 +102,10 @@ def load_model(path):
     config = TrainConfig.from_dict(checkpoint["config"])
     info = checkpoint["data"]
     model = build_model(config, info["in_channels"], info["num_classes"])
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except (RuntimeError, ValueError) as error:
+        raise CheckpointError(f"'{path}': its weights do not fit the model its config describes "
+                              f"({str(error).splitlines()[-1].strip()})") from None
     model.eval()
     return model, config

@@ -16,7 +16,8 @@ _METRICS = ("dice", "mean_iou", "pixel_accuracy", "fw_iou", "v_rand")
 
 
 def plot_history(history, path):
-    """Write ``path`` (PNG) from the per-epoch rows of a training history.
+    """Write ``path`` (PNG; a path or a binary file object) from the per-epoch rows of a
+    training history.
 
     Left: ``train_loss`` and ``val_loss`` per epoch. Right: the validation metrics that the
     rows hold (dice, mean_iou, pixel_accuracy, fw_iou, v_rand), all in [0, 1].
@@ -42,11 +43,18 @@ def plot_history(history, path):
     ax_metric.set_xlabel("epoch")
     ax_metric.set_title("validation")
     ax_metric.set_ylim(0.0, 1.02)
-    ax_metric.legend(loc="lower right")
+    if ax_metric.lines:
+        ax_metric.legend(loc="lower right")
+    else:   # trained without a validation split (--val-fraction 0)
+        ax_metric.text(0.5, 0.5, "no validation split", ha="center", va="center",
+                       transform=ax_metric.transAxes)
     ax_metric.grid(alpha=0.3)
     for ax in (ax_loss, ax_metric):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # epochs are whole numbers
     fig.tight_layout()
+    if hasattr(path, "write"):  # a file object (the trainer writes through unet.files.atomic_write)
+        fig.savefig(path, format="png")
+        return path
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
     return path

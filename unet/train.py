@@ -34,9 +34,12 @@ Ctrl-C: the first Ctrl-C finishes the current step, saves ``last.npz`` and stops
 the last finished step).
 """
 import csv
+import io
 import math
 import os
+import re
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -51,6 +54,7 @@ from .augment import Augmenter
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, build_model
 from .data import SegmentationData, parse_mask_map, split_indices
+from .files import RunLock, atomic_write, remove_orphans
 from .metrics import segmentation_metrics
 from .predict import predict_probabilities, predict_whole
 from .weights import border_weight_map
@@ -90,12 +94,12 @@ def _build_optimizer(config, model):
     return minidl.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _build_scheduler(config, optimizer):
+def _build_scheduler(config, optimizer, total_epochs):
     sched = minidl.optim.lr_scheduler
     if config.schedule == "step":
         return sched.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
     if config.schedule == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=config.epochs)
+        return sched.CosineAnnealingLR(optimizer, T_max=total_epochs)
     if config.schedule == "plateau":
         mode = "min" if config.monitor in _LOWER_IS_BETTER else "max"
         return sched.ReduceLROnPlateau(optimizer, mode=mode, factor=config.lr_gamma,
@@ -114,12 +118,12 @@ def load_data(config):
     else:
         data = SegmentationData.synthetic(config.synthetic, tuple(config.synthetic_size),
                                           seed=config.seed)
-    if len(data) < 2:
+    if len(data) < 2 and config.val_fraction > 0:
         raise ConfigError(f"train: need at least 2 samples (1 to train, 1 to validate), "
-                         f"got {len(data)}")
+                         f"got {len(data)} (or --val-fraction 0, to train on everything)")
     train_idx, val_idx = split_indices(len(data), config.val_fraction, config.val_indices,
                                        seed=config.seed)
-    return data.subset(train_idx), data.subset(val_idx)
+    return data.subset(train_idx), (data.subset(val_idx) if val_idx else None)
 
 
 def _output_size(model, size):
@@ -263,18 +267,18 @@ def validate(model, data, cell_class=1):
     return metrics
 
 
-def write_csv(history, path):
-    """The history as CSV, one row per epoch (rewritten whole, so it matches a resumed run)."""
+def write_csv(history, fh):
+    """The history as CSV into the binary file ``fh``, one row per epoch (written whole, through
+    ``atomic_write``, so it always matches a resumed run)."""
     columns = []
     for row in history:
         columns += [key for key in row if key not in columns]
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    fh.write(text.getvalue().encode("utf-8"))
 
 
 def _all_finite(model):
@@ -302,44 +306,108 @@ def _normal(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+class TrainingStopped(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP stopped training (after saving ``last.npz``); ``signum`` says
+    which, and the command line exits with 128 + signum."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = int(signum)
+
+
 class _StopFlag:
-    """Turns the first Ctrl-C into a request to stop after the current step."""
+    """Turns the first Ctrl-C, SIGTERM or SIGHUP into a request to stop after the current step
+    (a scheduler's SIGTERM and a closed terminal's SIGHUP save like Ctrl-C)."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
     def __init__(self):
-        self.requested = False
-        self.previous = None
+        self.requested = None  # the signal number of the first request
+        self.previous = {}
 
     def __enter__(self):
-        # Only where Python's own Ctrl-C handler is active: not in threads, and not when the
-        # process was started with SIGINT ignored (a background job) or handles it itself.
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+        # Only in the main thread, and only for signals nobody else handles (not when the process
+        # was started with SIGINT ignored, as a background job is, or handles them itself).
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+                if signal.getsignal(signum) is default:
+                    self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:               # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.requested = True
-        tqdm.write("train: Ctrl-C: finishing this step, then saving a checkpoint "
-                   "(press Ctrl-C again to stop at once)")
+        if self.requested is not None:  # a second one: stop now
+            raise TrainingStopped(signum)
+        self.requested = signum
+        tqdm.write(f"train: {signal.Signals(signum).name}: finishing this step, then saving a "
+                   "checkpoint (send it again to stop at once)")
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
         return False
+
+
+def _prepare_out_dir(out_dir):
+    """Make the output folder now, so that a bad --out fails before any training."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"train: --out '{out_dir}' is a file, not a folder")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"train: cannot create --out '{out_dir}': {error.strerror}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"train: cannot write to --out '{out_dir}' (no permission)")
+
+
+def _saved_total_epochs(saved_config, steps_per_epoch):
+    if saved_config.get("steps") is not None:
+        return math.ceil(saved_config["steps"] / steps_per_epoch)
+    return saved_config["epochs"]
+
+
+def _replan_cosine(scheduler, optimizer, total_epochs, epoch):
+    """A cosine schedule resumed with another total: from here on, the learning rates of a run
+    planned with the new total (``lr_e = eta_min + (lr_0 - eta_min)(1 + cos(pi e / T)) / 2``)."""
+    scheduler.T_max = total_epochs
+    for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = scheduler.eta_min + (base - scheduler.eta_min) * (1 + math.cos(math.pi * epoch / total_epochs)) / 2
+
+
+def _best_of(best_path, checkpoint):
+    """The best so far: read from best.npz itself when it belongs to this run (after a kill
+    between the two saves it may be newer than what last.npz remembers)."""
+    best = checkpoint["best"]
+    if os.path.isfile(best_path):
+        try:
+            other = load_checkpoint(best_path)
+        except Exception:  # an unusable best.npz: it will be written again
+            return best
+        same_run = {k: v for k, v in other["config"].items() if k not in _RESUMABLE_CHANGES} == \
+            {k: v for k, v in checkpoint["config"].items() if k not in _RESUMABLE_CHANGES}
+        if same_run and other["best"] is not None:
+            return other["best"]
+    return best
 
 
 # ============================================================================ the loop
 def train(config, train_data=None, val_data=None, progress=True, callback=None, verbose=None):
     """Train the model described by ``config``; return a :class:`TrainResult`.
 
-    ``progress``: a tqdm bar per epoch; ``verbose`` (default: as ``progress``): one summary
-    line per epoch.
-    ``train_data``/``val_data``: SegmentationData, default :func:`load_data` (config).
+    ``progress``: a tqdm bar over the whole run (steps/s and the time left), drawn only on a
+    terminal; ``verbose`` (default: as ``progress``): one summary line per epoch.
+    ``train_data``/``val_data``: SegmentationData, default :func:`load_data` (config); no
+    validation data (``val_fraction=0``): best.npz then follows the training loss.
     ``callback(info)`` is called after every step with a dict (epoch, step, loss, model);
     tests use it to interrupt a run. Raises :class:`TrainingDiverged` on a NaN/inf loss
-    (``last.npz`` keeps the last good state), re-raises ``KeyboardInterrupt`` after saving.
+    (``last.npz`` keeps the last good state), :class:`TrainingStopped` after saving on
+    Ctrl-C, SIGTERM or SIGHUP.
+
+    Resuming (``config.resume``): the run continues exactly where the checkpoint stopped,
+    inside an epoch too; with a larger ``epochs``/``steps`` it goes on to the new total, and a
+    cosine schedule is re-planned over the new total (from the next epoch on, the learning
+    rates of a run planned with that total from the start). A run stopped by ``steps`` inside
+    an epoch saves that epoch's remaining batches, so a resumed run equals a straight one.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train: config must be a TrainConfig, got {type(config).__name__}")
@@ -347,13 +415,20 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
     if config.resume is not None:
         checkpoint = load_checkpoint(config.resume)
         _check_resume(config, checkpoint["config"])
-    if train_data is None or val_data is None:
-        loaded_train, loaded_val = load_data(config)
-        train_data = loaded_train if train_data is None else train_data
+    if train_data is None:
+        train_data, loaded_val = load_data(config)
         val_data = loaded_val if val_data is None else val_data
     num_classes, in_channels = train_data.num_classes, train_data.in_channels
-    if config.monitor == "v_rand" and config.cell_class is None:
+    monitor = config.monitor
+    if val_data is None or len(val_data) == 0:
+        val_data, monitor = None, "train_loss"
+    if monitor == "v_rand" and config.cell_class is None:
         raise ConfigError("train: monitor 'v_rand' needs a cell_class")
+    per_class = re.fullmatch(r"(iou|dice)_(\d+)", monitor)
+    if per_class and int(per_class.group(2)) >= num_classes:
+        raise ConfigError(f"train: monitor {monitor!r} names class {per_class.group(2)}, but the data has "
+                          f"classes 0..{num_classes - 1}")
+    _prepare_out_dir(config.out_dir)
     if config.cell_class is not None and config.cell_class >= num_classes:
         raise ConfigError(f"train: cell_class {config.cell_class} is not a class of the data "
                          f"(classes 0..{num_classes - 1})")
@@ -361,7 +436,6 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
     minidl.manual_seed(config.seed)
     model = build_model(config, in_channels, num_classes)
     optimizer = _build_optimizer(config, model)
-    scheduler = _build_scheduler(config, optimizer)       # before load_state_dict (see its docs)
     data_rng = np.random.default_rng([config.seed, 1])
     smallest = min(min(img.shape[-2:]) for img in train_data.images)
     tile_in, tile_out = choose_tile(model, config.crop_size, smallest)
@@ -371,7 +445,11 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
     if config.steps is not None:
         total_epochs = math.ceil(config.steps / steps_per_epoch)
     total_steps = config.steps if config.steps is not None else total_epochs * steps_per_epoch
+    scheduler = _build_scheduler(config, optimizer, total_epochs)  # before load_state_dict
 
+    out_dir = config.out_dir
+    last_path = os.path.join(out_dir, "last.npz")
+    best_path = os.path.join(out_dir, "best.npz")
     epoch, step, history, best = 0, 0, [], None
     order, losses = None, []                   # the unfinished epoch of an interrupted run
     if checkpoint is not None:
@@ -382,12 +460,15 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
         minidl.set_rng_state(checkpoint["minidl_rng"])
         data_rng.bit_generator.state = checkpoint["data_rng"]
         epoch, step = int(checkpoint["epoch"]), int(checkpoint["step"])
-        history, best = list(checkpoint["history"]), checkpoint["best"]
+        history, best = list(checkpoint["history"]), _best_of(best_path, checkpoint)
         order, losses = checkpoint["epoch_order"], list(checkpoint["epoch_losses"])
-
-    os.makedirs(config.out_dir, exist_ok=True)
-    last_path = os.path.join(config.out_dir, "last.npz")
-    best_path = os.path.join(config.out_dir, "best.npz")
+        if step >= total_steps:
+            what = f"--steps {config.steps}" if config.steps is not None else f"--epochs {config.epochs}"
+            raise ConfigError(f"train: '{config.resume}' has done {epoch} epochs ({step} steps); "
+                              f"{what} leaves nothing to train: ask for more")
+        saved_total = _saved_total_epochs(checkpoint["config"], steps_per_epoch)
+        if config.schedule == "cosine" and saved_total != total_epochs:
+            _replan_cosine(scheduler, optimizer, total_epochs, epoch)
     info = {"in_channels": in_channels, "num_classes": num_classes}
 
     def save(path, rng_state, minidl_state, partial):
@@ -400,26 +481,30 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
 
     verbose = progress if verbose is None else verbose
     if verbose:
-        tqdm.write(f"train: {len(train_data)} training and {len(val_data)} validation images, "
-                   f"{num_classes} classes; tile {tile_in} -> {tile_out}; "
-                   f"{steps_per_epoch} steps/epoch, {total_steps} steps")
-    with _StopFlag() as stop:
-        # The state "as of the last finished step": what Ctrl-C saves.
+        validation = (f"{len(val_data)} validation images" if val_data is not None else
+                      "no validation images (best.npz follows the training loss)")
+        tqdm.write(f"train: {len(train_data)} training images, {validation}, {num_classes} classes; "
+                   f"tile {tile_in} -> {tile_out}; {steps_per_epoch} steps/epoch, {total_steps} steps")
+    os.makedirs(out_dir, exist_ok=True)
+    with RunLock(out_dir), _StopFlag() as stop:
+        remove_orphans(out_dir)  # what a killed run's interrupted writes left
+        # The state "as of the last finished step": what a stop saves.
         snapshot = (data_rng.bit_generator.state, minidl.get_rng_state())
+        bar = tqdm(total=total_steps, initial=step, disable=not (progress and sys.stderr.isatty()),
+                   unit="step", dynamic_ncols=True, leave=False)
         try:
-            while epoch < total_epochs and (step < total_steps or order is not None):
-                if order is None:
-                    new_order = batches.epoch_order(data_rng)
-                    snapshot = (data_rng.bit_generator.state, minidl.get_rng_state())
-                    order, losses = new_order, []
-                model.train()
-                start = time.perf_counter()
-                bar = tqdm(total=steps_per_epoch, initial=len(losses), disable=not progress,
-                           desc=f"epoch {epoch + 1}/{total_epochs}", leave=False, dynamic_ncols=True)
-                with bar:
+            with bar:
+                while epoch < total_epochs and step < total_steps:
+                    if order is None:
+                        new_order = batches.epoch_order(data_rng)
+                        snapshot = (data_rng.bit_generator.state, minidl.get_rng_state())
+                        order, losses = new_order, []
+                    model.train()
+                    start = time.perf_counter()
+                    bar.set_description(f"epoch {epoch + 1}/{total_epochs}")
                     while len(losses) < steps_per_epoch and step < total_steps:
-                        if stop.requested:
-                            raise KeyboardInterrupt
+                        if stop.requested is not None:
+                            raise TrainingStopped(stop.requested)
                         b = len(losses)
                         idx = order[b * config.batch_size:(b + 1) * config.batch_size]
                         images, masks, weights = batches.batch(idx, data_rng)
@@ -438,51 +523,60 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
                         bar.update(1)
                         shown = {"loss": f"{value:.4f}"}
                         if history:        # the latest validation score, while training on
-                            shown[f"val_{config.monitor}"] = f"{history[-1][config.monitor]:.4f}"
+                            shown[monitor] = f"{history[-1][monitor]:.4f}"
                         bar.set_postfix(shown)
                         if callback is not None:
                             callback({"epoch": epoch, "step": step, "loss": value, "model": model})
-                if not _all_finite(model):
-                    raise TrainingDiverged(_diverged_message(float("nan"), epoch, step, config,
-                                                             last_path, weights=True))
-                metrics = validate(model, val_data, config.cell_class)
-                row = {"epoch": epoch + 1, "step": step,
-                       "lr": float(optimizer.param_groups[0]["lr"]),
-                       "train_loss": float(np.mean(losses)), **metrics,
-                       "seconds": round(time.perf_counter() - start, 3)}
-                if scheduler is not None:
-                    if config.schedule == "plateau":
-                        scheduler.step(row.get(config.monitor, metrics["val_loss"]))
-                    else:
-                        scheduler.step()
-                epoch += 1
-                order, losses = None, []
-                history.append(row)
-                snapshot = (data_rng.bit_generator.state, minidl.get_rng_state())
-                if config.monitor not in row:      # e.g. v_rand without a cell class
-                    raise ConfigError(f"train: monitor {config.monitor!r} is not a logged value; "
-                                      f"choose from {sorted(row)}")
-                improved = _is_better(config.monitor, row[config.monitor], best)
-                if improved:
-                    best = {"metric": config.monitor, "value": row[config.monitor], "epoch": epoch}
-                save(last_path, *snapshot, partial=False)
-                if improved:
-                    save(best_path, *snapshot, partial=False)
-                write_csv(history, os.path.join(config.out_dir, "history.csv"))
-                from .plot import plot_history            # matplotlib is slow to import
-                plot_history(history, os.path.join(config.out_dir, "training.png"))
-                if verbose:
-                    tqdm.write(_epoch_line(row, total_epochs, config.monitor))
-        except KeyboardInterrupt:
+                    if not _all_finite(model):
+                        raise TrainingDiverged(_diverged_message(float("nan"), epoch, step, config,
+                                                                 last_path, weights=True))
+                    if len(losses) < steps_per_epoch:  # stopped by --steps inside an epoch
+                        save(last_path, *snapshot, partial=True)
+                        if verbose:
+                            tqdm.write(f"train: reached --steps {total_steps} inside epoch {epoch + 1} "
+                                       f"({len(losses)} of {steps_per_epoch} steps); {last_path} keeps "
+                                       "the rest of the epoch for --resume")
+                        break
+                    metrics = validate(model, val_data, config.cell_class) if val_data is not None else {}
+                    row = {"epoch": epoch + 1, "step": step,
+                           "lr": float(optimizer.param_groups[0]["lr"]),
+                           "train_loss": float(np.mean(losses)), **metrics,
+                           "seconds": round(time.perf_counter() - start, 3)}
+                    if monitor not in row:      # e.g. v_rand without a cell class
+                        raise ConfigError(f"train: monitor {monitor!r} is not a logged value; "
+                                          f"choose from {sorted(row)}")
+                    if scheduler is not None:
+                        if config.schedule == "plateau":
+                            scheduler.step(row[monitor])
+                        else:
+                            scheduler.step()
+                    epoch += 1
+                    order, losses = None, []
+                    history.append(row)
+                    snapshot = (data_rng.bit_generator.state, minidl.get_rng_state())
+                    improved = _is_better(monitor, row[monitor], best)
+                    if improved:  # best.npz first; after a kill between the two saves, a resumed
+                        # run reads the best from best.npz itself (_best_of)
+                        best = {"metric": monitor, "value": row[monitor], "epoch": epoch}
+                        save(best_path, *snapshot, partial=False)
+                    save(last_path, *snapshot, partial=False)
+                    atomic_write(os.path.join(out_dir, "history.csv"), lambda fh: write_csv(history, fh))
+                    from .plot import plot_history            # matplotlib is slow to import
+                    atomic_write(os.path.join(out_dir, "training.png"), lambda fh: plot_history(history, fh))
+                    if verbose:
+                        tqdm.write(_epoch_line(row, total_epochs, monitor))
+        except KeyboardInterrupt as error:
             # Weights and optimizer are as after `step` steps (unless the interrupt came
-            # inside optimizer.step, which the first Ctrl-C never does); save that state.
+            # inside optimizer.step, which the first signal never does); save that state.
             save(last_path, *snapshot, partial=order is not None)
-            tqdm.write(f"train: interrupted at epoch {epoch + 1}, step {step}; saved {last_path} "
+            tqdm.write(f"train: stopped at epoch {epoch + 1}, step {step}; saved {last_path} "
                        f"(continue with --resume {last_path})")
-            raise
+            if isinstance(error, TrainingStopped):
+                raise
+            raise TrainingStopped(signal.SIGINT) from error
     return TrainResult(model=model, history=history, best=best, epoch=epoch, step=step,
-                       out_dir=config.out_dir, last_checkpoint=last_path,
-                       best_checkpoint=best_path if best is not None else None)
+                       out_dir=out_dir, last_checkpoint=last_path,
+                       best_checkpoint=best_path if best is not None and os.path.isfile(best_path) else None)
 
 
 def _diverged_message(value, epoch, step, config, last_path, weights=False):
@@ -494,9 +588,8 @@ def _diverged_message(value, epoch, step, config, last_path, weights=False):
 
 
 def _epoch_line(row, total_epochs, monitor):
-    shown = [f"epoch {row['epoch']}/{total_epochs}", f"loss {row['train_loss']:.4f}",
-             f"val_loss {row['val_loss']:.4f}"]
-    for key in ("pixel_accuracy", "mean_iou", "dice", "v_rand"):
+    shown = [f"epoch {row['epoch']}/{total_epochs}", f"loss {row['train_loss']:.4f}"]
+    for key in ("val_loss", "pixel_accuracy", "mean_iou", "dice", "v_rand"):
         if key in row:
             shown.append(f"{key} {row[key]:.4f}")
     shown.append(f"lr {row['lr']:.3g}")

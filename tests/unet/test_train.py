@@ -11,6 +11,7 @@ import pytest
 import minidl
 from unet.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from unet.data import SegmentationData
+from unet.config import ConfigError
 from unet.train import (BatchMaker, TrainConfig, TrainingDiverged, build_model, choose_tile,
                         compute_loss, train)
 
@@ -240,10 +241,61 @@ def test_bce_loss_by_hand():
 
 
 def test_steps_instead_of_epochs(tmp_path):
-    """steps=4 with 3 steps per epoch: one full epoch, then a second one cut after 1 step."""
+    """steps=4 with 3 steps per epoch: one full epoch, then 1 step into the second, which stays
+    unfinished: last.npz keeps its remaining batches for --resume."""
     result = train(_config(tmp_path, steps=4, dropout=0.0), progress=False)
-    assert result.step == 4 and result.epoch == 2
-    assert [row["step"] for row in result.history] == [3, 4]
+    assert result.step == 4 and result.epoch == 1
+    assert [row["step"] for row in result.history] == [3]
+    saved = load_checkpoint(tmp_path / "last.npz")
+    assert saved["step"] == 4 and len(saved["epoch_losses"]) == 1 and saved["epoch_order"] is not None
+
+
+def test_a_run_stopped_by_steps_inside_an_epoch_resumes_to_the_straight_run(tmp_path):
+    """The issue's case: stopped by --steps mid-epoch, resumed to a larger --steps, it ends where
+    a straight run ends, with the same weights and history."""
+    straight = train(_config(tmp_path / "straight", steps=8), progress=False)
+    train(_config(tmp_path / "split", steps=4), progress=False)
+    resumed = train(_config(tmp_path / "split", steps=8, resume=str(tmp_path / "split" / "last.npz")),
+                    progress=False)
+    assert resumed.step == straight.step == 8 and resumed.epoch == straight.epoch == 2
+    _assert_same_weights(_weights(resumed.model), _weights(straight.model))
+    assert resumed.history == [{**row, "seconds": r["seconds"]} for row, r in zip(straight.history, resumed.history)]
+
+
+def _lrs(result):
+    return [row["lr"] for row in result.history]
+
+
+def test_a_cosine_schedule_resumed_with_more_epochs_is_replanned_over_the_new_total(tmp_path):
+    """From the resume on, the learning rates of a run planned with the new total; never an epoch
+    at lr 0 (the old horizon's end)."""
+    cosine = dict(schedule="cosine", lr=1e-3)
+    straight = train(_config(tmp_path / "straight", epochs=4, **cosine), progress=False)
+    np.testing.assert_allclose(_lrs(straight), [1e-3, 1e-3 * (1 + math.cos(math.pi / 4)) / 2, 5e-4,
+                                                1e-3 * (1 + math.cos(3 * math.pi / 4)) / 2])
+    short = train(_config(tmp_path / "split", epochs=2, **cosine), progress=False)
+    np.testing.assert_allclose(_lrs(short), [1e-3, 5e-4])
+    resumed = train(_config(tmp_path / "split", epochs=4, resume=str(tmp_path / "split" / "last.npz"),
+                            **cosine), progress=False)
+    np.testing.assert_allclose(_lrs(resumed), _lrs(short) + _lrs(straight)[2:])
+    assert min(_lrs(resumed)) > 0
+    again = train(_config(tmp_path / "split", epochs=6, resume=str(tmp_path / "split" / "last.npz"),
+                          **cosine), progress=False)  # and once more: the re-planned state is saved
+    np.testing.assert_allclose(_lrs(again)[4:], [1e-3 * (1 + math.cos(math.pi * e / 6)) / 2 for e in (4, 5)])
+
+
+def test_resuming_with_nothing_left_to_do_says_so(tmp_path):
+    train(_config(tmp_path, epochs=2), progress=False)
+    with pytest.raises(ConfigError, match=r"has done 2 epochs \(6 steps\); --epochs 2 leaves nothing to "
+                                          r"train: ask for more"):
+        train(_config(tmp_path, epochs=2, resume=str(tmp_path / "last.npz")), progress=False)
+
+
+def test_training_on_everything_without_validation(tmp_path, capsys):
+    result = train(_config(tmp_path, val_fraction=0.0, epochs=2), progress=False, verbose=True)
+    assert "no validation images (best.npz follows the training loss)" in capsys.readouterr().out
+    assert result.best["metric"] == "train_loss" and (tmp_path / "best.npz").exists()
+    assert all("dice" not in row for row in result.history)
 
 
 @pytest.mark.parametrize("changes", [
