@@ -23,10 +23,10 @@ from .checkpoint import CheckpointError, load_model
 from .data import (DataError, SegmentationData, apply_mask_map, auto_mask_map, load_images,
                    load_masks, parse_mask_map)
 from .fcn import FCN
-from .files import RunLockError
+from .files import RunLockError, atomic_write
 from .metrics import segmentation_metrics
 from .planner import SizeError, nearest_unet_input_sizes, plan_unet, unet_valid_input_size
-from .predict import predict_probabilities, save_prediction
+from .predict import check_tile_size, predict_probabilities, save_prediction
 from .train import ConfigError, TrainConfig, TrainingDiverged, load_data, predict_image, train, validate
 from .weights import border_weight_map, save_weight_map_png
 
@@ -41,6 +41,38 @@ DEMO = dict(synthetic=24, synthetic_size=(96, 96), depth=3, base_channels=16, pa
 DEMO_QUICK = dict(synthetic=6, synthetic_size=(48, 48), depth=2, base_channels=4, padding="same",
                   batch_size=2, epochs=2, steps_per_epoch=2, lr=3e-3, crop_size=32,
                   val_fraction=0.34, schedule="none", elastic=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported on one line (and exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+def _nonnegative_float(text):
+    value = float(text)
+    if not (value >= 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+# argparse names a type function in its messages ("invalid _positive_int value")
+_positive_int.__name__ = _positive_float.__name__ = _nonnegative_float.__name__ = "number"
 
 
 # ============================================================================ demo
@@ -115,7 +147,7 @@ _TRAIN_OPTIONS = [
     ("--dice-weight", "dice_weight", float, "add this times the soft Dice loss (0)"),
     ("--w0", "w0", float, "border weight w0 (10)"),
     ("--sigma", "sigma", float, "border weight sigma in pixels (5)"),
-    ("--crop-size", "crop_size", int, "network input tile in pixels (default: largest that fits)"),
+    ("--crop-size", "crop_size", int, "network input tile in pixels (default: largest that fits, at most 256)"),
     ("--jitter", "jitter", float, "intensity jitter (0.1)"),
     ("--cell-class", "cell_class", _class_or_none, "class of cell interiors, for V_rand; "
      "'none' for data without cells (1)"),
@@ -189,6 +221,10 @@ def _image_files(paths, where):
 def cmd_predict(args):
     files = _image_files(args.input, "--input")
     model, config = load_model(args.checkpoint)
+    try:
+        check_tile_size(model, args.tile_size)
+    except ValueError as error:
+        raise ConfigError(f"--tile-size {args.tile_size}: {error}".replace("predict_probabilities: ", "")) from None
     written = 0
     for path in files:
         pages = load_images(path)
@@ -241,6 +277,13 @@ def cmd_evaluate(args):
         model, config = load_model(args.checkpoint)
         mapping = parse_mask_map(args.mask_map) if args.mask_map else None
         data = SegmentationData.from_folders(args.images, args.masks, mapping)
+        if data.in_channels != model.in_channels:
+            raise DataError(f"the images in '{args.images}' have {data.in_channels} channel(s); the "
+                            f"model in '{args.checkpoint}' takes {model.in_channels}")
+        if data.num_classes > model.n_classes:
+            raise DataError(f"the masks in '{args.masks}' have {data.num_classes} classes; the model "
+                            f"in '{args.checkpoint}' predicts {model.n_classes} (a --mask-map may "
+                            "merge them)")
         metrics = validate(model, data, args.cell_class)
         source = f"checkpoint {args.checkpoint} on {len(data)} images"
     else:
@@ -252,14 +295,15 @@ def cmd_evaluate(args):
         # A prediction of "a.png" may be called "a_mask.png" (what unet predict writes).
         pred_files = {(s[:-5] if s.endswith("_mask") and s[:-5] in truth else s): p
                       for s, p in pred_files.items()}
-        missing = sorted(set(truth) - set(pred_files))
-        if missing:
-            raise DataError(f"no prediction in '{args.pred}' for the masks "
-                            f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
-        preds, _ = _read_mapped({s: pred_files[s] for s in truth},
+        scored = [stem for stem in truth if stem in pred_files]
+        missing = [stem for stem in truth if stem not in pred_files]
+        if not scored:
+            raise DataError(f"no prediction in '{args.pred}' matches a mask in '{args.masks}' (by "
+                            f"file name; e.g. {missing[0]}.png or {missing[0]}_mask.png)")
+        preds, _ = _read_mapped({s: pred_files[s] for s in scored},
                                 parse_mask_map(args.pred_map) if args.pred_map else None)
         targets, predictions = [], []
-        for stem in truth:
+        for stem in scored:
             for t, p in zip(truth[stem], preds[stem]):
                 if t.shape != p.shape:
                     raise DataError(f"'{pred_files[stem]}' is {p.shape[1]}x"
@@ -270,6 +314,9 @@ def cmd_evaluate(args):
         cell = args.cell_class if args.cell_class is not None and args.cell_class < num_classes else None
         metrics = segmentation_metrics(predictions, targets, num_classes, cell_class=cell)
         source = f"{len(targets)} predicted masks in {args.pred}"
+        if missing:
+            source += (f"; skipped {len(missing)} of {len(truth)} masks without a prediction "
+                       f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})")
     metrics = {k: float(v) for k, v in metrics.items()}
     print(f"unet evaluate: {source}")
     for key, value in metrics.items():
@@ -296,7 +343,8 @@ def cmd_plan(args):
     except SizeError as error:
         below, above = nearest_unet_input_sizes(args.size, args.depth, args.padding)
         print(f"unet plan: {error}", file=sys.stderr)
-        print(f"nearest valid input sizes: {below} and {above}")
+        print(f"nearest valid input sizes: {below} and {above}" if below is not None else
+              f"smallest valid input size: {above}")
         return 2
     margin = (plan.input_size - plan.output_size) // 2
     print(f"U-Net depth {plan.depth}, padding '{plan.padding}', input {plan.input_size}: "
@@ -318,6 +366,10 @@ def cmd_plan(args):
 
 # ============================================================================ weights
 def cmd_weights(args):
+    kind = os.path.splitext(args.out)[1].lower()
+    if kind not in (".png", ".npy"):
+        raise ConfigError(f"--out '{args.out}': write a .png (a picture of the map) or a .npy "
+                          "(the map itself, float32 (H, W))")
     if not os.path.isfile(args.mask):
         raise DataError(f"mask file '{args.mask}' does not exist")
     pages = load_masks(args.mask)
@@ -327,7 +379,11 @@ def cmd_weights(args):
     mapping = parse_mask_map(args.mask_map) if args.mask_map else auto_mask_map(np.unique(raw))
     mask = apply_mask_map(raw, mapping, args.mask)
     weight = border_weight_map(mask, w0=args.w0, sigma=args.sigma, cell_class=args.cell_class)
-    save_weight_map_png(weight, args.out)
+    if kind == ".npy":
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        atomic_write(args.out, lambda fh: np.save(fh, weight.astype(np.float32)))
+    else:
+        save_weight_map_png(weight, args.out)
     print(f"unet weights: {args.mask} ({mask.shape[1]}x{mask.shape[0]}): w0 {args.w0}, sigma "
           f"{args.sigma}; weights from {weight.min():.3f} to {weight.max():.3f}, mean "
           f"{weight.mean():.3f}; wrote {args.out}")
@@ -336,7 +392,7 @@ def cmd_weights(args):
 
 # ============================================================================ parser
 def build_parser():
-    parser = argparse.ArgumentParser(prog="unet", description="U-Net / FCN segmentation on minidl.")
+    parser = _Parser(prog="unet", description="U-Net / FCN segmentation on minidl.")
     sub = parser.add_subparsers(dest="command", metavar="command")
     sub.required = True
 
@@ -370,8 +426,8 @@ def build_parser():
     p.add_argument("--checkpoint", required=True, help="a .npz written by unet train")
     p.add_argument("--input", required=True, nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--tile-size", type=int, default=None, help="network input tile (default: automatic)")
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (4)")
+    p.add_argument("--tile-size", type=_positive_int, default=None, help="network input tile (default: automatic)")
+    p.add_argument("--batch-size", type=_positive_int, default=4, help="tiles per forward pass (4)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="metrics on a labelled folder",
@@ -390,22 +446,22 @@ def build_parser():
 
     p = sub.add_parser("plan", help="the shape planner: output size, valid inputs, crop offsets",
                        description="Sizes through a U-Net (or FCN) for one spatial dimension.")
-    p.add_argument("--size", type=int, required=True, help="input size in pixels (e.g. 572)")
-    p.add_argument("--depth", type=int, default=5, help="U-Net levels (5, the paper)")
+    p.add_argument("--size", type=_positive_int, required=True, help="input size in pixels (e.g. 572)")
+    p.add_argument("--depth", type=_positive_int, default=5, help="U-Net levels (5, the paper)")
     p.add_argument("--padding", default="valid", choices=("valid", "same"), help="(valid)")
     p.add_argument("--model", default="unet", choices=("unet", "fcn"), help="(unet)")
     p.add_argument("--fcn-variant", default="8s", choices=("32s", "16s", "8s"), help="(8s)")
-    p.add_argument("--fcn-width", type=float, default=1.0, help="FCN channel multiplier (1.0)")
-    p.add_argument("--list", type=int, default=5, help="how many valid input sizes to list (5)")
+    p.add_argument("--fcn-width", type=_positive_float, default=1.0, help="FCN channel multiplier (1.0)")
+    p.add_argument("--list", type=_positive_int, default=5, help="how many valid input sizes to list (5)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("weights", help="the border weight map of a mask, as a PNG",
                        description="w(x) = w_c(x) + w0 exp(-(d1 + d2)^2 / (2 sigma^2)) "
                        "(Ronneberger et al. 2015, eq. 2).")
     p.add_argument("--mask", required=True, help="mask image file")
-    p.add_argument("--out", required=True, help="PNG to write")
-    p.add_argument("--w0", type=float, default=10.0, help="(10)")
-    p.add_argument("--sigma", type=float, default=5.0, help="pixels (5)")
+    p.add_argument("--out", required=True, help="a .png (picture) or .npy (the float32 map) to write")
+    p.add_argument("--w0", type=_nonnegative_float, default=10.0, help="(10)")
+    p.add_argument("--sigma", type=_positive_float, default=5.0, help="pixels (5)")
     p.add_argument("--cell-class", type=int, default=1, help="class of cell interiors (1)")
     p.add_argument("--mask-map", default=None, help="mask values -> classes (default: automatic)")
     p.add_argument("--page", type=int, default=0, help="page of a multi-page TIFF (0)")

@@ -71,7 +71,7 @@ class TrainConfig:
     sigma: float = 5.0
     dice_weight: float = 0.0           # + dice_weight * soft Dice loss
     # augmentation
-    crop_size: int = None              # network input tile; default: largest that fits
+    crop_size: int = None              # network input tile; default: largest that fits, <= 256
     augment: bool = True
     elastic: bool = True
     jitter: float = 0.1
@@ -96,7 +96,7 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"TrainConfig: {name} must be one of {allowed}, "
                                  f"got {getattr(self, name)!r}")
-        positive = ["depth", "base_channels", "batch_size", "epochs", "lr_step"]
+        positive = ["depth", "base_channels", "batch_size", "epochs", "lr_step", "synthetic"]
         positive += [n for n in ("steps_per_epoch", "steps", "crop_size") if getattr(self, n) is not None]
         for name in positive:
             value = getattr(self, name)
@@ -106,6 +106,15 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"TrainConfig: {name} must be a finite number >= 0, got {value!r}")
+        size = self.synthetic_size
+        if (not isinstance(size, (tuple, list)) or len(size) != 2 or
+                not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 8 for n in size)):
+            raise ConfigError(f"TrainConfig: synthetic_size must be (H, W) with ints >= 8 (the cells "
+                              f"need room), got {size!r}")
+        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
+            raise ConfigError(f"TrainConfig: val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.sigma <= 0:
+            raise ConfigError(f"TrainConfig: sigma (the border weight's width) must be > 0, got {self.sigma!r}")
         if self.monitor not in _MONITORS and not re.fullmatch(r"(iou|dice)_\d+", self.monitor):
             raise ConfigError(f"TrainConfig: monitor must be one of {_MONITORS} or iou_k / dice_k "
                               f"for a class k, got {self.monitor!r}")

@@ -130,23 +130,39 @@ def _try_plan(n, depth, padding):
     return UNetPlan(n, depth, padding, tuple(reversed(levels)), bottleneck_in, bottleneck_out, size)
 
 
+def _size_from_bottom(b, depth, padding):
+    """The input size whose contracting path reaches the bottom level at size ``b``: every
+    level above doubles it and adds what its convolutions take off,
+    ``n = 2**(depth-1) * b + shrink * (2**(depth-1) - 1)``."""
+    scale = 2 ** (depth - 1)
+    return scale * b + _shrink(padding) * (scale - 1)
+
+
 def unet_valid_input_size(min_size, depth, padding):
     """The smallest input size >= ``min_size`` that the U-Net takes (every max-pool sees an
-    even size and no feature map shrinks to nothing)."""
+    even size and no feature map shrinks to nothing).
+
+    Only sizes ``_size_from_bottom(b)`` can pass every max-pool evenly, so the search steps
+    through bottom sizes ``b`` (a few tries) rather than through every integer (2**(depth-1)
+    of them between two valid sizes).
+    """
     check_unet_config(depth, padding)
     _check_positive_int("UNet.valid_input_size", "min_size", min_size)
-    n = int(min_size)
-    while isinstance(_try_plan(n, depth, padding), str):  # a valid size comes every 2**(depth-1)
-        n += 1
-    return n
+    scale = 2 ** (depth - 1)
+    b = max(1, -(-(int(min_size) - _size_from_bottom(0, depth, padding)) // scale))  # ceil
+    while isinstance(_try_plan(_size_from_bottom(b, depth, padding), depth, padding), str):
+        b += 1        # too small for the expanding path; a larger bottom always fits
+    return _size_from_bottom(b, depth, padding)
 
 
 def nearest_unet_input_sizes(n, depth, padding):
     """The valid sizes just below (None if there is none) and just above ``n``."""
     above = unet_valid_input_size(max(n, 1), depth, padding)
-    below = next((m for m in range(min(n, above) - 1, 0, -1)
-                  if not isinstance(_try_plan(m, depth, padding), str)), None)
-    return below, above
+    scale = 2 ** (depth - 1)
+    b = (min(n, above) - 1 - _size_from_bottom(0, depth, padding)) // scale   # floor: below n
+    while b >= 1 and isinstance(_try_plan(_size_from_bottom(b, depth, padding), depth, padding), str):
+        b -= 1
+    return (_size_from_bottom(b, depth, padding) if b >= 1 else None), above
 
 
 def plan_unet(n, depth, padding, what="input size"):

@@ -259,6 +259,23 @@ def _eval_mode(model):
         model.train(was_training)
 
 
+def check_tile_size(model, tile_size):
+    """Raise ValueError unless ``tile_size`` (an int, (h, w) or None) is a tile that
+    :func:`predict_probabilities` can use with ``model``; the command line checks before work."""
+    geo = _Geometry(model)
+    for tile, what in zip(_tile_pair(tile_size), ("height", "width")):
+        if tile is not None:
+            _check_tile(tile, geo, what)
+
+
+def _tile_pair(tile_size):
+    if isinstance(tile_size, (tuple, list)):
+        if len(tile_size) != 2:
+            raise ValueError(f"predict_probabilities: tile_size must be an int or (h, w), got {tile_size!r}")
+        return tuple(tile_size)
+    return tile_size, tile_size
+
+
 def predict_probabilities(model, image, tile_size=None, batch_size=4):
     r"""Class probabilities (K, H, W) float32 of an image (C, H, W) of any size, by overlap-tile.
 
@@ -274,12 +291,7 @@ def predict_probabilities(model, image, tile_size=None, batch_size=4):
     image = _check_image("predict_probabilities", model, geo, image)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"predict_probabilities: batch_size must be a positive int, got {batch_size!r}")
-    if isinstance(tile_size, (tuple, list)):
-        if len(tile_size) != 2:
-            raise ValueError(f"predict_probabilities: tile_size must be an int or (h, w), got {tile_size!r}")
-        tile_h, tile_w = tile_size
-    else:
-        tile_h = tile_w = tile_size
+    tile_h, tile_w = _tile_pair(tile_size)
     _, H, W = image.shape
     top, bottom, rows = _plan(H, tile_h, geo, "height")
     left, right, cols = _plan(W, tile_w, geo, "width")

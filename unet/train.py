@@ -134,11 +134,16 @@ def _output_size(model, size):
         return None
 
 
+DEFAULT_TILE = 256   # default network input: big enough for context, small enough to be quick
+
+
 def choose_tile(model, crop_size, image_size):
     """``(in, out)``: the network input tile and its output size, square.
 
     ``crop_size`` (the input tile) must be a size the network takes with an output no
-    larger than the smallest image side; None picks the largest such tile.
+    larger than the smallest image side. None picks the largest such tile of at most
+    ``DEFAULT_TILE`` pixels (or, for a network whose smallest input is larger, the smallest
+    one that fits): whole 512x512 images per step would make each step several times slower.
     """
     if crop_size is not None:
         out = _output_size(model, crop_size)
@@ -148,7 +153,8 @@ def choose_tile(model, crop_size, image_size):
             raise ConfigError(f"train: crop_size {crop_size} gives a {out}-pixel output, larger "
                              f"than the smallest image side {image_size}; use a smaller crop")
         return crop_size, out
-    for n in range(image_size + 512, 0, -1):             # the margin of a valid U-Net < 512
+    largest = image_size + 512                           # the margin of a valid U-Net < 512
+    for n in [*range(min(DEFAULT_TILE, largest), 0, -1), *range(DEFAULT_TILE + 1, largest + 1)]:
         out = _output_size(model, n)
         if out is not None and out <= image_size:
             return n, out

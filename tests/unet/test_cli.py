@@ -141,3 +141,17 @@ def test_train_predict_evaluate_chain(tmp_path, capsys):
     assert main(["evaluate", "--masks", str(masks), "--images", str(images),
                  "--checkpoint", str(run / "last.npz")]) == 0
     assert "on 4 images" in capsys.readouterr().out
+
+
+def test_no_progress_bar_fragments_in_a_log(tmp_path):
+    """With output to a file or pipe (not a terminal), the bar stays away: no '\\r' lines."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [os.environ.get("PYTHONPATH", ""), REPO]).strip(os.pathsep)}
+    proc = subprocess.run([sys.executable, "-m", "unet", "train", "--synthetic", "6",
+                           "--synthetic-size", "32", "--depth", "2", "--base-channels", "4",
+                           "--epochs", "2", "--steps-per-epoch", "3", "--no-elastic",
+                           "--out", str(tmp_path / "run")], capture_output=True, timeout=300,
+                          env=env)                         # bytes: text mode would turn \r into \n
+    assert proc.returncode == 0, proc.stderr
+    assert b"\r" not in proc.stdout + proc.stderr
+    assert b"epoch 2/2" in proc.stdout                    # the per-epoch lines still come

@@ -201,6 +201,22 @@ def test_choose_tile_valid_padding_by_hand():
         choose_tile(model, 57, 48)
 
 
+def test_default_tile_is_at_most_256_on_large_images():
+    """On 512x512 images (ISBI 2012) a whole-image tile would make every step slow."""
+    same = build_model(TrainConfig(depth=4, base_channels=2, padding="same"), 1, 2)
+    assert choose_tile(same, None, 512) == (256, 256)
+    assert choose_tile(same, None, 100) == (96, 96)      # same padding, depth 4: multiples of 8
+    valid = build_model(TrainConfig(depth=2, base_channels=2, padding="valid"), 1, 2)
+    # depth 2, valid: 256 -> 252, 126, 122, 244, 240 (256 is the largest size <= 256 it takes)
+    assert choose_tile(valid, None, 512) == (256, 240)
+    # a network whose smallest input is above 256 gets that smallest input:
+    # depth 6, valid: 380 -> 376, 188, 184, 92, 88, 44, 40, 20, 16, 8, 4 at the bottom; each of
+    # the 5 ups doubles and its two convolutions take 4 (4 -> 8 -> 4), so 380 -> 4, the smallest
+    # input it takes (the next is 380 + 2**5 = 412)
+    deep = build_model(TrainConfig(depth=6, base_channels=2, padding="valid"), 1, 2)
+    assert choose_tile(deep, None, 512) == (380, 4)
+
+
 def test_valid_padding_batches_line_up_image_and_target():
     """With the image equal to its mask, the centre of every input tile must equal the target."""
     rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ import minidl.functional as F
 import minidl.nn as nn
 from unet import UNet
 from unet.parts import DoubleConv, Down, OutConv, Up
-from unet.planner import SizeError, plan_unet
+from unet.planner import SizeError, _try_plan, nearest_unet_input_sizes, plan_unet
 
 
 def _input(*shape):
@@ -72,6 +72,23 @@ def test_valid_input_size_is_the_smallest_that_fits(depth, padding):
         for smaller in range(min_size, n):
             with pytest.raises(SizeError):
                 plan_unet(smaller, depth, padding)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_nearest_sizes_below_and_above_by_brute_force(depth, padding):
+    fits = [n for n in range(1, 800) if not isinstance(_try_plan(n, depth, padding), str)]
+    for n in (1, 5, 187, 188, 189, 400, 571, 572, 573):
+        below = [m for m in fits if m < n]
+        above = next(m for m in fits if m >= n)
+        assert nearest_unet_input_sizes(n, depth, padding) == (below[-1] if below else None, above)
+
+
+def test_sizes_of_a_very_deep_unet_come_at_once():
+    """Only every 2**(depth-1)-th size can fit: the search must not walk through the others."""
+    below, above = nearest_unet_input_sizes(572, 40, "valid")
+    assert below is None and above == 2 ** 39 * 8 + 4 * (2 ** 39 - 1)
+    assert plan_unet(above, 40, "valid").output_size == 4
 
 
 def test_valid_sizes_repeat_every_2_to_the_depth_minus_1():
