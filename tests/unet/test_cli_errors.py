@@ -177,3 +177,29 @@ def test_evaluate_scores_the_predictions_there_are_and_says_what_it_skipped(trai
     Image.open(masks / "000.png").save(pred / "other.png")
     code = main(["evaluate", "--masks", str(masks), "--pred", str(pred)])
     _one_line_error(capsys, code, "no prediction in", "matches a mask")
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "flipped", "png"])
+@pytest.mark.parametrize("command", ["predict", "evaluate", "train"])
+def test_an_unusable_checkpoint_is_one_line(trained, tmp_path, capsys, damage, command):
+    _, images, masks, checkpoint = trained
+    data = checkpoint.read_bytes()
+    bad = tmp_path / "bad.npz"
+    if damage == "empty":
+        bad.write_bytes(b"")
+    elif damage == "truncated":
+        bad.write_bytes(data[:len(data) // 2])
+    elif damage == "flipped":
+        flipped = bytearray(data)
+        for i in range(len(flipped) // 3, len(flipped) // 3 + 64):
+            flipped[i] ^= 0xFF
+        bad.write_bytes(bytes(flipped))
+    else:
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(bad, format="PNG")
+    argv = {"predict": ["predict", "--checkpoint", str(bad), "--input", str(images), "--out",
+                        str(tmp_path / "pred")],
+            "evaluate": ["evaluate", "--checkpoint", str(bad), "--images", str(images),
+                         "--masks", str(masks)],
+            "train": ["train", "--resume", str(bad), "--no-progress"]}[command]
+    line = _one_line_error(capsys, main(argv), str(bad))
+    assert "allow_pickle" not in line
