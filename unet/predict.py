@@ -37,7 +37,7 @@ from .fcn import FCN
 from .models import UNet
 
 __all__ = ["predict_probabilities", "predict_whole", "save_prediction", "context_and_stride",
-           "DEFAULT_TILE"]
+           "check_tile_size", "class_colours", "DEFAULT_TILE"]
 
 DEFAULT_TILE = 572          # the paper's input tile; the default upper bound of a tile's side
 MIRROR_MODE = "reflect"     # d c b | a b c d | c b a: the edge pixel is the mirror axis
@@ -342,6 +342,13 @@ _PALETTE = np.array([[0, 0, 0], [0, 200, 255], [255, 80, 80], [80, 255, 80], [25
                      [200, 80, 255], [255, 140, 0], [0, 255, 180]], dtype=np.float32)
 
 
+def class_colours(labels):
+    """RGB float (..., 3) of class labels: class 0 black, classes 1.. in the palette's colours
+    (repeating after 7); the overlays and the demo's pictures share them."""
+    labels = np.asarray(labels)
+    return _PALETTE[np.where(labels > 0, (labels - 1) % (len(_PALETTE) - 1) + 1, 0)]
+
+
 def _to_rgb(image):
     """(C, H, W) float in [0, 1] -> (H, W, 3) float in [0, 255]; gray repeated, C > 3: first 3."""
     image = np.clip(np.asarray(image, dtype=np.float32), 0, 1) * 255
@@ -378,7 +385,7 @@ def save_prediction(out_dir, name, image, probs):
     Image.fromarray(mask.astype(np.uint8 if K <= 256 else np.uint16)).save(paths["mask"])
 
     rgb = _to_rgb(image)                                                # (H, W, 3)
-    colours = _PALETTE[np.where(labels > 0, (labels - 1) % (len(_PALETTE) - 1) + 1, 0)]  # (H, W, 3)
+    colours = class_colours(labels)                                     # (H, W, 3)
     tinted = np.where((labels > 0)[:, :, None], 0.6 * rgb + 0.4 * colours, rgb)
     edge = np.zeros(labels.shape, dtype=bool)              # a pixel whose right/lower neighbour differs
     edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]

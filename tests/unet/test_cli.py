@@ -40,7 +40,8 @@ def test_demo_quick_end_to_end(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "unet", "demo", "--quick", "--no-progress",
                            "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "validation Dice" in proc.stdout
+    assert "validation mean Dice" in proc.stdout and "over both classes (membrane" in proc.stdout
+    assert (out / "validation.png").stat().st_size > 0
     for name in ("training.png", "weight_map.png", "history.csv", "last.npz", "best.npz"):
         assert (out / name).stat().st_size > 0, name
     predictions = sorted(os.listdir(out / "predictions"))
