@@ -1,7 +1,8 @@
 """ISBI 2012 EM membranes: train the same U-Net in minidl and in PyTorch, score both.
 
-Data (--data DIR, e.g. ../shared/data/isbi2012): DIR/image/N.png and DIR/label/N.png,
-512 x 512 8-bit slices; labels 255 = cell interior (class 1), 0 = membrane (class 0).
+Data (--data DIR): DIR/image/N.png and DIR/label/N.png, 512 x 512 8-bit slices, or the
+challenge's own stacks as DIR/image/<name>.tif (train-volume.tif) and DIR/label/<name>.tif
+(train-labels.tif) under one name; labels 255 = cell interior (class 1), 0 = membrane (class 0).
 Slices --train (0-19) are trained on, slices --test (20-24) are scored.
 
 Recipe (the same for both libraries, every setting a flag):
@@ -32,8 +33,8 @@ the whole comparison with seeds --seed .. --seed+R-1 (new initial weights and ba
 time) and compares the libraries' mean scores; the table also gives each library's
 seed-to-seed spread, the noise a single run carries. Target: mean scores within 0.01.
 
-    python -m benchmarks.isbi --data ../shared/data/isbi2012 --runs 3     # full run
-    python -m benchmarks.isbi --data ../shared/data/isbi2012 --steps 5 --no-save   # smoke run
+    python -m benchmarks.isbi --data data/isbi2012 --runs 3     # full run
+    python -m benchmarks.isbi --data data/isbi2012 --steps 5 --no-save   # smoke run
 
 Writes benchmarks/results/isbi.json, isbi.md and isbi_prediction.png (--out to change).
 """
@@ -114,7 +115,7 @@ def parse_args(argv=None):
                     "minidl and in PyTorch on ISBI 2012 slices, and score both on held-out slices "
                     "(pixel accuracy, membrane Dice, V_rand).")
     p.add_argument("--data", type=Path, required=True,
-                   help="folder with image/N.png and label/N.png (e.g. ../shared/data/isbi2012)")
+                   help="folder with image/ and label/ (N.png slices, or one .tif stack each)")
     p.add_argument("--train", type=parse_slices, default=parse_slices("0-19"),
                    help="training slices (default 0-19)")
     p.add_argument("--test", type=parse_slices, default=parse_slices("20-24"),
@@ -171,6 +172,12 @@ def parse_args(argv=None):
 
 
 # ============================================================================ data
+def _slice_number(name):
+    """Slice N of a sample: the file N.png, or page N of a stack (unet.data names it <stem>_N)."""
+    tail = name.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
 def load_slices(data_dir, train, test):
     """(train images, train masks, test images, test masks): lists of (1, H, W) float32 and
     (H, W) int64 arrays (classes 0 = membrane, 1 = cell), read by unet.data."""
@@ -178,13 +185,13 @@ def load_slices(data_dir, train, test):
     if data.num_classes != 2:
         raise ValueError(f"isbi: expected two classes (labels 0 and 255) in {data_dir / 'label'}, "
                          f"got {data.num_classes}")
-    by_name = {name: i for i, name in enumerate(data.names)}
-    missing = [n for n in train + test if str(n) not in by_name]
+    by_number = {_slice_number(name): i for i, name in enumerate(data.names)}
+    missing = [n for n in train + test if n not in by_number]
     if missing:
-        raise ValueError(f"isbi: slices {missing} are not in {data_dir} (found: {sorted(data.names)})")
+        raise ValueError(f"isbi: slices {missing} are not in {data_dir} (found: {data.names})")
 
     def pick(numbers):
-        pairs = [data[by_name[str(n)]] for n in numbers]
+        pairs = [data[by_number[n]] for n in numbers]
         return [image for image, _ in pairs], [mask for _, mask in pairs]
 
     return (*pick(train), *pick(test))

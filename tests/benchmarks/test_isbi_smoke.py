@@ -1,4 +1,4 @@
-"""benchmarks/isbi.py on a tiny synthetic stand-in for the ISBI folder (no /work/shared).
+"""benchmarks/isbi.py on a tiny synthetic stand-in for the ISBI folder (the real slices are not needed).
 
 The folder is written here in ISBI's layout (image/N.png, label/N.png with 255 = cell,
 0 = membrane) from unet.synthetic.make_cells; a few training steps of a tiny U-Net run in
@@ -33,6 +33,23 @@ def write_isbi_like(folder, n, size=32, seed=0):
         image, mask = make_cells((size, size), rng)
         Image.fromarray(np.round(image[0] * 255).astype(np.uint8)).save(folder / "image" / f"{i}.png")
         Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "label" / f"{i}.png")
+
+
+def test_slices_from_png_folders_and_from_the_challenges_tif_stacks(tmp_path):
+    """The same five slices, as image/N.png + label/N.png or as one multi-page .tif each."""
+    write_isbi_like(tmp_path / "png", 5, size=16)
+    stack = tmp_path / "tif"
+    for sub in ("image", "label"):
+        (stack / sub).mkdir(parents=True)
+        pages = [Image.open(tmp_path / "png" / sub / f"{i}.png") for i in range(5)]
+        pages[0].save(stack / sub / "train.tif", save_all=True, append_images=pages[1:])
+    from_png = isbi.load_slices(tmp_path / "png", [0, 1, 2], [3, 4])
+    from_tif = isbi.load_slices(stack, [0, 1, 2], [3, 4])
+    for a, b in zip(from_png, from_tif):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match=r"slices \[7\] are not in"):
+        isbi.load_slices(stack, [0, 7], [3])
 
 
 def test_parse_and_format_slices():
