@@ -71,15 +71,30 @@ def machine_info(torch, threads):
         # OpenBLAS picks its kernels for the CPU it finds unless this variable forces a type;
         # a forced older type (Haswell: AVX2 on an AVX-512 CPU) halves NumPy's matrix-product peak
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "openblas_kernel": _openblas_kernel(),
         "platform": platform.platform(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def _openblas_kernel():
+    """The kernel family OpenBLAS runs for NumPy (threadpoolctl's "architecture", e.g. SkylakeX
+    or Haswell), or None when threadpoolctl is not installed or NumPy uses another BLAS."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    found = [info.get("architecture") for info in threadpool_info()
+             if info.get("internal_api") == "openblas" and "numpy" in info.get("filepath", "")]
+    return found[0] if found else None
 
 
 def machine_line(m, extra=""):
     """The 'Machine: ...' sentence under every results table (``m`` from :func:`machine_info`)."""
     coretype = m.get("openblas_coretype")
     blas = m["numpy_blas"] + (f", OPENBLAS_CORETYPE={coretype}" if coretype else "")
+    if m.get("openblas_kernel"):
+        blas += f", {m['openblas_kernel']} kernels"
     return (f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
             f"Python {m['python']}, numpy {m['numpy']} ({blas}), torch {m['torch']}{extra}, "
             f"minidl backend {m['minidl_backend']}; {m['date']}.")
