@@ -41,6 +41,10 @@ class GradientSums:
             self._total[key] = _new_sum(total, g)  # both borrowed: the sum is a new array, ours
             self._ours.add(key)
 
+    def keys(self):
+        """The keys that hold a gradient now, in the order their first gradient arrived."""
+        return list(self._total)
+
     def pop(self, key):
         """The summed gradient of ``key`` (None if none arrived); the engine lets go of it."""
         self._ours.discard(key)

@@ -79,6 +79,7 @@ import numpy as np
 from .accumulate import GradientSums, accumulate_into_leaf
 from .backend import device_of, is_array, memory_owner
 from .custom_function import CtxMethods, apply_with_ctx, backward_with_ctx
+from .hooks import has_node_hooks, node_hooks, node_retained, run_hooks
 
 _grad_enabled = True
 
@@ -397,8 +398,12 @@ def run_backward(root_fn, root_output_nr, gradient, retain_graph=False):
 
     sums = GradientSums()  # (node, output_nr) -> dL/d(that output), summed over its uses
     sums.add((root_fn, root_output_nr), gradient)
+    hooked_leaves = GradientSums()  # leaves with hooks: their hooks see the sum over all uses
     for fn in order:
         dys = [_read_only(sums.pop((fn, i))) for i in range(fn.n_outputs)]
+        if has_node_hooks(fn):  # register_hook / retain_grad on an output of fn (minidl/hooks.py)
+            dys = [dy if dy is None else _read_only(run_hooks(node_hooks(fn, i), dy, node_retained(fn, i)))
+                   for i, dy in enumerate(dys)]
         if all(dy is None for dy in dys):
             input_grads = ()  # no gradient reached this node (a backward returned None for it)
         else:
@@ -415,11 +420,15 @@ def run_backward(root_fn, root_output_nr, gradient, retain_graph=False):
             target, output_nr = edge
             if isinstance(target, Function):
                 sums.add((target, output_nr), g)  # the multivariate chain rule: gradients add up
+            elif target._hooks:
+                hooked_leaves.add((target, 0), g)
             else:
                 accumulate_into_leaf(target, g)
         input_grads = g = None  # hold no gradient while the next node runs
         if not retain_graph:
             fn.free()
+    for leaf, _ in hooked_leaves.keys():
+        accumulate_into_leaf(leaf, run_hooks(leaf._hooks, _read_only(hooked_leaves.pop((leaf, 0)))))
 
 
 def _read_only(dy):

@@ -17,6 +17,7 @@ autograd checks it before using a saved array (minidl/autograd.py, minidl/inplac
 """
 import math
 import numbers
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -26,6 +27,7 @@ from .autograd import VersionCounter, enable_grad, is_grad_enabled, run_backward
 from .backend import array_module, device_of, is_array, to_device, to_host
 from .backend import device as Device
 from .backend.devices import cuda_device
+from .hooks import HookDict, add_hook, node_hooks, retain, run_hooks
 from .inplace import apply_inplace
 from .ops import activation, elementwise, linalg, reduce, shape
 from .random import generator as _default_generator
@@ -79,7 +81,7 @@ class _ViewInfo:
 
 class Tensor:
     __slots__ = ("_data", "_grad", "_requires_grad", "_grad_fn", "_output_nr", "_version_counter", "_view",
-                 "__weakref__")
+                 "_hooks", "_retains_grad", "__weakref__")
 
     # NumPy must hand ``ndarray (op) Tensor`` over to our reflected operators.
     __array_ufunc__ = None
@@ -92,6 +94,8 @@ class Tensor:
         self._output_nr = 0  # which output of grad_fn this is (several only for custom Functions)
         self._version_counter = VersionCounter()
         self._view = None  # a _ViewInfo when this tensor is a view of another one's memory
+        self._hooks = None  # a leaf's register_hook hooks (a non-leaf's live on its grad_fn)
+        self._retains_grad = False  # retain_grad() was called on this non-leaf
 
     # --- attributes --------------------------------------------------------------
     @property
@@ -111,7 +115,11 @@ class Tensor:
 
     @property
     def grad(self):
-        """dL/d(this tensor) after ``backward()`` (leaves), accumulated over calls; or None."""
+        """dL/d(this tensor) after ``backward()`` (leaves, and non-leaves after ``retain_grad()``),
+        accumulated over calls; or None. Reading it on a non-leaf without ``retain_grad()`` warns,
+        as in PyTorch."""
+        if self._grad is None and self._grad_fn is not None and not self._retains_grad:
+            warnings.warn(_NON_LEAF_GRAD_WARNING, UserWarning, stacklevel=2)
         return self._grad
 
     @grad.setter
@@ -252,7 +260,7 @@ class Tensor:
         if self.grad_fn is None:  # a leaf: its gradient is the given one
             from .accumulate import accumulate_into_leaf
 
-            accumulate_into_leaf(self, gradient)
+            accumulate_into_leaf(self, run_hooks(self._hooks, gradient))
             return
         run_backward(self.grad_fn, self._output_nr, gradient, retain_graph=retain_graph)
 
@@ -350,6 +358,8 @@ class Tensor:
         dtype = dtypes.as_dtype(dtype)
         if dtype == self.dtype:
             return self
+        if not dtypes.is_floating(dtype):  # an integer or bool result has no gradient (PyTorch)
+            return Tensor(self._data.astype(dtype))
         return elementwise.Cast.apply(self, dtype)
 
     def float(self):
@@ -579,9 +589,9 @@ class Tensor:
 
     # --- comparisons: boolean tensors, no gradient ------------------------------
     def _compare(self, other, compare, name):
-        other = _as_operand(other, None, self)
-        elementwise.check_broadcast(name, self.shape, other.shape)
-        return Tensor(compare(self._data, other._data))
+        """``compare`` on both operands promoted to their common dtype (PyTorch's rule)."""
+        a, b = _promoted_arrays(self, other, name)
+        return Tensor(compare(a, b))
 
     def __lt__(self, other):
         return self._compare(other, lambda a, b: a < b, "lt")
@@ -596,9 +606,13 @@ class Tensor:
         return self._compare(other, lambda a, b: a >= b, "ge")
 
     def __eq__(self, other):
+        if not _is_operand(other):
+            return NotImplemented  # x == None is False, as in PyTorch
         return self._compare(other, lambda a, b: a == b, "eq")
 
     def __ne__(self, other):
+        if not _is_operand(other):
+            return NotImplemented
         return self._compare(other, lambda a, b: a != b, "ne")
 
     __hash__ = object.__hash__  # identity: tensors can be dict keys (optimizer state)
@@ -798,6 +812,211 @@ class Tensor:
     def tanh(self):
         return activation.Tanh.apply(self)
 
+    # --- index ops, comparisons, logic, conversions, new_*, hooks (minidl/functional/indexing.py,
+    # minidl/ops/index.py, minidl/hooks.py) ------------------------------------------------------
+    def is_contiguous(self):
+        """Whether the entries lie in memory in row-major order without gaps (no transpose, step
+        or expand in between)."""
+        flags = getattr(self._data, "flags", None)
+        return True if flags is None else bool(flags.c_contiguous)
+
+    def contiguous(self):
+        """This tensor if it is contiguous, else a row-major copy (differentiable)."""
+        return self if self.is_contiguous() else elementwise.Clone.apply(self)
+
+    def eq(self, other):
+        return self._compare(other, lambda a, b: a == b, "eq")
+
+    def ne(self, other):
+        return self._compare(other, lambda a, b: a != b, "ne")
+
+    def lt(self, other):
+        return self._compare(other, lambda a, b: a < b, "lt")
+
+    def le(self, other):
+        return self._compare(other, lambda a, b: a <= b, "le")
+
+    def gt(self, other):
+        return self._compare(other, lambda a, b: a > b, "gt")
+
+    def ge(self, other):
+        return self._compare(other, lambda a, b: a >= b, "ge")
+
+    def _bitwise(self, other, op, name):
+        """``op`` on bool or integer operands promoted to their common dtype (no gradient)."""
+        a, b = _promoted_arrays(self, other, name)
+        if a.dtype.kind not in "biu":
+            raise NotImplementedError(f'{name}: "{name}_cpu" not implemented for '
+                                      f"'{dtypes.torch_name(a.dtype)}' (only bool and integer tensors)")
+        return Tensor(op(a, b))
+
+    def bitwise_and(self, other):
+        return self._bitwise(other, lambda a, b: a & b, "bitwise_and")
+
+    def bitwise_or(self, other):
+        return self._bitwise(other, lambda a, b: a | b, "bitwise_or")
+
+    def bitwise_xor(self, other):
+        return self._bitwise(other, lambda a, b: a ^ b, "bitwise_xor")
+
+    def bitwise_not(self):
+        if self.dtype.kind not in "biu":
+            raise TypeError(f"bitwise_not: ~ (operator.invert) is only implemented on integer and "
+                            f"Boolean-type tensors, got dtype {self.dtype}")
+        return Tensor(~self._data)
+
+    __and__ = __rand__ = bitwise_and
+    __or__ = __ror__ = bitwise_or
+    __xor__ = __rxor__ = bitwise_xor
+    __invert__ = bitwise_not
+
+    def __iand__(self, other):
+        return apply_inplace(self, "bitwise_and_", lambda: self & other)
+
+    def __ior__(self, other):
+        return apply_inplace(self, "bitwise_or_", lambda: self | other)
+
+    def __ixor__(self, other):
+        return apply_inplace(self, "bitwise_xor_", lambda: self ^ other)
+
+    def any(self, dim=None, keepdim=False):
+        """Whether any entry (along ``dim``) is nonzero: bool (uint8 for a uint8 tensor)."""
+        return self._any_all(dim, keepdim, "any")
+
+    def all(self, dim=None, keepdim=False):
+        """Whether every entry (along ``dim``) is nonzero: bool (uint8 for a uint8 tensor)."""
+        return self._any_all(dim, keepdim, "all")
+
+    def _any_all(self, dim, keepdim, name):
+        axes = _normalize_dims(dim, self.ndim, name)
+        nonzero = self._data != 0
+        result = nonzero.any(axis=axes, keepdims=keepdim) if name == "any" else \
+            nonzero.all(axis=axes, keepdims=keepdim)
+        result = array_module(self._data).asarray(result)  # a 0-d array, not a NumPy scalar
+        return Tensor(result.astype(self.dtype) if self.dtype == np.uint8 else result)
+
+    def int(self):
+        return self.type(dtypes.as_dtype("int32"))
+
+    def bool(self):
+        return self.type(dtypes.bool)
+
+    def half(self):
+        return self.type(dtypes.as_dtype("float16"))
+
+    def type_as(self, other):
+        """This tensor cast to ``other``'s dtype."""
+        return self.type(other.dtype)
+
+    def repeat(self, *sizes):
+        from .functional import indexing  # functional imports tensor: import here
+
+        return indexing.repeat(self, *sizes)
+
+    def index_select(self, dim, index):
+        from .functional import indexing
+
+        return indexing.index_select(self, dim, index)
+
+    def gather(self, dim, index):
+        from .functional import indexing
+
+        return indexing.gather(self, dim, index)
+
+    def scatter(self, dim, index, src=None, value=None, *, reduce=None):
+        from .functional import indexing
+
+        return indexing.scatter(self, dim, index, src, value, reduce=reduce)
+
+    def scatter_add(self, dim, index, src):
+        from .functional import indexing
+
+        return indexing.scatter_add(self, dim, index, src)
+
+    def scatter_(self, dim, index, src=None, value=None, *, reduce=None):
+        return apply_inplace(self, "scatter_", lambda: self.scatter(dim, index, src, value, reduce=reduce))
+
+    def scatter_add_(self, dim, index, src):
+        return apply_inplace(self, "scatter_add_", lambda: self.scatter_add(dim, index, src))
+
+    def sort(self, dim=-1, descending=False, *, stable=False):
+        from .functional import indexing
+
+        return indexing.sort(self, dim, descending, stable=stable)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002  (PyTorch's argument names)
+        from .functional import indexing
+
+        return indexing.topk(self, k, dim, largest, sorted)
+
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        from .functional import indexing
+
+        return indexing.norm(self, p, dim, keepdim, dtype)
+
+    def softmax(self, dim, dtype=None):
+        from .functional.softmax import softmax
+
+        return softmax(self, dim, dtype=dtype)
+
+    def log_softmax(self, dim, dtype=None):
+        from .functional.softmax import log_softmax
+
+        return log_softmax(self, dim, dtype=dtype)
+
+    def _new(self, make, dtype, device, requires_grad):
+        from . import creation
+
+        return make(creation, self.dtype if dtype is None else dtype,
+                    self.device if device is None else device, requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        """Zeros of ``size`` with this tensor's dtype and device unless given."""
+        return self._new(lambda c, dt, dev, rg: c.zeros(*size, dtype=dt, device=dev, requires_grad=rg),
+                         dtype, device, requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return self._new(lambda c, dt, dev, rg: c.ones(*size, dtype=dt, device=dev, requires_grad=rg),
+                         dtype, device, requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return self._new(lambda c, dt, dev, rg: c.empty(*size, dtype=dt, device=dev, requires_grad=rg),
+                         dtype, device, requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        return self._new(lambda c, dt, dev, rg: c.full(size, fill_value, dtype=dt, device=dev, requires_grad=rg),
+                         dtype, device, requires_grad)
+
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+        """A copy of ``data`` with this tensor's dtype and device unless given."""
+        return self._new(lambda c, dt, dev, rg: c.tensor(data, dtype=dt, device=dev, requires_grad=rg),
+                         dtype, device, requires_grad)
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` whenever dL/d(this tensor) is computed; a Tensor it returns replaces
+        the gradient. Returns a handle whose ``remove()`` unregisters it (minidl/hooks.py)."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require "
+                               "gradient")
+        if self.grad_fn is None:  # a leaf: run before its .grad is accumulated
+            if self._hooks is None:
+                self._hooks = HookDict()
+            return add_hook(self._hooks, hook)
+        return add_hook(node_hooks(self.grad_fn, self._output_nr, create=True), hook)
+
+    def retain_grad(self):
+        """Keep dL/d(this non-leaf tensor) in ``.grad`` during backward (a no-op on a leaf)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is not None:
+            retain(self.grad_fn, self._output_nr, self)
+            self._retains_grad = True
+
+    @property
+    def retains_grad(self):
+        """True for a non-leaf tensor after ``retain_grad()``."""
+        return self._retains_grad
+
     # --- printing ---------------------------------------------------------------------------
     def __repr__(self):
         body = np.array2string(to_host(self._data), separator=", ", prefix="tensor(")
@@ -811,6 +1030,36 @@ class Tensor:
         elif self.requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([body] + extras) + ")"
+
+
+_NON_LEAF_GRAD_WARNING = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad attribute "
+    "won't be populated during autograd.backward(). If you indeed want the .grad field to be populated "
+    "for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If you access the non-leaf Tensor "
+    "by mistake, make sure you access the leaf Tensor instead. See github.com/pytorch/pytorch/pull/30531 "
+    "for more information.")
+
+
+def _is_operand(value):
+    return isinstance(value, (Tensor, numbers.Number, np.ndarray, np.generic))
+
+
+def _promoted_arrays(tensor, other, name):
+    """The arrays of ``tensor`` and ``other`` (a Tensor, array or Python number) in their common
+    dtype by PyTorch's promotion rules, after checking that they broadcast; outside the graph."""
+    if not _is_operand(other):
+        raise TypeError(f"{name}(): argument 'other' must be Tensor or Number, not {type(other).__name__}")
+    dtype = dtypes.result_type(tensor, other)
+    xp = array_module(tensor._data)
+    if isinstance(other, Tensor):
+        if other.device != tensor.device:
+            raise RuntimeError(f"{name}(): Expected all tensors to be on the same device, but found at "
+                               f"least two devices, {tensor.device} and {other.device}!")
+        b = other._data
+    else:
+        b = xp.asarray(other)
+    elementwise.check_broadcast(name, tensor.shape, b.shape)
+    return tensor._data.astype(dtype, copy=False), b.astype(dtype, copy=False)
 
 
 def _index_item(item):

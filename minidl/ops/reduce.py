@@ -107,3 +107,60 @@ class TakeAlongDim(Function):
         dx = xp.zeros(s.x_shape, dtype=s.dtype)
         xp.put_along_axis(dx, s.index, dy.reshape(s.index.shape), axis=s.axis)
         return dx, None, None, None
+
+
+class Norm(Function):
+    r"""The vector p-norm of x over ``axes`` (``Tensor.norm``, ``linalg.vector_norm``):
+
+        y = (sum_i |x_i|^p)^(1/p)     p = 2 ('fro'): sqrt(sum x_i^2);  p = 1: sum |x_i|
+        y = max_i |x_i|  (p = inf),   min_i |x_i|  (p = -inf),   #{i : x_i != 0}  (p = 0)
+
+    Backward (docs/gradients/norm.md), with y kept at size 1 on the reduced axes:
+        p = 2      dL/dx_i = dy * x_i / y
+        p = 1      dL/dx_i = dy * sign(x_i)
+        general p  dL/dx_i = dy * sign(x_i) |x_i|^(p-1) / y^(p-1)
+        p = +-inf  dL/dx_i = dy * sign(x_i) * [|x_i| == y] / (number of such i)   (ties share)
+        p = 0      dL/dx_i = 0   (a count is piecewise constant)
+    Where y == 0 (so x == 0 on the slice) the gradient is 0, as PyTorch gives: the
+    subgradient of the norm's kink at 0 closest to zero.
+    """
+
+    def forward(self, x, p, axes, keepdim):
+        xp = array_module(x)
+        a = xp.abs(x)
+        if p == float("inf"):
+            y = a.max(axis=axes, keepdims=True)
+        elif p == float("-inf"):
+            y = a.min(axis=axes, keepdims=True)
+        elif p == 0:
+            y = (a != 0).sum(axis=axes, keepdims=True).astype(x.dtype)
+        elif p == 1:
+            y = a.sum(axis=axes, keepdims=True)
+        elif p == 2:
+            y = xp.sqrt((x * x).sum(axis=axes, keepdims=True))
+        else:
+            y = ((a ** p).sum(axis=axes, keepdims=True)) ** (1.0 / p)
+        self.save(x=x, y=y, p=p, axes=axes)
+        return y if keepdim else y.reshape([n for i, n in enumerate(y.shape) if i not in axes])
+
+    def backward(self, dy):
+        s = self.saved
+        x, y, p = s.x, s.y, s.p
+        xp = array_module(x)
+        dy = dy.reshape(y.shape)  # size 1 on the reduced axes, whether or not keepdim
+        if p == 0:
+            return xp.zeros_like(x), None, None, None
+        if p == 1:
+            return xp.sign(x) * dy, None, None, None
+        if p in (float("inf"), float("-inf")):
+            a = xp.abs(x)
+            winners = (a == y) | xp.isnan(a)  # (x.shape) every (tied) extreme
+            return xp.sign(x) * winners * (dy / winners.sum(axis=s.axes, keepdims=True)), None, None, None
+        zero = y == 0
+        scale = dy / xp.where(zero, 1, y) ** (p - 1)  # 0 where y == 0, without dividing by 0
+        scale = xp.where(zero, 0, scale)
+        if p == 2:
+            return x * scale, None, None, None
+        a = xp.abs(x)
+        safe = xp.where(a == 0, 1, a)
+        return xp.where(a == 0, 0, xp.sign(x) * safe ** (p - 1)) * scale, None, None, None

@@ -102,3 +102,24 @@ class SetItem(Function):
             dx[index] = 0
         dvalue = dy[index] if self.needs_input_grad[1] else None
         return dx, dvalue, None
+
+
+class Repeat(Function):
+    r"""y = x tiled ``repeats[a]`` times along each axis a (``Tensor.repeat``); x first gets
+    leading size-1 axes up to ``len(repeats)`` (its shape is then ``shape``).
+
+    y[r0*n0 + i0, r1*n1 + i1, ...] = x[i0, i1, ...]   for every copy (r0, r1, ...), so
+    dL/dx[i] = sum over the copies r of dy[r*n + i]: dy viewed as (r0, n0, r1, n1, ...),
+    summed over the r axes.
+    """
+
+    def forward(self, x, repeats):
+        shape = (1,) * (len(repeats) - x.ndim) + x.shape
+        self.save(x_shape=x.shape, shape=shape, repeats=repeats)
+        return array_module(x).tile(x.reshape(shape), repeats)
+
+    def backward(self, dy):
+        s = self.saved
+        split = [n for pair in zip(s.repeats, s.shape) for n in pair]  # (r0, n0, r1, n1, ...)
+        dx = dy.reshape(split).sum(axis=tuple(range(0, len(split), 2)))  # (n0, n1, ...)
+        return dx.reshape(s.x_shape), None

@@ -1,0 +1,107 @@
+r"""Tensor hooks: ``x.register_hook(fn)`` and ``x.retain_grad()``, as in PyTorch.
+
+A hook is called with dL/dx (a Tensor) when backward has computed it, and may return a
+replacement (a Tensor of the same shape and dtype) that then flows on instead:
+
+* for an intermediate result x = f(...), the hooks live on x's ``grad_fn`` (``fn._tensor_hooks``,
+  one dict per output); ``run_backward`` runs them on the node's summed gradient just before
+  the node's ``backward``, so the replacement is what reaches f's inputs;
+* for a leaf, the hooks live on the tensor (``x._hooks``); the engine sums every gradient that
+  reaches the leaf in one backward pass first, then runs them once, then accumulates the
+  result into ``x.grad`` (PyTorch: before ``AccumulateGrad``).
+
+``retain_grad()`` on an intermediate x is a hook that runs after all others and keeps the
+(final) gradient in ``x.grad``, accumulating across backward passes as a leaf's does.
+Removing a hook: ``handle = x.register_hook(fn); handle.remove()``.
+"""
+import itertools
+import weakref
+
+_ids = itertools.count()
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``remove()`` takes the hook out again (also as a context
+    manager: the hook is removed on exit)."""
+
+    def __init__(self, hooks):
+        self._hooks = weakref.ref(hooks) if hasattr(hooks, "__weakref__") else (lambda: hooks)
+        self.id = next(_ids)
+
+    def remove(self):
+        hooks = self._hooks()
+        if hooks is not None:
+            hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.remove()
+
+
+class HookDict(dict):
+    """An ordered ``{handle id: hook}`` (a dict subclass, so that a handle can refer to it weakly)."""
+
+
+def add_hook(hooks, fn):
+    """Register ``fn`` in ``hooks`` (a :class:`HookDict`); return its handle."""
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = fn
+    return handle
+
+
+def run_hooks(hooks, grad, retained=None):
+    """Call every hook in ``hooks`` (registration order) on ``grad`` (an array); a hook's
+    non-None return value replaces the gradient for the next hook and for the graph. Then keep
+    the result in ``retained().grad`` if given (``retain_grad``). Returns the final array."""
+    from .tensor import Tensor  # tensor.py imports the engine, which imports this module
+
+    for hook in list(hooks.values()) if hooks else ():
+        new = hook(Tensor(grad))
+        if new is None:
+            continue
+        name = getattr(hook, "__name__", repr(hook))
+        if not isinstance(new, Tensor):
+            raise TypeError(f"register_hook: hook '{name}' returned {type(new).__name__}; a hook must "
+                            "return a Tensor or None")
+        if new.shape != grad.shape:
+            raise RuntimeError(f"register_hook: hook '{name}' has changed the size of value (was "
+                               f"{tuple(grad.shape)}, got {tuple(new.shape)})")
+        if new.dtype != grad.dtype:
+            raise RuntimeError(f"register_hook: hook '{name}' has changed the type of value (was "
+                               f"{grad.dtype}, got {new.dtype})")
+        grad = new._data
+    tensor = retained() if retained is not None else None
+    if tensor is not None:
+        keep = grad.copy() if tensor._grad is None else tensor._grad._data + grad
+        tensor._grad = Tensor(keep)
+    return grad
+
+
+def node_hooks(fn, output_nr, create=False):
+    """The hooks of output ``output_nr`` of node ``fn`` (None if it has none and not ``create``)."""
+    table = getattr(fn, "_tensor_hooks", None)
+    if table is None:
+        if not create:
+            return None
+        table = fn._tensor_hooks = {}
+    if create:
+        return table.setdefault(output_nr, HookDict())
+    return table.get(output_nr)
+
+
+def node_retained(fn, output_nr):
+    """The weak reference to the tensor whose ``retain_grad`` keeps this output's gradient."""
+    table = getattr(fn, "_retained_grads", None)
+    return None if table is None else table.get(output_nr)
+
+
+def retain(fn, output_nr, tensor):
+    if getattr(fn, "_retained_grads", None) is None:
+        fn._retained_grads = {}
+    fn._retained_grads[output_nr] = weakref.ref(tensor)
+
+
+def has_node_hooks(fn):
+    return bool(getattr(fn, "_tensor_hooks", None)) or bool(getattr(fn, "_retained_grads", None))
