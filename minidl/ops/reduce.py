@@ -156,9 +156,7 @@ class Norm(Function):
             a = xp.abs(x)
             winners = (a == y) | xp.isnan(a)  # (x.shape) every (tied) extreme
             return xp.sign(x) * winners * (dy / winners.sum(axis=s.axes, keepdims=True)), None, None, None
-        zero = y == 0
-        scale = dy / xp.where(zero, 1, y) ** (p - 1)  # 0 where y == 0, without dividing by 0
-        scale = xp.where(zero, 0, scale)
+        scale = dy / xp.where(y == 0, 1, y) ** (p - 1)  # where y == 0, x == 0: the gradient is 0
         if p == 2:
             return x * scale, None, None, None
         a = xp.abs(x)
