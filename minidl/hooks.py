@@ -25,7 +25,7 @@ class RemovableHandle:
     manager: the hook is removed on exit)."""
 
     def __init__(self, hooks):
-        self._hooks = weakref.ref(hooks) if hasattr(hooks, "__weakref__") else (lambda: hooks)
+        self._hooks = weakref.ref(hooks)  # the handle does not keep the tensor's hooks alive
         self.id = next(_ids)
 
     def remove(self):

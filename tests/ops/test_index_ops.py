@@ -258,7 +258,7 @@ def test_repeat_shape_rule(shape, extra, data):
 
 
 # ----------------------------------------------------------------------------- norm
-@pytest.mark.parametrize("p", ["fro", 2, 1, math.inf, -math.inf, 3, 0.5])
+@pytest.mark.parametrize("p", ["fro", 2, 1, math.inf, -math.inf, 3, 0.5, 0])
 def test_norm_matches_torch(torch, p):
     x = _randn((3, 4, 5), 7)
     for dim, keepdim in [(None, False), (1, False), (-1, True), ((0, 2), False), ((0, 1, 2), True)]:
