@@ -964,33 +964,30 @@ class Tensor:
 
         return log_softmax(self, dim, dtype=dtype)
 
-    def _new(self, make, dtype, device, requires_grad):
+    def _new(self, name, args, dtype, device, requires_grad):
+        """``minidl.<name>(*args)`` with this tensor's dtype and device unless given."""
         from . import creation
 
-        return make(creation, self.dtype if dtype is None else dtype,
-                    self.device if device is None else device, requires_grad)
+        return getattr(creation, name)(*args, dtype=self.dtype if dtype is None else dtype,
+                                       device=self.device if device is None else device,
+                                       requires_grad=requires_grad)
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         """Zeros of ``size`` with this tensor's dtype and device unless given."""
-        return self._new(lambda c, dt, dev, rg: c.zeros(*size, dtype=dt, device=dev, requires_grad=rg),
-                         dtype, device, requires_grad)
+        return self._new("zeros", (_size_args(size, "new_zeros"),), dtype, device, requires_grad)
 
     def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
-        return self._new(lambda c, dt, dev, rg: c.ones(*size, dtype=dt, device=dev, requires_grad=rg),
-                         dtype, device, requires_grad)
+        return self._new("ones", (_size_args(size, "new_ones"),), dtype, device, requires_grad)
 
     def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
-        return self._new(lambda c, dt, dev, rg: c.empty(*size, dtype=dt, device=dev, requires_grad=rg),
-                         dtype, device, requires_grad)
+        return self._new("empty", (_size_args(size, "new_empty"),), dtype, device, requires_grad)
 
     def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
-        return self._new(lambda c, dt, dev, rg: c.full(size, fill_value, dtype=dt, device=dev, requires_grad=rg),
-                         dtype, device, requires_grad)
+        return self._new("full", (_size_args((size,), "new_full"), fill_value), dtype, device, requires_grad)
 
     def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
         """A copy of ``data`` with this tensor's dtype and device unless given."""
-        return self._new(lambda c, dt, dev, rg: c.tensor(data, dtype=dt, device=dev, requires_grad=rg),
-                         dtype, device, requires_grad)
+        return self._new("tensor", (data,), dtype, device, requires_grad)
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` whenever dL/d(this tensor) is computed; a Tensor it returns replaces

@@ -187,8 +187,10 @@ def test_new_functions_match_torch(torch, device, dtype):
     assert new[0].item() == 0.0
     with pytest.raises(RuntimeError, match="only floating point tensors can require gradients"):
         minidl.tensor([1]).new_zeros(2, requires_grad=True)
-    with pytest.raises(TypeError, match="sizes must be ints"):
+    with pytest.raises(TypeError, match="new_zeros: sizes must be ints"):
         ours.new_zeros(2.5)
+    with pytest.raises(TypeError, match="new_full: sizes must be ints"):
+        ours.new_full((2, "a"), 1)
 
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])

@@ -24,12 +24,12 @@ TopkResult = namedtuple("topk", ["values", "indices"])
 _INDEX_DTYPES = (dtypes.int64, dtypes.as_dtype("int32"))
 
 
-def _check_index(op, index, dtypes_allowed=_INDEX_DTYPES):
+def _check_index(op, index):
+    """An int64 or int32 Tensor (PyTorch 2.13 takes both for every index op here)."""
     if not isinstance(index, Tensor):
         raise TypeError(f"{op}(): argument 'index' must be Tensor, not {type(index).__name__}")
-    if index.dtype not in dtypes_allowed:
-        names = " or ".join(str(d) for d in dtypes_allowed)
-        raise RuntimeError(f"{op}(): Expected dtype {names} for index, got {index.dtype}")
+    if index.dtype not in _INDEX_DTYPES:
+        raise RuntimeError(f"{op}(): Expected dtype int64 or int32 for index, got {index.dtype}")
 
 
 def _check_values_in_range(op, index, size, axis, error=RuntimeError):
@@ -112,7 +112,7 @@ def gather(input, dim, index):  # noqa: A002
 
 def _scatter_checks(op, input, dim, index, src):
     axis = _normalize_dim(dim, input.ndim, op)
-    _check_index(op, index, (dtypes.int64,))
+    _check_index(op, index)
     _check_same_device(op, input, index)
     if isinstance(src, Tensor):
         _check_same_device(op, input, src)

@@ -51,13 +51,17 @@ def test_gather_repeated_indices_add_their_gradients(torch):
     np.testing.assert_array_equal(g.grad.numpy(), [[3, 0, 1], [0, 2, 2]])
 
 
-def test_gather_int32_index_and_0d(torch):
+def test_int32_index_and_0d(torch):
     x = _randn((3, 4))
     idx = np.array([[1], [3], [0]], dtype=np.int32)
     ours, theirs = _both(torch, idx)
     compare_with_torch(torch, lambda a: a.gather(1, ours), lambda a: a.gather(1, theirs), [x])
     ours0, theirs0 = _both(torch, np.array(0))
     compare_with_torch(torch, lambda a: a.gather(0, ours0), lambda a: a.gather(0, theirs0), [np.array(1.5)])
+    src = _randn((3, 1), 1)
+    compare_with_torch(torch, lambda a, s: a.scatter(1, ours, s), lambda a, s: a.scatter(1, theirs, s), [x, src])
+    compare_with_torch(torch, lambda a, s: a.scatter_add(1, ours, s), lambda a, s: a.scatter_add(1, theirs, s),
+                       [x, src])
 
 
 @SETTINGS
@@ -325,7 +329,7 @@ def test_bad_arguments_name_the_method():
         (RuntimeError, "scatter.*self.dtype to be equal to src.dtype",
          lambda: x.scatter(1, idx, minidl.ones(3, 2, dtype=minidl.float32))),
         (RuntimeError, "scatter.*no larger size than src", lambda: x.scatter(1, idx, minidl.ones(3, 1, dtype=minidl.float64))),
-        (RuntimeError, "scatter.*Expected dtype int64 for index", lambda: x.scatter(1, idx.int(), 1.0)),
+        (RuntimeError, "scatter.*Expected dtype int64 or int32 for index", lambda: x.scatter(1, idx.float(), 1.0)),
         (RuntimeError, "scatter_add.*index 5 is out of bounds",
          lambda: x.scatter_add(1, minidl.tensor([[5]]), minidl.ones(1, 1, dtype=minidl.float64))),
         (TypeError, "scatter_add.*'src'.*must be Tensor", lambda: x.scatter_add(1, idx, 7)),
