@@ -209,7 +209,7 @@ def as_tensor(data, dtype=None, device=None):
         return data.to(device=device, dtype=dtype)
     target = _device(device, "as_tensor")
     if isinstance(data, np.ndarray) and target.type == "cpu" and dtype in (None, data.dtype) \
-            and data.dtype.name in _FROM_NUMPY_DTYPES and all(s >= 0 for s in data.strides):
+            and data.dtype.name in _FROM_NUMPY_DTYPES:
         return from_numpy(data)
     return tensor(data, dtype=dtype, device=target)
 

@@ -51,6 +51,9 @@ def test_from_numpy_refuses_what_torch_refuses(torch):
         for lib in (minidl, torch):
             with pytest.raises(error, match=message):
                 lib.from_numpy(value)
+    for lib in (minidl, torch):  # as_tensor shares memory, so it refuses negative strides too
+        with pytest.raises(ValueError, match="At least one stride in the given numpy array is negative"):
+            lib.as_tensor(np.arange(3)[::-1])
     with pytest.raises(TypeError, match="complex128"):  # PyTorch has complex tensors; minidl not
         minidl.from_numpy(np.ones(2, dtype=complex))
     readonly = np.arange(3.0)
