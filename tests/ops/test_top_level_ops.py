@@ -6,7 +6,6 @@ by hypothesis. Every test runs on every device (tests/ops/conftest.py)."""
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minidl
