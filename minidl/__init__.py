@@ -19,4 +19,18 @@ from . import nn, optim  # noqa: E402  (they use the names above)
 from .gradcheck import GradcheckError, gradcheck  # noqa: E402
 from .serialization import load, save  # noqa: E402
 
+# PyTorch's top-level functions, dtype names and modes (minidl/torch_functions.py, creation.py, amp.py)
+from . import amp  # noqa: E402
+from .amp import autocast  # noqa: E402
+from .autograd import inference_mode, is_inference_mode_enabled  # noqa: E402
+from .creation import (as_tensor, empty_like, from_numpy, full_like, linspace, rand_like,  # noqa: E402
+                       randn_like)
+from .dtypes import float16, int8, int16, int32, uint8  # noqa: E402
+from .dtypes import float16 as half, int16 as short, int32 as int  # noqa: E402,A004  (torch's names)
+from .dtypes import get_default_dtype, set_default_dtype  # noqa: E402
+from .torch_functions import (abs, allclose, argmax, argmin, clamp, clip, equal, exp, flatten,  # noqa: E402,A004
+                              is_tensor, isfinite, isinf, isnan, log, logical_and, logical_not, logical_or,
+                              logical_xor, matmul, max, maximum, mean, min, minimum, numel, relu, sigmoid,
+                              softmax, sqrt, sum, tanh, where)
+
 __version__ = "0.1.0"

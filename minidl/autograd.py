@@ -133,6 +133,53 @@ class enable_grad(set_grad_enabled):
         super().__init__(True)
 
 
+_inference_mode = False
+
+
+def is_inference_mode_enabled():
+    """True inside ``inference_mode()`` (``torch.is_inference_mode_enabled``)."""
+    return _inference_mode
+
+
+class inference_mode(set_grad_enabled):
+    """``no_grad`` for code that will never need gradients (PyTorch's ``inference_mode``): a
+    context manager, ``@inference_mode()`` or ``@inference_mode`` as a decorator.
+    ``inference_mode(False)`` turns it off again, and turns gradient recording on, as in PyTorch.
+
+    minidl records no graph inside, exactly as under ``no_grad``; it has no "inference tensors"
+    (PyTorch refuses to use tensors made in inference mode in autograd later; minidl allows it).
+    """
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # @inference_mode without parentheses
+            return cls()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode=True):
+        super().__init__(not mode)
+        self.inference = bool(mode)
+        self._previous_inference = []
+
+    def __enter__(self):
+        global _inference_mode
+        self._previous_inference.append(_inference_mode)
+        _inference_mode = self.inference
+        return super().__enter__()
+
+    def __exit__(self, *exc_info):
+        global _inference_mode
+        _inference_mode = self._previous_inference.pop()
+        return super().__exit__(*exc_info)
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with inference_mode(self.inference):  # a fresh context per call: safe under recursion
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
 # --- versions: has a saved array been changed in place? -------------------------------
 
 class VersionCounter:

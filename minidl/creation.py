@@ -7,6 +7,7 @@ is made on the default device (``cpu``, or what :func:`set_default_device` chose
 (``minidl.manual_seed``), so a seed gives the same numbers on every device.
 """
 import numbers
+import warnings
 
 import numpy as np
 
@@ -170,3 +171,89 @@ def randint(low=0, high=None, size=None, dtype=None, requires_grad=False, device
     size = _size_args((size,), "randint")
     array = generator().integers(low, high, size=size)
     return _from_host(array, dtypes.as_dtype(dtype) or dtypes.int64, requires_grad, device, "randint")
+
+
+# --- sharing NumPy's memory, *_like factories, linspace -------------------------------------
+
+_FROM_NUMPY_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
+def from_numpy(ndarray):
+    """A CPU tensor on the memory of ``ndarray``: writes through either show in the other (no
+    copy, whatever the default device). As in PyTorch, negative strides are refused, and a
+    read-only array gives a warning (writing to the tensor would be undefined behaviour)."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray (got {type(ndarray).__name__})")
+    if ndarray.dtype.name not in _FROM_NUMPY_DTYPES or not ndarray.dtype.isnative:
+        raise TypeError(f"from_numpy: can't convert np.ndarray of type numpy.{ndarray.dtype.type.__name__}. "
+                        f"The only supported types are: {', '.join(_FROM_NUMPY_DTYPES[:-1])}, and bool.")
+    if any(s < 0 for s in ndarray.strides):
+        raise ValueError("from_numpy: At least one stride in the given numpy array is negative, and tensors "
+                         "with negative strides are not currently supported. (You can probably work around "
+                         "this by making a copy of your array  with array.copy().) ")
+    if not ndarray.flags.writeable:
+        warnings.warn("from_numpy: The given NumPy array is not writable, and minidl (as PyTorch) does not "
+                      "support non-writable tensors. This means writing to this tensor will result in "
+                      "undefined behavior. You may want to copy the array to protect its data or make it "
+                      "writable before converting it to a tensor.", UserWarning, stacklevel=2)
+    return Tensor(ndarray)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """``data`` as a tensor, sharing memory where PyTorch does: a Tensor of the wanted dtype and
+    device is returned itself (another dtype/device: ``data.to(...)``, differentiable); a NumPy
+    array of the wanted dtype, made on the CPU, shares its memory (``from_numpy``); anything
+    else is copied as by :func:`tensor`."""
+    dtype = dtypes.as_dtype(dtype)
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype)
+    target = _device(device, "as_tensor")
+    if isinstance(data, np.ndarray) and target.type == "cpu" and dtype in (None, data.dtype) \
+            and data.dtype.name in _FROM_NUMPY_DTYPES:
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=target)
+
+
+def empty_like(input, *, dtype=None, device=None, requires_grad=False):  # noqa: A002
+    """Uninitialised memory of ``input``'s shape (and dtype and device, unless given)."""
+    return empty(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad,
+                 device=input.device if device is None else device)
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):  # noqa: A002
+    """``fill_value`` in ``input``'s shape, dtype (the value is cast: 2.7 in an int64 tensor is 2)
+    and device, unless given."""
+    return full(input.shape, fill_value, dtype=dtype or input.dtype, requires_grad=requires_grad,
+                device=input.device if device is None else device)
+
+
+def _random_like(op, make, input, generator, dtype, device, requires_grad):  # noqa: A002
+    dtype = dtypes.as_dtype(dtype) or input.dtype
+    if not dtypes.is_floating(dtype):
+        raise NotImplementedError(f"{op}: not implemented for '{dtypes.torch_name(dtype)}' (random "
+                                  f"numbers of this kind are floating point; pass dtype=minidl.float32)")
+    extra = {} if generator is None else {"generator": generator}
+    return make(input.shape, dtype=dtype, requires_grad=requires_grad,
+                device=input.device if device is None else device, **extra)
+
+
+def rand_like(input, *, generator=None, dtype=None, device=None, requires_grad=False):  # noqa: A002
+    """Uniform on [0, 1) in ``input``'s shape, dtype and device (unless given)."""
+    return _random_like("rand_like", rand, input, generator, dtype, device, requires_grad)
+
+
+def randn_like(input, *, generator=None, dtype=None, device=None, requires_grad=False):  # noqa: A002
+    """Standard normal in ``input``'s shape, dtype and device (unless given)."""
+    return _random_like("randn_like", randn, input, generator, dtype, device, requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False):
+    """``steps`` evenly spaced values from ``start`` to ``end`` (both included), in the default
+    float unless ``dtype`` is given (an integer dtype truncates, as PyTorch does)."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        raise TypeError(f"linspace: steps must be an int, got {steps!r}")
+    if steps < 0:
+        raise RuntimeError("linspace: number of steps must be non-negative")
+    start, end = (float(v) if isinstance(v, Tensor) else v for v in (start, end))
+    return _from_host(np.linspace(start, end, int(steps)), _float_dtype(dtype), requires_grad, device,
+                      "linspace")

@@ -12,8 +12,37 @@ float32 = np.dtype("float32")
 float64 = np.dtype("float64")
 int64 = np.dtype("int64")
 bool = np.dtype("bool")  # noqa: A001  (mirrors torch.bool)
+int32 = np.dtype("int32")
+int16 = np.dtype("int16")
+int8 = np.dtype("int8")
+uint8 = np.dtype("uint8")
+float16 = np.dtype("float16")  # storage and conversion only: ops on it run in NumPy's float16, not tuned
 
 default_float = float32
+
+
+def set_default_dtype(d):
+    """The dtype of tensors made from Python floats and of float factories (``zeros``, ``rand``,
+    ``linspace``, ...) when no ``dtype=`` is given, and of a Python float in type promotion
+    (``int_tensor * 2.5``), as ``torch.set_default_dtype``: float32 (the start) or float64.
+    (PyTorch also takes float16 and bfloat16; minidl does not compute in them.)"""
+    global default_float
+    try:
+        dtype = np.dtype(d)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind != "f":
+        raise TypeError(f"set_default_dtype: only floating-point types are supported as the default "
+                        f"type, got {d!r}")
+    if dtype not in (float32, float64):
+        raise TypeError(f"set_default_dtype: minidl supports float32 and float64 as the default type, "
+                        f"got {dtype} (it does not compute in half precision)")
+    default_float = dtype
+
+
+def get_default_dtype():
+    """The current default floating-point dtype (float32 unless ``set_default_dtype`` changed it)."""
+    return default_float
 
 
 def as_dtype(dtype):
@@ -23,7 +52,8 @@ def as_dtype(dtype):
     try:
         return np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"unknown dtype {dtype!r}; use minidl.float32, float64, int64 or bool") from None
+        raise TypeError(f"unknown dtype {dtype!r}; use minidl.float32, float64, float16, int64, int32, "
+                        "int16, int8, uint8 or bool") from None
 
 
 def infer_dtype(array):

@@ -721,13 +721,19 @@ class Tensor:
         return chunk(self, chunks, dim)
 
     # --- reductions -------------------------------------------------------------------
-    def sum(self, dim=None, keepdim=False):
-        return reduce.Sum.apply(self, _normalize_dims(dim, self.ndim, "sum"), keepdim)
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
+        """Sum over ``dim``; bool and integer tensors sum in int64 (PyTorch's rule), ``dtype=``
+        casts the input first."""
+        axes = _normalize_dims(dim, self.ndim, "sum")
+        dtype = dtypes.as_dtype(dtype) or (self.dtype if dtypes.is_floating(self.dtype) else dtypes.int64)
+        return reduce.Sum.apply(self.type(dtype), axes, keepdim)
 
-    def mean(self, dim=None, keepdim=False):
-        if not dtypes.is_floating(self.dtype):
-            raise RuntimeError(f"mean: input dtype should be floating point, got {self.dtype}")
-        return reduce.Mean.apply(self, _normalize_dims(dim, self.ndim, "mean"), keepdim)
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        source = self if dtype is None else self.type(dtype)  # dtype=: cast first, as PyTorch
+        if not dtypes.is_floating(source.dtype):
+            raise RuntimeError(f"mean: could not infer output dtype. Input dtype must be either a "
+                               f"floating point or complex dtype. Got: {dtypes.torch_name(source.dtype)}")
+        return reduce.Mean.apply(source, _normalize_dims(dim, self.ndim, "mean"), keepdim)
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         """Variance with Bessel's correction by default (``correction=1``), as PyTorch."""
@@ -784,22 +790,35 @@ class Tensor:
         return Tensor(array_module(self._data).expand_dims(index, axis) if keepdim else index)
 
     # --- elementwise functions -----------------------------------------------------------
+    def _as_float(self):
+        """Bool and integer tensors as the default float: what exp, log, sigmoid, ... compute on."""
+        return self if dtypes.is_floating(self.dtype) else self.type(dtypes.default_float)
+
     def exp(self):
-        return elementwise.Exp.apply(self)
+        return elementwise.Exp.apply(self._as_float())
 
     def log(self):
-        return elementwise.Log.apply(self)
+        return elementwise.Log.apply(self._as_float())
 
     def sqrt(self):
-        return elementwise.Sqrt.apply(self)
+        return elementwise.Sqrt.apply(self._as_float())
 
     def abs(self):
         return elementwise.Abs.apply(self)
 
     def clamp(self, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
+        """Bounds are numbers or tensors (broadcast with this one; they get gradients too); the
+        result's dtype follows type promotion over all three (int tensor, 0.5 -> float32)."""
         if min is None and max is None:
-            raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
-        return elementwise.Clamp.apply(self, min, max)
+            raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
+        bounds = [b for b in (min, max) if b is not None]
+        dtype = dtypes.result_type(self, *bounds)
+        low, high = (None if b is None else _as_operand(b, dtype, self) if isinstance(b, Tensor) else b
+                     for b in (min, max))
+        for name, bound in (("min", low), ("max", high)):
+            if isinstance(bound, Tensor):
+                elementwise.check_broadcast("clamp", self.shape, bound.shape)
+        return elementwise.Clamp.apply(self.type(dtype), low, high)
 
     clip = clamp
 
@@ -807,10 +826,10 @@ class Tensor:
         return activation.Relu.apply(self)
 
     def sigmoid(self):
-        return activation.Sigmoid.apply(self)
+        return activation.Sigmoid.apply(self._as_float())
 
     def tanh(self):
-        return activation.Tanh.apply(self)
+        return activation.Tanh.apply(self._as_float())
 
     # --- index ops, comparisons, logic, conversions, new_*, hooks (minidl/functional/indexing.py,
     # minidl/ops/index.py, minidl/hooks.py) ------------------------------------------------------
@@ -1018,7 +1037,7 @@ class Tensor:
     def __repr__(self):
         body = np.array2string(to_host(self._data), separator=", ", prefix="tensor(")
         extras = []
-        if self.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool):
+        if self.dtype not in (dtypes.default_float, dtypes.int64, dtypes.bool):
             extras.append(f"dtype=minidl.{self.dtype}")
         if self.device != "cpu":
             extras.append(f"device='{self.device}'")

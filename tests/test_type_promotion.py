@@ -49,7 +49,8 @@ def test_result_type_agrees_with_torch_on_every_pair(torch):
         assert str(theirs) == f"torch.{dtypes.result_type(_t(a, da), scalar)}", (a, scalar, da)
 
 
-PAIRS = [(a, da, b, db) for a, b in itertools.product(["bool", "int32", "int64", "float32", "float64"], repeat=2)
+PAIRS = [(a, da, b, db) for a, b in itertools.product(["bool", "uint8", "int8", "int16", "int32", "int64", "float32",
+                                                       "float64"], repeat=2)
          for da, db in [(1, 1), (0, 1), (1, 0)]]
 
 
@@ -73,8 +74,23 @@ def test_binary_ops_give_torch_s_dtype_and_values(torch, op):
         np.testing.assert_allclose(ours.numpy().astype(np.float64), theirs.numpy().astype(np.float64), rtol=1e-6)
 
 
+def test_a_python_float_stands_for_the_default_dtype_as_in_torch(torch):
+    """With ``set_default_dtype(float64)``, int tensor * 2.5 is float64 in both; float tensors keep theirs."""
+    to_torch = {name: getattr(torch, name) for name in DTYPES}
+    try:
+        for lib in (minidl, torch):
+            lib.set_default_dtype(lib.float64)
+        for a, da in itertools.product(DTYPES, [0, 1]):
+            theirs = torch.result_type(torch.ones((2,) * da, dtype=to_torch[a]), 2.5)
+            ours = dtypes.result_type(_t(a, da), 2.5)
+            assert str(theirs) == f"torch.{ours}", (a, da)
+    finally:
+        for lib in (minidl, torch):
+            lib.set_default_dtype(lib.float32)
+
+
 @pytest.mark.parametrize("scalar", [True, 2, 2.5])
-@pytest.mark.parametrize("dtype", ["bool", "int64", "float32", "float64"])
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int32", "int64", "float32", "float64"])
 def test_tensor_scalar_ops_give_torch_s_dtype(torch, dtype, scalar):
     x = np.array([1, 0, 1], dtype=dtype)
     for fn in (lambda t: t + scalar, lambda t: scalar * t, lambda t: t / scalar, lambda t: t ** 2.0):

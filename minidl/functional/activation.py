@@ -21,11 +21,13 @@ def relu_(input):  # noqa: A002
 
 
 def sigmoid(input):  # noqa: A002
-    return activation.Sigmoid.apply(input)
+    _check_tensor("sigmoid", "input", input)
+    return input.sigmoid()  # the method: one code path (integers become the default float)
 
 
 def tanh(input):  # noqa: A002
-    return activation.Tanh.apply(input)
+    _check_tensor("tanh", "input", input)
+    return input.tanh()
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):  # noqa: A002

@@ -186,20 +186,89 @@ class Abs(Function):
 
 
 class Clamp(Function):
-    """y = min(max(x, low), high).   dL/dx = dy where low <= x <= high, else 0."""
+    r"""y = min(max(x, low), high); ``low``/``high`` are numbers, arrays (broadcast with x) or None.
+
+    dL/dx    = dy where low <= x <= high, else 0   (the bounds themselves count as inside)
+    dL/dlow  = dy where x < low (and low < high when both are given), else 0
+    dL/dhigh = dy where x > high, or where high < low (then y == high everywhere), else 0
+    PyTorch's choice at the ties: x == low sends the gradient to x, not to low.
+    """
 
     def forward(self, x, low, high):
         xp = array_module(x)
-        mask = xp.ones(x.shape, dtype=bool)
+        inside = True
         if low is not None:
-            mask &= x >= low
+            inside = inside & (x >= low)
         if high is not None:
-            mask &= x <= high
-        self.save(mask=mask)
-        return xp.clip(x, low, high).astype(x.dtype, copy=False)
+            inside = inside & (x <= high)
+        dlow = dhigh = None
+        if self.needs_input_grad[1]:
+            dlow = (x < low) & (low < high) if high is not None else x < low
+        if self.needs_input_grad[2]:
+            dhigh = (x > high) | (high < low) if low is not None else x > high
+        self.save(inside=inside, dlow=dlow, dhigh=dhigh)
+        y = x if low is None else xp.maximum(x, low)
+        y = y if high is None else xp.minimum(y, high)
+        return y.astype(x.dtype, copy=False)
 
     def backward(self, dy):
-        return dy * self.saved.mask, None, None
+        s = self.saved
+        dx = dy * s.inside if self.needs_input_grad[0] else None
+        dlow = dy * s.dlow if s.dlow is not None else None
+        dhigh = dy * s.dhigh if s.dhigh is not None else None
+        return dx, dlow, dhigh
+
+
+class Maximum(Function):
+    r"""y = maximum(a, b) entry by entry (broadcast); ``Minimum`` the same with the roles swapped.
+
+    dL/da = dy where a > b,   dy / 2 where a == b,   0 where a < b
+    dL/db = dy where b > a,   dy / 2 where a == b,   0 where b < a
+    (at a tie the gradient is split evenly, as PyTorch does)
+    """
+
+    largest = True
+
+    def forward(self, a, b):
+        xp = array_module(a)
+        self.save(a=a, b=b)
+        return xp.maximum(a, b) if self.largest else xp.minimum(a, b)
+
+    def backward(self, dy):
+        a, b = self.saved.a, self.saved.b
+        xp = array_module(dy)
+        a_wins = a > b if self.largest else a < b
+        b_wins = b > a if self.largest else b < a
+        half = dy / 2
+        da = xp.where(a_wins, dy, xp.where(b_wins, 0, half)) if self.needs_input_grad[0] else None
+        db = xp.where(b_wins, dy, xp.where(a_wins, 0, half)) if self.needs_input_grad[1] else None
+        return da, db
+
+
+class Minimum(Maximum):
+    """y = minimum(a, b); the gradient goes to the smaller input, split evenly at ties."""
+
+    largest = False
+
+
+class Where(Function):
+    r"""y = a where ``condition`` (a bool array) is True, else b; all three broadcast together.
+
+    dL/da = dy where condition, else 0;   dL/db = dy where not condition, else 0
+    (in the broadcast shape: the engine sums them back to a's and b's shapes)
+    """
+
+    def forward(self, condition, a, b):
+        self.save(condition=condition)
+        return array_module(a).where(condition, a, b)
+
+    def backward(self, dy):
+        xp = array_module(dy)
+        condition = xp.broadcast_to(self.saved.condition, dy.shape)
+        zero = xp.zeros((), dtype=dy.dtype)
+        da = xp.where(condition, dy, zero) if self.needs_input_grad[1] else None
+        db = xp.where(condition, zero, dy) if self.needs_input_grad[2] else None
+        return None, da, db
 
 
 class Cast(Function):
