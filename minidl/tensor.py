@@ -460,7 +460,7 @@ class Tensor:
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
         """Fill with samples of N(mean, std^2) from ``generator`` (default: minidl's)."""
         self._check_floating("normal_")
-        rng = generator if generator is not None else _default_generator()
+        rng = _default_generator(generator)  # minidl's global one, or generator's
         values = to_device(rng.normal(mean, std, size=self.shape), self.device)  # drawn on the host
         return apply_inplace(self, "normal_", lambda: elementwise.CopyFrom.apply(self, Tensor(values)))
 
@@ -470,7 +470,7 @@ class Tensor:
         a, b = kwargs.pop("from", a), kwargs.pop("to", b)
         if kwargs:
             raise TypeError(f"uniform_: unexpected keyword arguments {sorted(kwargs)}")
-        rng = generator if generator is not None else _default_generator()
+        rng = _default_generator(generator)  # minidl's global one, or generator's
         values = to_device(rng.uniform(a, b, size=self.shape), self.device)  # drawn on the host
         return apply_inplace(self, "uniform_", lambda: elementwise.CopyFrom.apply(self, Tensor(values)))
 
