@@ -180,7 +180,7 @@ class DataLoader:
             return _SingleProcessIter(self)
         if not self.persistent_workers:
             return _MultiProcessIter(self)
-        if self._iterator is None:
+        if self._iterator is None or self._iterator._shutdown:  # first epoch, or after an error
             self._iterator = _MultiProcessIter(self)
         else:
             self._iterator._reset(self)
@@ -215,6 +215,9 @@ class _BaseIter:
         self._timeout = loader.timeout
         self._collate_fn = loader.collate_fn
         self._length_reported = loader._length_reported
+        if loader.pin_memory:
+            warnings.warn("'pin_memory' argument is set as true but minidl has no pinned memory: batches stay "
+                          "in ordinary host memory (move them with .to(device))", stacklevel=3)
         self._sampler_iter = iter(self._index_sampler)
         # One draw per iterator, with or without workers (the samplers' stream stays the same).
         self._base_seed = int(_numpy_rng(loader.generator).integers(0, 1 << 63))
@@ -434,9 +437,17 @@ class _MultiProcessIter(_BaseIter):
         self._workers_status[worker_id] = False
 
     def __next__(self):
+        if self._shutdown:  # after an error (below): this epoch is over
+            raise StopIteration
         try:
             return super().__next__()
-        except (KeyboardInterrupt, SystemExit):  # Ctrl-C while waiting: stop the workers now
+        except StopIteration:
+            raise
+        except BaseException:
+            # A worker's error, a dead worker, a timeout, Ctrl-C while waiting: stop the workers
+            # now. The exception's traceback refers to this iterator and may live long (a
+            # debugger, a notebook), so waiting for __del__ could leave them running. (PyTorch
+            # keeps them, and a next() after a worker's error goes on with the next batch.)
             self._shutdown_workers()
             raise
 
