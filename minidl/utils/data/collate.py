@@ -71,12 +71,12 @@ def collate(batch, *, collate_fn_map=None):
         values = {key: collate([d[key] for d in batch], collate_fn_map=collate_fn_map) for key in elem}
         return _rebuild_mapping(elem, values)
     if _is_namedtuple(elem):
-        return type(elem)(*(collate(list(field), collate_fn_map=collate_fn_map) for field in zip(*batch)))
+        return type(elem)(*(collate(field, collate_fn_map=collate_fn_map) for field in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         size = len(elem)
         if any(len(sample) != size for sample in batch):
             raise RuntimeError("each element in list of batch should be of equal size")
-        fields = [collate(list(field), collate_fn_map=collate_fn_map) for field in zip(*batch)]
+        fields = [collate(field, collate_fn_map=collate_fn_map) for field in zip(*batch)]
         return fields if isinstance(elem, tuple) else _rebuild_sequence(elem, fields)
     raise TypeError(default_collate_err_msg_format.format(type(elem)))
 
