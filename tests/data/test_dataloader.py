@@ -2,6 +2,7 @@
 worker processes: same batches as without them, seeds, errors, clean shutdown."""
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -282,6 +283,7 @@ def test_random_augmentation_in_workers_is_reproducible():
     assert first == again
     values = [v for b in first for v in b[0]]
     assert len(set(np.round(np.array(values) - np.arange(8), 12))) == 8  # workers draw different numbers
+    assert len({v for b in first for v in b[1]}) == 8  # from NumPy's global generator too
     other = DataLoader(Noisy(), batch_size=2, num_workers=2, generator=minidl.Generator().manual_seed(4))
     assert [[t.tolist() for t in b] for b in other] != first
 
@@ -374,6 +376,14 @@ def test_prefetching_keeps_prefetch_factor_tasks_per_worker_outstanding():
     _assert_no_children()
 
 
+def test_no_workers_left_after_exhaustion():
+    it = iter(DataLoader(Squares(5), batch_size=2, num_workers=2))
+    assert len(list(it)) == 3
+    _assert_no_children()  # while the iterator still exists
+    with pytest.raises(StopIteration):
+        next(it)
+
+
 def test_no_workers_left_after_break_and_del():
     loader = DataLoader(Squares(50), batch_size=2, num_workers=2)
     it = iter(loader)
@@ -424,9 +434,11 @@ def test_workers_exit_when_the_main_process_is_killed(tmp_path):
         os.kill(os.getpid(), signal.SIGKILL)  # no clean-up of any kind
     """))
     root = os.path.dirname(os.path.dirname(minidl.__file__))
-    done = subprocess.run([sys.executable, str(script), root], capture_output=True, text=True, timeout=60)
-    pids = [int(p) for p in done.stdout.split()]
-    assert len(pids) == 2, done.stderr
+    out = tmp_path / "pids.txt"
+    with open(out, "w") as stdout:  # a file, not a pipe: orphans holding a pipe would block reading it
+        subprocess.run([sys.executable, str(script), root], stdout=stdout, stderr=subprocess.DEVNULL, timeout=60)
+    pids = [int(p) for p in out.read_text().split()]
+    assert len(pids) == 2
 
     def running(pid):
         try:
@@ -437,4 +449,7 @@ def test_workers_exit_when_the_main_process_is_killed(tmp_path):
     deadline = time.time() + 10
     while any(running(p) for p in pids) and time.time() < deadline:
         time.sleep(0.1)
-    assert not any(running(p) for p in pids)
+    survivors = [p for p in pids if running(p)]
+    for pid in survivors:  # never leave orphans behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
