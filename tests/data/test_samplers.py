@@ -34,6 +34,8 @@ def test_random_sampler_with_replacement(torch):
     assert len(ours) == len(theirs) == 70
     assert set(ours) == set(range(5))  # 70 draws of 5: every index, with repeats
     assert len(RandomSampler(range(5), replacement=True)) == 5
+    draws = list(RandomSampler(range(40), replacement=True, generator=minidl.Generator().manual_seed(0)))
+    assert len(draws) == 40 and len(set(draws)) < 40  # repeats (all distinct: chance 40!/40**40)
 
 
 def test_random_sampler_is_reproducible():
