@@ -8,7 +8,7 @@
     worker.py      the worker processes' loop, seeds, and what crosses between processes
     dataloader.py  DataLoader and its two iterators (in this process / in workers)
 
-How it fits together, and what is reproducible: docs/data.md.
+How it fits together, and what is reproducible: docs/dataloader.md.
 """
 from .collate import default_collate, default_convert
 from .dataloader import DataLoader

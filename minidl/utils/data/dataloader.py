@@ -1,5 +1,5 @@
 """``DataLoader``: batches from a dataset, in this process or in worker processes
-(as ``torch.utils.data.DataLoader``; how it works, and what is reproducible: docs/data.md).
+(as ``torch.utils.data.DataLoader``; how it works, and what is reproducible: docs/dataloader.md).
 
 Per epoch, ``iter(loader)`` makes an iterator:
 

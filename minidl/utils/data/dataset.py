@@ -6,7 +6,7 @@ Two kinds, as in PyTorch:
   chooses the order of the indices, so shuffling and splitting work on any of them;
 * iterable (:class:`IterableDataset`): ``iter(dataset)`` yields samples; no indices, no
   sampler. With worker processes each worker iterates its own copy, so the dataset must use
-  ``get_worker_info()`` to give each worker its share (docs/data.md).
+  ``get_worker_info()`` to give each worker its share (docs/dataloader.md).
 """
 import bisect
 import itertools
