@@ -104,9 +104,19 @@ def _child_pids():
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == me:
+            if int(fields[1]) == me and not _is_multiprocessing_helper(name):
                 children.append(int(name))
     return children
+
+
+def _is_multiprocessing_helper(pid):
+    """Python's resource tracker and forkserver: started once per process by spawn/forkserver, not workers."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            command = f.read()
+    except OSError:
+        return False
+    return b"resource_tracker" in command or b"forkserver" in command
 
 
 def _assert_no_children():
@@ -453,3 +463,27 @@ def test_workers_exit_when_the_main_process_is_killed(tmp_path):
     for pid in survivors:  # never leave orphans behind, even when the test fails
         os.kill(pid, signal.SIGKILL)
     assert survivors == []
+
+
+def test_fork_is_the_default_start_method_on_linux():
+    from minidl.utils.data.dataloader import default_context
+    if sys.platform == "linux":
+        assert default_context().get_start_method() == "fork"
+
+
+def test_spawned_workers_give_the_same_batches():
+    """Another start method: everything the workers need travels pickled."""
+    loader = DataLoader(Squares(9), batch_size=4, shuffle=True, num_workers=1, multiprocessing_context="spawn",
+                        generator=minidl.Generator().manual_seed(2))
+    expected = [b[0].tolist() for b in DataLoader(Squares(9), batch_size=4, shuffle=True,
+                                                  generator=minidl.Generator().manual_seed(2))]
+    assert [b[0].tolist() for b in loader] == expected
+    _assert_no_children()
+
+
+def test_worker_info_is_read_only():
+    from minidl.utils.data import WorkerInfo
+    info = WorkerInfo(id=0, num_workers=2, seed=5, dataset=None)
+    assert (info.id, info.num_workers, info.seed) == (0, 2, 5) and get_worker_info() is None
+    with pytest.raises(RuntimeError, match="Cannot assign attributes to WorkerInfo objects"):
+        info.id = 1
