@@ -177,7 +177,7 @@ def randint(low=0, high=None, size=None, dtype=None, requires_grad=False, device
     return _from_host(array, dtypes.as_dtype(dtype) or dtypes.int64, requires_grad, device, "randint")
 
 
-def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
+def randperm(n, *, generator=None, dtype=dtypes.int64, device=None, requires_grad=False):
     """A random permutation of ``0 .. n-1`` (int64 unless ``dtype``), from ``generator``
     (default: the global one); reproducible for a seed, not PyTorch's permutation."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):

@@ -41,7 +41,8 @@ class Generator:
     """
 
     def __init__(self, device="cpu"):
-        self.device = device  # numbers are drawn on the host for every device (docs/architecture.md)
+        from .backend import devices
+        self.device = devices.device(device)  # numbers are drawn on the host for every device (docs/architecture.md)
         self.manual_seed(_DEFAULT_SEED)
 
     def manual_seed(self, seed):

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -413,6 +414,22 @@ def test_no_workers_left_after_an_exception_in_the_loop_body():
     with pytest.raises(ZeroDivisionError):
         train()
     _assert_no_children()
+
+
+def test_ctrl_c_while_waiting_stops_the_workers():
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))  # only this process, as a test can
+    it = iter(DataLoader(Slow(), num_workers=2))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        next(it)
+    timer.join()
+    assert it._shutdown
+    _assert_no_children()
+
+
+def test_an_explicit_sampler_gives_the_order():
+    loader = DataLoader(Squares(6), batch_size=2, sampler=[5, 0, 3, 1])
+    assert [b[0].tolist() for b in loader] == [[5, 0], [3, 1]] and len(loader) == 2
 
 
 def test_timeout_raises():

@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import queue
 import sys
+import time
 import warnings
 import weakref
 
@@ -462,8 +463,9 @@ class _MultiProcessIter(_BaseIter):
             for worker_id in range(len(self._workers)):
                 if self._persistent_workers or self._workers_status[worker_id]:
                     self._mark_worker_as_unavailable(worker_id)
+            deadline = time.monotonic() + _worker.MP_STATUS_CHECK_INTERVAL  # one second for all of them
             for process in self._workers:
-                process.join(timeout=_worker.MP_STATUS_CHECK_INTERVAL)
+                process.join(timeout=max(0.0, deadline - time.monotonic()))
             for index_queue in self._index_queues:
                 index_queue.cancel_join_thread()
                 index_queue.close()
