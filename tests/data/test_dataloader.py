@@ -504,3 +504,15 @@ def test_worker_info_is_read_only():
     assert (info.id, info.num_workers, info.seed) == (0, 2, 5) and get_worker_info() is None
     with pytest.raises(RuntimeError, match="Cannot assign attributes to WorkerInfo objects"):
         info.id = 1
+
+
+def test_persistent_workers_first_epoch_matches_and_later_ones_draw_no_base_seed():
+    def epochs(**kwargs):
+        loader = DataLoader(Squares(12), batch_size=4, shuffle=True, generator=minidl.Generator().manual_seed(8),
+                            **kwargs)
+        return [[b[0].tolist() for b in loader] for _ in range(2)]
+    plain, persistent = epochs(), epochs(num_workers=2, persistent_workers=True)
+    assert persistent[0] == plain[0]
+    assert persistent[1] != plain[1]  # PyTorch too: no new base seed per epoch, so the stream shifts
+    assert sorted(sum(persistent[1], [])) == list(range(12))
+    _assert_no_children()

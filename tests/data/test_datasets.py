@@ -70,6 +70,19 @@ def test_subset():
     assert sub.__getitems__([2, 0]) == [105, 107]
 
 
+def test_subset_subclass_must_override_getitems_too_as_pytorch(torch):
+    def subclass(base):
+        class Doubled(base):
+            def __getitem__(self, i):
+                return 2 * self.dataset[self.indices[i]]
+        return Doubled
+    with pytest.raises(NotImplementedError) as theirs:
+        subclass(torch.utils.data.Subset)(range(3), [0])
+    with pytest.raises(NotImplementedError) as ours:
+        subclass(Subset)(Range(0, 3), [0])
+    assert str(ours.value) == str(theirs.value)
+
+
 @pytest.mark.parametrize("n, fractions", [(10, [0.3, 0.3, 0.4]), (11, [0.5, 0.5]), (7, [0.2, 0.2, 0.6]),
                                           (5, [1.0])])
 def test_random_split_fraction_lengths_match_pytorch(torch, n, fractions):

@@ -140,7 +140,7 @@ class DataLoader:
         self._iterator = None
         self._length_reported = None  # len(dataset) of an iterable dataset, once asked
         self._initialized = True
-        self._check_worker_number()
+        self.check_worker_number_rationality()
 
     @property
     def multiprocessing_context(self):
@@ -195,7 +195,8 @@ class DataLoader:
             length = length // self.batch_size if self.drop_last else math.ceil(length / self.batch_size)
         return length
 
-    def _check_worker_number(self):
+    def check_worker_number_rationality(self):
+        """Warn when there are more workers than cores this process may use (as PyTorch)."""
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         if self.num_workers > 0 and cores is not None and self.num_workers > cores:
             warnings.warn(f"This DataLoader will create {self.num_workers} worker processes in total. Our "
