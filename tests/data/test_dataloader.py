@@ -387,6 +387,14 @@ def test_prefetching_keeps_prefetch_factor_tasks_per_worker_outstanding():
     _assert_no_children()
 
 
+def test_prefetch_factor_zero_is_refused_when_iterating_as_pytorch(torch):
+    with pytest.raises(AssertionError):
+        iter(torch.utils.data.DataLoader(Squares(4), num_workers=1, prefetch_factor=0))
+    with pytest.raises(AssertionError, match="prefetch_factor must be greater than 0"):
+        iter(DataLoader(Squares(4), num_workers=1, prefetch_factor=0))
+    _assert_no_children()
+
+
 def test_no_workers_left_after_exhaustion():
     it = iter(DataLoader(Squares(5), batch_size=2, num_workers=2))
     assert len(list(it)) == 3

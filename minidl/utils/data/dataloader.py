@@ -296,6 +296,9 @@ class _MultiProcessIter(_BaseIter):
     def __init__(self, loader):
         super().__init__(loader)
         self._prefetch_factor = loader.prefetch_factor
+        if self._prefetch_factor <= 0:  # PyTorch accepts 0 in the constructor and refuses it here
+            raise AssertionError("prefetch_factor must be greater than 0 for worker processes, "
+                                 f"got prefetch_factor={self._prefetch_factor}")
         self._in_order = loader.in_order
         self._persistent_workers = loader.persistent_workers
         context = loader.multiprocessing_context or default_context()
