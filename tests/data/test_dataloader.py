@@ -387,6 +387,7 @@ def test_prefetching_keeps_prefetch_factor_tasks_per_worker_outstanding():
     _assert_no_children()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # PyTorch's __del__ then fails
 def test_prefetch_factor_zero_is_refused_when_iterating_as_pytorch(torch):
     with pytest.raises(AssertionError):
         iter(torch.utils.data.DataLoader(Squares(4), num_workers=1, prefetch_factor=0))
