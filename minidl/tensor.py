@@ -29,6 +29,7 @@ from .backend import device as Device
 from .backend.devices import cuda_device
 from .hooks import HookDict, add_hook, node_hooks, retain, run_hooks
 from .inplace import apply_inplace
+from .memory_format import check_memory_format
 from .ops import activation, elementwise, linalg, reduce, shape
 from .random import generator as _default_generator
 
@@ -329,7 +330,9 @@ class Tensor:
         """PyTorch's forms: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other)``
         (other's device and dtype), ``to(device=..., dtype=...)``. Differentiable: the gradient
         goes back to this tensor's device and dtype. Returns ``self`` when nothing changes
-        (unless ``copy=True``). ``non_blocking`` and ``memory_format`` are accepted and ignored."""
+        (unless ``copy=True``). ``non_blocking`` is accepted and ignored, and so is ``memory_format``
+        (minidl's layout is always row-major: minidl/memory_format.py), after PyTorch's checks."""
+        check_memory_format(memory_format, self.ndim, "Tensor.to")
         for arg in args:
             if isinstance(arg, Tensor):
                 device, dtype = arg.device, arg.dtype
