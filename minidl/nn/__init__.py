@@ -1,6 +1,6 @@
 """Neural-network building blocks: ``Module``, ``Parameter``, layers, containers, ``init``."""
 
-from . import functional, init
+from . import functional, init, utils
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import ModuleList, Sequential
 from .conv import Conv2d, ConvTranspose2d
