@@ -202,3 +202,17 @@ def test_default_collate_errors_as_pytorch(torch, batch):
     with pytest.raises(type(theirs.value)) as ours:
         default_collate(batch)
     assert str(ours.value).split(";")[0] == str(theirs.value).split(";")[0]
+
+
+def test_iterable_dataset_without_iter_cannot_be_made_as_pytorch(torch):
+    class NoIter(IterableDataset):
+        pass
+
+    class TorchNoIter(torch.utils.data.IterableDataset):
+        pass
+    with pytest.raises(TypeError) as theirs:
+        TorchNoIter()
+    with pytest.raises(TypeError) as ours:
+        NoIter()
+    assert "abstract" in str(theirs.value) and "abstract" in str(ours.value)
+    assert isinstance(Stream(3), IterableDataset) and not isinstance([1], IterableDataset)

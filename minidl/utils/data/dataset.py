@@ -9,6 +9,7 @@ Two kinds, as in PyTorch:
   ``get_worker_info()`` to give each worker its share (docs/dataloader.md).
 """
 import bisect
+import collections.abc
 import itertools
 import math
 import numbers
@@ -27,11 +28,9 @@ class Dataset:
         return ConcatDataset([self, other])
 
 
-class IterableDataset(Dataset):
-    """A stream of samples: subclasses define ``__iter__``."""
-
-    def __iter__(self):
-        raise NotImplementedError("Subclasses of IterableDataset should implement __iter__.")
+class IterableDataset(Dataset, collections.abc.Iterable):
+    """A stream of samples: subclasses define ``__iter__`` (an abstract method: a subclass
+    without one cannot be instantiated, as in PyTorch)."""
 
     def __add__(self, other):
         return ChainDataset([self, other])
