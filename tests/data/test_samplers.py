@@ -87,6 +87,7 @@ def test_weighted_random_sampler_follows_the_weights(torch):
 
 def test_weighted_random_sampler_without_replacement(torch):
     weights = minidl.tensor([5.0, 1.0, 0.0, 3.0, 1.0])
+    minidl.manual_seed(0)  # the frequencies below are checked with a tolerance: no flaky draws
     draws = [list(WeightedRandomSampler(weights, 4, replacement=False)) for _ in range(300)]
     assert all(len(set(d)) == 4 for d in draws)
     assert all(2 not in d for d in draws)  # the zero weight only when nothing else is left
