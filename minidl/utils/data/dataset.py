@@ -9,17 +9,21 @@ Two kinds, as in PyTorch:
   ``get_worker_info()`` to give each worker its share (docs/dataloader.md).
 """
 import bisect
-import collections.abc
 import itertools
 import math
 import numbers
+import typing
 import warnings
 
 from ...random import default_generator
 
 
-class Dataset:
-    """A map-style dataset: subclasses define ``__getitem__`` (and usually ``__len__``)."""
+T_co = typing.TypeVar("T_co", covariant=True)  # the type of a sample, for annotations only
+
+
+class Dataset(typing.Generic[T_co]):
+    """A map-style dataset: subclasses define ``__getitem__`` (and usually ``__len__``).
+    Generic as PyTorch's, so ``class Pairs(Dataset[tuple])`` ports unchanged."""
 
     def __getitem__(self, index):
         raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")
@@ -28,7 +32,7 @@ class Dataset:
         return ConcatDataset([self, other])
 
 
-class IterableDataset(Dataset, collections.abc.Iterable):
+class IterableDataset(Dataset[T_co], typing.Iterable[T_co]):
     """A stream of samples: subclasses define ``__iter__`` (an abstract method: a subclass
     without one cannot be instantiated, as in PyTorch)."""
 

@@ -8,6 +8,7 @@ as PyTorch does. Orders are reproducible for a seed but are not PyTorch's orders
 """
 import itertools
 import numbers
+import typing
 
 import numpy as np
 
@@ -20,8 +21,12 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-class Sampler:
-    """Base class: subclasses define ``__iter__`` (indices) and, where known, ``__len__``."""
+T_co = typing.TypeVar("T_co", covariant=True)  # what the sampler yields, for annotations only
+
+
+class Sampler(typing.Generic[T_co]):
+    """Base class: subclasses define ``__iter__`` (indices) and, where known, ``__len__``.
+    Generic as PyTorch's (``class MySampler(Sampler[int])``)."""
 
     def __init__(self, data_source=None):
         pass
