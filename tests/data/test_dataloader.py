@@ -326,6 +326,46 @@ def test_worker_error_is_raised_with_the_worker_traceback():
     _assert_no_children()
 
 
+class TwoArgumentError(Exception):
+    def __init__(self, a, b):
+        super().__init__(a, b)
+
+
+class MessageKeywordError(Exception):
+    message = "set by the class"
+
+    def __init__(self, *, message):
+        super().__init__(message)
+
+
+class RaisesThis(Dataset):
+    def __init__(self, error):
+        self.error = error
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        raise self.error
+
+
+@pytest.mark.parametrize("error, expected", [(TwoArgumentError(1, 2), RuntimeError),
+                                             (MessageKeywordError(message="m"), MessageKeywordError)])
+def test_worker_errors_of_unusual_classes_are_raised_as_pytorch(torch, error, expected):
+    try:  # PyTorch's workers send this wrapper; raising it again decides the type (no worker needed)
+        raise error
+    except Exception:
+        from torch._utils import ExceptionWrapper  # what PyTorch's workers send
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(Exception) as theirs:
+        wrapped.reraise()
+    with pytest.raises(Exception) as ours:
+        list(DataLoader(RaisesThis(error), num_workers=1))
+    assert type(ours.value) is type(theirs.value) is expected
+    assert f"Caught {type(error).__name__} in DataLoader worker process 0." in str(ours.value)
+    _assert_no_children()
+
+
 def test_error_in_worker_init_fn_is_raised():
     def init(worker_id):
         raise KeyError(f"no {worker_id}")

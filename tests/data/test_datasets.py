@@ -202,3 +202,40 @@ def test_default_collate_errors_as_pytorch(torch, batch):
     with pytest.raises(type(theirs.value)) as ours:
         default_collate(batch)
     assert str(ours.value).split(";")[0] == str(theirs.value).split(";")[0]
+
+
+def test_iterable_dataset_without_iter_cannot_be_made_as_pytorch(torch):
+    class NoIter(IterableDataset):
+        pass
+
+    class TorchNoIter(torch.utils.data.IterableDataset):
+        pass
+    with pytest.raises(TypeError) as theirs:
+        TorchNoIter()
+    with pytest.raises(TypeError) as ours:
+        NoIter()
+    assert "abstract" in str(theirs.value) and "abstract" in str(ours.value)
+    assert isinstance(Stream(3), IterableDataset) and not isinstance([1], IterableDataset)
+
+
+def test_dataset_and_sampler_classes_are_generic_as_pytorch(torch):
+    from minidl.utils.data import Sampler
+
+    class Pairs(Dataset[tuple]):
+        def __getitem__(self, i):
+            return i, -i
+
+        def __len__(self):
+            return 3
+
+    class Evens(Sampler[int]):
+        def __iter__(self):
+            return iter([0, 2])
+
+    class Numbers(IterableDataset[int]):
+        def __iter__(self):
+            return iter([7, 8])
+    for name in ("Dataset", "IterableDataset", "Sampler"):
+        ours, theirs = getattr(minidl.utils.data, name), getattr(torch.utils.data, name)
+        assert isinstance(ours, type) and ours[int] is not None and theirs[int] is not None
+    assert Pairs()[2] == (2, -2) and list(Evens()) == [0, 2] and list(Numbers()) == [7, 8]

@@ -12,13 +12,18 @@ import bisect
 import itertools
 import math
 import numbers
+import typing
 import warnings
 
 from ...random import default_generator
 
 
-class Dataset:
-    """A map-style dataset: subclasses define ``__getitem__`` (and usually ``__len__``)."""
+T_co = typing.TypeVar("T_co", covariant=True)  # the type of a sample, for annotations only
+
+
+class Dataset(typing.Generic[T_co]):
+    """A map-style dataset: subclasses define ``__getitem__`` (and usually ``__len__``).
+    Generic as PyTorch's, so ``class Pairs(Dataset[tuple])`` ports unchanged."""
 
     def __getitem__(self, index):
         raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")
@@ -27,11 +32,9 @@ class Dataset:
         return ConcatDataset([self, other])
 
 
-class IterableDataset(Dataset):
-    """A stream of samples: subclasses define ``__iter__``."""
-
-    def __iter__(self):
-        raise NotImplementedError("Subclasses of IterableDataset should implement __iter__.")
+class IterableDataset(Dataset[T_co], typing.Iterable[T_co]):
+    """A stream of samples: subclasses define ``__iter__`` (an abstract method: a subclass
+    without one cannot be instantiated, as in PyTorch)."""
 
     def __add__(self, other):
         return ChainDataset([self, other])

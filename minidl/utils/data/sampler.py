@@ -8,6 +8,7 @@ as PyTorch does. Orders are reproducible for a seed but are not PyTorch's orders
 """
 import itertools
 import numbers
+import typing
 
 import numpy as np
 
@@ -20,8 +21,12 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-class Sampler:
-    """Base class: subclasses define ``__iter__`` (indices) and, where known, ``__len__``."""
+T_co = typing.TypeVar("T_co", covariant=True)  # what the sampler yields, for annotations only
+
+
+class Sampler(typing.Generic[T_co]):
+    """Base class: subclasses define ``__iter__`` (indices) and, where known, ``__len__``.
+    Generic as PyTorch's (``class MySampler(Sampler[int])``)."""
 
     def __init__(self, data_source=None):
         pass
@@ -106,6 +111,13 @@ def _multinomial(weights, num_samples, replacement, generator):
     exponential key ``E_i / w_i`` per index and the ``num_samples`` smallest keys, which draws
     index after index with probability proportional to the weights left (zero weights come last).
     """
+    # PyTorch's messages: its draws with replacement of more than one sample check entry by
+    # entry (NaN fails ">= 0"); its other draws check the whole tensor at once.
+    entrywise = replacement and num_samples > 1
+    if entrywise and not np.all(weights >= 0):
+        raise RuntimeError("invalid multinomial distribution (encountering probability entry < 0)")
+    if entrywise and not np.all(np.isfinite(weights)):
+        raise RuntimeError("invalid multinomial distribution (encountering probability entry = infinity or NaN)")
     if not np.all(np.isfinite(weights)) or np.any(weights < 0):
         raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
     if weights.sum() <= 0:

@@ -80,6 +80,8 @@ class ExceptionWrapper:
         message = f"Caught {self.exc_type.__name__} {self.where}.\nOriginal {self.exc_msg}"
         if self.exc_type is KeyError:  # KeyError shows its message with repr(): keep the newlines
             message = _KeyErrorMessage(message)
+        elif getattr(self.exc_type, "message", None):  # a class built as Error(message=...), as PyTorch
+            raise self.exc_type(message=message)
         try:
             error = self.exc_type(message)
         except Exception:
