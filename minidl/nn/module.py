@@ -25,8 +25,15 @@ from ..autograd import VersionCounter, no_grad
 from ..backend import device as Device
 from ..backend import to_device
 from ..backend.devices import cuda_device
+from ..hooks import HookDict, add_hook
 from ..tensor import Tensor
+from .module_hooks import call_with_hooks
 from .parameter import Parameter
+
+# Module.__init__ makes one (ordered) dict per kind of hook, and the flags kept beside them
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
+               "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_backward_pre_hooks",
+               "_backward_hooks")
 
 __all__ = ["Module"]
 
@@ -86,6 +93,8 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "_modules", OrderedDict())
+        for name in _HOOK_DICTS:  # hooks run by __call__ (module_hooks.py)
+            object.__setattr__(self, name, HookDict())
 
     # ------------------------------------------------------------------
     # forward
@@ -96,7 +105,44 @@ class Module:
         )
 
     def __call__(self, *args, **kwargs):
+        if (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
+                or self._backward_pre_hooks):
+            return call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------------
+    # hooks (minidl/nn/module_hooks.py runs them)
+    # ------------------------------------------------------------------
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """``hook(module, args)`` (or ``hook(module, args, kwargs)`` with ``with_kwargs``) runs
+        before ``forward``; a value it returns replaces ``args`` (or ``(args, kwargs)``)."""
+        handle = add_hook(self._forward_pre_hooks, hook, prepend, (self._forward_pre_hooks_with_kwargs,))
+        if with_kwargs:
+            self._forward_pre_hooks_with_kwargs[handle.id] = True
+        return handle
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
+        """``hook(module, args, output)`` (or ``hook(module, args, kwargs, output)``) runs after
+        ``forward``; a value it returns replaces the output. ``always_call``: it runs even when
+        ``forward`` raises."""
+        extra = (self._forward_hooks_with_kwargs, self._forward_hooks_always_called)
+        handle = add_hook(self._forward_hooks, hook, prepend, extra)
+        if with_kwargs:
+            self._forward_hooks_with_kwargs[handle.id] = True
+        if always_call:
+            self._forward_hooks_always_called[handle.id] = True
+        return handle
+
+    def register_full_backward_pre_hook(self, hook, prepend=False):
+        """``hook(module, grad_output)`` runs when the gradients of this call's outputs are known;
+        a value it returns replaces ``grad_output``."""
+        return add_hook(self._backward_pre_hooks, hook, prepend)
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """``hook(module, grad_input, grad_output)`` runs when the gradients of this call's
+        positional inputs are known (None where none flows); a value it returns replaces
+        ``grad_input``."""
+        return add_hook(self._backward_hooks, hook, prepend)
 
     # ------------------------------------------------------------------
     # registration
