@@ -681,6 +681,17 @@ class Tensor:
         sizes = self.shape
         return self.reshape(sizes[:start] + (math.prod(sizes[start:end + 1]),) + sizes[end + 1:])
 
+    def unflatten(self, dim, sizes):
+        """Dim ``dim`` split into ``sizes`` (one of them may be -1): the inverse of ``flatten``."""
+        axis = _normalize_dim(dim, self.ndim, "unflatten")
+        sizes = tuple(int(s) for s in sizes)
+        known = math.prod(s for s in sizes if s != -1)
+        if not sizes or sizes.count(-1) > 1 or (-1 not in sizes and known != self.shape[axis]) \
+                or (-1 in sizes and (known == 0 or self.shape[axis] % known)):
+            raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size "
+                               f"of dim {dim} ({self.shape[axis]}) in the input tensor")
+        return self.reshape(self.shape[:axis] + sizes + self.shape[axis + 1:])
+
     def unsqueeze(self, dim):
         axis = _normalize_dim(dim, self.ndim + 1, "unsqueeze")
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])

@@ -4,7 +4,9 @@ from . import functional, init, utils
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import ModuleList, Sequential
 from .conv import Conv2d, ConvTranspose2d
+from .dict_containers import ModuleDict, ParameterDict, ParameterList
 from .dropout import Dropout, Dropout2d
+from .flatten import Flatten, Unflatten
 from .linear import Identity, Linear
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, DiceLoss, MSELoss, NLLLoss
 from .module import Module
@@ -26,6 +28,7 @@ __all__ = [
     "DiceLoss",
     "Dropout",
     "Dropout2d",
+    "Flatten",
     "Identity",
     "LeakyReLU",
     "Linear",
@@ -34,14 +37,18 @@ __all__ = [
     "MaxPool2d",
     "MaxUnpool2d",
     "Module",
+    "ModuleDict",
     "ModuleList",
     "NLLLoss",
     "Parameter",
+    "ParameterDict",
+    "ParameterList",
     "ReLU",
     "Sequential",
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "Unflatten",
     "Upsample",
     "UpsamplingBilinear2d",
     "UpsamplingNearest2d",
