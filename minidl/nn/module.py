@@ -224,6 +224,26 @@ class Module:
             module = module._modules[item]
         return module
 
+    def get_parameter(self, target):
+        """The parameter at dotted path ``target`` (``"encoder.0.weight"``)."""
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
+        if name not in module._parameters:
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return module._parameters[name]
+
+    def get_buffer(self, target):
+        """The buffer at dotted path ``target`` (``"bn.running_mean"``)."""
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
+        if name not in module._buffers:
+            raise AttributeError(f"`{name}` is not a buffer")
+        return module._buffers[name]
+
     # ------------------------------------------------------------------
     # attribute access: route Parameters / Modules / buffers to their dicts
     # ------------------------------------------------------------------
@@ -482,6 +502,11 @@ class Module:
     def double(self):
         """Cast floating-point parameters and buffers to float64 (in place); return self."""
         return self.to(dtypes.float64)
+
+    def half(self):
+        """Refused: minidl computes in float32 and float64 only (float16 is a storage dtype)."""
+        raise RuntimeError(f"{type(self).__name__}.half(): minidl computes in float32 and float64 only; "
+                           "keep the model in float32 (.float()) or use .double()")
 
     # ------------------------------------------------------------------
     # state dict

@@ -84,3 +84,20 @@ def test_flatten_and_unflatten_like_torch(torch, rng, start_dim, end_dim):
         nn.Unflatten(1, 3)
     with pytest.raises(RuntimeError, match=r"Provided sizes \[4, 2\] don't multiply up to the size of dim 1"):
         minidl.ones(4, 6).unflatten(1, (4, 2))
+
+
+def test_get_parameter_and_get_buffer_like_torch(torch):
+    ours = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    for m in (ours, theirs):
+        assert tuple(m.get_parameter("0.weight").shape) == (2, 1, 3, 3)
+        assert tuple(m.get_buffer("1.running_var").shape) == (2,)
+        with pytest.raises(AttributeError, match="is not an nn.Parameter"):
+            m.get_parameter("1.running_mean")
+        with pytest.raises(AttributeError, match="is not a buffer"):
+            m.get_buffer("0.bias")
+        with pytest.raises(AttributeError, match="has no attribute `nope`"):
+            m.get_parameter("0.nope")
+    assert ours.get_parameter("0.weight") is ours[0].weight
+    with pytest.raises(RuntimeError, match=r"half\(\): minidl computes in float32 and float64 only"):
+        ours.half()
