@@ -1,5 +1,7 @@
 """``minidl.save`` / ``minidl.load``: checkpoints in ONE ``.npz`` file, without pickle.
 
+(Files named ``.pt``/``.pth`` are PyTorch's format instead: minidl/torch_format.py.)
+
 Pickle can run arbitrary code when a file is loaded, so we never use it.
 A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` files):
 
@@ -44,9 +46,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .backend import is_array, to_host
+from .backend import device, is_array, to_host
 from .nn.parameter import Parameter
 from .tensor import Tensor
+from .torch_format import is_torch_file, load_torch_file, save_torch_file
 
 __all__ = ["load", "save"]
 
@@ -148,14 +151,20 @@ class _Encoder:
             )
 
 
-def save(obj, f):
-    """Save ``obj`` (e.g. a state dict) to the path ``f`` as one ``.npz`` file, atomically.
+_TORCH_SUFFIXES = (".pt", ".pth", ".pt.tar", ".pth.tar")
 
-    The name is used exactly as given (no ``.npz`` is appended).  The whole
-    object is checked before anything is written, so a ``TypeError`` leaves
-    the file system untouched.
+
+def save(obj, f):
+    """Save ``obj`` (e.g. a state dict) to the path ``f``, atomically.
+
+    A name ending in ``.pt``, ``.pth`` (or ``.pt.tar``, ``.pth.tar``) gets PyTorch's zip format,
+    which ``torch.load(f, weights_only=True)`` reads (minidl/torch_format.py); any other name
+    gets minidl's ``.npz`` format, exactly as given (no ``.npz`` is appended). The whole object
+    is checked before anything is written, so a ``TypeError`` leaves the file system untouched.
     """
     path = _as_path(f, "save")
+    if path.lower().endswith(_TORCH_SUFFIXES):
+        return save_torch_file(obj, path)
     encoder = _Encoder()
     structure = {"format": _FORMAT, "version": _VERSION, "object": encoder.encode(obj, "obj")}
     arrays = dict(encoder.arrays)
@@ -221,16 +230,41 @@ class _Decoder:
 
 
 _SIGNATURES = ((b"\x93NUMPY", "a single .npy array"), (b"\x89PNG", "a PNG image"),
-               (b"\x80", "a pickle file (minidl never unpickles: it could run code)"),
+               (b"\x80", "a bare pickle (PyTorch's legacy format before 1.6, or pickle.dump): minidl reads "
+                        "PyTorch's zip format only; re-save it with torch.save(obj, f) in PyTorch >= 1.6"),
                (b"\xff\xd8\xff", "a JPEG image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"))
 
 
-def load(f):
-    """Load an object saved by :func:`save` (Tensors come back as minidl Tensors on the CPU).
+def load(f, map_location=None, weights_only=None):
+    """Load an object saved by :func:`save`, or by ``torch.save`` (its zip format: read without
+    torch, admitting only tensors, parameters and plain containers, PyTorch's
+    ``weights_only=True`` rule, whatever ``weights_only`` says). Tensors come back as minidl
+    Tensors on the CPU, or on ``map_location`` (a device or its name) if given.
 
     A file that is not one (empty, truncated, corrupted, another format) raises ValueError with
-    one line naming the file and what is wrong; nothing in it is ever unpickled."""
+    one line naming the file and what is wrong; nothing in it is ever run."""
     path = _as_path(f, "load")
+    if map_location is not None and not isinstance(map_location, (str, device)):
+        raise TypeError(f"minidl.load: map_location must be a device or its name ('cpu', 'cuda'), "
+                        f"got {type(map_location).__name__}")
+    obj = _load(path)
+    return obj if map_location is None else _to_device(obj, device(map_location))
+
+
+def _to_device(obj, where):
+    if isinstance(obj, Tensor):
+        moved = obj.detach().to(where)
+        return Parameter(moved, requires_grad=obj.requires_grad) if isinstance(obj, Parameter) else moved
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_device(v, where)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, where) for v in obj)
+    return obj
+
+
+def _load(path):
+    if zipfile.is_zipfile(path) and is_torch_file(path):
+        return load_torch_file(path)
     with open(path, "rb") as fh:
         head = fh.read(8)
         if not head:
