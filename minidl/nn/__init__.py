@@ -47,3 +47,8 @@ __all__ = [
     "UpsamplingNearest2d",
     "init",
 ]
+
+# --- wt-nnlayers: more activations, padding, pixel shuffle, layer/group/instance norm
+from .activation import ELU, GELU, Hardtanh, PReLU, ReLU6, SiLU, Softplus  # noqa: E402
+
+__all__ += ["ELU", "GELU", "Hardtanh", "PReLU", "ReLU6", "SiLU", "Softplus"]
