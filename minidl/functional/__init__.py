@@ -17,3 +17,4 @@ from .shape import cat, center_crop, chunk, interpolate, pad, split, stack
 from .softmax import log_softmax, softmax
 # --- wt-nnlayers: more activations, pixel shuffle, layer/group/instance norm, one_hot
 from .activation import elu, elu_, gelu, hardtanh, hardtanh_, prelu, relu6, silu, softplus
+from .pixel_shuffle import pixel_shuffle, pixel_unshuffle

@@ -78,3 +78,42 @@ def test_inplace_modules_write_into_their_input():
     for m in (nn.ReLU6(True), nn.Hardtanh(inplace=True), nn.ELU(inplace=True), nn.SiLU(True)):
         x = minidl.randn(3, 4)
         assert m(x) is x
+
+
+# ----------------------------------------------------------------------------- padding, pixel shuffle
+PADS = [("ZeroPad2d", (1,)), ("ZeroPad2d", ((1, 2, 0, 3),)), ("ZeroPad2d", ((-1, 2, 1, -2),)),
+        ("ConstantPad2d", (2, 3.5)), ("ConstantPad2d", ((0, 1, 2, 1), -1)), ("ReflectionPad2d", (2,)),
+        ("ReflectionPad2d", ((3, 0, 1, 4),)), ("ReplicationPad2d", (3,)), ("ReplicationPad2d", ((0, 5, 2, 1),))]
+
+
+@pytest.mark.parametrize("name,args", PADS)
+@pytest.mark.parametrize("shape", [(2, 3, 5, 6), (3, 5, 7)])
+def test_padding_modules_match_torch(torch, name, args, shape):
+    _check_module(torch, getattr(nn, name)(*args), getattr(torch.nn, name)(*args), shape)
+
+
+def test_padding_modules_take_a_list_and_store_a_tuple(torch):
+    assert nn.ZeroPad2d([1, 2, 3, 4]).padding == torch.nn.ZeroPad2d([1, 2, 3, 4]).padding == (1, 2, 3, 4)
+    assert nn.ZeroPad2d(1).value == torch.nn.ZeroPad2d(1).value == 0.0
+
+
+def test_padding_module_errors(torch):
+    with pytest.raises(ValueError, match=r"ZeroPad2d: padding must be an int or a tuple of 4 ints .*got \(1, 2, 3\)"):
+        nn.ZeroPad2d((1, 2, 3))
+    with pytest.raises(ValueError, match="ReflectionPad2d: padding must be an int or a tuple of 4 ints"):
+        nn.ReflectionPad2d(1.5)
+    x = minidl.zeros(1, 1, 3, 3)
+    with pytest.raises(RuntimeError, match="Padding size should be less than the corresponding input dimension"):
+        nn.ReflectionPad2d(3)(x)
+    with pytest.raises(RuntimeError, match="Padding size should be less than the corresponding input dimension"):
+        torch.nn.ReflectionPad2d(3)(torch.zeros(1, 1, 3, 3))
+    with pytest.raises(NotImplementedError, match="not supported for 2-D input"):
+        nn.ReplicationPad2d(1)(minidl.zeros(3, 3))
+    with pytest.raises(NotImplementedError, match="not supported for 2D input"):
+        torch.nn.ReplicationPad2d(1)(torch.zeros(3, 3))
+
+
+@pytest.mark.parametrize("name,r,shape", [("PixelShuffle", 2, (2, 8, 3, 5)), ("PixelShuffle", 3, (9, 2, 2)),
+                                          ("PixelUnshuffle", 2, (2, 3, 4, 6)), ("PixelUnshuffle", 3, (1, 2, 3, 9))])
+def test_pixel_shuffle_modules_match_torch(torch, name, r, shape):
+    _check_module(torch, getattr(nn, name)(r), getattr(torch.nn, name)(r), shape)

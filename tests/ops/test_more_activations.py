@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import minidl
 import minidl.nn.functional as F
-from helpers import assert_close, compare_with_torch, gradcheck_with_random_dy
+from helpers import compare_with_torch, gradcheck_with_random_dy
 from minidl.ops.activation import erf
 
 SETTINGS = settings(max_examples=15, deadline=None)
