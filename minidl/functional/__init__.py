@@ -18,3 +18,4 @@ from .softmax import log_softmax, softmax
 # --- wt-nnlayers: more activations, pixel shuffle, layer/group/instance norm, one_hot
 from .activation import elu, elu_, gelu, hardtanh, hardtanh_, prelu, relu6, silu, softplus
 from .pixel_shuffle import pixel_shuffle, pixel_unshuffle
+from .norm import group_norm, instance_norm, layer_norm

@@ -52,6 +52,8 @@ __all__ = [
 from .activation import ELU, GELU, Hardtanh, PReLU, ReLU6, SiLU, Softplus  # noqa: E402
 from .padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d  # noqa: E402
 from .pixelshuffle import PixelShuffle, PixelUnshuffle  # noqa: E402
+from .norm import GroupNorm, InstanceNorm2d, LayerNorm  # noqa: E402
 
 __all__ += ["ELU", "GELU", "Hardtanh", "PReLU", "ReLU6", "SiLU", "Softplus",
-            "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "ZeroPad2d", "PixelShuffle", "PixelUnshuffle"]
+            "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "ZeroPad2d", "PixelShuffle", "PixelUnshuffle",
+            "GroupNorm", "InstanceNorm2d", "LayerNorm"]

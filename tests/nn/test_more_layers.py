@@ -117,3 +117,67 @@ def test_padding_module_errors(torch):
                                           ("PixelUnshuffle", 2, (2, 3, 4, 6)), ("PixelUnshuffle", 3, (1, 2, 3, 9))])
 def test_pixel_shuffle_modules_match_torch(torch, name, r, shape):
     _check_module(torch, getattr(nn, name)(r), getattr(torch.nn, name)(r), shape)
+
+
+# ----------------------------------------------------------------------------- layer, group, instance norm
+NORMS = [
+    ("LayerNorm", (5,), {}, (2, 3, 5)), ("LayerNorm", ((3, 5),), {"eps": 1e-3}, (2, 3, 5)),
+    ("LayerNorm", ([3, 5],), {"bias": False}, (4, 3, 5)), ("LayerNorm", (5,), {"elementwise_affine": False}, (3, 5)),
+    ("GroupNorm", (3, 6), {}, (2, 6, 4, 3)), ("GroupNorm", (2, 4), {"affine": False, "eps": 1e-3}, (3, 4, 5)),
+    ("GroupNorm", (1, 4), {"bias": False}, (2, 4)),
+    ("InstanceNorm2d", (3,), {}, (2, 3, 4, 5)), ("InstanceNorm2d", (3,), {"affine": True}, (2, 3, 4, 5)),
+    ("InstanceNorm2d", (3,), {"affine": True, "bias": False}, (3, 4, 5)),
+    ("InstanceNorm2d", (3,), {"affine": True, "track_running_stats": True, "momentum": 0.3}, (2, 3, 4, 5)),
+]
+
+
+@pytest.mark.parametrize("name,args,kwargs", [c[:3] for c in NORMS])
+def test_norm_layers_match_torch(torch, name, args, kwargs):
+    shape = next(c[3] for c in NORMS if c[:3] == (name, args, kwargs))
+    ours, theirs = getattr(nn, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs)
+    _check_module(torch, ours, theirs, shape)
+    for k, v in ours.state_dict().items():  # running statistics after a training step
+        assert_close(v, theirs.state_dict()[k].detach().numpy(), what=k)
+
+
+def test_norm_layer_parameters(torch):
+    m = nn.LayerNorm((2, 3), dtype=minidl.float64)
+    assert m.normalized_shape == (2, 3) and m.weight.shape == (2, 3) and m.weight.dtype == minidl.float64
+    np.testing.assert_array_equal(m.weight.detach().numpy(), np.ones((2, 3)))
+    np.testing.assert_array_equal(m.bias.detach().numpy(), np.zeros((2, 3)))
+    g = nn.GroupNorm(2, 4)
+    assert g.weight.shape == (4,) and g.bias.shape == (4,)
+    assert nn.LayerNorm(4, elementwise_affine=False).weight is None
+    i = nn.InstanceNorm2d(3)
+    assert i.weight is None and i.running_mean is None and list(i.state_dict()) == []
+    assert list(nn.InstanceNorm2d(3, track_running_stats=True).state_dict()) == \
+        list(torch.nn.InstanceNorm2d(3, track_running_stats=True).state_dict())
+
+
+def test_instance_norm2d_running_stats_over_steps_and_eval_match_torch(torch):
+    ours = nn.InstanceNorm2d(2, affine=True, track_running_stats=True).double()
+    theirs = torch.nn.InstanceNorm2d(2, affine=True, track_running_stats=True).double()
+    for step in range(3):
+        a = _randn((3, 2, 4, 5), step) + step
+        ours(minidl.tensor(a))
+        theirs(torch.tensor(a))
+    for k, v in theirs.state_dict().items():
+        assert_close(ours.state_dict()[k], v.numpy(), what=k)  # num_batches_tracked stays 0 in both
+    ours.eval()
+    theirs.eval()
+    compare_with_torch(torch, ours, theirs, [_randn((2, 2, 3, 3), 9)])
+
+
+def test_norm_layer_errors(torch):
+    with pytest.raises(ValueError, match=r"GroupNorm: num_channels \(6\) must be divisible by num_groups \(4\)"):
+        nn.GroupNorm(4, 6)
+    with pytest.raises(ValueError, match=r"num_channels \(6\) must be divisible by num_groups \(4\)"):
+        torch.nn.GroupNorm(4, 6)
+    with pytest.raises(ValueError, match=r"InstanceNorm2d: expected 3D or 4D input \(got 2D input"):
+        nn.InstanceNorm2d(3)(minidl.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"expected input's size at dim=1 to match num_features \(4\), but got: 3."):
+        nn.InstanceNorm2d(4, affine=True)(minidl.zeros(2, 3, 4, 4))
+    with pytest.warns(UserWarning, match="does not match num_features"):
+        nn.InstanceNorm2d(4)(minidl.zeros(2, 3, 4, 4))
+    with pytest.raises(RuntimeError, match=r"Given normalized_shape=\[4\]"):
+        nn.LayerNorm(4)(minidl.zeros(2, 3))
