@@ -19,3 +19,4 @@ from .softmax import log_softmax, softmax
 from .activation import elu, elu_, gelu, hardtanh, hardtanh_, prelu, relu6, silu, softplus
 from .pixel_shuffle import pixel_shuffle, pixel_unshuffle
 from .norm import group_norm, instance_norm, layer_norm
+from .one_hot import one_hot
