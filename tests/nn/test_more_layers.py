@@ -3,6 +3,8 @@ LayerNorm/GroupNorm/InstanceNorm2d) against PyTorch's modules: repr, parameters,
 forward and gradients."""
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import minidl
 import minidl.nn as nn
@@ -181,3 +183,33 @@ def test_norm_layer_errors(torch):
         nn.InstanceNorm2d(4)(minidl.zeros(2, 3, 4, 4))
     with pytest.raises(RuntimeError, match=r"Given normalized_shape=\[4\]"):
         nn.LayerNorm(4)(minidl.zeros(2, 3))
+
+
+@settings(max_examples=30, deadline=None)
+@given(name=st.sampled_from(["ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d"]),
+       h=st.integers(1, 5), w=st.integers(1, 5), data=st.data())
+def test_padding_modules_shape_rule_matches_torch(torch, name, h, w, data):
+    low = -1 if name in ("ZeroPad2d", "ConstantPad2d") else 0
+    left, right = (data.draw(st.integers(low, w - 1 if name == "ReflectionPad2d" else 4)) for _ in range(2))
+    top, bottom = (data.draw(st.integers(low, h - 1 if name == "ReflectionPad2d" else 4)) for _ in range(2))
+    assume(w + left + right >= 1 and h + top + bottom >= 1)
+    assume(name != "ReplicationPad2d" or (w + min(left, 0) + min(right, 0) >= 1))
+    padding = (left, right, top, bottom)
+    args = (padding, 1.5) if name == "ConstantPad2d" else (padding,)
+    ours, theirs = getattr(nn, name)(*args), getattr(torch.nn, name)(*args)
+    y = compare_with_torch(torch, ours, theirs, [_randn((2, 3, h, w), h * 10 + w)])
+    assert y.shape == (2, 3, h + top + bottom, w + left + right)
+
+
+def test_nn_functional_has_the_new_functions():
+    import minidl.functional
+    names = ["hardtanh", "hardtanh_", "relu6", "elu", "elu_", "gelu", "silu", "softplus", "prelu", "pixel_shuffle",
+             "pixel_unshuffle", "layer_norm", "group_norm", "instance_norm", "one_hot"]
+    for name in names:
+        assert getattr(minidl.nn.functional, name) is getattr(minidl.functional, name)
+    constructor_args = {"ELU": (), "GELU": (), "Hardtanh": (), "PReLU": (), "ReLU6": (), "SiLU": (), "Softplus": (),
+                        "ConstantPad2d": (1, 0.0), "ReflectionPad2d": (1,), "ReplicationPad2d": (1,),
+                        "ZeroPad2d": (1,), "PixelShuffle": (2,), "PixelUnshuffle": (2,), "GroupNorm": (2, 4),
+                        "InstanceNorm2d": (3,), "LayerNorm": (4,)}
+    for name, args in constructor_args.items():
+        assert name in nn.__all__ and isinstance(getattr(nn, name)(*args), nn.Module)
