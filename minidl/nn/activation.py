@@ -1,5 +1,7 @@
 """Activation modules: thin wrappers around ``minidl.functional``."""
 
+import warnings
+
 from .. import dtypes
 from .. import functional as F
 from ..creation import empty
@@ -100,8 +102,14 @@ class LogSoftmax(Module):
 class Hardtanh(Module):
     r"""Elementwise ``x`` clamped to ``[min_val, max_val]`` (``inplace=True``: into the input)."""
 
-    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False, min_value=None, max_value=None):
         super().__init__()
+        for old, new, value in (("min_value", "min_val", min_value), ("max_value", "max_val", max_value)):
+            if value is not None:  # PyTorch's deprecated spellings
+                warnings.warn(f"Hardtanh: keyword argument {old} is deprecated and renamed to {new}",
+                              FutureWarning, stacklevel=2)
+        min_val = min_val if min_value is None else min_value
+        max_val = max_val if max_value is None else max_value
         self.min_val = min_val
         self.max_val = max_val
         self.inplace = inplace

@@ -71,6 +71,15 @@ def test_prelu_parameter_and_reset(torch):
     assert list(m.state_dict()) == list(torch.nn.PReLU(4).state_dict()) == ["weight"]
 
 
+def test_hardtanh_takes_the_deprecated_spellings(torch):
+    with pytest.warns(FutureWarning, match="is deprecated and renamed to") as caught:
+        ours = nn.Hardtanh(min_value=-0.5, max_value=2.0)
+    assert [str(w.message).split()[3] for w in caught] == ["min_value", "max_value"]
+    with pytest.warns(FutureWarning):
+        theirs = torch.nn.Hardtanh(min_value=-0.5, max_value=2.0)
+    assert repr(ours) == repr(theirs) == "Hardtanh(min_val=-0.5, max_val=2.0)"
+
+
 def test_hardtanh_refuses_max_not_above_min():
     with pytest.raises(ValueError, match="Hardtanh: max_val must be greater than min_val"):
         nn.Hardtanh(1.0, 1.0)
