@@ -163,7 +163,7 @@ def pad(input, pad, mode="constant", value=None):  # noqa: A002  (PyTorch's argu
         raise ValueError(f"pad: mode {mode!r} takes no value argument (got value={value!r})")
     k = len(widths)
     if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
-        raise ValueError(
+        raise NotImplementedError(  # PyTorch's type
             f"pad: mode {mode!r} with padding of length {2 * k} is not supported for "
             f"{input.ndim}-D input (shape {tuple(input.shape)}); supported: length 2 for 2-D or 3-D "
             "input (last dim), 4 for 3-D or 4-D (last 2 dims), 6 for 4-D or 5-D (last 3 dims)")
@@ -173,8 +173,8 @@ def pad(input, pad, mode="constant", value=None):  # noqa: A002  (PyTorch's argu
         if _pad_ops.middle(n, b, a)[2] <= 0:
             raise ValueError(f"pad: {mode} {where} leaves no input entries to copy")
         if mode == "reflect" and (b >= n or a >= n):
-            raise ValueError(f"pad: reflect {where}: each padding must be less than the size {n} "
-                             "of the dimension")
+            raise RuntimeError(f"pad: reflect {where}: Padding size should be less than the corresponding "
+                               f"input dimension: each padding must be less than the size {n} of the dimension")
         if mode == "circular" and max(b, a) > _pad_ops.middle(n, b, a)[2]:
             raise ValueError(f"pad: circular {where} would wrap around more than once: each padding "
                              f"must be at most the size {_pad_ops.middle(n, b, a)[2]} of the dimension")

@@ -54,3 +54,13 @@ __all__ = [
     "UpsamplingNearest2d",
     "init",
 ]
+
+# --- wt-nnlayers: more activations, padding, pixel shuffle, layer/group/instance norm
+from .activation import ELU, GELU, Hardtanh, PReLU, ReLU6, SiLU, Softplus  # noqa: E402
+from .padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d  # noqa: E402
+from .pixelshuffle import PixelShuffle, PixelUnshuffle  # noqa: E402
+from .norm import GroupNorm, InstanceNorm2d, LayerNorm  # noqa: E402
+
+__all__ += ["ELU", "GELU", "Hardtanh", "PReLU", "ReLU6", "SiLU", "Softplus",
+            "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "ZeroPad2d", "PixelShuffle", "PixelUnshuffle",
+            "GroupNorm", "InstanceNorm2d", "LayerNorm"]

@@ -91,3 +91,45 @@ class BatchNorm(Function):
                           - s.x_hat * (dx_hat * s.x_hat).mean(axis=s.axes, keepdims=True))
             dx = dx_hat * s.inv_std.reshape(s.shape)
         return dx, dweight, dbias, None, None, None, None, None
+
+
+class Normalize(Function):
+    r"""x_hat = (x - mean) / sqrt(var + eps), mean and (biased) var taken over ``axes``.
+
+    The one normalisation behind LayerNorm, GroupNorm and InstanceNorm; they differ only in
+    which axes one group of statistics covers (docs/gradients/layer_norm.md):
+        layer_norm     the last len(normalized_shape) axes        one group per leading index
+        group_norm     x reshaped (N, G, C/G * prod(*)), axis 2   one group per (n, g)
+        instance_norm  the spatial axes 2, 3, ...                 one group per (n, c)
+    Their weight and bias are applied afterwards by ordinary (broadcasting) multiply and add.
+
+    Shapes: x any   axes a tuple of axes   x_hat like x   mean, var, inv_std: x's shape with
+            1 on ``axes`` (keepdims)       m = number of values in one group
+    Forward:
+        mean    = (1/m) sum_axes x            var = (1/m) sum_axes (x - mean)^2
+        inv_std = 1 / sqrt(var + eps)         x_hat = (x - mean) * inv_std
+    Backward (the same algebra as batch norm's training mode; means over ``axes``, per group):
+        dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
+    The subtracted terms are the gradient through mean and var: shifting a whole group changes
+    no x_hat (so dx sums to 0 over each group), and with eps = 0 neither does scaling it (so dx
+    is then orthogonal to x_hat over each group).
+    """
+
+    def forward(self, x, axes, eps):
+        xp = array_module(x)
+        mean = x.mean(axis=axes, keepdims=True)  # (.., 1 on axes, ..)
+        centred = x - mean
+        var = (centred * centred).mean(axis=axes, keepdims=True)  # biased
+        inv_std = (1 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+        x_hat = centred * inv_std  # like x
+        self.save(x_hat=x_hat, inv_std=inv_std, axes=axes)
+        return x_hat
+
+    def backward(self, dy):
+        s = self.saved
+        if dy.size == 0:  # no groups, nothing to centre
+            return dy * s.inv_std, None, None
+        dx_hat = (dy
+                  - dy.mean(axis=s.axes, keepdims=True)
+                  - s.x_hat * (dy * s.x_hat).mean(axis=s.axes, keepdims=True))
+        return dx_hat * s.inv_std, None, None
