@@ -88,6 +88,8 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False):
+        if isinstance(data, np.generic):  # NumPy reductions give scalars: keep a writable 0-d array
+            data = np.array(data)
         self._data = data
         self._requires_grad = requires_grad
         self._grad = None
