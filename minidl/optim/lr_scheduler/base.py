@@ -19,10 +19,18 @@ since constructing it rewrites ``group['lr']``.
 
 import math
 import numbers
+import warnings
 
-from .optimizer import Optimizer
+from ..optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
+
+
+EPOCH_DEPRECATION_WARNING = (
+    "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
+    "possible. Please use `scheduler.step()` to step the scheduler. During the deprecation, if "
+    "epoch is different from None, the closed form is used instead of the new chainable form, "
+    "where available.")
 
 
 class LRScheduler:
@@ -54,7 +62,10 @@ class LRScheduler:
                     )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
-        # The first step, done here, keeps the learning rates (see get_lr of subclasses).
+        self._initial_step()
+
+    def _initial_step(self):
+        """The first step, done at construction: it keeps the learning rates (see get_lr)."""
         self._step_count = 0
         self._is_initial = True
         self.step()
@@ -68,11 +79,28 @@ class LRScheduler:
         r"""The learning rates set by the latest ``step()``, one per param group (a new list)."""
         return list(self._last_lr)
 
-    def step(self):
-        r"""Advance the schedule by one epoch and write the new rates into the optimizer."""
+    def step(self, epoch=None):
+        r"""Advance the schedule by one epoch and write the new rates into the optimizer.
+
+        ``step(epoch)`` (deprecated in PyTorch, and warned about) jumps to ``epoch`` and uses
+        the closed form of the schedule where it has one."""
+        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
+            warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`. Call "
+                          "them in the opposite order: `optimizer.step()` before `lr_scheduler.step()`. "
+                          "Failure to do this will result in skipping the first value of the learning "
+                          "rate schedule.", UserWarning, stacklevel=2)
         self._step_count += 1
-        self.last_epoch += 1
-        values = self.get_lr()
+        if epoch is not None:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch=None):
+        if epoch is None:
+            self.last_epoch += 1
+            values = self.get_lr()
+        else:
+            self.last_epoch = epoch
+            values = self._closed_form_lr() if hasattr(self, "_closed_form_lr") else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
@@ -122,6 +150,9 @@ class StepLR(LRScheduler):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return [group["lr"] for group in self.optimizer.param_groups]
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
+
+    def _closed_form_lr(self):
+        return [base_lr * self.gamma ** (self.last_epoch // self.step_size) for base_lr in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -173,6 +204,10 @@ class CosineAnnealingLR(LRScheduler):
                 / (1 + math.cos(math.pi * (t - 1) / T_max))
                 * (group["lr"] - eta_min) + eta_min
                 for group in groups]
+
+    def _closed_form_lr(self):
+        return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base_lr in self.base_lrs]
 
 
 class ReduceLROnPlateau(LRScheduler):
