@@ -59,7 +59,8 @@ class _StorageType:
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
                        backward_hooks=None, metadata=None):
     """A tensor on ``storage`` (a 1-D array): ``size`` entries from ``storage_offset`` with
-    ``stride`` (in elements). A contiguous one shares the storage's memory."""
+    ``stride`` (in elements), a view of the storage's memory, so that tensors saved on one
+    storage (a tensor and its transpose, slices) still share it."""
     size, stride = tuple(size), tuple(stride)
     item = storage.itemsize
     needed = storage_offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1 if all(size) else 0
@@ -68,8 +69,8 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
                          f"does not fit its storage of {storage.size} elements")
     array = np.lib.stride_tricks.as_strided(storage[storage_offset:] if storage.size else storage,
                                             shape=size, strides=[s * item for s in stride])
-    if not array.flags.c_contiguous:
-        array = array.copy(order="C")  # minidl's arrays are row-major
+    if 0 in stride and array.size > 1:
+        array = array.copy()  # an expanded tensor: give each element memory of its own
     return Tensor(array, requires_grad=bool(requires_grad) and array.dtype.kind == "f")
 
 
@@ -207,8 +208,9 @@ def _check_savable(obj, where):
     if isinstance(obj, np.generic) and obj.dtype in _STORAGE_OF:
         return
     if isinstance(obj, (Tensor, np.ndarray)):
-        if (obj._data if isinstance(obj, Tensor) else obj).dtype not in _STORAGE_OF:
-            raise TypeError(f"minidl.save: the tensor at {where} has dtype {obj._data.dtype}, which "
+        dtype = (obj._data if isinstance(obj, Tensor) else obj).dtype
+        if dtype not in _STORAGE_OF:
+            raise TypeError(f"minidl.save: the tensor at {where} has dtype {dtype}, which "
                             "a PyTorch file made here cannot hold")
         return
     if isinstance(obj, (dict, OrderedDict)):
@@ -246,8 +248,8 @@ def save_torch_file(obj, path):
     buffer = io.BytesIO()
     pickler = _TorchPickler(buffer)
     pickler.dump(obj)
-    name = "archive"
     directory, base = os.path.split(os.path.abspath(path))
+    name = os.path.splitext(base)[0] or "archive"  # the folder inside the zip, as torch.save names it
     tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "xb") as fh:

@@ -66,7 +66,8 @@ def test_torch_state_dicts_load_without_torch_help(torch, tmp_path, monkeypatch)
         finally:
             monkeypatch.undo()
     views = minidl.load(tmp_path / "views.pth")
-    assert np.shares_memory(views["base"].numpy(), views["slice"].numpy())  # one storage, one array
+    for name in ("slice", "strided", "t"):  # one storage, one array: views stay views
+        assert np.shares_memory(views["base"].numpy(), views[name].numpy()), name
     model_sd = minidl.load(tmp_path / "model.pth")
     ours = minidl.nn.Sequential(minidl.nn.Conv2d(1, 3, 3), minidl.nn.BatchNorm2d(3), minidl.nn.ReLU(),
                                 minidl.nn.Conv2d(3, 2, (1, 2)))
@@ -90,6 +91,8 @@ def test_minidl_saves_pth_files_torch_reads(torch, tmp_path):
         minidl.save(obj, tmp_path / name)
         with open(tmp_path / name, "rb") as fh:
             assert fh.read(2) == b"PK"  # a zip, never npz bytes under a torch name
+        with zipfile.ZipFile(tmp_path / name) as zf:  # the folder inside is named as torch.save names it
+            assert f"{os.path.splitext(name)[0]}/data.pkl" in zf.namelist()
         theirs = torch.load(tmp_path / name, weights_only=True)
         _same(obj, theirs)
         _same(minidl.load(tmp_path / name), theirs)  # and back
@@ -106,6 +109,8 @@ def test_unsavable_objects_are_refused_before_writing(tmp_path):
         minidl.save({"model": minidl.nn.Linear(2, 2)}, path)
     with pytest.raises(TypeError, match="cannot write function"):
         minidl.save([lambda: 0], path)
+    with pytest.raises(TypeError, match=r"the tensor at obj\['c'\] has dtype complex128"):
+        minidl.save({"c": np.array([1 + 2j])}, path)
     assert list(tmp_path.iterdir()) == []  # nothing written, no temporary file left
 
 
