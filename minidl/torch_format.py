@@ -260,15 +260,15 @@ def load_torch_zip(archive, path):
 # save
 # ----------------------------------------------------------------------
 class _Writer:
-    """Writes protocol-2 pickle opcodes for the object (no memo: each object is written where it
-    occurs; a Tensor seen twice refers to one storage), and collects the storages."""
+    """Writes protocol-2 pickle opcodes for the object, and collects the storages. Only tensors
+    are memoized: one Tensor object seen twice is written once and loads as one object."""
 
     def __init__(self):
         self.out = io.BytesIO()
         self.storages = []  # (key, raw little-endian bytes)
-        self.storage_of = {}  # id(tensor or array) -> (key, storage name, numel)
         self.keep_alive = []
         self.active = set()
+        self.memo = {}  # id(tensor) -> memo index
 
     def op(self, *parts):
         for p in parts:
@@ -366,18 +366,24 @@ class _Writer:
                             f"in {path}; keys must be str, int, float, bool, None or tuples of these")
 
     def tensor(self, obj, path):
+        if id(obj) in self.memo:  # BINGET / LONG_BINGET
+            index = self.memo[id(obj)]
+            self.op(b"h", bytes([index])) if index < 256 else self.op(b"j", struct.pack("<I", index))
+            return
+        self.tensor_body(obj, path)
+        index = self.memo[id(obj)] = len(self.memo)  # BINPUT / LONG_BINPUT
+        self.op(b"q", bytes([index])) if index < 256 else self.op(b"r", struct.pack("<I", index))
+
+    def tensor_body(self, obj, path):
         array = to_host(obj._data if isinstance(obj, Tensor) else obj)
         if array.dtype not in _STORAGE_OF:
             raise TypeError(f"minidl.save: cannot store an array of dtype {array.dtype} at {path} in "
                             "PyTorch's format; supported are float32, float64, float16, int64, int32, int16, "
                             "int8, uint8 and bool")
-        if id(obj) not in self.storage_of:
-            key = str(len(self.storages))
-            flat = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
-            self.storages.append((key, flat.tobytes()))
-            self.storage_of[id(obj)] = (key, _STORAGE_OF[array.dtype], array.size)
-            self.keep_alive.append(obj)
-        key, storage, numel = self.storage_of[id(obj)]
+        key, storage, numel = str(len(self.storages)), _STORAGE_OF[array.dtype], array.size
+        flat = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
+        self.storages.append((key, flat.tobytes()))
+        self.keep_alive.append(obj)  # its id stays in self.memo
         parameter = isinstance(obj, Parameter)
         requires_grad = bool(isinstance(obj, Tensor) and obj.requires_grad)
         if parameter:
