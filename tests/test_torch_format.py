@@ -381,3 +381,12 @@ def test_minidl_pth_names_only_globals_that_weights_only_admits(tmp_path):
             globals_.add(arg)
     assert globals_ == {"torch._utils _rebuild_tensor_v2", "torch._utils _rebuild_parameter",
                         "collections OrderedDict", "torch FloatStorage", "torch LongStorage"}
+
+
+def test_size_dtype_device_and_bytes(torch, tmp_path):
+    path = tmp_path / "misc.pth"
+    torch.save({"size": torch.Size([2, 3]), "dtype": torch.float64, "int": torch.int64,
+                "dev": torch.device("cpu"), "bytes": b"\x00\xffab"}, path)
+    loaded = minidl.load(path)
+    assert loaded == {"size": (2, 3), "dtype": minidl.float64, "int": minidl.int64, "dev": "cpu",
+                      "bytes": b"\x00\xffab"}
