@@ -236,7 +236,7 @@ def test_every_truncation_and_bit_flip_is_a_clear_error_or_the_same_object(tmp_p
 
 
 @pytest.mark.parametrize("content, kind", [(b"\x89PNG\r\n\x1a\n0000", "a PNG image"),
-                                           (b"\x80\x04\x95", "a bare pickle"),
+                                           (b"\x80\x04\x95", "a pickle file"),
                                            (b"hello world", "not a zip archive")])
 def test_a_foreign_file_says_what_it_is(tmp_path, content, kind):
     path = tmp_path / "x.npz"
