@@ -24,6 +24,19 @@ def channel_shape(ndim, C):
     return (1, C) + (1,) * (ndim - 2)
 
 
+def normalization_backward(dx_hat, x_hat, inv_std, axes):
+    r"""dx for x_hat = (x - mean) * inv_std with mean and (biased) var taken over ``axes``.
+
+    The one backward shared by batch norm (training) and ``Normalize`` (layer, group, instance
+    norm); means over ``axes``, one per group (docs/gradients/batch_norm.md):
+        dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
+    Shapes: dx_hat, x_hat like x; inv_std broadcasts against x (1 on ``axes``); dx like x.
+    """
+    return inv_std * (dx_hat
+                      - dx_hat.mean(axis=axes, keepdims=True)
+                      - x_hat * (dx_hat * x_hat).mean(axis=axes, keepdims=True))
+
+
 class BatchNorm(Function):
     r"""y = weight * (x - mean) / sqrt(var + eps) + bias, one mean and var per channel.
 
@@ -86,10 +99,9 @@ class BatchNorm(Function):
         if needs_x:
             dx_hat = dy if s.weight is None else dy * s.weight.reshape(s.shape)  # (N,C,*)
             if s.training and dx_hat.size > 0:  # (an empty batch has nothing to centre)
-                dx_hat = (dx_hat
-                          - dx_hat.mean(axis=s.axes, keepdims=True)
-                          - s.x_hat * (dx_hat * s.x_hat).mean(axis=s.axes, keepdims=True))
-            dx = dx_hat * s.inv_std.reshape(s.shape)
+                dx = normalization_backward(dx_hat, s.x_hat, s.inv_std.reshape(s.shape), s.axes)
+            else:  # mean and var are constants
+                dx = dx_hat * s.inv_std.reshape(s.shape)
         return dx, dweight, dbias, None, None, None, None, None
 
 
@@ -108,7 +120,7 @@ class Normalize(Function):
     Forward:
         mean    = (1/m) sum_axes x            var = (1/m) sum_axes (x - mean)^2
         inv_std = 1 / sqrt(var + eps)         x_hat = (x - mean) * inv_std
-    Backward (the same algebra as batch norm's training mode; means over ``axes``, per group):
+    Backward (``normalization_backward``, shared with batch norm; means over ``axes``, per group):
         dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
     The subtracted terms are the gradient through mean and var: shifting a whole group changes
     no x_hat (so dx sums to 0 over each group), and with eps = 0 neither does scaling it (so dx
@@ -129,7 +141,4 @@ class Normalize(Function):
         s = self.saved
         if dy.size == 0:  # no groups, nothing to centre
             return dy * s.inv_std, None, None
-        dx_hat = (dy
-                  - dy.mean(axis=s.axes, keepdims=True)
-                  - s.x_hat * (dy * s.x_hat).mean(axis=s.axes, keepdims=True))
-        return dx_hat * s.inv_std, None, None
+        return normalization_backward(dy, s.x_hat, s.inv_std, s.axes), None, None
