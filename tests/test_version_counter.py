@@ -193,3 +193,18 @@ def test_fcn_and_inplace_relu_models_train_without_a_false_alarm():
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
                         nn.Conv2d(4, 2, 1), nn.LeakyReLU(0.1, inplace=True))
     assert np.isfinite(_train_steps(net, minidl.randn(2, 1, 9, 9), minidl.randint(0, 2, (2, 9, 9))))
+
+
+def test_arrays_on_a_bytes_buffer_work_and_share_their_owner():
+    """An array whose memory belongs to a bytes object (np.frombuffer, PIL images, arrays from
+    another process) has no ``.base`` chain down to an array; the engine still finds its owner."""
+    from minidl.backend import memory_owner
+
+    raw = bytes(24)
+    a = np.frombuffer(raw, dtype=np.float32).reshape(2, 3)
+    b = np.frombuffer(raw, dtype=np.float32)[1:]
+    assert memory_owner(a) is memory_owner(b) is raw
+    x = minidl.as_tensor(a)
+    w = minidl.nn.Parameter(minidl.ones(3, 3))
+    (x @ w).relu().sum().backward()
+    assert w.grad.shape == (3, 3)

@@ -126,8 +126,8 @@ def memory_owner(array):
     arrays share memory when their owners are one object."""
     if isinstance(array, strict.StrictArray):
         return array.memory_owner()
-    while array.base is not None:
-        array = array.base
+    while getattr(array, "base", None) is not None:  # (the last may be a bytes buffer: an array
+        array = array.base                            #  unpickled from another process)
     return array
 
 
