@@ -33,4 +33,14 @@ from .torch_functions import (abs, allclose, argmax, argmin, clamp, clip, equal,
                               logical_xor, matmul, max, maximum, mean, min, minimum, numel, relu, sigmoid,
                               softmax, sqrt, sum, tanh, where)
 
+# Generators and data loading (minidl/random.py, minidl/utils/data/)
+from .creation import randperm  # noqa: E402
+from .random import Generator, default_generator, initial_seed, seed  # noqa: E402
+from . import utils  # noqa: E402
+
 __version__ = "0.1.0"
+
+# PyTorch's device and layout names (accelerator.py, memory_format.py, cuda/)
+from . import accelerator  # noqa: E402
+from .cuda import OutOfMemoryError  # noqa: E402
+from .memory_format import channels_last, contiguous_format, memory_format, preserve_format  # noqa: E402

@@ -499,10 +499,14 @@ def _check_gradient_count(fn, input_grads):
 
 
 def __getattr__(name):
-    """``minidl.autograd.gradcheck``, as ``torch.autograd.gradcheck`` (imported on first use:
-    gradcheck.py imports this module)."""
+    """``minidl.autograd.gradcheck`` and ``minidl.autograd.Variable``, as PyTorch's (imported on
+    first use: their modules import this one)."""
     if name == "gradcheck":
         from .gradcheck import gradcheck
 
         return gradcheck
+    if name == "Variable":  # (variable.py imports Tensor, which imports this module)
+        from .variable import Variable
+
+        return Variable
     raise AttributeError(f"module 'minidl.autograd' has no attribute {name!r}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import dtypes
 from .backend import devices, is_array
-from .random import generator
+from .random import generator as _numpy_rng
 from .tensor import Tensor, _size_args
 
 _default_device = devices.CPU
@@ -146,20 +146,24 @@ def eye(n, m=None, dtype=None, requires_grad=False, device=None):
     return _on_device(lambda xp: xp.eye(n, m, dtype=_float_dtype(dtype)), device, requires_grad, "eye")
 
 
-def rand(*size, dtype=None, requires_grad=False, device=None):
-    """Uniform on [0, 1)."""
-    array = generator().random(_size_args(size, "rand"), dtype=np.float64)
+def rand(*size, generator=None, dtype=None, requires_grad=False, device=None):
+    """Uniform on [0, 1), from ``generator`` (a ``minidl.Generator``; default: the global one).
+
+    Reproducible for a seed, but not PyTorch's numbers (minidl/random.py says why)."""
+    array = _numpy_rng(generator).random(_size_args(size, "rand"), dtype=np.float64)
     return _from_host(array, _float_dtype(dtype), requires_grad, device, "rand")
 
 
-def randn(*size, dtype=None, requires_grad=False, device=None):
-    """Standard normal."""
-    array = generator().standard_normal(_size_args(size, "randn"))
+def randn(*size, generator=None, dtype=None, requires_grad=False, device=None):
+    """Standard normal, from ``generator`` (default: the global one); reproducible for a seed,
+    not PyTorch's numbers."""
+    array = _numpy_rng(generator).standard_normal(_size_args(size, "randn"))
     return _from_host(array, _float_dtype(dtype), requires_grad, device, "randn")
 
 
-def randint(low=0, high=None, size=None, dtype=None, requires_grad=False, device=None):
-    """Integers uniform on [low, high); ``randint(high, size)`` as in PyTorch."""
+def randint(low=0, high=None, size=None, dtype=None, requires_grad=False, device=None, *, generator=None):
+    """Integers uniform on [low, high); ``randint(high, size)`` as in PyTorch. Drawn from
+    ``generator`` (default: the global one); reproducible for a seed, not PyTorch's numbers."""
     if size is None:  # randint(high, size)
         if high is None:
             raise TypeError("randint: missing size")
@@ -169,8 +173,19 @@ def randint(low=0, high=None, size=None, dtype=None, requires_grad=False, device
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
     size = _size_args((size,), "randint")
-    array = generator().integers(low, high, size=size)
+    array = _numpy_rng(generator).integers(low, high, size=size)
     return _from_host(array, dtypes.as_dtype(dtype) or dtypes.int64, requires_grad, device, "randint")
+
+
+def randperm(n, *, generator=None, dtype=dtypes.int64, device=None, requires_grad=False):
+    """A random permutation of ``0 .. n-1`` (int64 unless ``dtype``), from ``generator``
+    (default: the global one); reproducible for a seed, not PyTorch's permutation."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"randperm: n must be an int, got {type(n).__name__}")
+    if n < 0:
+        raise RuntimeError(f"randperm: Trying to create tensor with negative dimension {n}: [{n}]")
+    array = _numpy_rng(generator).permutation(int(n))
+    return _from_host(array, dtypes.as_dtype(dtype) or dtypes.int64, requires_grad, device, "randperm")
 
 
 # --- sharing NumPy's memory, *_like factories, linspace -------------------------------------

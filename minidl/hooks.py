@@ -24,14 +24,16 @@ class RemovableHandle:
     """What ``register_hook`` returns: ``remove()`` takes the hook out again (also as a context
     manager: the hook is removed on exit)."""
 
-    def __init__(self, hooks):
+    def __init__(self, hooks, extra=()):
         self._hooks = weakref.ref(hooks)  # the handle does not keep the tensor's hooks alive
+        self._extra = tuple(weakref.ref(d) for d in extra)  # flags kept beside the hook (modules)
         self.id = next(_ids)
 
     def remove(self):
-        hooks = self._hooks()
-        if hooks is not None:
-            hooks.pop(self.id, None)
+        for ref in (self._hooks,) + self._extra:
+            hooks = ref()
+            if hooks is not None:
+                hooks.pop(self.id, None)
 
     def __enter__(self):
         return self
@@ -44,10 +46,17 @@ class HookDict(dict):
     """An ordered ``{handle id: hook}`` (a dict subclass, so that a handle can refer to it weakly)."""
 
 
-def add_hook(hooks, fn):
-    """Register ``fn`` in ``hooks`` (a :class:`HookDict`); return its handle."""
-    handle = RemovableHandle(hooks)
-    hooks[handle.id] = fn
+def add_hook(hooks, fn, prepend=False, extra=()):
+    """Register ``fn`` in ``hooks`` (a :class:`HookDict`), last or (``prepend``) first; return its
+    handle, which also removes the hook's entries from the ``extra`` dicts."""
+    handle = RemovableHandle(hooks, extra)
+    if prepend:
+        rest = list(hooks.items())
+        hooks.clear()
+        hooks[handle.id] = fn
+        hooks.update(rest)
+    else:
+        hooks[handle.id] = fn
     return handle
 
 

@@ -1,5 +1,9 @@
 """``minidl.save`` / ``minidl.load``: checkpoints in ONE ``.npz`` file, without pickle.
 
+(A path ending in ``.pt`` or ``.pth`` is written in PyTorch's zip format instead, and
+``load`` reads files written by ``torch.save`` too: see minidl/torch_format.py. The rest of
+this docstring is about minidl's own format.)
+
 Pickle can run arbitrary code when a file is loaded, so we never use it.
 A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` files):
 
@@ -44,9 +48,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .backend import is_array, to_host
+from .backend import device, is_array, to_host
 from .nn.parameter import Parameter
 from .tensor import Tensor
+from .torch_format import LEGACY_MAGIC, encode_torch, is_torch_zip, load_torch_zip, write_torch_zip
 
 __all__ = ["load", "save"]
 
@@ -148,25 +153,41 @@ class _Encoder:
             )
 
 
+def _is_torch_name(path):
+    return path.lower().endswith((".pt", ".pth", ".pt.tar", ".pth.tar"))  # (.pth.tar: a common checkpoint name)
+
+
 def save(obj, f):
-    """Save ``obj`` (e.g. a state dict) to the path ``f`` as one ``.npz`` file, atomically.
+    """Save ``obj`` (e.g. a state dict) to the path ``f``, atomically: as one ``.npz`` file, or,
+    when the name ends in ``.pt`` or ``.pth``, in PyTorch's zip format (which
+    ``torch.load(f, weights_only=True)`` reads; see minidl/torch_format.py).
 
     The name is used exactly as given (no ``.npz`` is appended).  The whole
     object is checked before anything is written, so a ``TypeError`` leaves
     the file system untouched.
     """
     path = _as_path(f, "save")
-    encoder = _Encoder()
-    structure = {"format": _FORMAT, "version": _VERSION, "object": encoder.encode(obj, "obj")}
-    arrays = dict(encoder.arrays)
-    arrays[_STRUCTURE] = np.frombuffer(json.dumps(structure).encode("utf-8"), dtype=np.uint8)
-
     directory, name = os.path.split(os.path.abspath(path))
+    if _is_torch_name(path):
+        pickled, storages = encode_torch(obj)
+        archive_name = os.path.splitext(name)[0] or "archive"
+
+        def write(fh):
+            write_torch_zip(fh, archive_name, pickled, storages)
+    else:
+        encoder = _Encoder()
+        structure = {"format": _FORMAT, "version": _VERSION, "object": encoder.encode(obj, "obj")}
+        arrays = dict(encoder.arrays)
+        arrays[_STRUCTURE] = np.frombuffer(json.dumps(structure).encode("utf-8"), dtype=np.uint8)
+
+        def write(fh):  # a file object, so NumPy cannot append ".npz"
+            np.savez(fh, allow_pickle=False, **arrays)
+
     tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
     try:
         # "xb": create a new file (never overwrite); it gets the usual permissions.
-        with open(tmp, "xb") as fh:  # a file object, so NumPy cannot append ".npz"
-            np.savez(fh, allow_pickle=False, **arrays)
+        with open(tmp, "xb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)  # atomic: readers see the old file or the new one
@@ -225,21 +246,55 @@ _SIGNATURES = ((b"\x93NUMPY", "a single .npy array"), (b"\x89PNG", "a PNG image"
                (b"\xff\xd8\xff", "a JPEG image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"))
 
 
-def load(f):
-    """Load an object saved by :func:`save` (Tensors come back as minidl Tensors on the CPU).
+def load(f, map_location=None, weights_only=None):
+    """Load an object saved by :func:`save` or by ``torch.save`` (Tensors come back as minidl
+    Tensors on the CPU, or on ``map_location``, a device or its name, if given). PyTorch's
+    ``weights_only=True`` rule always applies, whatever ``weights_only`` says.
 
     A file that is not one (empty, truncated, corrupted, another format) raises ValueError with
-    one line naming the file and what is wrong; nothing in it is ever unpickled."""
+    one line naming the file and what is wrong.  A minidl file is never unpickled; the pickle of a
+    ``torch.save`` file is read by a restricted unpickler that admits only what
+    ``torch.load(weights_only=True)`` admits and raises ``pickle.UnpicklingError`` naming the
+    file and any other global, without calling it (minidl/torch_format.py)."""
     path = _as_path(f, "load")
+    if map_location is not None and not isinstance(map_location, (str, device)):
+        raise TypeError(f"minidl.load: map_location must be a device or its name ('cpu', 'cuda'), "
+                        f"got {type(map_location).__name__}")
+    obj = _load(path)
+    return obj if map_location is None else _to_device(obj, device(map_location))
+
+
+def _to_device(obj, where):
+    if isinstance(obj, Tensor):
+        moved = obj.detach().to(where)
+        return Parameter(moved, requires_grad=obj.requires_grad) if isinstance(obj, Parameter) else moved
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_device(v, where)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, where) for v in obj)
+    return obj
+
+
+def _load(path):
     with open(path, "rb") as fh:
         head = fh.read(8)
         if not head:
             raise ValueError(f"minidl.load: {path} is empty (0 bytes), not a minidl checkpoint")
+        if head.startswith(LEGACY_MAGIC[:8]) and (head + fh.read(6)) == LEGACY_MAGIC:
+            raise ValueError(
+                f"minidl.load: {path} was written by torch.save in PyTorch's legacy (non-zip) format, "
+                "which minidl does not read; re-save it with PyTorch: "
+                "torch.save(torch.load(path, weights_only=True), path) (the default "
+                "_use_new_zipfile_serialization=True writes the zip format)")
         if not head.startswith(b"PK"):  # every .npz is a zip archive
             kind = next((what for magic, what in _SIGNATURES if head.startswith(magic)), "not a zip archive")
             raise ValueError(f"minidl.load: {path} is not a minidl checkpoint: it is {kind}")
         fh.seek(0)
         try:
+            with zipfile.ZipFile(fh) as archive:
+                if is_torch_zip(archive.namelist()):
+                    return load_torch_zip(archive, path)
+            fh.seek(0)
             with np.load(fh, allow_pickle=False) as npz:
                 return _load_npz(npz, path)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, UnicodeDecodeError,

@@ -29,6 +29,7 @@ from .backend import device as Device
 from .backend.devices import cuda_device
 from .hooks import HookDict, add_hook, node_hooks, retain, run_hooks
 from .inplace import apply_inplace
+from .memory_format import check_memory_format
 from .ops import activation, elementwise, linalg, reduce, shape
 from .random import generator as _default_generator
 
@@ -87,6 +88,8 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False):
+        if isinstance(data, np.generic):  # NumPy reductions give scalars: keep a writable 0-d array
+            data = np.array(data)
         self._data = data
         self._requires_grad = requires_grad
         self._grad = None
@@ -329,7 +332,9 @@ class Tensor:
         """PyTorch's forms: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other)``
         (other's device and dtype), ``to(device=..., dtype=...)``. Differentiable: the gradient
         goes back to this tensor's device and dtype. Returns ``self`` when nothing changes
-        (unless ``copy=True``). ``non_blocking`` and ``memory_format`` are accepted and ignored."""
+        (unless ``copy=True``). ``non_blocking`` is accepted and ignored, and so is ``memory_format``
+        (minidl's layout is always row-major: minidl/memory_format.py), after PyTorch's checks."""
+        check_memory_format(memory_format, self.ndim, "Tensor.to")
         for arg in args:
             if isinstance(arg, Tensor):
                 device, dtype = arg.device, arg.dtype
@@ -460,7 +465,7 @@ class Tensor:
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
         """Fill with samples of N(mean, std^2) from ``generator`` (default: minidl's)."""
         self._check_floating("normal_")
-        rng = generator if generator is not None else _default_generator()
+        rng = _default_generator(generator)  # minidl's global one, or generator's
         values = to_device(rng.normal(mean, std, size=self.shape), self.device)  # drawn on the host
         return apply_inplace(self, "normal_", lambda: elementwise.CopyFrom.apply(self, Tensor(values)))
 
@@ -470,7 +475,7 @@ class Tensor:
         a, b = kwargs.pop("from", a), kwargs.pop("to", b)
         if kwargs:
             raise TypeError(f"uniform_: unexpected keyword arguments {sorted(kwargs)}")
-        rng = generator if generator is not None else _default_generator()
+        rng = _default_generator(generator)  # minidl's global one, or generator's
         values = to_device(rng.uniform(a, b, size=self.shape), self.device)  # drawn on the host
         return apply_inplace(self, "uniform_", lambda: elementwise.CopyFrom.apply(self, Tensor(values)))
 
@@ -677,6 +682,17 @@ class Tensor:
             raise RuntimeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         sizes = self.shape
         return self.reshape(sizes[:start] + (math.prod(sizes[start:end + 1]),) + sizes[end + 1:])
+
+    def unflatten(self, dim, sizes):
+        """Dim ``dim`` split into ``sizes`` (one of them may be -1): the inverse of ``flatten``."""
+        axis = _normalize_dim(dim, self.ndim, "unflatten")
+        sizes = tuple(int(s) for s in sizes)
+        known = math.prod(s for s in sizes if s != -1)
+        if not sizes or sizes.count(-1) > 1 or (-1 not in sizes and known != self.shape[axis]) \
+                or (-1 in sizes and (known == 0 or self.shape[axis] % known)):
+            raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size "
+                               f"of dim {dim} ({self.shape[axis]}) in the input tensor")
+        return self.reshape(self.shape[:axis] + sizes + self.shape[axis + 1:])
 
     def unsqueeze(self, dim):
         axis = _normalize_dim(dim, self.ndim + 1, "unsqueeze")

@@ -378,3 +378,22 @@ def test_manual_sgd_trains_and_equals_optim_sgd_after_ten_steps(update):
     assert losses[-1] < 0.9 * losses[0]  # it trains (the loss stayed put when -= rebound the name)
     for p, q in zip(manual.parameters(), reference.parameters()):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-14, atol=1e-15)
+
+
+def test_scalar_results_accumulate_in_place_as_in_pytorch(torch):
+    """``total = 0; total += x.sum()`` twice (an evaluation loop's idiom): reductions give 0-d
+    tensors on writable memory of their own, so the second ``+=`` works and the gradient is
+    PyTorch's."""
+    x = np.arange(6.0).reshape(2, 3)
+    results = []
+    for lib in (minidl, torch):
+        xt = lib.tensor(x, requires_grad=True)
+        total = 0
+        for reduce in (lambda t: t.sum(), lambda t: t.mean(), lambda t: (t * t).max()):
+            total += reduce(xt)
+        total.backward()
+        results.append((float(total.item()), xt.grad.numpy().copy()))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-15)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-15)
+    s = minidl.tensor(x).sum()
+    assert s.numpy().flags.writeable and s.shape == ()

@@ -15,3 +15,8 @@ from .norm import batch_norm
 from .pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
 from .shape import cat, center_crop, chunk, interpolate, pad, split, stack
 from .softmax import log_softmax, softmax
+# --- wt-nnlayers: more activations, pixel shuffle, layer/group/instance norm, one_hot
+from .activation import elu, elu_, gelu, hardtanh, hardtanh_, prelu, relu6, silu, softplus
+from .pixel_shuffle import pixel_shuffle, pixel_unshuffle
+from .norm import group_norm, instance_norm, layer_norm
+from .one_hot import one_hot

@@ -152,18 +152,19 @@ def pad(input, pad, mode="constant", value=None):  # noqa: A002  (PyTorch's argu
     _check_tensor("pad", "input", input)
     widths = _pad_widths("pad", pad, input.shape)
     if mode not in _PAD_MODES:
-        raise ValueError(f"pad: unknown mode {mode!r}; expected one of {', '.join(map(repr, _PAD_MODES))}")
+        raise NotImplementedError(f"pad: Unrecognised padding mode {mode!r}; expected one of "
+                                  f"{', '.join(map(repr, _PAD_MODES))}")
     if mode == "constant":
         for axis, (b, a) in zip(range(input.ndim - len(widths), input.ndim), widths):
             if b + input.shape[axis] + a < 0:
-                raise ValueError(f"pad: padding ({b}, {a}) of dimension {axis} would leave "
-                                 f"{b + input.shape[axis] + a} entries (input shape {tuple(input.shape)})")
+                raise RuntimeError(f"pad: padding ({b}, {a}) of dimension {axis} would leave "
+                                   f"{b + input.shape[axis] + a} entries (input shape {tuple(input.shape)})")
         return _pad_ops.ConstantPad.apply(input, widths, 0 if value is None else value)
-    if value is not None:
-        raise ValueError(f"pad: mode {mode!r} takes no value argument (got value={value!r})")
+    if value is not None and value != 0:  # PyTorch lets value=0 through
+        raise RuntimeError(f"pad: Padding mode {mode!r} doesn't take in value argument (got value={value!r})")
     k = len(widths)
     if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
-        raise ValueError(
+        raise NotImplementedError(  # PyTorch's type
             f"pad: mode {mode!r} with padding of length {2 * k} is not supported for "
             f"{input.ndim}-D input (shape {tuple(input.shape)}); supported: length 2 for 2-D or 3-D "
             "input (last dim), 4 for 3-D or 4-D (last 2 dims), 6 for 4-D or 5-D (last 3 dims)")
@@ -173,11 +174,11 @@ def pad(input, pad, mode="constant", value=None):  # noqa: A002  (PyTorch's argu
         if _pad_ops.middle(n, b, a)[2] <= 0:
             raise ValueError(f"pad: {mode} {where} leaves no input entries to copy")
         if mode == "reflect" and (b >= n or a >= n):
-            raise ValueError(f"pad: reflect {where}: each padding must be less than the size {n} "
-                             "of the dimension")
+            raise RuntimeError(f"pad: reflect {where}: Padding size should be less than the corresponding "
+                               f"input dimension: each padding must be less than the size {n} of the dimension")
         if mode == "circular" and max(b, a) > _pad_ops.middle(n, b, a)[2]:
-            raise ValueError(f"pad: circular {where} would wrap around more than once: each padding "
-                             f"must be at most the size {_pad_ops.middle(n, b, a)[2]} of the dimension")
+            raise RuntimeError(f"pad: circular {where}: Padding value causes wrapping around more than once: "
+                               f"each padding must be at most the size {_pad_ops.middle(n, b, a)[2]} of the dimension")
     return _pad_ops.CopyPad.apply(input, widths, mode)
 
 
@@ -186,10 +187,11 @@ def _pad_widths(op, pad, shape):
     if not isinstance(pad, (tuple, list)) or not all(_is_int(p) for p in pad):
         raise TypeError(f"{op}: pad must be a tuple of ints, got {pad!r}")
     if len(pad) % 2 != 0:
-        raise ValueError(f"{op}: pad must have an even length (before, after) per dimension, got {tuple(pad)}")
+        raise RuntimeError(f"{op}: Padding length must be divisible by 2: pad must have an even length (before, "
+                           f"after) per dimension, got {tuple(pad)}")
     if len(pad) // 2 > len(shape):
-        raise ValueError(f"{op}: pad {tuple(pad)} pads {len(pad) // 2} dimensions but the input has only "
-                         f"{len(shape)} (shape {tuple(shape)})")
+        raise RuntimeError(f"{op}: pad {tuple(pad)} pads {len(pad) // 2} dimensions but the input has only "
+                           f"{len(shape)} (shape {tuple(shape)})")
     pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]  # last dim first
     return pairs[::-1]
 

@@ -46,7 +46,7 @@ __all__ = [
 
 
 def _rng(generator):
-    return _random.generator() if generator is None else generator
+    return _random.generator(generator)  # the global one, or a minidl.Generator's
 
 
 def _fill(tensor, values):

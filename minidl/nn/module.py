@@ -25,8 +25,15 @@ from ..autograd import VersionCounter, no_grad
 from ..backend import device as Device
 from ..backend import to_device
 from ..backend.devices import cuda_device
+from ..hooks import HookDict, add_hook
 from ..tensor import Tensor
+from .module_hooks import call_with_hooks
 from .parameter import Parameter
+
+# Module.__init__ makes one (ordered) dict per kind of hook, and the flags kept beside them
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
+               "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_backward_pre_hooks",
+               "_backward_hooks")
 
 __all__ = ["Module"]
 
@@ -86,6 +93,8 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "_modules", OrderedDict())
+        for name in _HOOK_DICTS:  # hooks run by __call__ (module_hooks.py)
+            object.__setattr__(self, name, HookDict())
 
     # ------------------------------------------------------------------
     # forward
@@ -96,7 +105,44 @@ class Module:
         )
 
     def __call__(self, *args, **kwargs):
+        if (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
+                or self._backward_pre_hooks):
+            return call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------------
+    # hooks (minidl/nn/module_hooks.py runs them)
+    # ------------------------------------------------------------------
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """``hook(module, args)`` (or ``hook(module, args, kwargs)`` with ``with_kwargs``) runs
+        before ``forward``; a value it returns replaces ``args`` (or ``(args, kwargs)``)."""
+        handle = add_hook(self._forward_pre_hooks, hook, prepend, (self._forward_pre_hooks_with_kwargs,))
+        if with_kwargs:
+            self._forward_pre_hooks_with_kwargs[handle.id] = True
+        return handle
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
+        """``hook(module, args, output)`` (or ``hook(module, args, kwargs, output)``) runs after
+        ``forward``; a value it returns replaces the output. ``always_call``: it runs even when
+        ``forward`` raises."""
+        extra = (self._forward_hooks_with_kwargs, self._forward_hooks_always_called)
+        handle = add_hook(self._forward_hooks, hook, prepend, extra)
+        if with_kwargs:
+            self._forward_hooks_with_kwargs[handle.id] = True
+        if always_call:
+            self._forward_hooks_always_called[handle.id] = True
+        return handle
+
+    def register_full_backward_pre_hook(self, hook, prepend=False):
+        """``hook(module, grad_output)`` runs when the gradients of this call's outputs are known;
+        a value it returns replaces ``grad_output``."""
+        return add_hook(self._backward_pre_hooks, hook, prepend)
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """``hook(module, grad_input, grad_output)`` runs when the gradients of this call's
+        positional inputs are known (None where none flows); a value it returns replaces
+        ``grad_input``."""
+        return add_hook(self._backward_hooks, hook, prepend)
 
     # ------------------------------------------------------------------
     # registration
@@ -177,6 +223,26 @@ class Module:
                 raise AttributeError(f"{module._get_name()} has no attribute `{item}`")
             module = module._modules[item]
         return module
+
+    def get_parameter(self, target):
+        """The parameter at dotted path ``target`` (``"encoder.0.weight"``)."""
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
+        if name not in module._parameters:
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return module._parameters[name]
+
+    def get_buffer(self, target):
+        """The buffer at dotted path ``target`` (``"bn.running_mean"``)."""
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
+        if name not in module._buffers:
+            raise AttributeError(f"`{name}` is not a buffer")
+        return module._buffers[name]
 
     # ------------------------------------------------------------------
     # attribute access: route Parameters / Modules / buffers to their dicts
@@ -436,6 +502,11 @@ class Module:
     def double(self):
         """Cast floating-point parameters and buffers to float64 (in place); return self."""
         return self.to(dtypes.float64)
+
+    def half(self):
+        """Refused: minidl computes in float32 and float64 only (float16 is a storage dtype)."""
+        raise RuntimeError(f"{type(self).__name__}.half(): minidl computes in float32 and float64 only; "
+                           "keep the model in float32 (.float()) or use .double()")
 
     # ------------------------------------------------------------------
     # state dict

@@ -1,15 +1,17 @@
 """``BatchNorm1d`` and ``BatchNorm2d``: batch normalisation layers with running statistics."""
 
+import warnings
+
 from .. import dtypes
 from ..creation import empty, ones, zeros
 from ..autograd import no_grad
 from ..functional._checks import check_tensor as _check_tensor
-from ..functional.norm import batch_norm
+from ..functional.norm import batch_norm, group_norm, instance_norm, layer_norm
 from . import init
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm"]
 
 
 class _BatchNorm(Module):
@@ -134,3 +136,126 @@ class BatchNorm2d(_BatchNorm):
         if input.ndim != 4:
             raise ValueError(f"BatchNorm2d: expected 4D input (got {input.ndim}D input "
                              f"of shape {tuple(input.shape)})")
+
+
+# ----------------------------------------------------------------------------- layer, group, instance norm
+class LayerNorm(Module):
+    r"""Normalise over the last ``len(normalized_shape)`` dimensions (an int means one), one mean
+    and variance per leading index, then ``weight * x_hat + bias``.
+
+    Parameters (``elementwise_affine=True``): weight (ones) and bias (zeros, absent with
+    ``bias=False``), both of shape ``normalized_shape``. See ``F.layer_norm``.
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        dtype = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
+        if elementwise_affine:
+            self.weight = Parameter(empty(self.normalized_shape, dtype=dtype, device=device))
+            if bias:
+                self.bias = Parameter(empty(self.normalized_shape, dtype=dtype, device=device))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.elementwise_affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):
+        return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
+
+
+class GroupNorm(Module):
+    r"""Normalise each (sample, group of ``num_channels / num_groups`` consecutive channels) over
+    its channels and spatial positions, then ``weight * x_hat + bias`` per channel.
+
+    Parameters (``affine=True``): weight (ones) and bias (zeros, absent with ``bias=False``),
+    both (num_channels,). See ``F.group_norm``.
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None, *, bias=True):
+        super().__init__()
+        if num_channels % num_groups != 0:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
+                             f"({num_groups})")
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        dtype = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
+        if affine:
+            self.weight = Parameter(empty((num_channels,), dtype=dtype, device=device))
+            if bias:
+                self.bias = Parameter(empty((num_channels,), dtype=dtype, device=device))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):
+        return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
+
+
+class InstanceNorm2d(_BatchNorm):
+    r"""Normalise every (sample, channel) of a 4-D input (N, C, H, W), or a 3-D unbatched one
+    (C, H, W), over its H x W positions.
+
+    The same state as the BatchNorm layers (``_BatchNorm``), with other defaults: no affine
+    parameters and no running statistics unless ``affine=True`` / ``track_running_stats=True``.
+    With running statistics, training updates them (``F.instance_norm``) and evaluation
+    normalises with them; ``num_batches_tracked`` is not counted (as in PyTorch).
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False,
+                 device=None, dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
+
+    def _check_input_dim(self, input):
+        if input.ndim not in (3, 4):
+            raise ValueError(f"InstanceNorm2d: expected 3D or 4D input (got {input.ndim}D input "
+                             f"of shape {tuple(input.shape)})")
+
+    def forward(self, input):
+        _check_tensor(type(self).__name__, "input", input)
+        self._check_input_dim(input)
+        feature_dim = input.ndim - 3  # 0 for unbatched (C, H, W), else 1
+        if input.shape[feature_dim] != self.num_features:
+            if self.affine:
+                raise ValueError(f"InstanceNorm2d: expected input's size at dim={feature_dim} to match "
+                                 f"num_features ({self.num_features}), but got: {input.shape[feature_dim]}.")
+            warnings.warn(f"InstanceNorm2d: input's size at dim={feature_dim} does not match num_features. "
+                          "You can silence this warning by not passing in num_features, which is not used "
+                          "because affine=False", stacklevel=2)
+        unbatched = input.ndim == 3
+        x = input.unsqueeze(0) if unbatched else input  # (N, C, H, W)
+        y = instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                          self.training or not self.track_running_stats,
+                          self.momentum if self.momentum is not None else 0.0, self.eps)
+        return y.squeeze(0) if unbatched else y

@@ -24,6 +24,19 @@ def channel_shape(ndim, C):
     return (1, C) + (1,) * (ndim - 2)
 
 
+def normalization_backward(dx_hat, x_hat, inv_std, axes):
+    r"""dx for x_hat = (x - mean) * inv_std with mean and (biased) var taken over ``axes``.
+
+    The one backward shared by batch norm (training) and ``Normalize`` (layer, group, instance
+    norm); means over ``axes``, one per group (docs/gradients/batch_norm.md):
+        dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
+    Shapes: dx_hat, x_hat like x; inv_std broadcasts against x (1 on ``axes``); dx like x.
+    """
+    return inv_std * (dx_hat
+                      - dx_hat.mean(axis=axes, keepdims=True)
+                      - x_hat * (dx_hat * x_hat).mean(axis=axes, keepdims=True))
+
+
 class BatchNorm(Function):
     r"""y = weight * (x - mean) / sqrt(var + eps) + bias, one mean and var per channel.
 
@@ -86,8 +99,46 @@ class BatchNorm(Function):
         if needs_x:
             dx_hat = dy if s.weight is None else dy * s.weight.reshape(s.shape)  # (N,C,*)
             if s.training and dx_hat.size > 0:  # (an empty batch has nothing to centre)
-                dx_hat = (dx_hat
-                          - dx_hat.mean(axis=s.axes, keepdims=True)
-                          - s.x_hat * (dx_hat * s.x_hat).mean(axis=s.axes, keepdims=True))
-            dx = dx_hat * s.inv_std.reshape(s.shape)
+                dx = normalization_backward(dx_hat, s.x_hat, s.inv_std.reshape(s.shape), s.axes)
+            else:  # mean and var are constants
+                dx = dx_hat * s.inv_std.reshape(s.shape)
         return dx, dweight, dbias, None, None, None, None, None
+
+
+class Normalize(Function):
+    r"""x_hat = (x - mean) / sqrt(var + eps), mean and (biased) var taken over ``axes``.
+
+    The one normalisation behind LayerNorm, GroupNorm and InstanceNorm; they differ only in
+    which axes one group of statistics covers (docs/gradients/layer_norm.md):
+        layer_norm     the last len(normalized_shape) axes        one group per leading index
+        group_norm     x reshaped (N, G, C/G * prod(*)), axis 2   one group per (n, g)
+        instance_norm  the spatial axes 2, 3, ...                 one group per (n, c)
+    Their weight and bias are applied afterwards by ordinary (broadcasting) multiply and add.
+
+    Shapes: x any   axes a tuple of axes   x_hat like x   mean, var, inv_std: x's shape with
+            1 on ``axes`` (keepdims)       m = number of values in one group
+    Forward:
+        mean    = (1/m) sum_axes x            var = (1/m) sum_axes (x - mean)^2
+        inv_std = 1 / sqrt(var + eps)         x_hat = (x - mean) * inv_std
+    Backward (``normalization_backward``, shared with batch norm; means over ``axes``, per group):
+        dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
+    The subtracted terms are the gradient through mean and var: shifting a whole group changes
+    no x_hat (so dx sums to 0 over each group), and with eps = 0 neither does scaling it (so dx
+    is then orthogonal to x_hat over each group).
+    """
+
+    def forward(self, x, axes, eps):
+        xp = array_module(x)
+        mean = x.mean(axis=axes, keepdims=True)  # (.., 1 on axes, ..)
+        centred = x - mean
+        var = (centred * centred).mean(axis=axes, keepdims=True)  # biased
+        inv_std = (1 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+        x_hat = centred * inv_std  # like x
+        self.save(x_hat=x_hat, inv_std=inv_std, axes=axes)
+        return x_hat
+
+    def backward(self, dy):
+        s = self.saved
+        if dy.size == 0:  # no groups, nothing to centre
+            return dy * s.inv_std, None, None
+        return normalization_backward(dy, s.x_hat, s.inv_std, s.axes), None, None

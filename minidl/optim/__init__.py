@@ -5,7 +5,7 @@ r"""Optimizers and learning-rate schedules (PyTorch's ``torch.optim``, on NumPy)
 * :class:`Adam`, :class:`AdamW` - adaptive moments, with L2 or decoupled weight decay.
 * :class:`RMSprop`, :class:`Adadelta`, :class:`Adagrad`, :class:`Adamax`, :class:`NAdam`,
   :class:`RAdam` - the other adaptive-step-size optimizers of ``torch.optim``.
-* :mod:`lr_scheduler` - StepLR, CosineAnnealingLR, ReduceLROnPlateau.
+* :mod:`lr_scheduler` - StepLR, CosineAnnealingLR, ReduceLROnPlateau and the other schedules.
 
 Every update rule is written as equations in its class docstring.
 """

@@ -199,6 +199,7 @@ class Optimizer:
         for _, pairs in out:
             for p, _ in pairs:
                 p._version_counter.bump()  # step() will change each of them in place
+        self._opt_called = True  # (a scheduler stepped before any optimizer step warns)
         return out
 
     def _work(self, like, slot):

@@ -80,12 +80,16 @@ def test_softmax_modules_match_torch(torch, backend, ours_cls, theirs_name, shap
 
 
 @pytest.mark.parametrize("ours_cls,theirs_name", [(Softmax, "Softmax"), (LogSoftmax, "LogSoftmax")])
-def test_softmax_modules_keep_dim_none_signature_but_require_a_dim(torch, backend, ours_cls, theirs_name):
+def test_softmax_modules_without_dim_guess_as_pytorch(torch, backend, ours_cls, theirs_name):
     theirs_cls = getattr(torch.nn, theirs_name)
     ours = ours_cls()
     assert repr(ours) == repr(theirs_cls()) == f"{theirs_cls.__name__}(dim=None)"
-    with pytest.raises(TypeError, match=r"softmax: dim is required \(got None\)"):
-        ours(minidl.ones(2, 3))
+    x = np.arange(6.0).reshape(2, 3)
+    with pytest.warns(UserWarning, match="Implicit dimension choice"):
+        y = ours(minidl.tensor(x))
+    with pytest.warns(UserWarning, match="Implicit dimension choice"):
+        y_ref = theirs_cls()(torch.tensor(x))
+    np.testing.assert_allclose(y.numpy(), y_ref.numpy(), rtol=1e-12)
 
 
 def test_activation_modules_have_no_state():

@@ -104,32 +104,48 @@ def test_source_index_matches_the_docstring(mode, expected):
 
 def test_pad_errors(backend):
     x = minidl.zeros(2, 3, 4, 5)
-    with pytest.raises(ValueError, match=r"pad: pad must have an even length"):
+    with pytest.raises(RuntimeError, match=r"pad: Padding length must be divisible by 2: pad must have an even length"):
         pad(x, (1,))
     with pytest.raises(TypeError, match=r"pad: pad must be a tuple of ints, got 1"):
         pad(x, 1)
-    with pytest.raises(ValueError, match=r"pad: pad \(1, 1, 1, 1, 1, 1, 1, 1, 1, 1\) pads 5 dimensions but the "
-                                         r"input has only 4 \(shape \(2, 3, 4, 5\)\)"):
+    with pytest.raises(RuntimeError, match=r"pad: pad \(1, 1, 1, 1, 1, 1, 1, 1, 1, 1\) pads 5 dimensions but the "
+                                           r"input has only 4 \(shape \(2, 3, 4, 5\)\)"):
         pad(x, (1,) * 10)
-    with pytest.raises(ValueError, match=r"pad: unknown mode 'foo'"):
+    with pytest.raises(NotImplementedError, match=r"pad: Unrecognised padding mode 'foo'"):
         pad(x, (1, 1), mode="foo")
-    with pytest.raises(ValueError, match=r"pad: mode 'reflect' takes no value argument"):
-        pad(x, (1, 1, 1, 1), mode="reflect", value=0)
-    with pytest.raises(ValueError, match=r"pad: mode 'replicate' with padding of length 2 is not supported for "
-                                         r"4-D input \(shape \(2, 3, 4, 5\)\); supported: length 2 for 2-D or 3-D"):
+    with pytest.raises(RuntimeError, match=r"pad: Padding mode 'reflect' doesn't take in value argument"):
+        pad(x, (1, 1, 1, 1), mode="reflect", value=1)
+    assert pad(x, (1, 1, 1, 1), mode="reflect", value=0).shape == (2, 3, 6, 7)  # as PyTorch
+    with pytest.raises(NotImplementedError, match=r"pad: mode 'replicate' with padding of length 2 is not "
+                                                   r"supported for 4-D input \(shape \(2, 3, 4, 5\)\); "
+                                                   r"supported: length 2 for 2-D or 3-D"):
         pad(x, (1, 1), mode="replicate")
-    with pytest.raises(ValueError, match=r"pad: reflect padding \(5, 1\) of dimension 3 \(input shape "
-                                         r"\(2, 3, 4, 5\)\): each padding must be less than the size 5"):
+    with pytest.raises(RuntimeError, match=r"pad: reflect padding \(5, 1\) of dimension 3 \(input shape "
+                                           r"\(2, 3, 4, 5\)\): Padding size should be less than the corresponding "
+                                           r"input dimension: each padding must be less than the size 5"):
         pad(x, (5, 1, 0, 0), mode="reflect")
-    with pytest.raises(ValueError, match=r"pad: circular padding \(6, 0\) of dimension 3 .* would wrap around "
-                                         r"more than once"):
+    with pytest.raises(RuntimeError, match=r"pad: circular padding \(6, 0\) of dimension 3 .*: Padding value causes "
+                                           r"wrapping around more than once"):
         pad(x, (6, 0, 0, 0), mode="circular")
     with pytest.raises(ValueError, match=r"pad: replicate padding \(-5, 1\) of dimension 3 .* leaves no input"):
         pad(x, (-5, 1, 0, 0), mode="replicate")
-    with pytest.raises(ValueError, match=r"pad: padding \(-3, -3\) of dimension 3 would leave -1 entries"):
+    with pytest.raises(RuntimeError, match=r"pad: padding \(-3, -3\) of dimension 3 would leave -1 entries"):
         pad(x, (-3, -3))
     with pytest.raises(TypeError, match=r"pad: input must be a minidl Tensor"):
         pad(np.zeros((2, 2)), (1, 1))
+
+
+@pytest.mark.parametrize("args", [
+    dict(pad=(1,)), dict(pad=(1,) * 10), dict(pad=(1, 1), mode="foo"),
+    dict(pad=(1, 1, 1, 1), mode="reflect", value=1.0), dict(pad=(1, 1), mode="replicate"),
+    dict(pad=(5, 1, 0, 0), mode="reflect"), dict(pad=(6, 0, 0, 0), mode="circular"), dict(pad=(-3, -3)),
+])
+def test_pad_errors_have_pytorchs_types(torch, args):
+    x = np.zeros((2, 3, 4, 5))
+    with pytest.raises(Exception) as theirs:
+        torch.nn.functional.pad(torch.tensor(x), **args)
+    with pytest.raises(theirs.type):
+        pad(minidl.tensor(x), **args)
 
 
 # ----------------------------------------------------------------------------- center_crop

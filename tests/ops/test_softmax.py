@@ -85,12 +85,19 @@ def test_softmax_backward_is_the_jacobian_product(backend):
     assert_close(x.grad, jacobian.T @ dy)
 
 
+@pytest.mark.parametrize("shape", [(5,), (2, 3), (2, 3, 4), (2, 3, 4, 5)])
+def test_implicit_dim_is_pytorchs_deprecated_guess(torch, backend, shape):
+    x = _randn(shape)
+    for ours, theirs in ((softmax, torch.nn.functional.softmax), (log_softmax, torch.nn.functional.log_softmax)):
+        with pytest.warns(UserWarning, match="Implicit dimension choice for .*softmax has been deprecated"):
+            y = ours(minidl.tensor(x))
+        with pytest.warns(UserWarning, match="Implicit dimension choice"):
+            y_ref = theirs(torch.tensor(x))
+        assert_close(y, y_ref.numpy())
+
+
 def test_errors(backend):
     x = minidl.randn(2, 3)
-    with pytest.raises(TypeError, match=r"softmax: dim is required \(got None\) for input of shape \(2, 3\)"):
-        softmax(x)
-    with pytest.raises(TypeError, match=r"log_softmax: dim is required \(got None\)"):
-        log_softmax(x)
     with pytest.raises(IndexError, match=r"softmax: dim 2 is out of range for a tensor with 2 dimensions"):
         softmax(x, 2)
     with pytest.raises(TypeError, match="softmax: input must be a minidl Tensor, got ndarray"):

@@ -4,6 +4,9 @@ import math
 import numpy as np
 import pytest
 
+# These tests step schedulers alone; PyTorch and minidl warn that optimizer.step() should come first.
+pytestmark = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")
+
 from minidl.nn import Parameter
 from minidl.optim import SGD, Adam, lr_scheduler
 from minidl.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, ReduceLROnPlateau, StepLR

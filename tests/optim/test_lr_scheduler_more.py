@@ -284,14 +284,6 @@ def test_scheduler_step_before_optimizer_step_warns():
         sched.step()
 
 
-def test_overriding_optimizer_step_after_construction_warns():
-    opt = make_optimizer(None, "sgd")
-    sched = lr_scheduler.ExponentialLR(opt, gamma=0.5)
-    opt.step = lambda closure=None: None
-    with pytest.warns(UserWarning, match=r"`optimizer.step\(\)` has been overridden"):
-        sched.step()
-
-
 def test_wrapped_optimizer_step_still_steps_and_returns_the_loss():
     p = Parameter(np.ones(2))
     opt = minidl.optim.SGD([p], lr=0.5)

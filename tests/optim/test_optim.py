@@ -1,4 +1,4 @@
-"""minidl.optim: SGD, Adam and AdamW against torch.optim, checkpoints, and bad input.
+"""minidl.optim: SGD, Adam, AdamW, RMSprop and Adadelta against torch.optim, checkpoints, and bad input.
 
 Every comparison runs both libraries from identical float64 parameters with
 identical random gradients (a fresh one per step), over two param groups with
@@ -61,6 +61,10 @@ CONFIGS = [
     ("radam-wd", "RAdam", dict(weight_decay=0.1)),
     ("radam-decoupled-maximize", "RAdam",
      dict(weight_decay=0.1, decoupled_weight_decay=True, maximize=True, betas=(0.8, 0.7))),
+    ("rmsprop-momentum-wd", "RMSprop", dict(momentum=0.8, weight_decay=0.1)),
+    ("rmsprop-centered-momentum-maximize", "RMSprop", dict(centered=True, momentum=0.5, eps=1e-4,
+                                                          maximize=True)),
+    ("adadelta-rho-eps-wd", "Adadelta", dict(rho=0.5, eps=1e-3, weight_decay=0.1)),
 ]
 CONFIG_IDS = [c[0] for c in CONFIGS]
 
@@ -467,6 +471,11 @@ def test_is_an_optimizer():
     (lambda p: Adam([p], weight_decay=-0.1), r"Adam: Invalid weight_decay value"),
     (lambda p: AdamW([p], betas=(0.9, 1.5)), r"AdamW: Invalid beta parameter at index 1: 1\.5"),
     (lambda p: AdamW([p], lr=float("nan")), r"AdamW: Invalid learning rate: nan"),
+    (lambda p: minidl.optim.RMSprop([p], alpha=-0.5), r"RMSprop: Invalid alpha value: -0\.5"),
+    (lambda p: minidl.optim.RMSprop([p], momentum=-1), r"RMSprop: Invalid momentum value: -1"),
+    (lambda p: minidl.optim.RMSprop([p], eps=-1e-8), r"RMSprop: Invalid epsilon value"),
+    (lambda p: minidl.optim.Adadelta([p], rho=1.5), r"Adadelta: Invalid rho value: 1\.5"),
+    (lambda p: minidl.optim.Adadelta([p], lr=-1.0), r"Adadelta: Invalid learning rate: -1\.0"),
     (lambda p: SGD([], lr=0.1), r"SGD got an empty parameter list"),
     (lambda p: SGD([p, p], lr=0.1), r"same parameter more than once"),
     (lambda p: SGD([{"params": [p]}, {"params": [p]}], lr=0.1), r"more than one parameter group"),
@@ -596,3 +605,13 @@ def test_load_state_dict_refuses_a_state_that_lacks_an_entry(cls_name, kwargs, d
     for key, value in opt.state_dict()["state"][0].items():  # unchanged, and step() still works
         np.testing.assert_array_equal(value, before[key])
     opt.step()
+
+
+@pytest.mark.parametrize("cls_name,kwargs", [("RMSprop", dict(alpha=-0.5)), ("RMSprop", dict(momentum=-1)),
+                                             ("Adadelta", dict(rho=1.5)), ("Adadelta", dict(eps=-1.0))])
+def test_torch_refuses_the_same_hyperparameters(torch, cls_name, kwargs):
+    """The bad values refused above are the ones PyTorch refuses, with the same exception type."""
+    with pytest.raises(ValueError, match="Invalid"):
+        getattr(torch.optim, cls_name)([torch.nn.Parameter(torch.ones(2))], **kwargs)
+    with pytest.raises(ValueError, match="Invalid"):
+        getattr(minidl.optim, cls_name)([Parameter(np.ones(2))], **kwargs)

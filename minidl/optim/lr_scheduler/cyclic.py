@@ -1,38 +1,55 @@
-r"""Cyclic schedules: cosine annealing with warm restarts, CyclicLR, OneCycleLR."""
+r"""Schedules that go up and down: warm restarts, cyclical rates, the one-cycle policy.
 
+``CyclicLR`` and ``OneCycleLR`` are stepped once per *batch*, and with ``cycle_momentum`` they
+move the momentum (SGD's ``momentum``, or Adam's ``beta1``) opposite to the learning rate.
+"""
 import math
 import types
 
 from ..optimizer import Optimizer
-from ._base import LRScheduler, _format_param
+from .base import LRScheduler
 
 __all__ = ["CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR"]
 
 
-class CosineAnnealingWarmRestarts(LRScheduler):
-    r"""Cosine annealing that restarts from the initial rate (SGDR, Loshchilov & Hutter 2017).
+def _per_group(name, optimizer, value):
+    """One value per param group: a list of that length, or one value repeated."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(optimizer.param_groups):
+            raise ValueError(f"{name} must have the same length as optimizer.param_groups. {name} has "
+                             f"{len(value)} values, param_groups has {len(optimizer.param_groups)}.")
+        return list(value)
+    return [value] * len(optimizer.param_groups)
 
-    ::
+
+def _set_momentum(group, use_beta1, value):
+    if use_beta1:
+        group["betas"] = (value, *group["betas"][1:])
+    else:
+        group["momentum"] = value
+
+
+def _init_momentum(optimizer, base_momentum, max_momentum, fresh):
+    """Check that the optimizer has a momentum to cycle; start each group at max_momentum."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+    use_beta1 = "betas" in optimizer.defaults
+    bases = _per_group("base_momentum", optimizer, base_momentum)
+    maxes = _per_group("max_momentum", optimizer, max_momentum)
+    if fresh:
+        for group, b, m in zip(optimizer.param_groups, bases, maxes):
+            _set_momentum(group, use_beta1, m)
+            group["max_momentum"], group["base_momentum"] = m, b
+    return use_beta1, bases, maxes
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    r"""Cosine annealing that restarts (SGDR, Loshchilov & Hutter 2017)::
 
         lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2
 
-    ``T_cur`` counts the epochs since the last restart; the first period has
-    ``T_i = T_0`` epochs and each next one ``T_mult`` times more. ``step()``
-    increments ``T_cur`` (restarting when it reaches ``T_i``); ``step(epoch)``
-    accepts a fractional epoch (call it every batch with ``epoch + i / iters``)
-    and finds the period that contains it::
-
-        T_mult == 1:  T_cur = epoch mod T_0
-        T_mult > 1:   n = floor(log_{T_mult}(epoch / T_0 * (T_mult - 1) + 1))
-                      T_cur = epoch - T_0 * (T_mult**n - 1) / (T_mult - 1),   T_i = T_0 * T_mult**n
-        (epoch < T_0: T_i = T_0, T_cur = epoch)
-
-    Args:
-        optimizer (Optimizer): the wrapped optimizer.
-        T_0 (int): length of the first period.
-        T_mult (int): growth factor of the period, >= 1 (default 1).
-        eta_min (float): the minimum learning rate (default 0).
-        last_epoch (int): index of the last epoch, -1 for a fresh schedule.
+    ``T_cur`` counts the epochs (fractions allowed: ``step(epoch + i / iters)``) since the last
+    restart; a restart happens when ``T_cur`` reaches ``T_i``, and then ``T_i *= T_mult``.
     """
 
     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
@@ -42,10 +59,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
         if not isinstance(eta_min, (float, int)):
             raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
-        self.T_0 = T_0
-        self.T_i = T_0
-        self.T_mult = T_mult
-        self.eta_min = eta_min
+        self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
         self.T_cur = last_epoch
         super().__init__(optimizer, last_epoch)
 
@@ -54,199 +68,125 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 for base_lr in self.base_lrs]
 
     def step(self, epoch=None):
-        r"""Advance one epoch, or go to ``epoch`` (may be fractional; no warning, as in PyTorch)."""
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:
             epoch = self.last_epoch + 1
-            self.T_cur = self.T_cur + 1
+            self.T_cur += 1
             if self.T_cur >= self.T_i:
-                self.T_cur = self.T_cur % self.T_i
-                self.T_i = self.T_i * self.T_mult
+                self.T_cur -= self.T_i
+                self.T_i *= self.T_mult
         else:
             if epoch < 0:
                 raise ValueError(f"Expected non-negative epoch, but got {epoch}")
             if epoch >= self.T_0:
                 if self.T_mult == 1:
                     self.T_cur = epoch % self.T_0
-                else:
+                else:  # n restarts so far: T_0 (1 + T_mult + ... + T_mult^(n-1)) <= epoch
                     n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
                     self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
                     self.T_i = self.T_0 * self.T_mult ** n
             else:
-                self.T_i = self.T_0
-                self.T_cur = epoch
+                self.T_i, self.T_cur = self.T_0, epoch
+        self._step_count += 1
         self.last_epoch = math.floor(epoch)
         for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
 
-def _set_momentum(group, value, use_beta1):
-    """Write the cycled momentum: ``betas[0]`` (Adam-like) or ``'momentum'`` (SGD-like)."""
-    if use_beta1:
-        group["betas"] = (value, *group["betas"][1:])
-    else:
-        group["momentum"] = value
-
-
-def _check_cycle_momentum(optimizer):
-    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-        raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
-    return "betas" in optimizer.defaults
-
-
 class CyclicLR(LRScheduler):
-    r"""Cycle each group's rate between ``base_lr`` and ``max_lr`` (Smith, 2017). Step per batch.
+    r"""Cyclical learning rates (Smith 2017), stepped every batch. With ``t`` the batch index::
 
-    With ``total = step_size_up + step_size_down`` and ``ratio = step_size_up / total``,
-    at iteration ``t`` (= ``last_epoch``)::
+        cycle = floor(1 + t / (up + down)),   x = 1 + t / (up + down) - cycle   (in [0, 1))
+        h     = x / r if x <= r else (x - 1) / (r - 1)          (r = up / (up + down); h in [0, 1])
+        lr    = base_lr + (max_lr - base_lr) * h * scale
+        m     = max_momentum - (max_momentum - base_momentum) * h * scale
 
-        cycle = floor(1 + t / total)
-        x     = 1 + t / total - cycle                      (position in the cycle, in [0, 1))
-        s     = x / ratio              if x <= ratio       (rising)
-                (x - 1) / (ratio - 1)  otherwise           (falling)
-        lr    = base_lr + (max_lr - base_lr) * s * scale
-        momentum = max_momentum - (max_momentum - base_momentum) * s * scale   (cycle_momentum)
-
-    where ``scale = scale_fn(cycle)`` (scale_mode 'cycle') or ``scale_fn(t)`` ('iterations'):
-    'triangular': 1; 'triangular2': ``1 / 2**(cycle - 1)``; 'exp_range': ``gamma**t``.
-    The momentum is ``betas[0]`` for optimizers with betas, else ``'momentum'``.
-
-    Args:
-        optimizer (Optimizer): the wrapped optimizer.
-        base_lr, max_lr (float or list): the bounds of the rate, per group or shared.
-        step_size_up (int): iterations of the rising half (default 2000).
-        step_size_down (int): iterations of the falling half (default: step_size_up).
-        mode (str): 'triangular', 'triangular2' or 'exp_range' (ignored with scale_fn).
-        gamma (float): base of 'exp_range' (default 1).
-        scale_fn (callable): custom ``x -> scale``, with ``scale_mode`` 'cycle' or 'iterations'.
-        cycle_momentum (bool): cycle the momentum inversely to the rate (default True).
-        base_momentum, max_momentum (float or list): its bounds (default 0.8, 0.9).
-        last_epoch (int): index of the last iteration, -1 for a fresh schedule.
+    ``scale`` is 1 (``'triangular'``), ``1 / 2**(cycle - 1)`` (``'triangular2'``), ``gamma**t``
+    (``'exp_range'``), or ``scale_fn(cycle)`` / ``scale_fn(t)`` (``scale_mode``).
     """
 
     def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
-                 mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle",
-                 cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
+                 mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle", cycle_momentum=True,
+                 base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
-        base_lrs = _format_param("base_lr", optimizer, base_lr)
+        base_lrs = _per_group("base_lr", optimizer, base_lr)
         if last_epoch == -1:
-            for lr, group in zip(base_lrs, optimizer.param_groups, strict=True):
+            for lr, group in zip(base_lrs, optimizer.param_groups):
                 group["lr"] = lr
-        self.max_lrs = _format_param("max_lr", optimizer, max_lr)
-        step_size_up = float(step_size_up)
-        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
-        self.total_size = step_size_up + step_size_down
-        self.step_ratio = step_size_up / self.total_size
+        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
         if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
             raise ValueError("mode is invalid and scale_fn is None")
-        self.mode = mode
-        self.gamma = gamma
+        self.mode, self.gamma, self.scale_mode = mode, gamma, scale_mode
         self._scale_fn_custom = scale_fn
-        self.scale_mode = scale_mode
-        self._init_scale_fn()
+        if scale_fn is None:
+            self.scale_mode = "iterations" if mode == "exp_range" else "cycle"
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            self.use_beta1 = _check_cycle_momentum(optimizer)
-            self.base_momentums = _format_param("base_momentum", optimizer, base_momentum)
-            self.max_momentums = _format_param("max_momentum", optimizer, max_momentum)
-            if last_epoch == -1:
-                for m_max, m_base, group in zip(self.max_momentums, self.base_momentums,
-                                                optimizer.param_groups, strict=True):
-                    _set_momentum(group, m_max, self.use_beta1)
-                    group["max_momentum"] = m_max
-                    group["base_momentum"] = m_base
+            self.use_beta1, self.base_momentums, self.max_momentums = _init_momentum(
+                optimizer, base_momentum, max_momentum, last_epoch == -1)
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
-    def _init_scale_fn(self):
-        """The built-in modes fix scale_mode; a custom scale_fn keeps the given one."""
-        if self._scale_fn_custom is not None:
-            return
-        if self.mode in ("triangular", "triangular2"):
-            self.scale_mode = "cycle"
-        elif self.mode == "exp_range":
-            self.scale_mode = "iterations"
-
     def scale_fn(self, x):
-        r"""The amplitude scale at cycle (or iteration) ``x``."""
         if self._scale_fn_custom is not None:
             return self._scale_fn_custom(x)
         if self.mode == "triangular":
             return 1.0
         if self.mode == "triangular2":
             return 1 / (2.0 ** (x - 1))
-        return self.gamma ** x                                   # exp_range
+        return self.gamma ** x
 
     def get_lr(self):
-        cycle = math.floor(1 + self.last_epoch / self.total_size)
-        x = 1.0 + self.last_epoch / self.total_size - cycle
-        if x <= self.step_ratio:
-            scale_factor = x / self.step_ratio
-        else:
-            scale_factor = (x - 1) / (self.step_ratio - 1)
-        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
-        lrs = [base_lr + (max_lr - base_lr) * scale_factor * scale
-               for base_lr, max_lr in zip(self.base_lrs, self.max_lrs, strict=True)]
+        t = self.last_epoch
+        cycle = math.floor(1 + t / self.total_size)
+        x = 1.0 + t / self.total_size - cycle
+        h = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else t)
+        lrs = [base_lr + (max_lr - base_lr) * h * scale for base_lr, max_lr in zip(self.base_lrs, self.max_lrs)]
         if self.cycle_momentum:
-            for group, m_base, m_max in zip(self.optimizer.param_groups, self.base_momentums,
-                                            self.max_momentums, strict=True):
-                _set_momentum(group, m_max - (m_max - m_base) * scale_factor * scale, self.use_beta1)
+            for group, b, m in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
+                _set_momentum(group, self.use_beta1, m - (m - b) * h * scale)
         return lrs
 
     def state_dict(self):
-        r"""As PyTorch: a custom ``scale_fn`` that is a plain function is not saved."""
+        r"""As PyTorch: a custom ``scale_fn`` is saved as ``None`` if it is a plain function
+        (a lambda), and as a copy of its ``__dict__`` if it is a callable object."""
         state = super().state_dict()
-        fn = state.pop("_scale_fn_custom")
-        state["_scale_fn_custom"] = (fn.__dict__.copy()
-                                     if fn is not None and not isinstance(fn, types.FunctionType) else None)
+        fn = state.pop("_scale_fn_custom", None)
+        state["_scale_fn_custom"] = (dict(fn.__dict__) if fn is not None
+                                     and not isinstance(fn, types.FunctionType) else None)
         return state
 
     def load_state_dict(self, state_dict):
         state_dict = dict(state_dict)
-        fn = state_dict.pop("_scale_fn_custom")
+        saved = state_dict.pop("_scale_fn_custom", None)
+        custom = self._scale_fn_custom
         super().load_state_dict(state_dict)
-        if fn is not None:
-            self._scale_fn_custom.__dict__.update(fn)
-        self._init_scale_fn()
+        self._scale_fn_custom = custom
+        if saved is not None and custom is not None:
+            custom.__dict__.update(saved)
 
 
 class OneCycleLR(LRScheduler):
-    r"""The 1cycle policy (Smith & Topin, 2018): warm up to ``max_lr``, then anneal far below. Step per batch.
+    r"""The one-cycle policy (Smith & Topin 2018), stepped every batch, ``total_steps`` times.
 
-    ``initial_lr = max_lr / div_factor``, ``min_lr = initial_lr / final_div_factor``;
-    with ``N = total_steps`` (or ``epochs * steps_per_epoch``) and ``p = pct_start``
-    the phases (each annealed from its start to its end value) are::
+    The rate rises from ``initial_lr = max_lr / div_factor`` to ``max_lr`` over the first
+    ``pct_start`` of the steps, then falls to ``min_lr = initial_lr / final_div_factor``
+    (``three_phase``: back to ``initial_lr`` first, symmetrically, then down to ``min_lr``).
+    Within a phase from step ``a`` to step ``b`` (``p = (t - a) / (b - a)``)::
 
-        two phases:    steps [0, pN - 1]:      initial_lr -> max_lr,   max_momentum -> base_momentum
-                       steps [pN - 1, N - 1]:  max_lr -> min_lr,       base_momentum -> max_momentum
-        three_phase:   steps [0, pN - 1]:      initial_lr -> max_lr,   max_momentum -> base_momentum
-                       [pN - 1, 2pN - 2]:      max_lr -> initial_lr,   base_momentum -> max_momentum
-                       [2pN - 2, N - 1]:       initial_lr -> min_lr,   max_momentum (kept)
+        'cos':    lr = end + (start - end) * (1 + cos(pi * p)) / 2
+        'linear': lr = start + (end - start) * p
 
-    In a phase from step ``a`` to ``b``, at step ``t``, with ``pct = (t - a) / (b - a)``::
-
-        cos:     value = end + (start - end) * (1 + cos(pi * pct)) / 2
-        linear:  value = start + (end - start) * pct
-
-    The momentum is ``betas[0]`` for optimizers with betas, else ``'momentum'``.
-    Stepping past ``total_steps`` raises ValueError, as in PyTorch.
-
-    Args:
-        optimizer (Optimizer): the wrapped optimizer.
-        max_lr (float or list): the peak rate, per group or shared.
-        total_steps (int): number of steps of the cycle; or give ``epochs`` and ``steps_per_epoch``.
-        pct_start (float): fraction of the cycle spent warming up (default 0.3).
-        anneal_strategy (str): 'cos' (default) or 'linear'.
-        cycle_momentum (bool): cycle the momentum inversely to the rate (default True).
-        base_momentum, max_momentum (float or list): its bounds (default 0.85, 0.95).
-        div_factor (float): ``initial_lr = max_lr / div_factor`` (default 25).
-        final_div_factor (float): ``min_lr = initial_lr / final_div_factor`` (default 1e4).
-        three_phase (bool): come back to initial_lr before the final annealing.
-        last_epoch (int): index of the last step, -1 for a fresh schedule.
+    The momentum (or ``beta1``) moves the opposite way between ``max_momentum`` and
+    ``base_momentum``. Stepping more than ``total_steps`` times raises ``ValueError``.
     """
 
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
@@ -255,7 +195,6 @@ class OneCycleLR(LRScheduler):
                  last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
         if total_steps is not None:
             if not isinstance(total_steps, int) or total_steps <= 0:
                 raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
@@ -268,46 +207,31 @@ class OneCycleLR(LRScheduler):
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-        # each phase: (end_step, start_lr key, end_lr key, start_momentum key, end_momentum key)
-        warm_up_end = float(pct_start * self.total_steps) - 1
-        if three_phase:
-            self._schedule_phases = [
-                dict(end_step=warm_up_end, start_lr="initial_lr", end_lr="max_lr",
-                     start_momentum="max_momentum", end_momentum="base_momentum"),
-                dict(end_step=float(2 * pct_start * self.total_steps) - 2, start_lr="max_lr",
-                     end_lr="initial_lr", start_momentum="base_momentum", end_momentum="max_momentum"),
-                dict(end_step=self.total_steps - 1, start_lr="initial_lr", end_lr="min_lr",
-                     start_momentum="max_momentum", end_momentum="max_momentum"),
-            ]
-        else:
-            self._schedule_phases = [
-                dict(end_step=warm_up_end, start_lr="initial_lr", end_lr="max_lr",
-                     start_momentum="max_momentum", end_momentum="base_momentum"),
-                dict(end_step=self.total_steps - 1, start_lr="max_lr", end_lr="min_lr",
-                     start_momentum="base_momentum", end_momentum="max_momentum"),
-            ]
-        if not isinstance(pct_start, float) or pct_start < 0 or pct_start > 1:
+        if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
         self._anneal_func_type = anneal_strategy
-        max_lrs = _format_param("max_lr", optimizer, max_lr)
+        up_end = float(pct_start * self.total_steps) - 1
+        # (end step, lr from, lr to, momentum from, momentum to) of each phase
+        if three_phase:
+            self._schedule_phases = [
+                (up_end, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                (self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+        else:
+            self._schedule_phases = [
+                (up_end, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
+        max_lrs = _per_group("max_lr", optimizer, max_lr)
         if last_epoch == -1:
-            for m, group in zip(max_lrs, optimizer.param_groups, strict=True):
+            for group, m in zip(optimizer.param_groups, max_lrs):
                 group["initial_lr"] = m / div_factor
                 group["max_lr"] = m
                 group["min_lr"] = group["initial_lr"] / final_div_factor
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            self.use_beta1 = _check_cycle_momentum(optimizer)
-            max_momentums = _format_param("max_momentum", optimizer, max_momentum)
-            base_momentums = _format_param("base_momentum", optimizer, base_momentum)
-            if last_epoch == -1:
-                for m_max, m_base, group in zip(max_momentums, base_momentums,
-                                                optimizer.param_groups, strict=True):
-                    _set_momentum(group, m_max, self.use_beta1)
-                    group["max_momentum"] = m_max
-                    group["base_momentum"] = m_base
+            self.use_beta1, _, _ = _init_momentum(optimizer, base_momentum, max_momentum, last_epoch == -1)
         super().__init__(optimizer, last_epoch)
 
     def _anneal(self, start, end, pct):
@@ -316,24 +240,18 @@ class OneCycleLR(LRScheduler):
         return (end - start) * pct + start
 
     def get_lr(self):
-        step = self.last_epoch
-        if step > self.total_steps:
-            raise ValueError(f"Tried to step {step} times. The specified number of total steps is "
-                             f"{self.total_steps}")
+        t = self.last_epoch
+        if t > self.total_steps:
+            raise ValueError(f"Tried to step {t} times. The specified number of total steps is {self.total_steps}")
         lrs = []
         for group in self.optimizer.param_groups:
-            start_step = 0.0
-            for i, phase in enumerate(self._schedule_phases):
-                end_step = phase["end_step"]
-                if step <= end_step or i == len(self._schedule_phases) - 1:
-                    pct = (step - start_step) / (end_step - start_step)
-                    lr = self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct)
+            start = 0.0
+            for i, (end, lr_from, lr_to, m_from, m_to) in enumerate(self._schedule_phases):
+                if t <= end or i == len(self._schedule_phases) - 1:
+                    pct = (t - start) / (end - start)
+                    lrs.append(self._anneal(group[lr_from], group[lr_to], pct))
                     if self.cycle_momentum:
-                        momentum = self._anneal(group[phase["start_momentum"]],
-                                                group[phase["end_momentum"]], pct)
+                        _set_momentum(group, self.use_beta1, self._anneal(group[m_from], group[m_to], pct))
                     break
-                start_step = end_step
-            lrs.append(lr)
-            if self.cycle_momentum:
-                _set_momentum(group, momentum, self.use_beta1)
+                start = end
         return lrs

@@ -1,4 +1,4 @@
-r"""The scheduler base class and StepLR, CosineAnnealingLR, ReduceLROnPlateau.
+r"""Learning-rate schedules, as ``torch.optim.lr_scheduler``.
 
 A scheduler rewrites ``group['lr']`` of every param group of an optimizer.
 Call ``scheduler.step()`` once per epoch (or per iteration), after
@@ -20,11 +20,17 @@ since constructing it rewrites ``group['lr']``.
 import math
 import numbers
 import warnings
-import weakref
 
 from ..optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
+
+
+EPOCH_DEPRECATION_WARNING = (
+    "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
+    "possible. Please use `scheduler.step()` to step the scheduler. During the deprecation, if "
+    "epoch is different from None, the closed form is used instead of the new chainable form, "
+    "where available.")
 
 
 class LRScheduler:
@@ -56,17 +62,14 @@ class LRScheduler:
                     )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
-        _track_optimizer_steps(optimizer)
         self._initial_step()
 
     def _initial_step(self):
         """The first step, done at construction: it keeps the learning rates (see get_lr)."""
         self._step_count = 0
         self._is_initial = True
-        try:
-            self.step()
-        finally:
-            self._is_initial = False
+        self.step()
+        self._is_initial = False
 
     def get_lr(self):
         r"""The learning rate of each group for epoch ``last_epoch`` (already incremented)."""
@@ -79,36 +82,25 @@ class LRScheduler:
     def step(self, epoch=None):
         r"""Advance the schedule by one epoch and write the new rates into the optimizer.
 
-        ``step(epoch)`` (deprecated in PyTorch, which warns) jumps to ``epoch`` and uses
-        the closed form of the schedule where it has one.
-        """
-        if self._step_count == 1:
-            if not getattr(self.optimizer.step, "_wrapped_by_lr_sched", False):
-                warnings.warn(
-                    "Seems like `optimizer.step()` has been overridden after learning rate scheduler "
-                    "initialization. Please, make sure to call `optimizer.step()` before "
-                    "`lr_scheduler.step()`.", UserWarning, stacklevel=2)
-            elif not getattr(self.optimizer, "_opt_called", False):
-                warnings.warn(
-                    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
-                    "In PyTorch 1.1.0 and later, you should call them in the opposite order: "
-                    "`optimizer.step()` before `lr_scheduler.step()`.  Failure to do this "
-                    "will result in PyTorch skipping the first value of the learning rate schedule.",
-                    UserWarning, stacklevel=2)
+        ``step(epoch)`` (deprecated in PyTorch, and warned about) jumps to ``epoch`` and uses
+        the closed form of the schedule where it has one."""
+        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
+            warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`. Call "
+                          "them in the opposite order: `optimizer.step()` before `lr_scheduler.step()`. "
+                          "Failure to do this will result in skipping the first value of the learning "
+                          "rate schedule.", UserWarning, stacklevel=2)
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
         self._update_lr(epoch)
 
     def _update_lr(self, epoch=None):
-        """Move to the next epoch (or to ``epoch``, by the closed form if any) and set the rates."""
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
         else:
             self.last_epoch = epoch
-            closed_form = getattr(self, "_get_closed_form_lr", None)
-            values = closed_form() if closed_form is not None else self.get_lr()
+            values = self._closed_form_lr() if hasattr(self, "_closed_form_lr") else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
@@ -129,44 +121,6 @@ class LRScheduler:
                              f"(was this state dict saved by a different scheduler?)")
         self.__dict__.update({key: (list(value) if isinstance(value, list) else value)
                               for key, value in state_dict.items()})
-
-
-EPOCH_DEPRECATION_WARNING = (
-    "The epoch parameter in `scheduler.step()` was not necessary and is being "
-    "deprecated where possible. Please use `scheduler.step()` to step the "
-    "scheduler. During the deprecation, if epoch is different from None, the "
-    "closed form is used instead of the new chainable form, where available."
-)
-
-
-def _track_optimizer_steps(optimizer):
-    """Wrap ``optimizer.step`` (once) so that it records ``optimizer._opt_called = True``.
-
-    The first ``scheduler.step()`` warns when the optimizer has not stepped yet, as PyTorch does.
-    """
-    if getattr(optimizer.step, "_wrapped_by_lr_sched", False):
-        return
-    step = type(optimizer).step
-    opt_ref = weakref.ref(optimizer)      # no reference cycle optimizer -> wrapper -> optimizer
-
-    def wrapper(*args, **kwargs):
-        opt = opt_ref()
-        opt._opt_called = True
-        return step(opt, *args, **kwargs)
-
-    wrapper._wrapped_by_lr_sched = True
-    optimizer.step = wrapper
-
-
-def _format_param(name, optimizer, value):
-    """One value per param group: a list/tuple of the right length, or one value repeated."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != len(optimizer.param_groups):
-            raise ValueError(f"{name} must have the same length as optimizer.param_groups. "
-                             f"optimizer.param_groups has {len(optimizer.param_groups)} values, "
-                             f"{name} has {len(value)}.")
-        return list(value)
-    return [value] * len(optimizer.param_groups)
 
 
 class StepLR(LRScheduler):
@@ -197,7 +151,7 @@ class StepLR(LRScheduler):
             return [group["lr"] for group in self.optimizer.param_groups]
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
-    def _get_closed_form_lr(self):
+    def _closed_form_lr(self):
         return [base_lr * self.gamma ** (self.last_epoch // self.step_size) for base_lr in self.base_lrs]
 
 
@@ -251,7 +205,7 @@ class CosineAnnealingLR(LRScheduler):
                 * (group["lr"] - eta_min) + eta_min
                 for group in groups]
 
-    def _get_closed_form_lr(self):
+    def _closed_form_lr(self):
         return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
                 for base_lr in self.base_lrs]
 
@@ -341,14 +295,10 @@ class ReduceLROnPlateau(LRScheduler):
             return a > best * (self.threshold + 1.0)
         return a > best + self.threshold
 
-    def step(self, metrics, epoch=None):
+    def step(self, metrics):
         r"""Record one epoch's metric (a number, 0-d array or one-element Tensor)."""
         current = float(metrics.item() if hasattr(metrics, "item") else metrics)
-        if epoch is None:
-            self.last_epoch += 1
-        else:
-            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
-            self.last_epoch = epoch
+        self.last_epoch += 1
 
         if self.is_better(current, self.best):
             self.best = current

@@ -4,8 +4,8 @@ The ``cuda`` device computes with CuPy (minidl/backend/devices.py), imported on 
 Without CuPy, or with CuPy but no usable GPU, :func:`is_available` is False and moving a
 tensor to ``cuda`` raises an error that says which of the two is missing.
 """
-from . import random as _random
-from .backend import devices as _devices
+from .. import random as _random
+from ..backend import devices as _devices
 
 
 def is_available():
@@ -35,3 +35,15 @@ def manual_seed(seed):
 
 
 manual_seed_all = manual_seed
+
+
+class OutOfMemoryError(RuntimeError):
+    """Raised where a GPU allocation fails (PyTorch's ``torch.cuda.OutOfMemoryError``)."""
+
+
+def empty_cache():
+    """Give the GPU memory that CuPy's pool holds but no array uses back to the driver
+    (nothing without a GPU)."""
+    if is_available():
+        _devices.cupy_module().get_default_memory_pool().free_all_blocks()
+from . import amp  # noqa: E402,F401  (minidl.cuda.amp: PyTorch's deprecated names)
