@@ -57,7 +57,7 @@ CONFIGS = [
     ("nadam-decoupled-maximize", "NAdam",
      dict(weight_decay=0.1, decoupled_weight_decay=True, maximize=True, betas=(0.8, 0.9))),
     ("radam", "RAdam", {}),
-    ("radam-short-warmup", "RAdam", dict(betas=(0.9, 0.6))),   # rho_t > 5 from step 6 on
+    ("radam-short-warmup", "RAdam", dict(betas=(0.9, 0.75))),  # rho_inf = 7: rho_t > 5 from step 9 on
     ("radam-wd", "RAdam", dict(weight_decay=0.1)),
     ("radam-decoupled-maximize", "RAdam",
      dict(weight_decay=0.1, decoupled_weight_decay=True, maximize=True, betas=(0.8, 0.7))),
