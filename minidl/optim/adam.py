@@ -1,7 +1,5 @@
 r"""Adam and AdamW: per-coordinate step sizes from running moments of the gradient."""
 
-import numbers
-
 from ..backend import array_module
 from .optimizer import Optimizer
 
@@ -50,18 +48,9 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, options, where):
-        name = type(self).__name__
         self._check_nonnegative(options, "lr", "learning rate", where)
         self._check_nonnegative(options, "eps", "epsilon value", where)
-        betas = options["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"{name}{where}: betas must be a pair (beta1, beta2), got {betas!r}")
-        for i, beta in enumerate(betas):
-            if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-                raise TypeError(f"{name}{where}: betas[{i}] must be a real number, got {type(beta).__name__}")
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name}{where}: Invalid beta parameter at index {i}: {beta} "
-                                 f"(betas[{i}] must be in [0, 1))")
+        self._check_betas(options, where)
         self._check_nonnegative(options, "weight_decay", "weight_decay value", where)
 
     def _required_state(self, group):

@@ -121,6 +121,9 @@ class Optimizer:
         return ("optimizer parameters need to be organized in ordered collections, but the "
                 "ordering of tensors in sets will change between runs. Please use a list instead.")
 
+    # State entries kept as Python floats (PyTorch saves them as 0-d tensors).
+    _scalar_state = ("step",)
+
     def _required_state(self, group):
         """The state entries a parameter that has taken a step must have (a subclass says)."""
         return ()
@@ -139,6 +142,19 @@ class Optimizer:
         if not 0.0 <= value:
             raise ValueError(f"{type(self).__name__}{where}: Invalid {what}: {value} "
                              f"({key} must be >= 0)")
+
+    def _check_betas(self, options, where):
+        """Shared check: ``options['betas']`` is a pair of real numbers in [0, 1)."""
+        name = type(self).__name__
+        betas = options["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{name}{where}: betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, beta in enumerate(betas):
+            if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+                raise TypeError(f"{name}{where}: betas[{i}] must be a real number, got {type(beta).__name__}")
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"{name}{where}: Invalid beta parameter at index {i}: {beta} "
+                                 f"(betas[{i}] must be in [0, 1))")
 
     # -------------------------------------------------------------- gradients
 
@@ -311,7 +327,8 @@ class Optimizer:
             if missing:
                 raise ValueError(f"{name}.load_state_dict: the state of parameter {key} lacks {missing} "
                                  f"(it has {sorted(entries)}); was it saved by another optimizer?")
-            new_state[param] = {k: _load_value(name, key, k, v, param) for k, v in entries.items()}
+            new_state[param] = {k: _load_value(name, key, k, v, param, k in self._scalar_state)
+                                for k, v in entries.items()}
 
         new_groups = []
         for group, saved in zip(self.param_groups, saved_groups):
@@ -350,18 +367,19 @@ def _as_array(value):
     return None
 
 
-def _load_value(opt_name, index, key, value, param):
-    r"""Copy one saved state entry for ``param``: arrays cast to its dtype, ``'step'`` to float.
+def _load_value(opt_name, index, key, value, param, scalar):
+    r"""Copy one saved state entry for ``param``: arrays cast to its dtype, scalars to float.
 
-    The step count stays a Python float whatever its saved form (PyTorch saves
-    a 0-d tensor), since the update rules use it as a scalar.
+    Scalar entries (the step count ``'step'``, NAdam's ``'mu_product'``) stay Python
+    floats whatever their saved form (PyTorch saves 0-d tensors), since the update
+    rules use them as scalars.
     """
     array = _as_array(value)
-    if key == "step":
-        step = float(array) if array is not None else float(value)
-        if not (math.isfinite(step) and step >= 0):
-            raise ValueError(f"{opt_name}.load_state_dict: parameter {index} has invalid step {step}")
-        return step
+    if scalar:
+        number = float(array) if array is not None else float(value)
+        if not (math.isfinite(number) and (number >= 0 or key != "step")):
+            raise ValueError(f"{opt_name}.load_state_dict: parameter {index} has invalid {key} {number}")
+        return number
     if array is None:
         return copy.deepcopy(value)
     if array.shape != param.shape:

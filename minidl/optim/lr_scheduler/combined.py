@@ -80,7 +80,10 @@ class ChainedScheduler(_Composite):
     r"""Every scheduler steps at every ``step()``, each on the rate the previous one left."""
 
     def __init__(self, schedulers, optimizer=None):
-        optimizer = optimizer or schedulers[0].optimizer if schedulers else optimizer
+        if len(schedulers) < 1:
+            raise ValueError("ChainedScheduler expects at least one scheduler to be chained, "
+                             "but got no scheduler.")
+        optimizer = optimizer or schedulers[0].optimizer
         _check_schedulers("ChainedScheduler", schedulers, optimizer)
         self._schedulers, self.optimizer = list(schedulers), optimizer
         self._last_lr = [group["lr"] for group in optimizer.param_groups]

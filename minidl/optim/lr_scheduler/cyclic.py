@@ -4,6 +4,7 @@ r"""Schedules that go up and down: warm restarts, cyclical rates, the one-cycle 
 move the momentum (SGD's ``momentum``, or Adam's ``beta1``) opposite to the learning rate.
 """
 import math
+import types
 
 from ..optimizer import Optimizer
 from .base import LRScheduler
@@ -155,14 +156,22 @@ class CyclicLR(LRScheduler):
         return lrs
 
     def state_dict(self):
+        r"""As PyTorch: a custom ``scale_fn`` is saved as ``None`` if it is a plain function
+        (a lambda), and as a copy of its ``__dict__`` if it is a callable object."""
         state = super().state_dict()
-        state.pop("_scale_fn_custom", None)  # a function is not saved (as PyTorch)
+        fn = state.pop("_scale_fn_custom", None)
+        state["_scale_fn_custom"] = (dict(fn.__dict__) if fn is not None
+                                     and not isinstance(fn, types.FunctionType) else None)
         return state
 
     def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        saved = state_dict.pop("_scale_fn_custom", None)
         custom = self._scale_fn_custom
         super().load_state_dict(state_dict)
         self._scale_fn_custom = custom
+        if saved is not None and custom is not None:
+            custom.__dict__.update(saved)
 
 
 class OneCycleLR(LRScheduler):
