@@ -98,9 +98,15 @@ def test_get_parameter_and_get_buffer_like_torch(torch):
             m.get_buffer("0.bias")
         with pytest.raises(AttributeError, match="has no attribute `nope`"):
             m.get_parameter("0.nope")
+        with pytest.raises(AttributeError, match="`weight` is not an nn.Module"):
+            m.get_submodule("0.weight")
+        with pytest.raises(AttributeError, match="`weight` is not an nn.Module"):
+            m.get_parameter("0.weight.x")
     assert ours.get_parameter("0.weight") is ours[0].weight
     with pytest.raises(RuntimeError, match=r"half\(\): minidl computes in float32 and float64 only"):
         ours.half()
+    with pytest.raises(RuntimeError, match=r"bfloat16\(\): minidl computes in float32 and float64 only"):
+        ours.bfloat16()
 
 
 def test_parameter_dict_order_operators_and_errors_like_torch(torch):
