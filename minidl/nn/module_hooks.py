@@ -14,6 +14,8 @@ calls ``hook(module, grad_input, grad_output)`` and passes on the ``grad_input``
 ``grad_input`` has one entry per positional argument (None for a non-tensor, zeros for a tensor
 that needs no gradient while another does, as PyTorch); ``grad_output`` one per output (None
 where no gradient came).
+Unlike PyTorch, an in-place op on an input inside a hooked module (``ReLU(inplace=True)``) is
+not refused: it is recorded as on any non-leaf tensor and its gradient is correct.
 """
 import warnings
 
