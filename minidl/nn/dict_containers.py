@@ -144,8 +144,7 @@ class ParameterDict(Module):
             self.update(parameters)
 
     def __getitem__(self, key):
-        if key not in self._keys:
-            raise KeyError(key)
+        # PyTorch reads the attribute: a missing key raises AttributeError, not KeyError
         return getattr(self, key)
 
     def __setitem__(self, key, value):
@@ -166,6 +165,23 @@ class ParameterDict(Module):
 
     def __contains__(self, key):
         return key in self._keys
+
+    def __reversed__(self):
+        return reversed(list(self._keys))
+
+    def __or__(self, other):
+        copy = self.copy()
+        copy.update(other)
+        return copy
+
+    def __ror__(self, other):
+        copy = other.copy()
+        copy.update(self)
+        return copy
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
 
     def keys(self):
         return self._keys.keys()
@@ -207,6 +223,10 @@ class ParameterDict(Module):
         return ParameterDict((k, default) for k in keys)
 
     def update(self, parameters):
+        """Add or replace entries: from an ``OrderedDict`` or ``ParameterDict`` in its order,
+        from any other mapping in sorted key order (as PyTorch), or from (key, value) pairs."""
+        if isinstance(parameters, Mapping) and not isinstance(parameters, (OrderedDict, ParameterDict)):
+            parameters = sorted(parameters.items())
         for key, value in _pairs(parameters, "ParameterDict"):
             self[key] = value
 

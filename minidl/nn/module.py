@@ -219,9 +219,11 @@ class Module:
         if target == "":
             return module
         for item in target.split("."):
-            if item not in module._modules or module._modules[item] is None:
+            if not hasattr(module, item):
                 raise AttributeError(f"{module._get_name()} has no attribute `{item}`")
-            module = module._modules[item]
+            module = getattr(module, item)
+            if not isinstance(module, Module):
+                raise AttributeError(f"`{item}` is not an nn.Module")
         return module
 
     def get_parameter(self, target):
@@ -502,6 +504,11 @@ class Module:
     def double(self):
         """Cast floating-point parameters and buffers to float64 (in place); return self."""
         return self.to(dtypes.float64)
+
+    def bfloat16(self):
+        """Refused, as :meth:`half`: minidl computes in float32 and float64 only."""
+        raise RuntimeError(f"{type(self).__name__}.bfloat16(): minidl computes in float32 and float64 "
+                           "only; keep the model in float32 (.float()) or use .double()")
 
     def half(self):
         """Refused: minidl computes in float32 and float64 only (float16 is a storage dtype)."""

@@ -11,7 +11,11 @@ identity nodes (``_BackwardHookIdentity``) bracket the call. In backward the nod
 outputs runs first and records ``grad_output`` (after the backward pre-hooks, which may replace
 it); the gradients then flow through the module's own graph to the node on the inputs, which
 calls ``hook(module, grad_input, grad_output)`` and passes on the ``grad_input`` it returns.
-``grad_input`` has one entry per positional argument (None where no gradient flows).
+``grad_input`` has one entry per positional argument (None for a non-tensor, zeros for a tensor
+that needs no gradient while another does, as PyTorch); ``grad_output`` one per output (None
+where no gradient came).
+Unlike PyTorch, an in-place op on an input inside a hooked module (``ReLU(inplace=True)``) is
+not refused: it is recorded as on any non-leaf tensor and its gradient is correct.
 """
 import warnings
 
@@ -21,16 +25,22 @@ from ..tensor import Tensor
 
 class _BackwardHookIdentity(Function):
     """y_i = x_i for every tensor given; backward hands the gradients to ``on_backward``, which
-    may replace them: dL/dx_i = on_backward(dL/dy)_i."""
+    may replace them: dL/dx_i = on_backward(dL/dy)_i.  A tensor that needs no gradient passes
+    through as a non-differentiable output.  ``materialize``: an output that received no
+    gradient reaches ``on_backward`` as zeros (the node on the inputs) or as None (the node on
+    the outputs), as in PyTorch."""
 
     @staticmethod
-    def forward(ctx, on_backward, *tensors):
+    def forward(ctx, on_backward, materialize, *tensors):
         ctx.on_backward = on_backward
-        return tensors  # the same memory, new tensors whose grad_fn is this node
+        ctx.set_materialize_grads(materialize)
+        outputs = tuple(t.detach() for t in tensors)  # the same memory, new tensors
+        ctx.mark_non_differentiable(*[o for o, t in zip(outputs, tensors) if not t.requires_grad])
+        return outputs
 
     @staticmethod
     def backward(ctx, *grads):
-        return (None,) + tuple(ctx.on_backward(grads))
+        return (None, None) + tuple(ctx.on_backward(grads))
 
 
 class _BackwardHookCall:
@@ -39,9 +49,14 @@ class _BackwardHookCall:
     def __init__(self, module, n_args, input_positions):
         self.module, self.n_args, self.input_positions = module, n_args, input_positions
         self.grad_output = None
+        self.n_outputs, self.output_positions = 1, []
 
     def on_output_grads(self, grads):
         module = self.module
+        packed = [None] * self.n_outputs  # one entry per output: None where no gradient came
+        for position, g in zip(self.output_positions, grads):
+            packed[position] = g
+        grads = tuple(packed)
         for hook in list(module._backward_pre_hooks.values()):
             new = hook(module, grads)
             if new is not None:
@@ -60,7 +75,7 @@ class _BackwardHookCall:
                 if res is not None and not (isinstance(res, tuple) and all(r is None for r in res)):
                     raise RuntimeError("Backward hook for Modules where no input requires gradient "
                                        "should always return None or None for all gradients.")
-        return grads
+        return tuple(grads[p] for p in self.output_positions)
 
     def on_input_grads(self, grads):
         module = self.module
@@ -80,12 +95,13 @@ class _BackwardHookCall:
         return tuple(grad_input[p] for p in self.input_positions)
 
 
-def _wrap(on_backward, values):
-    """Pass the tensors among ``values`` that need a gradient through an identity node."""
-    positions = [i for i, v in enumerate(values) if isinstance(v, Tensor) and v.requires_grad]
-    if not positions:
-        return values, positions
-    out = _BackwardHookIdentity.apply(on_backward, *[values[i] for i in positions])
+def _wrap(on_backward, values, materialize):
+    """Pass the tensors among ``values`` through an identity node when one of them needs a
+    gradient (PyTorch wraps them all; those that need none get a zero gradient in backward)."""
+    positions = [i for i, v in enumerate(values) if isinstance(v, Tensor)]
+    if not any(values[i].requires_grad for i in positions):
+        return values, []
+    out = _BackwardHookIdentity.apply(on_backward, materialize, *[values[i] for i in positions])
     values = list(values)
     for i, o in zip(positions, out):
         values[i] = o
@@ -126,7 +142,7 @@ def call_with_hooks(module, args, kwargs):
     call = None
     if (module._backward_hooks or module._backward_pre_hooks) and is_grad_enabled():
         call = _BackwardHookCall(module, len(args), [])
-        args, call.input_positions = _wrap(call.on_input_grads, args)
+        args, call.input_positions = _wrap(call.on_input_grads, args, True)
     called, result = set(), None
     try:
         result = module.forward(*args, **kwargs)
@@ -146,7 +162,9 @@ def call_with_hooks(module, args, kwargs):
         raise
     if call is not None:
         if isinstance(result, Tensor):
-            result = _wrap(call.on_output_grads, (result,))[0][0]
+            call.n_outputs = 1
+            (result,), call.output_positions = _wrap(call.on_output_grads, (result,), False)
         elif isinstance(result, tuple):
-            result = _wrap(call.on_output_grads, result)[0]
+            call.n_outputs = len(result)
+            result, call.output_positions = _wrap(call.on_output_grads, result, False)
     return result

@@ -64,7 +64,7 @@ def test_parameter_dict_like_torch(torch):
     ours.clear()
     with pytest.raises(KeyError):
         ours.popitem()
-    with pytest.raises(KeyError):
+    with pytest.raises(AttributeError):  # PyTorch reads the attribute
         ours["w"]
 
 
@@ -98,6 +98,45 @@ def test_get_parameter_and_get_buffer_like_torch(torch):
             m.get_buffer("0.bias")
         with pytest.raises(AttributeError, match="has no attribute `nope`"):
             m.get_parameter("0.nope")
+        with pytest.raises(AttributeError, match="`weight` is not an nn.Module"):
+            m.get_submodule("0.weight")
+        with pytest.raises(AttributeError, match="`weight` is not an nn.Module"):
+            m.get_parameter("0.weight.x")
     assert ours.get_parameter("0.weight") is ours[0].weight
     with pytest.raises(RuntimeError, match=r"half\(\): minidl computes in float32 and float64 only"):
         ours.half()
+    with pytest.raises(RuntimeError, match=r"bfloat16\(\): minidl computes in float32 and float64 only"):
+        ours.bfloat16()
+
+
+def test_parameter_dict_order_operators_and_errors_like_torch(torch):
+    """A plain dict is taken in sorted key order (an OrderedDict in its own), ``|``, ``|=``,
+    ``reversed`` and a missing key as PyTorch."""
+    from collections import OrderedDict
+
+    def keys(d):
+        return list(d.keys())
+
+    for lib in (minidl, torch):
+        P = lib.nn.ParameterDict
+        plain = P({"b": lib.ones(1), "a": lib.ones(2), "c": lib.ones(3)})
+        ordered = P(OrderedDict([("b", lib.ones(1)), ("a", lib.ones(2))]))
+        assert keys(plain) == ["a", "b", "c"]
+        assert keys(ordered) == ["b", "a"]
+        assert list(reversed(ordered)) == ["a", "b"]
+        merged = ordered | {"z": lib.ones(1), "y": lib.ones(1)}
+        assert isinstance(merged, P) and keys(merged) == ["b", "a", "y", "z"] and keys(ordered) == ["b", "a"]
+        right = {"q": lib.ones(1)} | ordered
+        assert isinstance(right, dict) and list(right) == ["q", "b", "a"]
+        ordered |= OrderedDict([("x", lib.ones(1))])
+        assert keys(ordered) == ["b", "a", "x"]
+        with pytest.raises(AttributeError, match="'ParameterDict' object has no attribute 'nope'"):
+            ordered["nope"]
+
+
+def test_unflatten_names_the_bad_element_like_torch(torch):
+    for lib in (minidl, torch):
+        with pytest.raises(TypeError, match="found element of type float at pos 1"):
+            lib.nn.Unflatten(1, (2, 3.0))
+        with pytest.raises(TypeError, match="but found type int"):
+            lib.nn.Unflatten(1, 6)

@@ -186,3 +186,45 @@ def test_hooks_survive_to_and_deepcopy_and_wrong_counts_fail():
     x = minidl.ones(1, 2, dtype=minidl.float64, requires_grad=True)
     with pytest.raises(RuntimeError, match="invalid number of grad_input, got 2, but expected 1"):
         lin(x).sum().backward()
+
+
+def test_backward_hook_packs_mixed_inputs_and_outputs_as_pytorch(torch):
+    """grad_input: None for a non-tensor argument, zeros for a tensor that needs no gradient
+    (or that forward ignores) while another does; grad_output: one entry per output, None for a
+    non-tensor, a non-differentiable or an unused output. A replacement reaches an unused input."""
+    rng = np.random.default_rng(3)
+    x, z, w, dy = (rng.standard_normal((2, 3)) for _ in range(4))
+    results = []
+    for lib in (minidl, torch):
+        class M(lib.nn.Module):
+            def forward(self, x, k, z, w):
+                return x * k, k, z + 1, x.sum()
+
+        log = []
+        m = M()
+
+        def pre(module, grad_output, log=log):
+            log.append(("pre", _arrays(grad_output)))
+
+        def hook(module, grad_input, grad_output, lib=lib, log=log):
+            log.append(("full", _arrays(grad_input), _arrays(grad_output)))
+            return grad_input[:3] + (lib.full((2, 3), 5.0, dtype=lib.float64),)
+
+        m.register_full_backward_pre_hook(pre)
+        m.register_full_backward_hook(hook)
+        xt = lib.tensor(x, requires_grad=True)
+        wt = lib.tensor(w, requires_grad=True)
+        a, k, b, s = m(xt, 3.0, lib.tensor(z), wt)
+        (a * lib.tensor(dy)).sum().backward()
+        results.append((log, xt.grad.numpy(), wt.grad.numpy(), b.requires_grad, s.requires_grad))
+    (ours, *ours_rest), (theirs, *theirs_rest) = results
+    assert [entry[0] for entry in ours] == [entry[0] for entry in theirs] == ["pre", "full"]
+    for ours_entry, theirs_entry in zip(ours, theirs):
+        for ours_list, theirs_list in zip(ours_entry[1:], theirs_entry[1:]):
+            assert len(ours_list) == len(theirs_list)
+            for o, t in zip(ours_list, theirs_list):
+                assert (o is None) == (t is None)
+                if o is not None:
+                    np.testing.assert_allclose(o, t, rtol=1e-12)
+    for o, t in zip(ours_rest, theirs_rest):
+        np.testing.assert_allclose(o, t, rtol=1e-12)

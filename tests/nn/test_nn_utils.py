@@ -81,3 +81,28 @@ def test_parameters_to_vector_and_back(torch):
     with pytest.raises(RuntimeError, match="at least 26 entries"):
         vector_to_parameters(minidl.zeros(5), model.parameters())
     assert np.array_equal(model[1].bias.detach().numpy(), new.numpy()[-2:])  # unchanged
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1, float("inf")])
+def test_get_total_norm_and_clip_grads_with_norm_match_torch(torch, rng, norm_type):
+    """PyTorch's two steps of clip_grad_norm_, used apart: the norm of some gradients, then a
+    clip of (other) parameters by a norm given from outside."""
+    from minidl.nn.utils import clip_grads_with_norm_, get_total_norm
+
+    grads = [rng.standard_normal((4, 3)), rng.standard_normal(5)]
+    ours, theirs = _pair(torch, grads)
+    total = get_total_norm([p.grad for p in ours], norm_type=norm_type)
+    total_ref = torch.nn.utils.get_total_norm([q.grad for q in theirs], norm_type=norm_type)
+    np.testing.assert_allclose(total.item(), total_ref.item(), rtol=1e-12)
+    assert get_total_norm(ours[0].grad).item() == pytest.approx(np.linalg.norm(grads[0]), rel=1e-12)
+    versions = [p.grad._version for p in ours]
+    assert clip_grads_with_norm_(ours, 0.5, total * 2) is None
+    torch.nn.utils.clip_grads_with_norm_(theirs, 0.5, total_ref * 2)
+    for p, q, v in zip(ours, theirs, versions):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-12)
+        assert p.grad._version == v + 1
+    bad = ours[0].grad.clone()
+    bad[0, 0] = float("inf")
+    with pytest.raises(RuntimeError, match="non-finite"):
+        get_total_norm([bad], error_if_nonfinite=True)
+    assert get_total_norm([]).item() == torch.nn.utils.get_total_norm([]).item() == 0.0

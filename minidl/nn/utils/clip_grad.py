@@ -21,6 +21,49 @@ def _gradients(parameters, op):
     return [p.grad for p in parameters if p.grad is not None]
 
 
+def _as_list(tensors):
+    return [tensors] if isinstance(tensors, Tensor) else list(tensors)
+
+
+def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    r"""The ``norm_type`` norm of all ``tensors`` together, as if concatenated into one vector::
+
+        total = ||(||t_1||_p, ..., ||t_k||_p)||_p        (p = inf: max_i max |t_i|)
+
+    A 0-d tensor (``tensor(0.)`` for no tensors). ``error_if_nonfinite`` raises if it is nan or
+    inf. ``foreach`` is accepted and ignored (one code path). Usually given the ``.grad`` of
+    the parameters (what :func:`clip_grad_norm_` does).
+    """
+    tensors = _as_list(tensors)
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"get_total_norm: tensors[{i}] must be a Tensor, got {type(t).__name__}")
+    norm_type = float(norm_type)
+    if not tensors:
+        return tensor(0.0)
+    with no_grad():
+        norms = stack([t.detach().norm(norm_type) for t in tensors])  # (k,) one norm per tensor
+        total = norms.norm(norm_type)
+    if error_if_nonfinite and not math.isfinite(total.item()):
+        raise RuntimeError(
+            f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, "
+            "so it cannot be clipped. To disable this error and scale the gradients by the "
+            "non-finite norm anyway, set `error_if_nonfinite=False`")
+    return total
+
+
+def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
+    r"""Scale the gradients of ``parameters`` in place by ``min(max_norm / (total_norm + 1e-6), 1)``
+    (``total_norm`` from :func:`get_total_norm`). Returns None."""
+    grads = _gradients(parameters, "clip_grads_with_norm_")
+    if not grads:
+        return
+    with no_grad():
+        coef = (float(max_norm) / (total_norm + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.to(g.device, g.dtype))  # in place: the gradient's version moves
+
+
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     r"""Scale all gradients together so that their joint norm is at most ``max_norm``.
 
@@ -32,24 +75,16 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
     Returns ``total``, the norm *before* clipping, as a 0-d tensor. ``error_if_nonfinite``
     raises if ``total`` is nan or inf instead of scaling by it. ``foreach`` is accepted and
-    ignored (one code path).
+    ignored (one code path). The two steps are :func:`get_total_norm` and
+    :func:`clip_grads_with_norm_`, as in PyTorch.
     """
-    op = "clip_grad_norm_"
-    grads = _gradients(parameters, op)
-    max_norm, norm_type = float(max_norm), float(norm_type)
+    parameters = _as_list(parameters)
+    grads = _gradients(parameters, "clip_grad_norm_")
+    max_norm = float(max_norm)
     if not grads:
         return tensor(0.0)
-    with no_grad():
-        norms = stack([g.detach().norm(norm_type) for g in grads])  # (k,) one norm per gradient
-        total = norms.norm(norm_type)
-        if error_if_nonfinite and not math.isfinite(total.item()):
-            raise RuntimeError(
-                f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, "
-                "so it cannot be clipped. To disable this error and scale the gradients by the "
-                "non-finite norm anyway, set `error_if_nonfinite=False`")
-        coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(coef.to(g.device, g.dtype))
+    total = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
+    clip_grads_with_norm_(parameters, max_norm, total, foreach)
     return total
 
 
