@@ -139,6 +139,23 @@ class BatchNorm2d(_BatchNorm):
 
 
 # ----------------------------------------------------------------------------- layer, group, instance norm
+
+def _affine_parameters(module, shape, affine, bias, dtype, device):
+    """The learnable scale ``weight`` and shift ``bias`` of a normalisation layer, of ``shape``
+    (None when ``affine`` is off; ``bias`` alone None when ``bias`` is off)."""
+    dtype = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
+    weight = Parameter(empty(shape, dtype=dtype, device=device)) if affine else None
+    module.register_parameter("weight", weight)
+    module.register_parameter("bias", Parameter(empty(shape, dtype=dtype, device=device)) if affine and bias else None)
+
+
+def _reset_affine(module):
+    """weight = 1, bias = 0: the layer starts as the plain normalisation."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
 class LayerNorm(Module):
     r"""Normalise over the last ``len(normalized_shape)`` dimensions (an int means one), one mean
     and variance per leading index, then ``weight * x_hat + bias``.
@@ -154,23 +171,11 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        dtype = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
-        if elementwise_affine:
-            self.weight = Parameter(empty(self.normalized_shape, dtype=dtype, device=device))
-            if bias:
-                self.bias = Parameter(empty(self.normalized_shape, dtype=dtype, device=device))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.normalized_shape, elementwise_affine, bias, dtype, device)
         self.reset_parameters()
 
     def reset_parameters(self):
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input):
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -197,23 +202,11 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        dtype = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
-        if affine:
-            self.weight = Parameter(empty((num_channels,), dtype=dtype, device=device))
-            if bias:
-                self.bias = Parameter(empty((num_channels,), dtype=dtype, device=device))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, (num_channels,), affine, bias, dtype, device)
         self.reset_parameters()
 
     def reset_parameters(self):
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input):
         return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
