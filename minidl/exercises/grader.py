@@ -95,8 +95,11 @@ def generic_diagnosis(got, want, inputs, config):
     got = np.asarray(got, dtype=np.float64)
     want = np.asarray(want, dtype=np.float64)
     if got.shape != want.shape:
-        if got.ndim == 2 and got.shape == want.shape[::-1]:
-            return "the result is the transpose of the expected one (shape swapped)"
+        swapped = [(a, b) for a in range(got.ndim) for b in range(a + 1, got.ndim)
+                   if got.ndim == want.ndim and got.shape == tuple(np.swapaxes(np.empty(want.shape), a, b).shape)]
+        if swapped:
+            return (f"the result is the transpose of the expected one (axes {swapped[0][0]} and {swapped[0][1]} "
+                    f"swapped: got shape {got.shape}, expected {want.shape})")
         return f"wrong shape: got {got.shape}, expected {want.shape}"
     if not np.all(np.isfinite(got)) and np.all(np.isfinite(want)):
         return "non-finite values (inf/nan) where the answer is finite: an overflow or a division by zero"
