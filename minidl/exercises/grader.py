@@ -127,9 +127,10 @@ def variant_diagnosis(spec, module, config, seed):
     """Which single setting makes the failure go away: ``only stride > 1 fails -> offsets``."""
     for keys, default, meaning in getattr(spec, "VARIANTS", ()):
         keys = keys if isinstance(keys, tuple) else (keys,)  # settings reset together
-        if all(k in config for k in keys) and any(config[k] != default for k in keys):
+        value = default(config) if callable(default) else default
+        if all(k in config for k in keys) and any(config[k] != value for k in keys):
             trial = dict(config)
-            trial.update({k: default for k in keys})
+            trial.update({k: (default(config) if callable(default) else default) for k in keys})
             if spec.valid(trial) and case_passes(spec, module, trial, seed):
                 return meaning
     return None
@@ -188,14 +189,16 @@ class Checker:
     def diagnose(self, output, got, want, inputs, config):
         """From the most telling pattern to the least: a setting whose default makes the error
         go away, the exercise's own patterns, then the generic ones (sign, factor, transpose)."""
-        found = variant_diagnosis(self.spec, self.module, config, self.seed)
-        if found:
-            return found
         special = getattr(self.spec, "diagnose", None)
         if special is not None and np.shape(got) == np.shape(want):
-            found = special(output, np.asarray(got, np.float64), np.asarray(want, np.float64), inputs, config)
-            if found:
-                return found
+            found_special = special(output, np.asarray(got, np.float64), np.asarray(want, np.float64), inputs, config)
+            if found_special and getattr(self.spec, "SPECIAL_FIRST", False):  # an exact pattern
+                return found_special
+        else:
+            found_special = None
+        found = variant_diagnosis(self.spec, self.module, config, self.seed) or found_special
+        if found:
+            return found
         return generic_diagnosis(got, want, inputs, config)
 
     def cases(self):
