@@ -1,0 +1,196 @@
+"""The grader of `minidl ex` (minidl/exercises/): stage order, reproduce commands, no input
+mutated, float32 tolerance, the --json schema, the CLI's errors, the student override."""
+import json
+import shlex
+
+import numpy as np
+import pytest
+
+from minidl.exercises import cli, get, grader, registry, use_student
+from minidl.exercises.selftest import selftest
+
+
+def _module(exercise, replace=None):
+    """The reference of ``exercise`` with (line, replacement) applied: a planted bug."""
+    source = get(exercise).text("reference.py")
+    if replace:
+        assert source.count(replace[0]) == 1
+        source = source.replace(*replace)
+    return registry.module_from_source(source, f"planted_{exercise}")
+
+
+def _wrapping(fn):
+    """A module whose col2im is ``fn`` (which may call the reference's)."""
+    module = type(np)("wrapped")
+    module.col2im = fn
+    return module
+
+
+def test_selftest_every_stub_fails_every_reference_passes_every_mutant_is_diagnosed():
+    lines = []
+    passed, misses = selftest(examples=20, out=lines.append)
+    assert misses == [], "\n".join(lines)
+    mutants = sum(len(e.spec.MUTANTS) for e in registry.exercises())
+    assert passed == 2 * len(registry.exercises()) + mutants
+    assert all(len(e.spec.MUTANTS) >= 3 for e in registry.exercises())
+
+
+def test_selftest_reports_a_mutant_that_is_not_caught(monkeypatch):
+    exercise = get("col2im")
+    harmless = ("return dxpad[:, :, PH:PH + H, PW:PW + W].copy()", "return dxpad[:, :, PH:PH + H, PW:PW + W].copy() + 0.0",
+                "whatever")
+    monkeypatch.setattr(exercise.spec, "MUTANTS", [harmless])
+    _, misses = selftest(["col2im"], examples=5, out=lambda line: None)
+    assert len(misses) == 1 and "not caught" in misses[0]
+
+
+def test_stages_run_in_order_and_stop_at_the_first_failure():
+    exercise = get("col2im")
+    ref = exercise.reference()
+
+    def writes_into_input_and_is_wrong(cols, *args):
+        out = ref.col2im(cols, *args)
+        cols[...] = 0  # a contract failure, although the values are also wrong from now on
+        return out * 2
+
+    report = grader.check(exercise, _wrapping(writes_into_input_and_is_wrong))
+    assert report["stage"] == "contract" and "wrote into" in report["message"]
+
+    def wrong_dtype(cols, *args):
+        return ref.col2im(cols, *args).astype(np.float64)
+
+    assert grader.check(exercise, _wrapping(wrong_dtype))["stage"] == "contract"  # float32 -> float64
+    report = grader.check(exercise, _module("col2im", ("+= cols[:, :, p, q]", "= cols[:, :, p, q]")))
+    assert report["stage"] == "gradient" and report["output"] == "dx"
+    assert "windows overlap" in report["diagnosis"] and report["index"] is not None and report["slice"]
+
+
+def test_hypothesis_finds_and_shrinks_a_failure_the_public_cases_miss():
+    exercise = get("col2im")
+    ref = exercise.reference()
+    assert all(c["KH"] > 1 or c["KW"] > 1 for c in exercise.spec.public_cases())
+
+    def wrong_for_1x1(cols, x_shape, KH, KW, *rest):
+        out = ref.col2im(cols, x_shape, KH, KW, *rest)
+        return -out if KH == KW == 1 else out
+
+    report = grader.check(exercise, _wrapping(wrong_for_1x1), hypothesis_examples=200)
+    assert report["stage"] == "hypothesis"
+    config = report["config"]
+    assert config["KH"] == config["KW"] == 1
+    assert (config["N"], config["C"], config["H"], config["W"]) == (1, 1, 1, 1)  # shrunk to the smallest
+    assert "wrong sign" in report["diagnosis"]
+
+
+@pytest.mark.parametrize("bug", [("+= cols[:, :, p, q]", "= cols[:, :, p, q]"),
+                                 ("rows = slice(DH * p, DH * p + SH * (OH - 1) + 1, SH)",
+                                  "rows = slice(SH * p, SH * p + SH * (OH - 1) + 1, SH)")])
+def test_the_printed_command_reproduces_the_failure(tmp_path, capsys, bug):
+    assert cli.main(["ex", "start", "col2im", "--dir", str(tmp_path)]) == 0
+    source = get("col2im").text("reference.py").replace(*bug)
+    (tmp_path / "col2im" / "student.py").write_text(source)
+    capsys.readouterr()
+    assert cli.main(["ex", "check", "col2im", "--dir", str(tmp_path), "--seed", "3", "--json"]) == 1
+    first = json.loads(capsys.readouterr().out)["failure"]
+    argv = shlex.split(first["command"])
+    assert argv[:4] == ["minidl", "ex", "check", "col2im"]
+    assert cli.main(argv[1:] + ["--dir", str(tmp_path), "--json"]) == 1
+    again = json.loads(capsys.readouterr().out)["failure"]
+    for key in ("stage", "output", "max_error", "index", "diagnosis"):
+        assert again[key] == first[key], key
+
+
+def test_float32_rounding_is_not_a_bug_but_a_real_float32_error_is():
+    exercise = get("col2im")
+    ref = exercise.reference()
+
+    def rounding(cols, *args):  # float32 inputs: off by float32 rounding, as another order of sums
+        out = ref.col2im(cols, *args)
+        return (out * (1 + 3e-7)).astype(out.dtype) if out.dtype == np.float32 else out
+
+    assert grader.check(exercise, _wrapping(rounding)) is None
+
+    def float32_only_bug(cols, *args):
+        out = ref.col2im(cols, *args)
+        return (out + 0.1).astype(out.dtype) if out.dtype == np.float32 else out
+
+    report = grader.check(exercise, _wrapping(float32_only_bug))
+    assert report["stage"] == "devices" and "float32" in report["message"]
+
+
+def test_json_schema(tmp_path, capsys):
+    cli.main(["ex", "start", "conv2d_backward", "--dir", str(tmp_path)])
+    capsys.readouterr()
+    assert cli.main(["ex", "check", "conv2d_backward", "--dir", str(tmp_path), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["exercise"] == "conv2d_backward" and result["passed"] is False
+    keys = {"stage", "output", "case", "seed", "config", "command", "message", "diagnosis", "hint", "hint_text"}
+    assert keys <= set(result["failure"])
+    assert result["failure"]["stage"] == "contract" and "not implemented" in result["failure"]["message"]
+    (tmp_path / "conv2d_backward" / "student.py").write_text(get("conv2d_backward").text("reference.py"))
+    assert cli.main(["ex", "check", "conv2d_backward", "--dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"exercise": "conv2d_backward", "passed": True, "failure": None}
+    assert cli.main(["ex", "check", "conv2d_backward", "--dir", str(tmp_path)]) == 0
+    assert grader.PASSED in capsys.readouterr().out
+
+
+def test_the_printed_failure_names_stage_case_command_error_diagnosis_and_hint(tmp_path, capsys):
+    cli.main(["ex", "start", "conv2d_backward", "--dir", str(tmp_path)])
+    source = get("conv2d_backward").text("reference.py").replace("dbias = dy.sum(axis=(0, 2, 3))",
+                                                                 "dbias = dy.sum(axis=(2, 3)).mean(axis=0)")
+    (tmp_path / "conv2d_backward" / "student.py").write_text(source)
+    capsys.readouterr()
+    assert cli.main(["ex", "check", "conv2d_backward", "--dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    for text in ("FAILED conv2d_backward: stage gradient, dbias", "case: 0", "reproduce: minidl ex check conv2d_backward --case 0 --seed 0",
+                 "largest error", "got | want", "DIAGNOSIS: off by a factor equal to the batch size", "next hint: minidl ex hint"):
+        assert text in out, text
+
+
+def test_cli_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
+    assert cli.main(["ex", "check", "nope", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown exercise 'nope'" in err
+    assert cli.main(["ex", "check", "col2im", "--dir", str(tmp_path)]) == 2  # not started
+    assert "minidl ex start col2im" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["ex", "hint", "col2im", "--level", "4"])
+    assert exit_.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+    cli.main(["ex", "start", "col2im", "--dir", str(tmp_path)])
+    assert cli.main(["ex", "check", "col2im", "--dir", str(tmp_path), "--case", "99"]) == 2
+    assert cli.main(["ex", "check", "col2im", "--dir", str(tmp_path), "--config", '{"bogus": 1}']) == 2
+
+
+def test_start_never_overwrites_and_list_and_hint(tmp_path, capsys):
+    cli.main(["ex", "start", "col2im", "--dir", str(tmp_path)])
+    student = tmp_path / "col2im" / "student.py"
+    student.write_text("# my work\n")
+    cli.main(["ex", "start", "col2im", "--dir", str(tmp_path)])
+    assert student.read_text() == "# my work\n"
+    assert not (tmp_path / "col2im" / "reference.py").exists()
+    capsys.readouterr()
+    cli.main(["ex", "list"])
+    names = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
+    assert names.index("col2im") < names.index("conv2d_backward")
+    for level in (1, 2, 3):
+        assert get("col2im").hint(level)
+    assert "docs/gradients/" in get("col2im").hint(3)
+
+
+def test_use_student_swaps_the_library_function_and_restores_it(tmp_path):
+    import minidl
+    from minidl import autograd
+    cli.main(["ex", "start", "sum_to_shape", "--dir", str(tmp_path)])
+    original = autograd.sum_to_shape
+    with use_student(str(tmp_path)):  # an untouched stub is not used
+        assert autograd.sum_to_shape is original
+    source = get("sum_to_shape").text("reference.py").replace("grad.sum(axis", "grad.mean(axis")
+    (tmp_path / "sum_to_shape" / "student.py").write_text(source)
+    b = minidl.tensor(np.ones(3), requires_grad=True)
+    with use_student(str(tmp_path)):
+        (minidl.tensor(np.ones((2, 3))) * b).sum().backward()
+    assert np.allclose(b.grad.numpy(), 1.0)  # the student's (wrong) mean ran
+    assert autograd.sum_to_shape is original
+    b.grad = None
+    (minidl.tensor(np.ones((2, 3))) * b).sum().backward()
+    assert np.allclose(b.grad.numpy(), 2.0)
