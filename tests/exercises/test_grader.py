@@ -195,3 +195,34 @@ def test_use_student_swaps_the_library_function_and_restores_it(tmp_path):
     b.grad = None
     (minidl.tensor(np.ones((2, 3))) * b).sum().backward()
     assert np.allclose(b.grad.numpy(), 2.0)
+
+
+def test_references_agree_with_pytorch(torch):
+    """The references are the grader's ground truth: check them against PyTorch."""
+    rng = np.random.default_rng(0)
+    sce = get("softmax_cross_entropy").reference()
+    logits = rng.standard_normal((2, 4, 3, 5)) * 3
+    target = rng.integers(0, 4, (2, 3, 5))
+    target[0, 0, :2] = -100
+    weight = rng.uniform(0.5, 2, 4)
+    z = torch.tensor(logits, requires_grad=True)
+    loss = torch.nn.functional.cross_entropy(z, torch.tensor(target), weight=torch.tensor(weight), ignore_index=-100)
+    loss.backward(torch.tensor(1.7, dtype=torch.float64))
+    assert np.allclose(sce.softmax_cross_entropy(logits, target, weight, -100), loss.item(), rtol=1e-12)
+    assert np.allclose(sce.softmax_cross_entropy_backward(logits, target, weight, -100, np.asarray(1.7)),
+                       z.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+    conv = get("conv2d_backward").reference()
+    x, w, b = rng.standard_normal((2, 4, 7, 6)), rng.standard_normal((6, 2, 3, 2)), rng.standard_normal(6)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = torch.nn.functional.conv2d(tx, tw, tb, stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)
+    dy = rng.standard_normal(tuple(y.shape))
+    y.backward(torch.tensor(dy))
+    got = conv.conv2d_backward(x, w, dy, (2, 1), (1, 0), (1, 2), 2)
+    for mine, theirs in zip(got, (tx.grad, tw.grad, tb.grad)):
+        assert np.allclose(mine, theirs.numpy(), rtol=1e-10, atol=1e-12)
+
+    col2im = get("col2im").reference().col2im
+    cols = rng.standard_normal((2, 3 * 3 * 2, 3 * 5))
+    theirs = torch.nn.functional.fold(torch.tensor(cols), (7, 6), (3, 2), dilation=(2, 1), padding=(1, 0), stride=(2, 1))
+    assert np.allclose(col2im(cols, (2, 3, 7, 6), 3, 2, 2, 1, 1, 0, 2, 1), theirs.numpy(), rtol=1e-12)
