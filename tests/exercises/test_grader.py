@@ -226,3 +226,16 @@ def test_references_agree_with_pytorch(torch):
     cols = rng.standard_normal((2, 3 * 3 * 2, 3 * 5))
     theirs = torch.nn.functional.fold(torch.tensor(cols), (7, 6), (3, 2), dilation=(2, 1), padding=(1, 0), stride=(2, 1))
     assert np.allclose(col2im(cols, (2, 3, 7, 6), 3, 2, 2, 1, 1, 0, 2, 1), theirs.numpy(), rtol=1e-12)
+
+
+def test_maxpool_reference_agrees_with_pytorch_on_ties_and_overlaps(torch):
+    pool = get("maxpool2d").reference()
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 3, (2, 3, 7, 6)).astype(np.float64)  # many ties
+    tx = torch.tensor(x, requires_grad=True)
+    y, idx = torch.nn.functional.max_pool2d(tx, (3, 2), stride=(1, 2), padding=(1, 1), return_indices=True)
+    dy = rng.standard_normal(tuple(y.shape))
+    y.backward(torch.tensor(dy))
+    my_y, my_idx = pool.maxpool2d_forward(x, 3, 2, 1, 2, 1, 1)
+    assert np.array_equal(my_y, y.detach().numpy()) and np.array_equal(my_idx, idx.numpy())
+    assert np.allclose(pool.maxpool2d_backward(dy, my_idx, x.shape), tx.grad.numpy(), rtol=1e-12)
