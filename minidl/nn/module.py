@@ -228,23 +228,23 @@ class Module:
 
     def get_parameter(self, target):
         """The parameter at dotted path ``target`` (``"encoder.0.weight"``)."""
-        module_path, _, name = target.rpartition(".")
-        module = self.get_submodule(module_path)
-        if not hasattr(module, name):
-            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
-        if name not in module._parameters:
-            raise AttributeError(f"`{name}` is not an nn.Parameter")
-        return module._parameters[name]
+        return self._get_registered(target, "_parameters", "an nn.Parameter")
 
     def get_buffer(self, target):
         """The buffer at dotted path ``target`` (``"bn.running_mean"``)."""
+        return self._get_registered(target, "_buffers", "a buffer")
+
+    def _get_registered(self, target, dict_name, what):
+        """Shared by get_parameter / get_buffer: the entry ``name`` of ``dict_name`` in the
+        submodule at the rest of the dotted path, with PyTorch's errors."""
         module_path, _, name = target.rpartition(".")
         module = self.get_submodule(module_path)
         if not hasattr(module, name):
             raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
-        if name not in module._buffers:
-            raise AttributeError(f"`{name}` is not a buffer")
-        return module._buffers[name]
+        registered = getattr(module, dict_name)
+        if name not in registered:
+            raise AttributeError(f"`{name}` is not {what}")
+        return registered[name]
 
     # ------------------------------------------------------------------
     # attribute access: route Parameters / Modules / buffers to their dicts
