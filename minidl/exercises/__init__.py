@@ -20,7 +20,7 @@ import os
 
 from .registry import ExerciseError, exercises, get, load_module  # noqa: F401
 
-__all__ = ["use_student", "student_module", "exercises", "get", "ExerciseError"]
+__all__ = ["use_student", "overridden", "student_module", "exercises", "get", "ExerciseError"]
 
 
 def student_module(name, directory="."):
@@ -38,40 +38,93 @@ def _is_filled(path):
     return not (0 <= begin < end and "raise NotImplementedError" in text[begin:end])
 
 
-class use_student:
-    """``with use_student("work"): ...`` runs minidl on the student's ops found in ``work/``."""
+_INHERITED = object()  # an attribute the class took from its base: deleted again on exit
 
-    def __init__(self, directory, names=None):
-        self.directory, self.names = directory, names
-        self.saved = []
-        self.forced = None
+
+class overridden:
+    """``with overridden(exercise, module): ...`` runs minidl with ``module``'s functions in place
+    of the library's for that one exercise (what :class:`use_student` does per started exercise).
+
+    The exercise's spec lists what is swapped: ``OVERRIDES``, pairs (module name, attribute) whose
+    attribute is replaced by the student's function of the same name, and ``overrides(student)``,
+    triples (object, attribute, replacement) for an op's ``Function.backward`` that calls the
+    student's array function on what the Function saved.
+    """
+
+    def __init__(self, exercise, module):
+        self.exercise, self.module = exercise, module
+        self.saved, self.forced = [], None
 
     def __enter__(self):
-        for exercise in exercises():
-            if self.names is not None and exercise.name not in self.names:
+        spec = self.exercise.spec
+        swaps = []
+        for module_name, attribute in getattr(spec, "OVERRIDES", ()):
+            try:
+                target = importlib.import_module(module_name)
+            except ImportError:  # (numba missing: nothing of it to replace)
                 continue
-            path = os.path.join(self.directory, exercise.name, "student.py")
-            if not os.path.isfile(path) or not _is_filled(path):
-                continue
-            module = student_module(exercise.name, self.directory)
-            for module_name, attribute in getattr(exercise.spec, "OVERRIDES", ()):
-                try:
-                    target = importlib.import_module(module_name)
-                except ImportError:  # (numba missing: nothing of it to replace)
-                    continue
-                self.saved.append((target, attribute, getattr(target, attribute)))
-                setattr(target, attribute, getattr(module, attribute))
-            algorithm = getattr(exercise.spec, "CONV_ALGORITHM", None)
-            if algorithm is not None and self.forced is None:  # the route that calls the student's code
-                from ..backend.algorithms import conv_algorithm
-                self.forced = conv_algorithm(algorithm)
-        return [(target.__name__, attribute) for target, attribute, _ in self.saved]
+            swaps.append((target, attribute, getattr(self.module, attribute)))
+        if hasattr(spec, "overrides"):
+            swaps += list(spec.overrides(self.module))
+        for target, attribute, replacement in swaps:
+            self.saved.append((target, attribute, vars(target).get(attribute, _INHERITED)))
+            setattr(target, attribute, replacement)
+        algorithm = getattr(spec, "CONV_ALGORITHM", None)
+        if algorithm is not None:  # the route that calls the student's code
+            from ..backend.algorithms import conv_algorithm
+            self.forced = conv_algorithm(algorithm)
+            self.forced.__enter__()
+        return [(getattr(t, "__name__", repr(t)), a) for t, a, _ in self.saved]
 
     def __exit__(self, *exc_info):
         for target, attribute, original in reversed(self.saved):
-            setattr(target, attribute, original)
+            if original is _INHERITED:
+                delattr(target, attribute)
+            else:
+                setattr(target, attribute, original)
         self.saved = []
         if self.forced is not None:
             self.forced.__exit__()
             self.forced = None
+        return False
+
+
+class use_student:
+    """``with use_student("work"): ...`` runs minidl on the student's ops found in ``work/``.
+
+    Returns the list of (module or class, attribute) swapped. Exercises whose stub is untouched
+    (still ``raise NotImplementedError``) keep the library's code.
+    """
+
+    def __init__(self, directory, names=None):
+        self.directory, self.names = directory, names
+        self.active = []
+
+    def started(self):
+        """The exercises started in the directory whose solution is filled in."""
+        found = []
+        for exercise in exercises():
+            if self.names is not None and exercise.name not in self.names:
+                continue
+            path = os.path.join(self.directory, exercise.name, "student.py")
+            if os.path.isfile(path) and _is_filled(path):
+                found.append(exercise)
+        return found
+
+    def __enter__(self):
+        swapped = []
+        try:
+            for exercise in self.started():
+                context = overridden(exercise, student_module(exercise.name, self.directory))
+                swapped += context.__enter__()
+                self.active.append(context)
+        except BaseException:
+            self.__exit__()
+            raise
+        return swapped
+
+    def __exit__(self, *exc_info):
+        for context in reversed(self.active):
+            context.__exit__()
+        self.active = []
         return False

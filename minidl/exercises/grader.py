@@ -8,7 +8,9 @@
                  against the reference, to say where
     hypothesis   generated configurations (spec.configs()), shrunk to the smallest failing one
     reuse        graphs that use a node twice (only where the spec has ``reuse_cases``)
-    devices      the same on every device the student's kernel runs on (cpu: NumPy arrays)
+    devices      float32 inputs, non-contiguous inputs, and minidl's own op running on the
+                 student's code (``spec.engine``) on every CPU kernel backend (NumPy arrays:
+                 the student's code is NumPy code, so the CPU is its one device)
 
 Comparisons are made in float64 with a tight tolerance; float32 inputs are only checked for
 the output dtype and a float32-sized tolerance, so a rounding difference is never a bug.
@@ -353,9 +355,11 @@ class Checker:
                               output=name, got=got[name], want=want[name], inputs=inputs)
 
     def devices(self):
-        # The student's kernels take NumPy arrays: the CPU is their one device. float32 inputs
-        # and the layouts a device may hand over (non-contiguous arrays) are checked here.
+        # The student's kernels take NumPy arrays: the CPU is their one device. float32 inputs,
+        # the layouts a device may hand over (non-contiguous arrays), and minidl's own op running
+        # on the student's code on every kernel backend are checked here.
         self.float32()
+        self.engine()
         for case, config in self.cases()[:1]:
             inputs = self.spec.make(config, np.random.default_rng(self.seed))
             strided = {k: (np.asfortranarray(v) if isinstance(v, np.ndarray) and v.ndim >= 2 else v)
@@ -366,6 +370,36 @@ class Checker:
                 if not error_of(got[name], want[name])[0]:
                     self.fail("devices", config, case, f"{name} is wrong for non-contiguous (Fortran-order) inputs on cpu",
                               output=name, got=got[name], want=want[name], inputs=inputs)
+
+    def engine(self):
+        """Inside minidl: with the student's functions swapped in (the override of ``minidl ex
+        start``), minidl's own op (``spec.engine``: forward and autograd backward through the
+        public API) gives the library's answer, on every CPU kernel backend."""
+        through = getattr(self.spec, "engine", None)
+        if through is None:
+            return
+        import minidl
+        from minidl.backend import available_backends, use_backend
+
+        from . import overridden
+        for case, config in self.cases()[:3]:
+            inputs = self.spec.make(config, np.random.default_rng(self.seed))
+            for backend in available_backends():
+                with use_backend(backend):
+                    want = through(minidl, inputs)
+                    try:
+                        with overridden(self.exercise, self.module):
+                            got = through(minidl, inputs)
+                    except Exception as error:
+                        self.fail("devices", config, case, f"inside minidl (cpu, {backend} kernels) your code raised "
+                                  f"{type(error).__name__}: {error}",
+                                  diagnosis="minidl hands your function the arrays its op saved: check the README's "
+                                  "shapes and dtypes, and that you return new arrays")
+                for name in want:
+                    if not error_of(got[name], want[name])[0]:
+                        self.fail("devices", config, case, f"{name} through minidl's op (cpu, {backend} kernels) "
+                                  f"differs from the library's when your code is swapped in",
+                                  output=name, got=got[name], want=want[name], inputs=inputs)
 
     def run(self):
         """None if every stage passes, else the failure report of the first failing stage."""

@@ -99,6 +99,17 @@ def _fold_count(c):
     return count
 
 
+def engine(minidl, inputs):
+    """minidl's conv2d (textbook route) forward and backward; its dx comes from col2im."""
+    c = inputs["config"]
+    x = minidl.tensor(inputs["x"], requires_grad=True)
+    weight = minidl.tensor(np.random.default_rng(1).standard_normal((2, c["C"], c["KH"], c["KW"])))
+    y = minidl.nn.functional.conv2d(x, weight, stride=(c["SH"], c["SW"]), padding=(c["PH"], c["PW"]),
+                                    dilation=(c["DH"], c["DW"]))
+    y.backward(minidl.tensor(np.random.default_rng(2).standard_normal(tuple(y.shape))))
+    return {"dx": x.grad.numpy()}
+
+
 # Module functions the student's solution replaces in minidl after `minidl ex start col2im`.
 OVERRIDES = [("minidl.backend.reference", "col2im"), ("minidl.backend.numba_cpu", "col2im")]
 CONV_ALGORITHM = "im2col"  # conv2d calls col2im on its textbook route only
