@@ -239,3 +239,39 @@ def test_maxpool_reference_agrees_with_pytorch_on_ties_and_overlaps(torch):
     my_y, my_idx = pool.maxpool2d_forward(x, 3, 2, 1, 2, 1, 1)
     assert np.array_equal(my_y, y.detach().numpy()) and np.array_equal(my_idx, idx.numpy())
     assert np.allclose(pool.maxpool2d_backward(dy, my_idx, x.shape), tx.grad.numpy(), rtol=1e-12)
+
+
+def _engine_outputs(exercise, inputs):
+    import minidl
+    with np.errstate(all="ignore"):
+        return exercise.spec.engine(minidl, inputs)
+
+
+@pytest.mark.parametrize("name", [e.name for e in registry.exercises() if hasattr(e.spec, "engine")])
+def test_the_override_puts_the_students_code_inside_minidl(name):
+    """With a mutant swapped in, minidl's own op gives the mutant's wrong answer on some public
+    case (so the override is wired); with the reference swapped in, the library's answer; and on
+    exit the library's code is back."""
+    from minidl.exercises import overridden
+    exercise = get(name)
+    source = exercise.text("reference.py")
+    mutants = [registry.module_from_source(source.replace(line, replacement), f"mutant_{name}_{i}")
+               for i, (line, replacement, _) in enumerate(exercise.spec.MUTANTS)]
+    changed = False
+    for config in exercise.spec.public_cases():
+        inputs = exercise.spec.make(config, np.random.default_rng(0))
+        library = _engine_outputs(exercise, inputs)
+        with overridden(exercise, exercise.reference()):
+            same = _engine_outputs(exercise, inputs)
+        assert all(np.allclose(same[k], library[k], rtol=1e-7, atol=1e-9) for k in library)
+        for mutant in mutants:
+            try:
+                with overridden(exercise, mutant):
+                    wrong = _engine_outputs(exercise, inputs)
+            except (ValueError, IndexError, RuntimeError):  # the mutant's code ran, and broke
+                changed = True
+                continue
+            changed |= any(not np.allclose(wrong[k], library[k], rtol=1e-7, atol=1e-9, equal_nan=True) for k in library)
+        again = _engine_outputs(exercise, inputs)
+        assert all(np.array_equal(again[k], library[k], equal_nan=True) for k in library)
+    assert changed, f"{name}: no mutant changed minidl's result: the override is not wired"

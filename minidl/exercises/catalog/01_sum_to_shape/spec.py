@@ -62,6 +62,14 @@ def diagnose(output, got, want, inputs, config):
     return None
 
 
+def engine(minidl, inputs):
+    """minidl's broadcasting multiply: x (the input's shape) times ones of the broadcast shape."""
+    out, _ = shapes(inputs["config"])
+    x = minidl.tensor(inputs["x"], requires_grad=True)
+    (x * minidl.ones(out, dtype=minidl.float64)).backward(minidl.tensor(inputs["grad"]))
+    return {"dx": x.grad.numpy()}
+
+
 OVERRIDES = [("minidl.autograd", "sum_to_shape")]  # the one place autograd undoes broadcasting
 
 MUTANTS = [

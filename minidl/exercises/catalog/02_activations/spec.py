@@ -62,7 +62,36 @@ def diagnose(output, got, want, inputs, config):
 
 
 SPECIAL_FIRST = True
-OVERRIDES = []  # minidl's activations are Functions (minidl/ops/activation.py): not swapped (yet)
+def overrides(student):
+    """minidl's ReLU, Sigmoid and Tanh Functions (minidl/ops/activation.py) call your functions."""
+    from minidl.ops import activation
+
+    def relu_forward(self, x):
+        y = student.relu(x)
+        self.save(y=y)
+        return y
+
+    def sigmoid_forward(self, x):
+        y = student.sigmoid(x)
+        self.save(y=y)
+        return y
+    return [(activation.Relu, "forward", relu_forward),
+            # ReLU keeps y: [x > 0] = [y > 0], so y stands in for x
+            (activation.Relu, "backward", lambda self, dy: student.relu_backward(self.saved.y, dy)),
+            (activation.Sigmoid, "forward", sigmoid_forward),
+            (activation.Sigmoid, "backward", lambda self, dy: student.sigmoid_backward(self.saved.y, dy)),
+            (activation.Tanh, "backward", lambda self, dy: student.tanh_backward(self.saved.y, dy))]
+
+
+def engine(minidl, inputs):
+    """minidl.relu, sigmoid and tanh forward and backward."""
+    out = {}
+    for name in ("relu", "sigmoid", "tanh"):
+        x = minidl.tensor(inputs["x"], requires_grad=True)
+        y = getattr(minidl, name)(x)
+        y.backward(minidl.tensor(inputs["dy"]))
+        out[name], out["d" + name] = y.detach().numpy(), x.grad.numpy()
+    return out
 
 MUTANTS = [
     ("return dy * (x > 0)", "return (x > 0).astype(dy.dtype)", "multiply by the upstream gradient dy"),

@@ -93,7 +93,35 @@ def diagnose(output, got, want, inputs, config):
 
 
 SPECIAL_FIRST = True
-OVERRIDES = []  # minidl's pooling kernels take other arguments: not swapped (yet)
+def overrides(student):
+    """minidl's max_pool2d (minidl/ops/pool.py) finds the winners with your maxpool2d_forward
+    (dilation 1, floor mode: the cases your function covers; others keep the library's kernel)
+    and scatters the gradient with your maxpool2d_backward."""
+    from minidl.ops import pool
+    library = pool.window_max
+
+    def window_max(x, kernel_size, stride, padding, dilation, output_size):
+        (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
+        H, W = x.shape[2:]
+        floor_size = ((H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1)
+        if tuple(dilation) != (1, 1) or tuple(output_size) != floor_size:
+            return library(x, kernel_size, stride, padding, dilation, output_size)
+        y, argmax = student.maxpool2d_forward(x, KH, KW, SH, SW, PH, PW)
+        return y, np.asarray(argmax, dtype=np.int64)
+
+    def backward(self, dy):
+        return student.maxpool2d_backward(dy, self.saved.argmax, self.saved.x_shape), None, None
+    return [(pool, "window_max", window_max), (pool.MaxPool2d, "backward", backward)]
+
+
+def engine(minidl, inputs):
+    """minidl.nn.functional.max_pool2d (with its indices) forward and backward."""
+    c = inputs["config"]
+    x = minidl.tensor(inputs["x"], requires_grad=True)
+    y, indices = minidl.nn.functional.max_pool2d(x, (c["KH"], c["KW"]), (c["SH"], c["SW"]), (c["PH"], c["PW"]),
+                                                 return_indices=True)
+    y.backward(minidl.tensor(inputs["dy"]))
+    return {"y": y.detach().numpy(), "argmax": indices.numpy(), "dx": x.grad.numpy()}
 
 MUTANTS = [
     ("np.add.at(dx, (plane, argmax.reshape(-1)), dy.reshape(-1))", "dx[plane, argmax.reshape(-1)] = dy.reshape(-1)",
