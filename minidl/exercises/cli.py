@@ -1,4 +1,4 @@
-"""The ``minidl`` console script: ``minidl ex list|start|hint|check|selftest``.
+"""The ``minidl`` console script: ``minidl ex list|start|hint|check|milestone|submit|grade|selftest``.
 
 Bad input (an unknown exercise, a missing student file, a bad option) prints one line and
 exits with status 2; a failed check exits with status 1.
@@ -54,6 +54,20 @@ def build_parser():
     check.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     check.add_argument("--config", type=_config, default=None, help="one configuration (JSON), as printed by a failure")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
+    milestone = sub.add_parser("milestone", help="train the demo U-Net on your own ops (Dice >= 0.9)")
+    milestone.add_argument("name", choices=["unet"])
+    milestone.add_argument("--dir", default=".", help="where your exercises are (default .)")
+    milestone.add_argument("--out", default=None, help="training output folder (default DIR/milestone_unet)")
+    milestone.add_argument("--seed", type=int, default=0)
+    milestone.add_argument("--epochs", type=int, default=None, help="epochs (default: the demo's)")
+    submit = sub.add_parser("submit", help="run the public checks and zip your student files for upload")
+    submit.add_argument("--dir", default=".")
+    submit.add_argument("--out", default=None, help="the zip (default DIR/submission.zip)")
+    grade = sub.add_parser("grade", help="instructors: hidden checks -> results.json (Gradescope) + junit.xml")
+    grade.add_argument("submissions", help="a submission (folder or zip holding NAME/student.py), or a folder of them")
+    grade.add_argument("--hidden", required=True, help="the hidden file (JSON: seeds, configurations, points)")
+    grade.add_argument("--out", default=None, help="where results.json and junit.xml go (default .)")
+    grade.add_argument("--reveal", action="store_true", help="show the failing hidden configuration and seed")
     selftest = sub.add_parser("selftest", help="instructors: prove the grader on every exercise")
     selftest.add_argument("names", nargs="*")
     selftest.add_argument("--examples", type=int, default=30, help="hypothesis examples per check")
@@ -114,6 +128,17 @@ def main(argv=None):
             print(get(args.name).hint(args.level))
         elif args.action == "check":
             return cmd_check(args)
+        elif args.action == "milestone":
+            from .milestone import milestone_unet
+            passed, _, _ = milestone_unet(args.dir, args.out, args.seed, args.epochs,
+                                          progress=sys.stderr.isatty())
+            return 0 if passed else 1
+        elif args.action == "submit":
+            from .grading import submit
+            submit(args.dir, args.out)
+        elif args.action == "grade":
+            from .grading import grade
+            grade(args.submissions, args.hidden, args.out, args.reveal)
         elif args.action == "selftest":
             from .selftest import selftest
             _, misses = selftest(args.names or None, examples=args.examples)
