@@ -108,6 +108,8 @@ def cmd_check(args):
             raise ExerciseError(f"minidl ex check: --config {json.dumps(args.config)} is not a valid configuration")
         args.config = merged
     report = grader.check(exercise, module, seed=args.seed, case=args.case, config=args.config)
+    if report is not None and args.dir != ".":
+        report["command"] += f" --dir {args.dir}"  # the command reproduces from where it was run
     if args.json:
         print(json.dumps({"exercise": args.name, "passed": report is None, "failure": report}, indent=2))
     elif report is None:

@@ -2,11 +2,9 @@
 `milestone unet` (the demo U-Net trained on the student's ops)."""
 import json
 import os
-import shutil
 import xml.etree.ElementTree as ET
 import zipfile
 
-import numpy as np
 import pytest
 
 from minidl.exercises import cli, get
