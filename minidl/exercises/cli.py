@@ -6,6 +6,7 @@ exits with status 2; a failed check exits with status 1.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 
@@ -109,7 +110,7 @@ def cmd_check(args):
         args.config = merged
     report = grader.check(exercise, module, seed=args.seed, case=args.case, config=args.config)
     if report is not None and args.dir != ".":
-        report["command"] += f" --dir {args.dir}"  # the command reproduces from where it was run
+        report["command"] += f" --dir {shlex.quote(args.dir)}"  # the command reproduces from where it was run
     if args.json:
         print(json.dumps({"exercise": args.name, "passed": report is None, "failure": report}, indent=2))
     elif report is None:
