@@ -60,50 +60,52 @@ class Adam(Optimizer):
         r"""Perform one update of every parameter that has a gradient; return ``closure()``'s loss."""
         loss = self._evaluate(closure)
         for group, pairs in self._params_with_grads():
-            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
-            beta1, beta2 = group["betas"]
-            amsgrad, maximize = group["amsgrad"], group["maximize"]
             for p, grad in pairs:
-                param = p._data
-                xp = array_module(param)
-                state = self.state[p]
-                if not state:                                    # lazy initialisation
-                    state["step"] = 0.0
-                    state["exp_avg"] = xp.zeros_like(param)
-                    state["exp_avg_sq"] = xp.zeros_like(param)
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                work = self._work(param, "work")
-                state["step"] += 1
-                t = state["step"]
-
-                if self._decoupled_weight_decay:
-                    if wd != 0:
-                        param *= 1 - lr * wd                     # p = p - lr * wd * p
-                    g = self._effective_grad(grad, param, 0, maximize)
-                else:
-                    g = self._effective_grad(grad, param, wd, maximize)
-
-                m += xp.multiply(xp.subtract(g, m, out=work), 1 - beta1, out=work)
-                v *= beta2
-                v += xp.multiply(xp.multiply(g, 1 - beta2, out=work), g, out=work)
-
-                bias_correction1 = 1 - beta1 ** t
-                bias_correction2 = 1 - beta2 ** t
-                step_size = lr / bias_correction1
-                bias_correction2_sqrt = bias_correction2 ** 0.5
-                if amsgrad:
-                    if "max_exp_avg_sq" not in state:
-                        state["max_exp_avg_sq"] = xp.zeros_like(param)
-                    vmax = state["max_exp_avg_sq"]
-                    xp.maximum(vmax, v, out=vmax)
-                    v = vmax
-                denom = xp.sqrt(v, out=work)
-                denom /= bias_correction2_sqrt
-                denom += eps
-                update = xp.divide(m, denom, out=work)
-                update *= step_size
-                param -= update                                  # p = p - step_size * m / denom
+                self._update(p._data, grad, self.state[p], group)
         return loss
+
+    def _update(self, param, grad, state, group):
+        """The class docstring's update of one parameter array, in place (and of its state)."""
+        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        amsgrad, maximize = group["amsgrad"], group["maximize"]
+        xp = array_module(param)
+        if not state:                                    # lazy initialisation
+            state["step"] = 0.0
+            state["exp_avg"] = xp.zeros_like(param)
+            state["exp_avg_sq"] = xp.zeros_like(param)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        work = self._work(param, "work")
+        state["step"] += 1
+        t = state["step"]
+
+        if self._decoupled_weight_decay:
+            if wd != 0:
+                param *= 1 - lr * wd                     # p = p - lr * wd * p
+            g = self._effective_grad(grad, param, 0, maximize)
+        else:
+            g = self._effective_grad(grad, param, wd, maximize)
+
+        m += xp.multiply(xp.subtract(g, m, out=work), 1 - beta1, out=work)
+        v *= beta2
+        v += xp.multiply(xp.multiply(g, 1 - beta2, out=work), g, out=work)
+
+        bias_correction1 = 1 - beta1 ** t
+        bias_correction2 = 1 - beta2 ** t
+        step_size = lr / bias_correction1
+        bias_correction2_sqrt = bias_correction2 ** 0.5
+        if amsgrad:
+            if "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = xp.zeros_like(param)
+            vmax = state["max_exp_avg_sq"]
+            xp.maximum(vmax, v, out=vmax)
+            v = vmax
+        denom = xp.sqrt(v, out=work)
+        denom /= bias_correction2_sqrt
+        denom += eps
+        update = xp.divide(m, denom, out=work)
+        update *= step_size
+        param -= update                                  # p = p - step_size * m / denom
 
 
 class AdamW(Adam):

@@ -100,35 +100,27 @@ SPECIAL_FIRST = True
 
 
 def overrides(student):
-    """minidl's Adam.step updates each parameter inline (minidl/optim/adam.py has no per-tensor
-    function to swap): this step keeps the library's loop and state ('step', 'exp_avg',
-    'exp_avg_sq') and calls the student's adam_step for each parameter. AdamW, amsgrad,
-    maximize and parameters that are not NumPy arrays (another device) keep the library's step."""
+    """minidl's Adam (minidl/optim/adam.py) updates each parameter with your adam_step: its
+    per-parameter ``_update`` is swapped. AdamW, amsgrad, maximize and arrays that are not NumPy
+    arrays (another device) keep the library's update."""
     from minidl.optim import Adam
 
-    library = Adam.step
+    library = Adam._update
 
-    def step(self, closure=None):
-        if self._decoupled_weight_decay or any(g["amsgrad"] or g["maximize"] for g in self.param_groups) or \
-                any(type(p._data) is not np.ndarray for g in self.param_groups for p in g["params"]):
-            return library(self, closure)  # (the student's code is NumPy code: the CPU only)
-        loss = self._evaluate(closure)
-        for group, pairs in self._params_with_grads():  # (bumps each parameter's version)
-            beta1, beta2 = group["betas"]
-            for p, grad in pairs:
-                state = self.state[p]
-                if not state:
-                    state.update(step=0.0, exp_avg=np.zeros_like(p._data), exp_avg_sq=np.zeros_like(p._data))
-                state["step"] += 1
-                param, m, v = student.adam_step(p._data, grad, state["exp_avg"], state["exp_avg_sq"],
-                                                int(state["step"]), group["lr"], beta1, beta2, group["eps"],
-                                                group["weight_decay"])
-                p._data[...] = param  # in place, as the library's step: views of p see it
-                state["exp_avg"][...] = m
-                state["exp_avg_sq"][...] = v
-        return loss
+    def update(self, param, grad, state, group):
+        if self._decoupled_weight_decay or group["amsgrad"] or group["maximize"] or type(param) is not np.ndarray:
+            return library(self, param, grad, state, group)  # (the student's code is NumPy code)
+        if not state:
+            state.update(step=0.0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
+        state["step"] += 1
+        beta1, beta2 = group["betas"]
+        new_param, m, v = student.adam_step(param, grad, state["exp_avg"], state["exp_avg_sq"], int(state["step"]),
+                                            group["lr"], beta1, beta2, group["eps"], group["weight_decay"])
+        param[...] = new_param  # in place, as the library's update: views of the parameter see it
+        state["exp_avg"][...] = m
+        state["exp_avg_sq"][...] = v
 
-    return [(Adam, "step", step)]
+    return [(Adam, "_update", update)]
 
 
 def engine(minidl, inputs):
