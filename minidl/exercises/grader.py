@@ -205,6 +205,12 @@ class Checker:
             return found
         return generic_diagnosis(got, want, inputs, config)
 
+    def diagnose_shape(self, output, got, want, inputs, config):
+        """A wrong shape: the exercise's own pattern (``spec.diagnose_shape``), else the generic one."""
+        special = getattr(self.spec, "diagnose_shape", None)
+        found = special(output, got.shape, want.shape, inputs, config) if special is not None else None
+        return found or generic_diagnosis(got, want, inputs, config)
+
     def cases(self):
         public = list(enumerate(self.spec.public_cases()))
         if self.config is not None:
@@ -244,7 +250,7 @@ class Checker:
                     if g.shape != w.shape:
                         self.fail("contract", config, case,
                                   f"{name}: shape {g.shape}, expected {w.shape} ({np.dtype(dtype).name} inputs)",
-                                  output=name, diagnosis=generic_diagnosis(g, w, inputs, config))
+                                  output=name, diagnosis=self.diagnose_shape(name, g, w, inputs, config))
                     if g.dtype != w.dtype:
                         self.fail("contract", config, case,
                                   f"{name}: dtype {g.dtype}, expected {w.dtype} ({np.dtype(dtype).name} inputs)",
@@ -331,7 +337,7 @@ class Checker:
             for name, w in want.items():
                 if got[name].shape != w.shape:
                     self.fail(stage, config, case, f"{name}: shape {got[name].shape}, expected {w.shape}",
-                              output=name, diagnosis=generic_diagnosis(got[name], w, inputs, config))
+                              output=name, diagnosis=self.diagnose_shape(name, got[name], w, inputs, config))
 
     def reuse(self):
         cases = getattr(self.spec, "reuse_cases", None)

@@ -153,12 +153,25 @@ def engine(minidl, inputs):
     return {"y": y.detach().numpy(), "dx": x.grad.numpy(), **grads}
 
 
+def diagnose_shape(output, got_shape, want_shape, inputs, config):
+    """A cat piece with the whole joined length along dim, or cut along another axis: dy was
+    split along the wrong axis."""
+    if output not in ("da", "db", "dc") or len(got_shape) != len(want_shape):
+        return None
+    dim, joined = config["dim"], config["n0"] + config["n1"] + config["n2"]
+    differing = [axis for axis, (g, w) in enumerate(zip(got_shape, want_shape)) if g != w]
+    if dim in differing and (got_shape[dim] == joined or len(differing) == 2):
+        return (f"dy was not split along dim = {dim} (the axis cat joined the pieces on): "
+                "split dy with axis=dim, where the sizes are")
+    return None
+
+
 MUTANTS = [
     ("top, left = (Hx - H) // 2, (Wx - W) // 2  # odd difference: the extra row (column) is cut at the bottom (right)",
      "top, left = (Hx - H + 1) // 2, (Wx - W + 1) // 2", "the crop is shifted"),
     ("dx[..., row:row + H, column:column + W] = dy  # dy back in its window, zeros outside",
      "dx[..., :H, :W] = dy", "dy is placed at the top-left corner"),
     ("pieces = np.split(dy, offsets, axis=dim)  # dx_t = dy[offset_t : offset_t + n_t] along dim",
-     "pieces = np.split(dy, offsets, axis=1)", "wrong shape"),
+     "pieces = np.split(dy, offsets, axis=1)", "dy was not split along dim"),
     ("return list(pieces)", "return list(pieces)[::-1]", "the pieces are in reverse order"),
 ]
