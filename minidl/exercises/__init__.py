@@ -10,13 +10,14 @@
 The student override: ``use_student(dir)`` (a context manager), or the environment variable
 ``MINIDL_STUDENT=DIR`` read when minidl is imported, makes minidl call the student's function
 (DIR/NAME/student.py) in place of the library's for every exercise started in DIR whose stub
-is filled in (an untouched stub, one that still raises NotImplementedError, is skipped).
+is filled in (a stub with any block that still raises NotImplementedError is skipped).
 The library's code is not changed: the module attributes listed in the exercise's
 ``spec.OVERRIDES`` are swapped, and swapped back on exit; an exercise whose op conv2d only
 calls on its textbook route (col2im) also forces that route (``spec.CONV_ALGORITHM``).
 """
 import importlib
 import os
+import re
 
 from .registry import ExerciseError, exercises, get, load_module  # noqa: F401
 
@@ -32,10 +33,12 @@ def student_module(name, directory="."):
 
 
 def _is_filled(path):
+    """True when every BEGIN/END YOUR SOLUTION block of the file is filled in (none still
+    raises NotImplementedError): a half-done exercise keeps the library's code."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    begin, end = text.find("# BEGIN YOUR SOLUTION"), text.find("# END YOUR SOLUTION")
-    return not (0 <= begin < end and "raise NotImplementedError" in text[begin:end])
+    blocks = re.findall(r"# BEGIN YOUR SOLUTION(.*?)# END YOUR SOLUTION", text, flags=re.S)
+    return not any("raise NotImplementedError" in block for block in blocks)
 
 
 _INHERITED = object()  # an attribute the class took from its base: deleted again on exit

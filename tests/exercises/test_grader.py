@@ -276,3 +276,29 @@ def test_the_override_puts_the_students_code_inside_minidl(name):
         again = _engine_outputs(exercise, inputs)
         assert all(np.array_equal(again[k], library[k], equal_nan=True) for k in library)
     assert changed, f"{name}: no mutant changed minidl's result: the override is not wired"
+
+
+def test_a_half_filled_stub_keeps_the_library_code(tmp_path):
+    from minidl.ops import activation
+    cli.main(["ex", "start", "activations", "--dir", str(tmp_path)])
+    path = tmp_path / "activations" / "student.py"
+    text = path.read_text()
+    first = text.index("raise NotImplementedError")  # relu filled, the other four not
+    path.write_text(text[:first] + "return np.maximum(x, 0)" + text[first + len("raise NotImplementedError"):])
+    original = activation.Relu.forward
+    with use_student(str(tmp_path)) as swapped:
+        assert swapped == [] and activation.Relu.forward is original
+
+
+def test_the_catalog_is_in_course_order_with_prerequisites_first():
+    order = [e.name for e in registry.exercises()]
+    assert len(order) >= 14 and len(set(order)) == len(order)
+    assert order[0] == "autograd_walk" and order[-1] == "adam"
+    for exercise in registry.exercises():
+        for needed in exercise.spec.PREREQUISITES:
+            assert order.index(needed) < order.index(exercise.name), (exercise.name, needed)
+        assert "Prerequisites: " in exercise.text("README.md")
+        for level in (1, 2, 3):
+            assert exercise.hint(level)
+        stub = exercise.text("student.py")
+        assert stub.count("# BEGIN YOUR SOLUTION") == stub.count("# END YOUR SOLUTION") >= 1

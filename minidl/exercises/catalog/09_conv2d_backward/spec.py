@@ -5,7 +5,7 @@ from minidl.backend.reference import im2col
 
 NAME = "conv2d_backward"
 TITLE = "conv2d's dx, dweight, dbias with stride, padding, dilation, groups"
-PREREQUISITES = ["col2im"]
+PREREQUISITES = ["im2col", "col2im"]
 FUNCTIONS = ["conv2d_backward"]
 VALUES = []
 

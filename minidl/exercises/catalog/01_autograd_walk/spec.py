@@ -5,7 +5,7 @@ import numpy as np
 
 NAME = "autograd_walk"
 TITLE = "backward(): the reverse topological walk that adds up a reused node's gradients"
-PREREQUISITES = ["sum_to_shape"]
+PREREQUISITES = []
 FUNCTIONS = ["topological_order", "backward"]
 VALUES = []
 INPUTS = ("a", "b", "c")  # the graph's inputs; nodes 0, 1, 2; node k >= 3 is ops[k - 3]; the last is the output

@@ -3,7 +3,7 @@ import numpy as np
 
 NAME = "sum_to_shape"
 TITLE = "broadcasting's gradient: sum a gradient down to the input's shape"
-PREREQUISITES = []
+PREREQUISITES = ["autograd_walk"]
 FUNCTIONS = ["sum_to_shape"]
 VALUES = []
 

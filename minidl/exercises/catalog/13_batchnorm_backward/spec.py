@@ -3,7 +3,7 @@ import numpy as np
 
 NAME = "batchnorm_backward"
 TITLE = "batch norm (training): dx, dgamma, dbeta through the batch statistics"
-PREREQUISITES = []
+PREREQUISITES = ["sum_to_shape"]
 FUNCTIONS = ["batchnorm_backward"]
 VALUES = []
 AXES = (0, 2, 3)  # every axis but C

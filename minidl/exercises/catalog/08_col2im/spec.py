@@ -3,7 +3,7 @@ import numpy as np
 
 NAME = "col2im"
 TITLE = "col2im, the adjoint of im2col (adds where windows overlap)"
-PREREQUISITES = []
+PREREQUISITES = ["im2col"]
 FUNCTIONS = ["col2im"]
 VALUES = []
 
