@@ -3,10 +3,12 @@
 Two steps:
 
 1. **Pre-flight** (a few seconds): for each exercise the student has filled in, one float64
-   forward and backward of a small U-Net on one batch of synthetic cells, once on the library's
-   code and once with only that exercise's code swapped in. Every parameter's gradient must
-   agree to 1e-6 (relative to its largest entry); an op that does not is named, with the
-   parameter that shows it. This is what says *which* op would break training.
+   training step (forward, backward, Adam) of a small U-Net on one batch of synthetic cells,
+   once on the library's code and once with only that exercise's code swapped in. The loss,
+   every parameter's gradient and every parameter after the step must agree to 1e-6 (relative
+   to the largest entry); an op that does not is named, with the parameter that shows it. This
+   is what says *which* op would break training. An exercise whose functions the U-Net never
+   called (it has no linear layer, no batch norm) is said to be unused.
 2. **Training**: ``unet demo``'s recipe (minidl/../unet/__main__.py ``DEMO``: synthetic 96x96
    cells, a depth-3 U-Net with 16 base channels, Adam, six short epochs) with every filled-in
    exercise swapped in (:class:`~minidl.exercises.use_student`), then the validation Dice.
@@ -14,6 +16,7 @@ Two steps:
 """
 import os
 import time
+import types
 
 import numpy as np
 
@@ -23,8 +26,9 @@ DICE_TARGET = 0.9
 GRADIENT_RTOL = 1e-6
 
 
-def _unet_gradients(seed=0):
-    """{parameter name: gradient} and the loss of one float64 step of a small U-Net."""
+def _unet_step(seed=0):
+    """The loss, {parameter name: gradient} and {parameter name: value after one Adam step} of
+    one float64 training step of a small U-Net of the demo's kind."""
     import minidl
     from unet.models import UNet
     from unet.synthetic import make_cells
@@ -37,38 +41,71 @@ def _unet_gradients(seed=0):
     model = UNet(1, 2, base_channels=4, depth=2, padding="same").double()
     loss = minidl.nn.functional.cross_entropy(model(x), target)
     loss.backward()
-    return float(loss.item()), {name: p.grad.numpy().copy() for name, p in model.named_parameters()}
+    grads = {name: p.grad.numpy().copy() for name, p in model.named_parameters()}
+    minidl.optim.Adam(model.parameters(), lr=1e-2).step()
+    stepped = {name: p.detach().numpy().copy() for name, p in model.named_parameters()}
+    return float(loss.item()), grads, stepped
+
+
+def _counting(module, names):
+    """A copy of the student's module whose functions ``names`` count their calls."""
+    proxy = types.ModuleType(module.__name__)
+    proxy.__dict__.update(module.__dict__)
+    calls = [0]
+
+    def counted(function):
+        def wrapper(*args, **kwargs):
+            calls[0] += 1
+            return function(*args, **kwargs)
+        return wrapper
+    for name in names:
+        if callable(getattr(module, name, None)):
+            setattr(proxy, name, counted(getattr(module, name)))
+    return proxy, calls
+
+
+def _largest_difference(got, want):
+    """(name, error relative to the largest entry of want) of the worst array of a dict."""
+    worst_name, worst = None, 0.0
+    for name, w in want.items():
+        g = got[name]
+        scale = max(float(np.max(np.abs(w))), 1e-12)
+        error = float(np.max(np.abs(g - w))) / scale if np.all(np.isfinite(g)) else np.inf
+        if error > worst:
+            worst_name, worst = name, error
+    return worst_name, worst
 
 
 def preflight(directory, exercises, out=print):
-    """Names of the student's exercises whose code changes the U-Net's gradients (and why)."""
+    """Names of the student's exercises whose code changes a U-Net step (and why)."""
     with np.errstate(all="ignore"):
-        library_loss, library = _unet_gradients()
+        library_loss, library_grads, library_step = _unet_step()
     broken = {}
     for exercise in exercises:
-        module = student_module(exercise.name, directory)
+        module, calls = _counting(student_module(exercise.name, directory), exercise.spec.FUNCTIONS)
         try:
             with np.errstate(all="ignore"), overridden(exercise, module):
-                loss, grads = _unet_gradients()
+                loss, grads, stepped = _unet_step()
         except Exception as error:  # the student's op crashed inside the U-Net
             broken[exercise.name] = f"raised {type(error).__name__}: {error}"
             out(f"  {exercise.name:24s} BROKEN: {broken[exercise.name]}")
             continue
-        worst_name, worst = None, 0.0
-        for name, want in library.items():
-            scale = max(float(np.max(np.abs(want))), 1e-12)
-            error = float(np.max(np.abs(grads[name] - want))) / scale if np.all(np.isfinite(grads[name])) else np.inf
-            if error > worst:
-                worst_name, worst = name, error
+        grad_name, grad_error = _largest_difference(grads, library_grads)
+        step_name, step_error = _largest_difference(stepped, library_step)
         loss_error = abs(loss - library_loss) / max(abs(library_loss), 1e-12) if np.isfinite(loss) else np.inf
         if loss_error > GRADIENT_RTOL:
             broken[exercise.name] = f"the loss is {loss:.8g}, the library's {library_loss:.8g}"
-        elif worst > GRADIENT_RTOL:
-            broken[exercise.name] = f"the gradient of {worst_name} is off by {worst:.3g} (relative to its largest entry)"
+        elif grad_error > GRADIENT_RTOL:
+            broken[exercise.name] = f"the gradient of {grad_name} is off by {grad_error:.3g} (relative to its largest entry)"
+        elif step_error > GRADIENT_RTOL:
+            broken[exercise.name] = f"{step_name} after one Adam step is off by {step_error:.3g}"
         if exercise.name in broken:
             out(f"  {exercise.name:24s} BROKEN: {broken[exercise.name]}")
+        elif calls[0] == 0:
+            out(f"  {exercise.name:24s} not used by this U-Net (it has no such layer, or takes another route)")
         else:
-            out(f"  {exercise.name:24s} ok (largest gradient difference {worst:.1e})")
+            out(f"  {exercise.name:24s} ok: called {calls[0]} times, largest difference "
+                f"{max(grad_error, step_error):.1e}")
     return broken
 
 

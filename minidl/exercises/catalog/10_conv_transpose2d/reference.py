@@ -14,7 +14,8 @@ def conv_transpose2d(x, weight, stride, padding, output_padding, dilation, group
     OW = (W - 1) * SW - 2 * PW + DW * (KW - 1) + OPW + 1
     x_g = x.reshape(N, G, C // G, H * W)  # (N, G, C/G, L): X[n, g], one column per input pixel
     weight_g = weight.reshape(G, C // G, Fg * KH * KW)  # (G, C/G, Kt/G): Wt[g]
-    cols = weight_g.swapaxes(-1, -2) @ x_g  # (N, G, Kt/G, L): column (i, j) = the stamp of pixel (i, j)
+    weight_t = np.ascontiguousarray(weight_g.swapaxes(-1, -2))  # (G, Kt/G, C/G): contiguous, so @ runs on BLAS
+    cols = weight_t @ x_g  # (N, G, Kt/G, L): column (i, j) = the stamp of pixel (i, j)
     y = col2im(cols.reshape(N, F * KH * KW, H * W), (N, F, OH, OW), KH, KW, SH, SW, PH, PW, DH, DW)
     return y
 
