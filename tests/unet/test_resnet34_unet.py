@@ -252,7 +252,7 @@ def test_valid_input_size_and_output_size(h, w):
     assert model.output_size((vh, vw)) == (vh, vw)
     assert model.valid_input_size(h) == vh
     if h % 32:
-        with pytest.raises(ValueError, match=f"not a multiple of 32.*nearest usable sizes are"):
+        with pytest.raises(ValueError, match="not a multiple of 32.*nearest usable sizes are"):
             model.output_size((h, vw))
 
 
