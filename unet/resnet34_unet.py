@@ -12,7 +12,7 @@ notebook; the same model in iafoss's Kaggle kernel "Unet34 (dice 0.87+)"):
                   layer2  4 BasicBlocks (the first stride 2)    -> 128 ch, 1/8   hooked: "layer2"
                   layer3  6 BasicBlocks (the first stride 2)    -> 256 ch, 1/16  hooked: "layer3"
                   layer4  3 BasicBlocks (the first stride 2)    -> 512 ch, 1/32  (the output)
-    ReLU, Dropout(0.2) on the encoder's output (iafoss's kernel)
+    ReLU, Dropout(0.2) on the encoder's output (the Kaggle versions; the lesson has none)
     up1  UnetBlock(512, 256, 256)  with layer3's features   -> 256 ch, 1/16
     up2  UnetBlock(256, 128, 256)  with layer2's features   -> 256 ch, 1/8
     up3  UnetBlock(256, 64, 256)   with layer1's features   -> 256 ch, 1/4
@@ -195,8 +195,8 @@ class ResNet34UNet(nn.Module):
         n_classes: output channels (1: one logit per pixel, trained with BCE-with-logits).
         width: multiplies every channel count of the encoder and the decoder (1.0: the
             article's network: 22,009,665 parameters, 21,284,672 of them in the encoder).
-        dropout: probability of the Dropout on the encoder's output (0.2 in iafoss's kernel;
-            off in eval mode).
+        dropout: probability of the Dropout on the encoder's output (0.2 in the Kaggle
+            versions of Unet34, 0 in the lesson's notebook; off in eval mode).
 
     Shapes: x (N, in_channels, H, W), H and W multiples of 32 -> logits (N, n_classes, H, W).
 
