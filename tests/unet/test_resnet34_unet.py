@@ -291,3 +291,13 @@ def test_short_training_run_on_synthetic_cells_reaches_a_loss_bound():
         opt.step()
         losses.append(loss.item())
     assert losses[0] > 0.5 and min(losses[-5:]) < 0.35, losses
+
+
+def test_a_deep_copy_has_its_own_hooks():
+    import copy
+    model = ResNet34UNet(width=1 / 32)
+    twin = copy.deepcopy(model)
+    twin(minidl.randn(2, 3, 32, 32))
+    assert twin.sfs[0].features is not None and model.sfs[0].features is None
+    twin.close()
+    assert len(model.encoder.layer1._forward_hooks) == 1
