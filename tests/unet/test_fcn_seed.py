@@ -106,12 +106,12 @@ def test_valid_input_size_rejects_nonsense():
 @pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
 def test_matches_torch_twin_with_one_sgd_step(torch, variant):
     minidl.manual_seed(0)
-    ours = FCN(n_classes=3, variant=variant, width=1 / 16)
+    ours = FCN(n_classes=3, variant=variant, width=WIDTH)
     rng = np.random.default_rng(0)
     for p in ours.parameters():                       # non-zero score layers: every branch counts
         p.data[...] = rng.standard_normal(p.shape) * (2.0 / max(p[0].numel(), 1)) ** 0.5
     ours.double().eval()                              # eval: the fc dropouts off in both
-    theirs = torch_fcn(torch, 3, variant, 1 / 16).double().eval()
+    theirs = torch_fcn(torch, 3, variant, WIDTH).double().eval()
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in export_torch_state_dict(ours).items()})
     recipe = dict(lr=1e-3, momentum=FCN.RECIPE["momentum"], weight_decay=FCN.RECIPE["weight_decay"])
     opt = minidl.optim.SGD(ours.parameters(), **recipe)
