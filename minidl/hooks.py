@@ -35,6 +35,16 @@ class RemovableHandle:
             if hooks is not None:
                 hooks.pop(self.id, None)
 
+    # copy.deepcopy / pickle (as PyTorch's handle): the copy refers to the COPIED hook dicts,
+    # so that removing a hook of a deep-copied module leaves the original's hooks alone.
+    def __getstate__(self):
+        return (self._hooks(), self.id, tuple(ref() for ref in self._extra))
+
+    def __setstate__(self, state):
+        hooks, self.id, extra = state
+        self._hooks = weakref.ref(hooks if hooks is not None else HookDict())  # None: a dead handle
+        self._extra = tuple(weakref.ref(d) for d in extra if d is not None)
+
     def __enter__(self):
         return self
 

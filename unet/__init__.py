@@ -43,3 +43,11 @@ __all__ = [
     "TrainConfig", "TrainResult", "TrainingDiverged",
     "save_checkpoint", "load_checkpoint", "load_model", "CheckpointError",
 ]
+
+# The seed models of issue 25: resnet34_unet, the encoder-weight loaders, the trimap data.
+from .encoders import load_encoder_weights, load_vgg16_weights  # noqa: E402
+from .resnet34_unet import ResNet34UNet  # noqa: E402
+from .synthetic import make_trimap, write_trimap_folder  # noqa: E402
+
+__all__ += ["ResNet34UNet", "load_encoder_weights", "load_vgg16_weights", "make_trimap",
+            "write_trimap_folder"]

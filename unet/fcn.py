@@ -120,7 +120,17 @@ class FCN(nn.Module):
 
     Shapes: x (N, in_channels, H, W) -> scores (N, n_classes, H, W), for any H, W >= 1.
     The crop offsets (``self.offsets``) are derived from the layers, see the module docstring.
+
+    Training (``LOSS``, ``RECIPE``): n_classes channels of logits with ``cross_entropy`` (the
+    softmax is in the loss); the paper's SGD for FCN-VGG16: fixed learning rate 1e-4,
+    momentum 0.9, weight decay 5e-4 (Sec. 4.3; the journal version's "heavy" at-once FCN-8s
+    uses momentum 0.99 with an unnormalised loss), starting from ImageNet VGG16
+    (:func:`unet.encoders.load_vgg16_weights`). Evaluated by mean IU (``unet.metrics.mean_iou``).
     """
+
+    SOURCE = "Long, Shelhamer, Darrell: Fully Convolutional Networks (CVPR 2015), VGG16 backbone"
+    LOSS = "ce"
+    RECIPE = dict(optimizer="sgd", lr=1e-4, momentum=0.9, weight_decay=5e-4, metric="mean_iou")
 
     def __init__(self, n_classes=21, variant="32s", in_channels=3, width=1.0, freeze_upsampling=False):
         super().__init__()
@@ -249,6 +259,12 @@ class FCN(nn.Module):
                 raise ValueError(f"FCN: input_size must be an int or a pair (H, W), got {input_size!r}")
             return tuple(self.plan(n)["output"] for n in input_size)
         return self.plan(input_size)["output"]
+
+    def valid_input_size(self, min_size):
+        """The smallest usable size >= ``min_size`` (int or (H, W)): every size >= 1 is usable
+        (conv1_1's padding of 100 lets any input through), so ``min_size`` itself."""
+        self.output_size(min_size)             # checks the type and that every crop fits
+        return tuple(min_size) if isinstance(min_size, (tuple, list)) else int(min_size)
 
     def extra_repr(self):
         return (f"n_classes={self.n_classes}, variant={self.variant!r}, in_channels={self.in_channels}, "

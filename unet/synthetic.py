@@ -21,10 +21,10 @@ mapping 0 -> 0, 255 -> 1). A 128 x 128 sample takes a few milliseconds.
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
-__all__ = ["make_cells", "write_synthetic_folder"]
+__all__ = ["make_cells", "write_synthetic_folder", "make_trimap", "write_trimap_folder"]
 
 
 def _check_size(where, size):
@@ -131,4 +131,131 @@ def write_synthetic_folder(folder, n, size=(128, 128), seed=0):
         name = f"{i:0{width}d}.png"
         Image.fromarray(np.round(image[0] * 255).astype(np.uint8)).save(folder / "images" / name)
         Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "masks" / name)
+    return folder
+
+
+# ----------------------------------------------------------------------------- trimaps
+# 3-class trimaps as in the Oxford-IIIT Pets data set that the FCN article trains on. The pets
+# trimap files label 1 = pet, 2 = background, 3 = border ("not classified"); minus one, those
+# are our classes (``--mask-map 1:0,2:1,3:2`` reads the real files).
+TRIMAP_OBJECT, TRIMAP_BACKGROUND, TRIMAP_BOUNDARY = 0, 1, 2
+
+
+def _disk(radius):
+    """A boolean disk of the given radius: the structuring element of the boundary band."""
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    return yy * yy + xx * xx <= radius * radius
+
+
+def _object_shape(height, width, rng):
+    """One object as a boolean (H, W) mask: an ellipse, a blob or a polygon, at a random place,
+    its radius 12-30% of the image's smaller side so that the erosion leaves an interior."""
+    kind = rng.choice(["ellipse", "blob", "polygon"])
+    short = min(height, width)
+    cy, cx = rng.uniform(0.15, 0.85) * height, rng.uniform(0.15, 0.85) * width
+    radius = rng.uniform(0.12, 0.3) * short
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    dy, dx = yy - cy, xx - cx
+    angle = np.arctan2(dy, dx)                                           # (H, W)
+    if kind == "ellipse":
+        ratio, theta = rng.uniform(0.5, 1.0), rng.uniform(0, np.pi)
+        u = dx * np.cos(theta) + dy * np.sin(theta)
+        v = -dx * np.sin(theta) + dy * np.cos(theta)
+        return (u / radius) ** 2 + (v / (radius * ratio)) ** 2 <= 1.0
+    if kind == "blob":                          # r(angle) = radius * (1 + sum_k a_k cos(k angle + phase_k))
+        ks = np.arange(2, 6)
+        amp = rng.uniform(0.0, 0.12, ks.size)
+        phase = rng.uniform(0, 2 * np.pi, ks.size)
+        edge = radius * (1 + np.sum(amp[:, None, None] * np.cos(ks[:, None, None] * angle + phase[:, None, None]),
+                                    axis=0))                             # (H, W)
+        return np.hypot(dy, dx) <= edge
+    n = int(rng.integers(3, 9))                 # a star-shaped polygon with 3..8 corners
+    corners = np.sort(rng.uniform(0, 2 * np.pi, n))
+    lengths = radius * rng.uniform(0.8, 1.3, n)
+    points = [(cx + r * np.cos(a), cy + r * np.sin(a)) for r, a in zip(lengths, corners)]
+    canvas = Image.new("1", (width, height), 0)
+    ImageDraw.Draw(canvas).polygon(points, fill=1)
+    return np.asarray(canvas, dtype=bool)
+
+
+def _texture(height, width, rng):
+    """Smoothed noise of unit-ish amplitude at a random scale, (H, W)."""
+    noise = ndimage.gaussian_filter(rng.standard_normal((height, width)), rng.uniform(0.8, 3.0))
+    return noise / max(noise.std(), 1e-12)
+
+
+def make_trimap(size=(128, 128), rng=None, border=2):
+    """One synthetic pets-like sample: ``(image (3, H, W) float32 in [0, 1], mask (H, W) int64)``.
+
+    ``mask``: 0 = object, 1 = background, 2 = boundary (the Oxford-IIIT Pets trimap labels
+    1/2/3 minus one). One to three objects (ellipses, wobbly blobs, star-shaped polygons;
+    they may overlap and leave the image) on a textured background; the boundary class is the
+    band ``dilation(objects) & ~erosion(objects)`` with a disk of radius ``border``
+    (``scipy.ndimage``). So the band is about ``2*border + 1`` pixels wide (wider where objects
+    meet or where a thin part is eroded away) and object and background pixels are more
+    than ``2*border - 1`` apart.
+
+    The image: a background colour with a texture (smoothed noise and a stripe pattern), the
+    objects in another colour (at least 0.3 away in RGB) with their own finer texture, a slight
+    blur, uneven illumination and pixel noise. ``rng`` (a ``numpy.random.Generator``) makes it
+    reproducible.
+    """
+    height, width = _check_size("make_trimap", size)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"make_trimap: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    largest = max(1, min(height, width) // 16)
+    if isinstance(border, bool) or not isinstance(border, (int, np.integer)) or not 1 <= border <= largest:
+        raise ValueError(f"make_trimap: border must be an int in [1, max(1, min(H, W) // 16) = {largest}], "
+                         f"got border={border!r}")
+
+    objects = np.zeros((height, width), dtype=bool)
+    for _ in range(int(rng.integers(1, 4))):
+        objects |= _object_shape(height, width, rng)
+    disk = _disk(int(border))
+    inner = ndimage.binary_erosion(objects, structure=disk, border_value=1)
+    outer = ndimage.binary_dilation(objects, structure=disk)
+    mask = np.full((height, width), TRIMAP_BACKGROUND, dtype=np.int64)
+    mask[outer] = TRIMAP_BOUNDARY
+    mask[inner] = TRIMAP_OBJECT
+
+    # Colours: background and object at least 0.3 apart (Euclidean, RGB in [0, 1]).
+    back = rng.uniform(0.15, 0.85, 3)
+    while True:
+        front = rng.uniform(0.1, 0.9, 3)
+        if np.linalg.norm(front - back) >= 0.3:
+            break
+    yy, xx = np.mgrid[0:height, 0:width]
+    stripe_angle, stripe_period = rng.uniform(0, np.pi), rng.uniform(6.0, 20.0)
+    stripes = np.sin(2 * np.pi * (yy * np.sin(stripe_angle) + xx * np.cos(stripe_angle)) / stripe_period)
+    background = back[:, None, None] + 0.06 * _texture(height, width, rng) + 0.04 * stripes     # (3, H, W)
+    fur = 0.07 * ndimage.gaussian_filter(rng.standard_normal((3, height, width)), (0, 0.7, 0.7)) / 0.2
+    foreground = front[:, None, None] + fur                                                    # (3, H, W)
+    image = np.where(objects[None], foreground, background)                                    # (3, H, W)
+
+    image = ndimage.gaussian_filter(image, (0, rng.uniform(0.4, 0.9), rng.uniform(0.4, 0.9)))
+    angle = rng.uniform(0, 2 * np.pi)
+    along = (yy * np.sin(angle) + xx * np.cos(angle)) / (rng.uniform(1.5, 3.0) * max(height, width))
+    image *= 1.0 + rng.uniform(0.05, 0.2) * np.sin(2 * np.pi * along + rng.uniform(0, 2 * np.pi))
+    image += rng.normal(0.0, rng.uniform(0.01, 0.04), image.shape)
+    return np.clip(image, 0.0, 1.0).astype(np.float32), mask                                  # (3, H, W), (H, W)
+
+
+def write_trimap_folder(folder, n, size=(128, 128), seed=0, border=2):
+    """Write ``n`` trimap samples as ``folder/images/NNN.png`` (8-bit RGB) and
+    ``folder/masks/NNN.png`` (8-bit gray with the classes 0 = object, 1 = background,
+    2 = boundary, which the automatic mask mapping reads as they are). Returns the folder."""
+    _check_size("write_trimap_folder", size)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"write_trimap_folder: n must be a positive int, got {n!r}")
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    digits = max(3, len(str(n - 1)))
+    for i in range(n):
+        image, mask = make_trimap(size, rng, border)
+        name = f"{i:0{digits}d}.png"
+        rgb = np.round(image.transpose(1, 2, 0) * 255).astype(np.uint8)          # (H, W, 3)
+        Image.fromarray(rgb, mode="RGB").save(folder / "images" / name)
+        Image.fromarray(mask.astype(np.uint8)).save(folder / "masks" / name)
     return folder

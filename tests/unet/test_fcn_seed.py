@@ -1,0 +1,164 @@
+"""fcn8s / fcn16s / fcn32s as seed models: the interface (SOURCE, LOSS, RECIPE, sizes), a
+PyTorch twin with our module tree (float64: output, loss, every gradient, again after one step
+of the paper's SGD), and a short training run on synthetic trimaps reported by mean IU."""
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minidl
+import minidl.functional as F
+from unet import FCN
+from unet.interop import export_torch_state_dict
+from unet.metrics import confusion_matrix, mean_iou
+from unet.synthetic import make_trimap
+
+WIDTH = 1 / 32
+
+
+def torch_fcn(torch, n_classes, variant, width, in_channels=3):
+    """FCN with our module names (block1..block5, fc), the paper's crop offsets written out."""
+    tnn = torch.nn
+
+    def ch(c):
+        return max(1, int(round(c * width)))
+
+    class TorchFCN(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            c_in = in_channels
+            for block, n_convs, c_out in ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)):
+                layers = OrderedDict()
+                for k in range(1, n_convs + 1):
+                    layers[f"conv{block}_{k}"] = tnn.Conv2d(c_in, ch(c_out), 3, padding=100 if block == k == 1 else 1)
+                    layers[f"relu{block}_{k}"] = tnn.ReLU()
+                    c_in = ch(c_out)
+                layers[f"pool{block}"] = tnn.MaxPool2d(2, 2, ceil_mode=True)
+                setattr(self, f"block{block}", tnn.Sequential(layers))
+            f = ch(4096)
+            self.fc = tnn.Sequential(OrderedDict([
+                ("fc6", tnn.Conv2d(c_in, f, 7)), ("relu6", tnn.ReLU()), ("drop6", tnn.Dropout()),
+                ("fc7", tnn.Conv2d(f, f, 1)), ("relu7", tnn.ReLU()), ("drop7", tnn.Dropout())]))
+            self.score_fr = tnn.Conv2d(f, n_classes, 1)
+
+            def up(s):
+                return tnn.ConvTranspose2d(n_classes, n_classes, 2 * s, stride=s, bias=False)
+            if variant == "32s":
+                self.upscore = up(32)
+            else:
+                self.score_pool4 = tnn.Conv2d(ch(512), n_classes, 1)
+                self.upscore2 = up(2)
+                if variant == "16s":
+                    self.upscore16 = up(16)
+                else:
+                    self.score_pool3 = tnn.Conv2d(ch(256), n_classes, 1)
+                    self.upscore_pool4 = up(2)
+                    self.upscore8 = up(8)
+
+        def forward(self, x):
+            H, W = x.shape[-2:]
+            pool3 = self.block3(self.block2(self.block1(x)))
+            pool4 = self.block4(pool3)
+            h = self.score_fr(self.fc(self.block5(pool4)))
+            if variant == "32s":
+                return self.upscore(h)[:, :, 19:19 + H, 19:19 + W]
+            h = self.upscore2(h)
+            h = h + self.score_pool4(pool4)[:, :, 5:5 + h.shape[2], 5:5 + h.shape[3]]
+            if variant == "16s":
+                return self.upscore16(h)[:, :, 27:27 + H, 27:27 + W]
+            h = self.upscore_pool4(h)
+            h = h + self.score_pool3(pool3)[:, :, 9:9 + h.shape[2], 9:9 + h.shape[3]]
+            return self.upscore8(h)[:, :, 31:31 + H, 31:31 + W]
+
+    return TorchFCN()
+
+
+def _close(ours, theirs, what, rtol=1e-10):
+    theirs = np.asarray(theirs)
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * max(np.abs(theirs).max(), 1e-300),
+                               err_msg=what)
+
+
+def test_interface():
+    assert FCN.LOSS == "ce"
+    assert FCN.RECIPE["optimizer"] == "sgd" and FCN.RECIPE["weight_decay"] == 5e-4
+    assert "Fully Convolutional" in FCN.SOURCE
+    model = FCN(n_classes=3, variant="8s", width=WIDTH)
+    assert model.in_channels == 3 and model.n_classes == 3
+    # parameters at the default width (VGG16: 13 convolutions and the two fc layers as convs)
+    assert sum(p.numel() for p in FCN(n_classes=21, variant="8s").parameters()) == 134_489_759
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 300))
+def test_valid_input_size_is_the_size_itself(h, w):
+    model = FCN(n_classes=2, variant="16s", width=1 / 64)
+    assert model.valid_input_size((h, w)) == (h, w) and model.valid_input_size(h) == h
+    assert model.output_size((h, w)) == (h, w)
+
+
+def test_valid_input_size_rejects_nonsense():
+    with pytest.raises(ValueError, match="positive"):
+        FCN(width=WIDTH).valid_input_size(0)
+
+
+@pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
+def test_matches_torch_twin_with_one_sgd_step(torch, variant):
+    minidl.manual_seed(0)
+    ours = FCN(n_classes=3, variant=variant, width=WIDTH)
+    rng = np.random.default_rng(0)
+    for p in ours.parameters():                       # non-zero score layers: every branch counts
+        p.data[...] = rng.standard_normal(p.shape) * (2.0 / max(p[0].numel(), 1)) ** 0.5
+    ours.double().eval()                              # eval: the fc dropouts off in both
+    theirs = torch_fcn(torch, 3, variant, WIDTH).double().eval()
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in export_torch_state_dict(ours).items()})
+    recipe = dict(lr=1e-3, momentum=FCN.RECIPE["momentum"], weight_decay=FCN.RECIPE["weight_decay"])
+    opt = minidl.optim.SGD(ours.parameters(), **recipe)
+    topt = torch.optim.SGD(theirs.parameters(), **recipe)
+    x = rng.standard_normal((2, 3, 21, 26))
+    target = rng.integers(0, 3, (2, 21, 26))
+    for step in range(2):
+        y, ty = ours(minidl.tensor(x)), theirs(torch.from_numpy(x))
+        _close(y.detach().numpy(), ty.detach().numpy(), f"output, step {step}")
+        loss = F.cross_entropy(y, minidl.tensor(target))
+        tloss = torch.nn.functional.cross_entropy(ty, torch.from_numpy(target))
+        _close(loss.item(), tloss.item(), f"loss, step {step}")
+        opt.zero_grad()
+        topt.zero_grad()
+        loss.backward()
+        tloss.backward()
+        tparams = dict(theirs.named_parameters())
+        for name, p in ours.named_parameters():
+            _close(p.grad.numpy(), tparams[name].grad.numpy(), f"gradient of {name}, step {step}")
+        opt.step()
+        topt.step()
+
+
+def test_fcn8s_learns_trimaps_and_reports_mean_iu():
+    """From scratch (the paper starts from ImageNet VGG16), a tiny FCN-8s fits two trimaps well
+    beyond the class frequencies: its loss falls below 80% of their entropy (the best loss of a
+    prediction that ignores the image) and its mean IU clearly above all-background's."""
+    minidl.manual_seed(0)
+    rng = np.random.default_rng(0)
+    samples = [make_trimap((64, 64), rng, border=1) for _ in range(2)]
+    x = minidl.tensor(np.stack([s[0] for s in samples]))                 # (2, 3, 64, 64)
+    target = np.stack([s[1] for s in samples])                           # (2, 64, 64)
+    freq = np.bincount(target.ravel(), minlength=3) / target.size
+    entropy = -np.sum(freq * np.log(freq))
+    model = FCN(n_classes=3, variant="8s", width=1 / 32)
+    opt = minidl.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(60):
+        loss = F.cross_entropy(model(x), minidl.tensor(target))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    model.eval()
+    with minidl.no_grad():
+        pred = model(x).numpy().argmax(axis=1)
+    miu = mean_iou(confusion_matrix(pred, target, 3))
+    all_background = freq[1] / 3                  # IU of class 1 = its frequency, the others 0
+    assert min(losses[-5:]) < 0.8 * entropy, (entropy, losses)
+    assert miu > all_background + 0.1, (miu, all_background)
