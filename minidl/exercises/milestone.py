@@ -120,7 +120,7 @@ def milestone_unet(directory=".", out_dir=None, seed=0, epochs=None, progress=Tr
             "the library's for the rest")
     else:
         out(f"milestone unet: no exercise is filled in under {directory}: this run is the library's code alone")
-    out("pre-flight: one float64 U-Net step, your op swapped in against the library's")
+    out("pre-flight: one float64 U-Net training step (forward, backward, Adam), each of your ops swapped in alone")
     broken = preflight(directory, exercises, out)
 
     options = dict(DEMO, out_dir=out_dir or os.path.join(directory, "milestone_unet"), seed=seed)
