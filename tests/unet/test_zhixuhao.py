@@ -8,7 +8,6 @@ from hypothesis import given, settings, strategies as st
 
 import minidl
 import minidl.functional as F
-import minidl.nn as nn
 from seed_model_checks import (cells_batch, compare_with_twin, count_parameters, fix_dropout_masks,
                                standard_losses, train_steps)
 from unet.planner import SizeError
