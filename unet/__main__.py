@@ -11,6 +11,7 @@ Every command has ``--help``. Errors in the input (a missing folder, an unreadab
 a size the network cannot take) print one line naming the problem and exit with status 2.
 """
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -26,8 +27,10 @@ from .fcn import FCN
 from .files import RunLockError, atomic_write
 from .metrics import segmentation_metrics
 from .planner import SizeError, nearest_unet_input_sizes, plan_unet, unet_valid_input_size
-from .predict import check_tile_size, predict_probabilities, save_prediction
-from .train import ConfigError, TrainConfig, TrainingDiverged, load_data, predict_image, train, validate
+from .predict import check_tile_size, class_count, predict_probabilities, save_prediction
+from .train import (ConfigError, TrainConfig, TrainingDiverged, build_model, load_data, predict_image,
+                    synthetic_kind, train, validate)
+from .zoo import MODELS, PARAMETERS as MODEL_PARAMETERS, size_rule
 from .weights import border_weight_map, save_weight_map_png
 
 __all__ = ["main", "build_parser"]
@@ -134,7 +137,14 @@ _TRAIN_OPTIONS = [
     ("--mask-map", "mask_map", str, "raw mask value -> class, e.g. 0:0,255:1 (default: automatic)"),
     ("--synthetic", "synthetic", int, "without --images: number of synthetic samples (40)"),
     ("--val-fraction", "val_fraction", float, "fraction of the samples for validation (0.2)"),
-    ("--model", "model", str, "unet or fcn (unet)"),
+    ("--model", "model", str, "a network of `unet models`: unet, fcn8s, zhixuhao, tf_unet, resnet34_unet, "
+     "bn_unet, mini_unet, ... (unet)"),
+    ("--width", "width", float, "the seed models' channels as a fraction of the article's (1.0)"),
+    ("--encoder-weights", "encoder_weights", str, "a torchvision ResNet34 / VGG16 state dict (.pth or .npz) "
+     "to start resnet34_unet's / fcn's encoder from"),
+    ("--up-mode", "up_mode", str, "transpose; bilinear (unet) or upsample (zhixuhao) (transpose)"),
+    ("--synthetic-kind", "synthetic_kind", str, "without --images: cells or trimaps (3 classes) "
+     "(auto: trimaps for fcn8s/16s/32s)"),
     ("--depth", "depth", int, "U-Net levels (4; 5 in the paper)"),
     ("--base-channels", "base_channels", int, "channels of the top level (16; 64 in the paper)"),
     ("--padding", "padding", str, "same or valid (same; valid in the paper)"),
@@ -144,7 +154,7 @@ _TRAIN_OPTIONS = [
     ("--lr", "lr", float, "learning rate (1e-3)"),
     ("--momentum", "momentum", float, "SGD momentum (0.99, the paper)"),
     ("--weight-decay", "weight_decay", float, "L2 penalty (0)"),
-    ("--schedule", "schedule", str, "none, step, cosine or plateau (none)"),
+    ("--schedule", "schedule", str, "none, step, cosine, plateau or onecycle (none; onecycle peaks at --lr)"),
     ("--lr-step", "lr_step", int, "StepLR period in epochs (10)"),
     ("--lr-gamma", "lr_gamma", float, "StepLR / plateau factor (0.1)"),
     ("--batch-size", "batch_size", int, "crops per step (4)"),
@@ -181,6 +191,13 @@ def _config_from_args(args):
         given["val_indices"] = tuple(int(v) for v in args.val_indices.split(","))
     if args.synthetic_size is not None:
         given["synthetic_size"] = (args.synthetic_size, args.synthetic_size)
+    if args.resume is None and given.get("model") in MODELS:
+        # a seed model trains with its article's recipe unless an option says otherwise
+        for key, value in getattr(MODELS[given["model"]].cls, "RECIPE", {}).items():
+            if key in ("optimizer", "lr", "momentum", "weight_decay", "schedule"):
+                given.setdefault(key, value)
+            elif key == "metric":  # the article's reported score picks best.npz
+                given.setdefault("monitor", value)
     if args.resume is not None:      # the checkpoint's options, then what was given
         from .checkpoint import load_checkpoint
         values = TrainConfig.from_dict(load_checkpoint(args.resume)["config"]).to_dict()
@@ -189,7 +206,10 @@ def _config_from_args(args):
         values["out_dir"] = os.path.dirname(os.path.abspath(args.resume))
         values.update(given)
         return TrainConfig.from_dict(values)
-    return TrainConfig(**given)
+    config = TrainConfig(**given)
+    if config.image_dir is None and synthetic_kind(config) == "trimaps" and "cell_class" not in given:
+        config = dataclasses.replace(config, cell_class=None)  # trimaps have no cells: no V_rand
+    return config
 
 
 def cmd_train(args):
@@ -288,9 +308,9 @@ def cmd_evaluate(args):
         if data.in_channels != model.in_channels:
             raise DataError(f"the images in '{args.images}' have {data.in_channels} channel(s); the "
                             f"model in '{args.checkpoint}' takes {model.in_channels}")
-        if data.num_classes > model.n_classes:
+        if data.num_classes > class_count(model):
             raise DataError(f"the masks in '{args.masks}' have {data.num_classes} classes; the model "
-                            f"in '{args.checkpoint}' predicts {model.n_classes} (a --mask-map may "
+                            f"in '{args.checkpoint}' predicts {class_count(model)} (a --mask-map may "
                             "merge them)")
         metrics = validate(model, data, args.cell_class)
         source = f"checkpoint {args.checkpoint} on {len(data)} images"
@@ -337,6 +357,18 @@ def cmd_evaluate(args):
 
 # ============================================================================ plan
 def cmd_plan(args):
+    if args.model not in ("unet", "fcn", "fcn8s", "fcn16s", "fcn32s"):  # a seed model: its own size rule
+        config = TrainConfig(model=args.model, width=min(args.width, 0.0625))  # (small: only sizes matter)
+        model = build_model(config, in_channels=3, num_classes=2)
+        print(f"{args.model}: input sizes {size_rule(model)}")
+        try:
+            print(f"  input {args.size}: output {model.output_size(args.size)}")
+        except ValueError as error:
+            print(f"unet plan: {error}", file=sys.stderr)
+            return 2
+        return 0
+    if args.model in ("fcn8s", "fcn16s", "fcn32s"):
+        args.model, args.fcn_variant, args.fcn_width = "fcn", args.model[3:], args.width
     if args.model == "fcn":
         model = FCN(n_classes=2, variant=args.fcn_variant, in_channels=1, width=args.fcn_width)
         sizes = model.plan(args.size)
@@ -369,6 +401,37 @@ def cmd_plan(args):
         n += 1
     outputs = [plan_unet(s, plan.depth, plan.padding).output_size for s in sizes]
     print("  valid input sizes near it: " + ", ".join(f"{s} -> {o}" for s, o in zip(sizes, outputs)))
+    return 0
+
+
+# ============================================================================ lr-find, models
+def cmd_lr_find(args):
+    from .lr_find import lr_find
+    config = _config_from_args(args)
+    lrs, _, _, suggestion = lr_find(config, args.start, args.end, args.lr_steps)
+    if suggestion is None:
+        raise ConfigError("lr-find: the loss was not finite from the first step; lower --start")
+    print(f"lr-find: {len(lrs)} steps from {lrs[0]:.3g} to {lrs[-1]:.3g}; suggested lr {suggestion:.3g} "
+          f"(the steepest descent of the smoothed loss); wrote {os.path.join(config.out_dir, 'lr_find.png')} "
+          "and lr_find.csv")
+    return 0
+
+
+def cmd_models(args):
+    print(f"{'name':14s} {'loss':4s} {'parameters':>12s}  source / input sizes")
+    for name, entry in MODELS.items():
+        cls = entry.cls
+        loss = getattr(cls, "LOSS", "ce")
+        tiny = build_model(TrainConfig(model=name, width=0.0625, base_channels=4, fcn_width=0.0625),
+                           in_channels=1, num_classes=2)
+        recipe = ", ".join(f"{k} {v}" for k, v in getattr(cls, "RECIPE", {}).items()) or "-"
+        sizes = "set by --depth and --padding (see `unet plan`)" if name == "unet" else size_rule(tiny)
+        print(f"{name:14s} {loss:4s} {MODEL_PARAMETERS[name]:>12,}  {entry.summary}")
+        print(f"{'':33s}source: {getattr(cls, 'SOURCE', 'Ronneberger, Fischer, Brox (MICCAI 2015)')}")
+        print(f"{'':33s}recipe: {recipe}; input sizes: {sizes}")
+    print("parameters: at the article's width (unet: the paper's), 1 input channel, 2 classes (one output "
+          "channel for bce); --width scales the seed models' channels; `unet train --model NAME` uses "
+          "the recipe's optimizer, lr, momentum, weight decay and schedule unless given")
     return 0
 
 
@@ -452,12 +515,33 @@ def build_parser():
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("lr-find", help="the learning-rate range test: a plot of loss against lr",
+                       description="Train briefly while the learning rate grows from --start to "
+                       "--end; write lr_find.png and lr_find.csv to --out and suggest a rate. "
+                       "Takes train's options (model, data, loss, optimizer).")
+    for flag, field, kind, text in _TRAIN_OPTIONS:
+        p.add_argument(flag, dest=field, type=kind, default=None, help=text)
+    for flag, field, value, text in _TRAIN_FLAGS:
+        p.add_argument(flag, dest=field, action="store_const", const=value, default=None, help=text)
+    p.add_argument("--synthetic-size", type=int, default=None, help="side of synthetic images (128)")
+    p.add_argument("--val-indices", default=None, help="validation samples, e.g. 20,21,22")
+    p.add_argument("--start", type=_positive_float, default=1e-7, help="first learning rate (1e-7)")
+    p.add_argument("--end", type=_positive_float, default=10.0, help="last learning rate (10)")
+    p.add_argument("--lr-steps", type=_positive_int, default=100, help="batches, one per rate (100)")
+    p.set_defaults(func=cmd_lr_find)
+
+    p = sub.add_parser("models", help="the networks --model can name, with their sources and sizes",
+                       description="Every network of `unet train --model NAME`: source, loss, "
+                       "recipe, parameters at the article's width, and the input sizes it takes.")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("plan", help="the shape planner: output size, valid inputs, crop offsets",
                        description="Sizes through a U-Net (or FCN) for one spatial dimension.")
     p.add_argument("--size", type=_positive_int, required=True, help="input size in pixels (e.g. 572)")
     p.add_argument("--depth", type=_positive_int, default=5, help="U-Net levels (5, the paper)")
     p.add_argument("--padding", default="valid", choices=("valid", "same"), help="(valid)")
-    p.add_argument("--model", default="unet", choices=("unet", "fcn"), help="(unet)")
+    p.add_argument("--model", default="unet", choices=tuple(MODELS), help="(unet; see `unet models`)")
+    p.add_argument("--width", type=_positive_float, default=1.0, help="seed models: fraction of the article's channels (1.0)")
     p.add_argument("--fcn-variant", default="8s", choices=("32s", "16s", "8s"), help="(8s)")
     p.add_argument("--fcn-width", type=_positive_float, default=1.0, help="FCN channel multiplier (1.0)")
     p.add_argument("--list", type=_positive_int, default=5, help="how many valid input sizes to list (5)")

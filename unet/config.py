@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .data import parse_mask_map
-from .fcn import FCN
-from .models import UNet
 
 __all__ = ["ConfigError", "TrainConfig", "build_model"]
 
@@ -40,10 +38,11 @@ class TrainConfig:
     mask_map: str = None
     synthetic: int = 40
     synthetic_size: tuple = (128, 128)
+    synthetic_kind: str = "auto"       # "cells", "trimaps" (3 classes); auto: trimaps for fcn8s/16s/32s
     val_fraction: float = 0.2
     val_indices: tuple = None
     # model
-    model: str = "unet"                # "unet" or "fcn"
+    model: str = "unet"                # a name of unet.zoo.MODELS (`unet models` lists them)
     depth: int = 4
     base_channels: int = 16
     padding: str = "same"              # "same" or "valid" (the paper)
@@ -52,12 +51,14 @@ class TrainConfig:
     up_mode: str = "transpose"
     fcn_variant: str = "8s"
     fcn_width: float = 0.125
+    width: float = 1.0                 # the seed models' channels, as a fraction of the article's
+    encoder_weights: str = None        # a torchvision ResNet34 / VGG16 state dict file to start from
     # optimisation
     optimizer: str = "adam"            # "adam" or "sgd" (momentum 0.99 as in the paper)
     lr: float = 1e-3
     momentum: float = 0.99
     weight_decay: float = 0.0
-    schedule: str = "none"             # "none", "step", "cosine", "plateau"
+    schedule: str = "none"             # "none", "step", "cosine", "plateau", "onecycle"
     lr_step: int = 10                  # StepLR period (epochs)
     lr_gamma: float = 0.1              # StepLR / plateau factor
     batch_size: int = 4
@@ -88,10 +89,13 @@ class TrainConfig:
 
     def check(self):
         """A clear error for an option that no run can use, before any work is done."""
-        choices = {"model": ("unet", "fcn"), "padding": ("same", "valid"),
-                   "optimizer": ("adam", "sgd"), "schedule": ("none", "step", "cosine", "plateau"),
+        from .zoo import MODELS
+        choices = {"model": tuple(MODELS), "padding": ("same", "valid"),
+                   "optimizer": ("adam", "sgd"),
+                   "schedule": ("none", "step", "cosine", "plateau", "onecycle"),
                    "loss": ("ce", "bce"), "fcn_variant": ("32s", "16s", "8s"),
-                   "up_mode": ("transpose", "bilinear")}
+                   "up_mode": ("transpose", "bilinear", "upsample"),
+                   "synthetic_kind": ("auto", "cells", "trimaps")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"TrainConfig: {name} must be one of {allowed}, "
@@ -126,6 +130,21 @@ class TrainConfig:
                              f"mask_dir={self.mask_dir!r}")
         if self.mask_map is not None:
             parse_mask_map(self.mask_map)            # DataError for bad text, now
+        if self.up_mode == "upsample" and self.model != "zhixuhao" or \
+                self.up_mode == "bilinear" and self.model != "unet":
+            raise ConfigError(f"TrainConfig: up_mode {self.up_mode!r} is not one of model "
+                              f"{self.model!r}'s (unet: transpose, bilinear; zhixuhao: transpose, upsample)")
+        if not (isinstance(self.width, (int, float)) and not isinstance(self.width, bool)
+                and math.isfinite(self.width) and self.width > 0):
+            raise ConfigError(f"TrainConfig: width must be a number > 0, got {self.width!r}")
+        if self.encoder_weights is not None:
+            if MODELS[self.model].encoder is None:
+                encoders = ", ".join(name for name, e in MODELS.items() if e.encoder)
+                raise ConfigError(f"TrainConfig: model {self.model!r} has no pretrained encoder to load "
+                                  f"encoder_weights into (models with one: {encoders})")
+            import os
+            if not os.path.isfile(self.encoder_weights):
+                raise ConfigError(f"TrainConfig: encoder_weights {self.encoder_weights!r} is not a file")
 
     def to_dict(self):
         """A plain dict (tuples stay tuples) for the checkpoint."""
@@ -146,8 +165,6 @@ class TrainConfig:
 
 
 def build_model(config, in_channels, num_classes):
-    """The network described by ``config`` for ``in_channels`` and ``num_classes``."""
-    if config.model == "fcn":
-        return FCN(num_classes, config.fcn_variant, in_channels, config.fcn_width)
-    return UNet(in_channels, num_classes, config.base_channels, config.depth, config.padding,
-                config.batch_norm, config.dropout, config.up_mode)
+    """The network described by ``config`` for ``in_channels`` and ``num_classes`` (unet.zoo)."""
+    from .zoo import build
+    return build(config, in_channels, num_classes)

@@ -373,19 +373,29 @@ class SegmentationData:
         return data
 
     @classmethod
-    def synthetic(cls, n, size=(128, 128), seed=0):
-        """``n`` synthetic membrane/cell samples from :func:`unet.synthetic.make_cells`.
+    def synthetic(cls, n, size=(128, 128), seed=0, kind="cells"):
+        """``n`` synthetic samples: membrane/cell images from :func:`unet.synthetic.make_cells`
+        (``kind="cells"``, 2 classes) or RGB object/background/boundary trimaps from
+        :func:`unet.synthetic.make_trimap` (``kind="trimaps"``, 3 classes).
 
-        The same ``(n, size, seed)`` always gives the same data (and the same as
-        :func:`unet.synthetic.write_synthetic_folder`, up to the 8-bit rounding of the PNGs).
+        The same ``(n, size, seed, kind)`` always gives the same data (and the same as
+        :func:`unet.synthetic.write_synthetic_folder` / ``write_trimap_folder``, up to the
+        8-bit rounding of the PNGs).
         """
-        from .synthetic import make_cells
+        from .synthetic import make_cells, make_trimap
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise DataError(f"SegmentationData.synthetic: n must be a positive int, got {n!r}")
+        if kind not in ("cells", "trimaps"):
+            raise DataError(f"SegmentationData.synthetic: kind must be 'cells' or 'trimaps', got {kind!r}")
         rng = np.random.default_rng(seed)
-        pairs = [make_cells(size, rng) for _ in range(n)]
+        make = make_cells if kind == "cells" else make_trimap
+        pairs = [make(size, rng) for _ in range(n)]
         width = max(3, len(str(n - 1)))
         names = [f"{i:0{width}d}" for i in range(n)]
+        if kind == "trimaps":
+            return cls([p[0] for p in pairs], [p[1] for p in pairs], names, num_classes=3,
+                       mapping={0: 0, 1: 1, 2: 2},
+                       mapping_source="synthetic trimaps: 0 = object, 1 = background, 2 = boundary")
         return cls([p[0] for p in pairs], [p[1] for p in pairs], names, num_classes=2,
                    mapping={0: 0, 1: 1}, mapping_source="synthetic: 0 = membrane, 1 = cell")
 

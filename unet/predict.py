@@ -61,11 +61,14 @@ def context_and_stride(model):
         conv / max-pool, kernel K, dilation D, at scale q:  + D (K - 1) q, then q *= stride
         transposed conv, kernel K, stride S:  + ceil(K / S) q (input pixels it mixes), q /= S
         Upsample x f:  + 2 q (the two neighbours it interpolates), q /= f
-    Skip connections and side branches (FCN's score_pool3/4) see less than the main path,
-    which passes every layer, so they stay inside the bound.
+    Skip connections and side branches (FCN's score_pool3/4, a ResNet block's ``downsample``
+    shortcut, which is skipped) see less than the main path, which passes every layer, so
+    they stay inside the bound.
     """
     scale, radius, stride = 1.0, 0.0, 1.0
-    for layer in model.modules():
+    for name, layer in model.named_modules():
+        if "downsample" in name.split("."):  # a residual block's shortcut: a side branch
+            continue
         if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
             dilation = _first(getattr(layer, "dilation", 1))
             radius += dilation * (_first(layer.kernel_size) - 1) * scale
@@ -108,9 +111,19 @@ class _Geometry:
             radius, self.stride = context_and_stride(model)
             self.valid = False
             self.margin = _round_up(radius, self.stride)
+        elif all(hasattr(model, a) for a in ("output_size", "valid_input_size", "in_channels", "n_classes")):
+            # a seed model (unet/zoo.py): its own size rule gives the stride and the margin
+            self.in_channels, self.n_classes = model.in_channels, class_count(model)
+            t = model.valid_input_size(1)
+            self.stride = model.valid_input_size(t + 1) - t
+            self.valid = model.output_size(t) < t
+            if self.valid:
+                self.margin = (t - model.output_size(t)) // 2
+            else:
+                self.margin = _round_up(context_and_stride(model)[0], self.stride)
         else:
-            raise TypeError(f"predict: the model must be a unet.UNet or unet.FCN, got "
-                            f"{type(model).__name__}")
+            raise TypeError(f"predict: the model must be a unet.UNet, a unet.FCN or a model of "
+                            f"unet.zoo, got {type(model).__name__}")
         self.model = model
 
     def accepts(self, n):
@@ -125,7 +138,7 @@ class _Geometry:
 
     def smallest_input(self, n):
         """The smallest input side >= n that the network takes."""
-        return self.model.valid_input_size(n) if isinstance(self.model, UNet) else n
+        return n if isinstance(self.model, FCN) else self.model.valid_input_size(n)
 
 
 # ============================================================================ tiling plans
@@ -238,11 +251,22 @@ def _device_and_dtype(model):
     return ("cpu", minidl.float32) if param is None else (param.device, param.dtype)
 
 
+def class_count(model):
+    """Classes a model's output stands for: one logit channel is two classes (1 - p, p)."""
+    return 2 if model.n_classes == 1 else model.n_classes
+
+
 def _probabilities(model, batch):
-    """softmax(model(batch)) over the classes: (N, C, h, w) numpy -> (N, K, oh, ow) float32."""
+    """softmax(model(batch)) over the classes: (N, C, h, w) numpy -> (N, K, oh, ow) float32.
+    A one-channel model (a logit s of class 1): the two classes' (1 - sigmoid(s), sigmoid(s))."""
     device, dtype = _device_and_dtype(model)
     x = minidl.tensor(batch, dtype=dtype, device=device)
-    probs = F.softmax(model(x), dim=1)
+    scores = model(x)
+    if scores.shape[1] == 1:
+        p = F.sigmoid(scores)
+        probs = minidl.cat([1 - p, p], dim=1)
+    else:
+        probs = F.softmax(scores, dim=1)
     return np.asarray(probs.to("cpu").numpy(), dtype=np.float32)
 
 

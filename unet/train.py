@@ -34,6 +34,7 @@ Ctrl-C: the first Ctrl-C finishes the current step, saves ``last.npz`` and stops
 the last finished step).
 """
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -53,6 +54,7 @@ import minidl.functional as F
 from .augment import Augmenter
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, build_model
+from .zoo import loss_of
 from .data import SegmentationData, parse_mask_map, split_indices
 from .files import RunLock, atomic_write, remove_orphans
 from .metrics import segmentation_metrics
@@ -94,17 +96,36 @@ def _build_optimizer(config, model):
     return minidl.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _build_scheduler(config, optimizer, total_epochs):
+def _build_scheduler(config, optimizer, total_epochs, total_steps):
     sched = minidl.optim.lr_scheduler
     if config.schedule == "step":
         return sched.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
     if config.schedule == "cosine":
         return sched.CosineAnnealingLR(optimizer, T_max=total_epochs)
+    if config.schedule == "onecycle":  # stepped after every batch, over the whole run
+        return sched.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps)
     if config.schedule == "plateau":
         mode = "min" if config.monitor in _LOWER_IS_BETTER else "max"
         return sched.ReduceLROnPlateau(optimizer, mode=mode, factor=config.lr_gamma,
                                        patience=max(1, config.lr_step // 2))
     return None
+
+
+def load_encoder(model, config):
+    """Start the encoder from ``config.encoder_weights`` (a torchvision ResNet34 or VGG16 file)."""
+    from .encoders import load_encoder_weights, load_vgg16_weights
+    from .zoo import MODELS
+    load = load_encoder_weights if MODELS[config.model].encoder == "resnet34" else load_vgg16_weights
+    loaded, _ = load(model, config.encoder_weights)
+    return loaded
+
+
+def synthetic_kind(config):
+    """"cells" or "trimaps": what synthetic data ``config`` trains on (auto: the FCN article's
+    pet trimaps for fcn8s/16s/32s, cells otherwise)."""
+    if config.synthetic_kind != "auto":
+        return config.synthetic_kind
+    return "trimaps" if config.model in ("fcn8s", "fcn16s", "fcn32s") else "cells"
 
 
 def load_data(config):
@@ -117,7 +138,7 @@ def load_data(config):
         data = SegmentationData.from_folders(config.image_dir, config.mask_dir, mapping)
     else:
         data = SegmentationData.synthetic(config.synthetic, tuple(config.synthetic_size),
-                                          seed=config.seed)
+                                          seed=config.seed, kind=synthetic_kind(config))
     if len(data) < 2 and config.val_fraction > 0:
         raise ConfigError(f"train: need at least 2 samples (1 to train, 1 to validate), "
                          f"got {len(data)} (or --val-fraction 0, to train on everything)")
@@ -226,10 +247,19 @@ def compute_loss(config, scores, masks, weights, num_classes):
 
     ce:  mean over pixels of  w(x) * -log softmax(scores)[mask(x)]      (w = 1 without a map)
     bce: mean over pixels and classes of  w(x) * BCE(sigmoid(scores), one_hot(mask))
+    one channel (K = 1, a seed model with a BCE loss): mean of w(x) * BCE(sigmoid(s), [mask == 1])
     plus ``dice_weight * (1 - soft Dice)`` of the softmax (ce) or sigmoid (bce) outputs.
     """
     target = minidl.tensor(masks)
-    if config.loss == "bce":
+    if scores.shape[1] == 1:  # one logit per pixel: the foreground (class 1) against the rest
+        foreground = (masks == 1).astype(np.float32)[:, None]                       # (N, 1, OH, OW)
+        weight = None if weights is None else minidl.tensor(weights[:, None])
+        loss = F.binary_cross_entropy_with_logits(scores, minidl.tensor(foreground), weight=weight)
+        probs = F.sigmoid(scores)
+        if config.dice_weight > 0:
+            loss = loss + config.dice_weight * F.dice_loss(minidl.cat([1 - probs, probs], dim=1), target)
+        return loss
+    if loss_of(config) == "bce":
         one_hot = (masks[:, None] == np.arange(num_classes)[None, :, None, None])  # (N, K, OH, OW)
         weight = None if weights is None else minidl.tensor(weights[:, None])        # (N, 1, OH, OW)
         loss = F.binary_cross_entropy_with_logits(scores, minidl.tensor(one_hot.astype(np.float32)),
@@ -300,8 +330,9 @@ def _is_better(metric, value, best):
 def _check_resume(config, saved):
     """Resuming must not change what the run computes (only how long and where)."""
     mine = config.to_dict()
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # (options added since)
     changed = [name for name in mine if name not in _RESUMABLE_CHANGES
-               and _normal(mine[name]) != _normal(saved.get(name))]
+               and _normal(mine[name]) != _normal(saved.get(name, defaults[name]))]
     if changed:
         detail = ", ".join(f"{n}: checkpoint {saved.get(n)!r}, now {mine[n]!r}" for n in changed)
         raise ConfigError(f"train: cannot resume from '{config.resume}' with different options "
@@ -441,6 +472,8 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
 
     minidl.manual_seed(config.seed)
     model = build_model(config, in_channels, num_classes)
+    if config.encoder_weights is not None and checkpoint is None:
+        load_encoder(model, config)
     optimizer = _build_optimizer(config, model)
     data_rng = np.random.default_rng([config.seed, 1])
     smallest = min(min(img.shape[-2:]) for img in train_data.images)
@@ -451,7 +484,7 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
     if config.steps is not None:
         total_epochs = math.ceil(config.steps / steps_per_epoch)
     total_steps = config.steps if config.steps is not None else total_epochs * steps_per_epoch
-    scheduler = _build_scheduler(config, optimizer, total_epochs)  # before load_state_dict
+    scheduler = _build_scheduler(config, optimizer, total_epochs, total_steps)  # before load_state_dict
 
     out_dir = config.out_dir
     last_path = os.path.join(out_dir, "last.npz")
@@ -463,6 +496,10 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
+            if config.schedule == "onecycle" and scheduler.total_steps != total_steps:
+                raise ConfigError(f"train: the one-cycle schedule of '{config.resume}' was planned over "
+                                  f"{scheduler.total_steps} steps; resume it with the same total, not "
+                                  f"{total_steps} (a one-cycle run cannot be extended)")
         minidl.set_rng_state(checkpoint["minidl_rng"])
         data_rng.bit_generator.state = checkpoint["data_rng"]
         epoch, step = int(checkpoint["epoch"]), int(checkpoint["step"])
@@ -523,6 +560,8 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
                         optimizer.zero_grad()
                         loss.backward()
                         optimizer.step()
+                        if config.schedule == "onecycle":
+                            scheduler.step()
                         step += 1
                         losses.append(value)
                         snapshot = (data_rng.bit_generator.state, minidl.get_rng_state())
@@ -554,7 +593,7 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
                     if scheduler is not None:
                         if config.schedule == "plateau":
                             scheduler.step(row[monitor])
-                        else:
+                        elif config.schedule != "onecycle":
                             scheduler.step()
                     epoch += 1
                     order, losses = None, []

@@ -138,7 +138,7 @@ def test_errors_name_the_function_and_the_shapes():
         predict_probabilities(paper, _image((1, 20, 20)), tile_size=(204, 188))
     with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         predict_probabilities(model, _image((1, 20, 20)), batch_size=0)
-    with pytest.raises(TypeError, match="predict: the model must be a unet.UNet or unet.FCN, got Conv2d"):
+    with pytest.raises(TypeError, match="predict: the model must be a unet.UNet, a unet.FCN or a model of unet.zoo, got Conv2d"):
         predict_probabilities(minidl.nn.Conv2d(1, 2, 3), _image((1, 20, 20)))
     same = UNet(1, 2, base_channels=2, depth=3, padding="same")
     with pytest.raises(ValueError, match="cannot take a tile height of 70; the next size it takes is 72"):
