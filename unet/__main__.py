@@ -462,6 +462,16 @@ def cmd_weights(args):
 
 
 # ============================================================================ parser
+def _add_train_options(p):
+    """The options of a training run (train and lr-find share them)."""
+    for flag, field, kind, text in _TRAIN_OPTIONS:
+        p.add_argument(flag, dest=field, type=kind, default=None, help=text)
+    for flag, field, value, text in _TRAIN_FLAGS:
+        p.add_argument(flag, dest=field, action="store_const", const=value, default=None, help=text)
+    p.add_argument("--synthetic-size", type=int, default=None, help="side of synthetic images (128)")
+    p.add_argument("--val-indices", default=None, help="validation samples, e.g. 20,21,22")
+
+
 def build_parser():
     parser = _Parser(prog="unet", description="U-Net / FCN segmentation on minidl.")
     sub = parser.add_subparsers(dest="command", metavar="command")
@@ -482,12 +492,7 @@ def build_parser():
                        description="Train a U-Net or FCN. Writes last.npz, best.npz, "
                        "history.csv and training.png to --out. Ctrl-C saves last.npz; "
                        "--resume continues exactly.")
-    for flag, field, kind, text in _TRAIN_OPTIONS:
-        p.add_argument(flag, dest=field, type=kind, default=None, help=text)
-    for flag, field, value, text in _TRAIN_FLAGS:
-        p.add_argument(flag, dest=field, action="store_const", const=value, default=None, help=text)
-    p.add_argument("--synthetic-size", type=int, default=None, help="side of synthetic images (128)")
-    p.add_argument("--val-indices", default=None, help="validation samples, e.g. 20,21,22")
+    _add_train_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -519,12 +524,7 @@ def build_parser():
                        description="Train briefly while the learning rate grows from --start to "
                        "--end; write lr_find.png and lr_find.csv to --out and suggest a rate. "
                        "Takes train's options (model, data, loss, optimizer).")
-    for flag, field, kind, text in _TRAIN_OPTIONS:
-        p.add_argument(flag, dest=field, type=kind, default=None, help=text)
-    for flag, field, value, text in _TRAIN_FLAGS:
-        p.add_argument(flag, dest=field, action="store_const", const=value, default=None, help=text)
-    p.add_argument("--synthetic-size", type=int, default=None, help="side of synthetic images (128)")
-    p.add_argument("--val-indices", default=None, help="validation samples, e.g. 20,21,22")
+    _add_train_options(p)
     p.add_argument("--start", type=_positive_float, default=1e-7, help="first learning rate (1e-7)")
     p.add_argument("--end", type=_positive_float, default=10.0, help="last learning rate (10)")
     p.add_argument("--lr-steps", type=_positive_int, default=100, help="batches, one per rate (100)")
