@@ -27,7 +27,7 @@ its learning rate is not known here: ``RECIPE`` is Adam with PyTorch's default l
 import minidl
 import minidl.nn as nn
 
-from .seed_sizes import SizeRule
+from .seed_sizes import SizedByRule, SizeRule
 
 __all__ = ["BNUNet"]
 
@@ -42,7 +42,7 @@ def _double_conv(c_in, c_out):
     return nn.Sequential(*_conv_bn_relu(c_in, c_out), *_conv_bn_relu(c_out, c_out))
 
 
-class BNUNet(nn.Module):
+class BNUNet(SizedByRule, nn.Module):
     r"""U-Net with BatchNorm, stride-2 convolutions down and 3x3 transposed convolutions up.
 
     Args:
@@ -99,13 +99,6 @@ class BNUNet(nn.Module):
             x = getattr(self, f"dec{i}")(minidl.cat([skips[i - 1], x], dim=1))
         return self.head(x)                                         # (N, n_classes, H, W)
 
-    def output_size(self, input_size):
-        """The input size (int or (H, W)); raises for sizes not divisible by 2**(depth-1)."""
-        return self._sizes.output_size(input_size)
-
-    def valid_input_size(self, min_size):
-        """The smallest multiple of 2**(depth-1) >= ``min_size`` (int or (H, W))."""
-        return self._sizes.valid_input_size(min_size)
 
     def extra_repr(self):
         return (f"in_channels={self.in_channels}, n_classes={self.n_classes}, width={self.width}, "

@@ -22,7 +22,7 @@ Adam with its default learning rate 1e-3.
 import minidl
 import minidl.nn as nn
 
-from .seed_sizes import SizeRule
+from .seed_sizes import SizedByRule, SizeRule
 from .zhixuhao import keras_glorot_uniform_
 
 __all__ = ["MiniUNet"]
@@ -34,7 +34,7 @@ def _block(c_in, c_out, dropout):
                          nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU())
 
 
-class MiniUNet(nn.Module):
+class MiniUNet(SizedByRule, nn.Module):
     r"""keras-segmentation's ``unet_mini`` (module docstring).
 
     Args:
@@ -88,13 +88,6 @@ class MiniUNet(nn.Module):
         x = self.conv5(minidl.cat([self.up(x), c1], dim=1))         # (N, 32, H, W)
         return self.out(x)                                          # (N, n_classes, H, W)
 
-    def output_size(self, input_size):
-        """The input size (int or (H, W)); raises for sizes not divisible by 4."""
-        return self._sizes.output_size(input_size)
-
-    def valid_input_size(self, min_size):
-        """The smallest multiple of 4 >= ``min_size`` (int or (H, W))."""
-        return self._sizes.valid_input_size(min_size)
 
     def extra_repr(self):
         return (f"in_channels={self.in_channels}, n_classes={self.n_classes}, width={self.width}, "

@@ -16,7 +16,7 @@ import numbers
 
 from .planner import SizeError
 
-__all__ = ["SizeRule"]
+__all__ = ["SizeRule", "SizedByRule"]
 
 
 def _is_int(value):
@@ -108,3 +108,15 @@ class SizeRule:
             raise ValueError(f"{self.model}.valid_input_size: min_size must be a positive int, "
                              f"got {min_size!r}")
         return self._valid_at_least(int(min_size))
+
+
+class SizedByRule:
+    """What a seed model's ``self._sizes`` (a :class:`SizeRule`) answers, as its methods."""
+
+    def output_size(self, input_size):
+        """The output size for an int or an (H, W) input size; a clear error for unusable sizes."""
+        return self._sizes.output_size(input_size)
+
+    def valid_input_size(self, min_size):
+        """The smallest usable input size >= ``min_size`` (int or (H, W))."""
+        return self._sizes.valid_input_size(min_size)

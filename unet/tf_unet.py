@@ -39,7 +39,7 @@ import minidl
 import minidl.functional as F
 import minidl.nn as nn
 
-from .seed_sizes import SizeRule
+from .seed_sizes import SizedByRule, SizeRule
 
 __all__ = ["TfUNet", "tf_unet_loss", "tf_truncated_normal_"]
 
@@ -84,7 +84,7 @@ class TfUp(nn.Module):
         return self.conv(minidl.cat([skip, x], dim=1))              # (N, F/2, 2h - 4, 2w - 4)
 
 
-class TfUNet(nn.Module):
+class TfUNet(SizedByRule, nn.Module):
     r"""tf_unet's ``create_conv_net`` (module docstring).
 
     Args:
@@ -152,13 +152,6 @@ class TfUNet(nn.Module):
         x = self.output_map(x)                                      # (N, n_classes, OH, OW)
         return F.relu(x) if self.output_relu else x
 
-    def output_size(self, input_size):
-        """Output size for an int or an (H, W) input size; raises for unusable sizes."""
-        return self._sizes.output_size(input_size)
-
-    def valid_input_size(self, min_size):
-        """The smallest input size >= ``min_size`` (int or (H, W)) with every max-pool even."""
-        return self._sizes.valid_input_size(min_size)
 
     def extra_repr(self):
         return (f"in_channels={self.in_channels}, n_classes={self.n_classes}, width={self.width}, "

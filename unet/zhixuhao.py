@@ -38,7 +38,7 @@ import math
 import minidl
 import minidl.nn as nn
 
-from .seed_sizes import SizeRule
+from .seed_sizes import SizedByRule, SizeRule
 
 __all__ = ["ZhixuhaoUNet", "keras_he_normal_", "keras_glorot_uniform_", "keras_fans"]
 
@@ -92,7 +92,7 @@ def _up(c_in, up):
                          nn.Conv2d(c_in, c_in // 2, 2), nn.ReLU())       # (N, C/2, 2h, 2w)
 
 
-class ZhixuhaoUNet(nn.Module):
+class ZhixuhaoUNet(SizedByRule, nn.Module):
     r"""The Keras ISBI U-Net of zhixuhao/unet (module docstring).
 
     Args:
@@ -164,13 +164,6 @@ class ZhixuhaoUNet(nn.Module):
         x = self.conv9(minidl.cat([c1, self.up9(x)], dim=1))     # (N, 64, H, W)
         return self.head(x)                                      # (N, n_classes, H, W)
 
-    def output_size(self, input_size):
-        """The input size (int or (H, W)); raises for sizes not divisible by 16."""
-        return self._sizes.output_size(input_size)
-
-    def valid_input_size(self, min_size):
-        """The smallest multiple of 16 >= ``min_size`` (int or (H, W))."""
-        return self._sizes.valid_input_size(min_size)
 
     def extra_repr(self):
         return (f"in_channels={self.in_channels}, n_classes={self.n_classes}, width={self.width}, "
