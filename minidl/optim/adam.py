@@ -50,8 +50,10 @@ class Adam(Optimizer):
     # The route of a group whose 'foreach' is None. The coursework exercise (14_adam) sets it
     # to False while a student's _update is in, so that the student's code is what runs.
     _foreach_default = True
-    # Elements per block of the multi-tensor route (None: the whole group in one block).
-    # A block's dozen working arrays stay in the core's cache (2**15 float32: 128 KiB each).
+    # Elements per block of the multi-tensor route on the CPU (None: the whole group in one
+    # block). A block's working arrays stay in the core's cache (2**15 float32: 128 KiB each),
+    # so that only the first read and the last write of each element go to memory
+    # (benchmarks/results/adam_step.md: one block per group is slower than per parameter).
     _foreach_block = 2 ** 15
     # Saved groups from before 'foreach' existed load with the default.
     _optional_options = ("foreach",)
@@ -169,9 +171,12 @@ class Adam(Optimizer):
         if len(steps) != 1:
             return False
 
+        # Blocks for the CPU's cache; a GPU takes the whole group at once (each operation on a
+        # block is a kernel launch, and its memory is fast enough without blocks).
+        block = self._foreach_block if kind is np.ndarray else None
         flat = self._flat.get(index)
-        if flat is None or not flat.fits(pairs, self.state, group["amsgrad"]):
-            flat = self._flat[index] = _FlatGroup(pairs, self.state, group["amsgrad"], self._foreach_block)
+        if flat is None or not flat.fits(pairs, self.state, group["amsgrad"], block):
+            flat = self._flat[index] = _FlatGroup(pairs, self.state, group["amsgrad"], block)
 
         lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
         beta1, beta2 = group["betas"]
@@ -244,9 +249,9 @@ class _FlatGroup:
         xp = array_module(first)
         sizes = [p._data.size for p, _ in pairs]
         total = sum(sizes)
-        block = max(1, total if block is None else min(block, total))
+        length = max(1, total if block is None else min(block, total))   # of a block
         names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
-        self.amsgrad = amsgrad
+        self.amsgrad, self.block = amsgrad, block
         self.params = [p for p, _ in pairs]
         self.views = []
         for name in names:
@@ -266,26 +271,26 @@ class _FlatGroup:
             self.views.append(views)
             offset += size
         self.names = names
-        self.param = xp.empty(block, dtype=first.dtype)
-        self.grad = xp.empty(block, dtype=first.dtype)
-        self.work = xp.empty(block, dtype=first.dtype)
+        self.param = xp.empty(length, dtype=first.dtype)
+        self.grad = xp.empty(length, dtype=first.dtype)
+        self.work = xp.empty(length, dtype=first.dtype)
 
         self.blocks = []
         starts = [0]
         for size in sizes:
             starts.append(starts[-1] + size)
-        for start in range(0, total, block):
-            stop = min(start + block, total)
+        for start in range(0, total, length):
+            stop = min(start + length, total)
             pieces = []
-            for i, size in enumerate(sizes):
+            for i in range(len(sizes)):
                 lo, hi = max(start, starts[i]), min(stop, starts[i + 1])
                 if lo < hi:
                     pieces.append((i, lo - starts[i], hi - starts[i], lo - start))
             self.blocks.append((start, stop, pieces))
 
-    def fits(self, pairs, state, amsgrad):
+    def fits(self, pairs, state, amsgrad, block):
         """Whether this layout is still the one of these parameters and their state."""
-        if amsgrad != self.amsgrad or len(pairs) != len(self.params):
+        if amsgrad != self.amsgrad or block != self.block or len(pairs) != len(self.params):
             return False
         for (p, _), q, views in zip(pairs, self.params, self.views):
             if p is not q:
