@@ -232,3 +232,28 @@ def test_the_exercise_override_turns_the_multi_tensor_route_off():
         assert calls == [1]
         np.testing.assert_array_equal(p.detach().numpy(), [0.5, 1.5, 0.5])
     assert Adam._foreach_default is True and not opt._flat
+
+
+def test_options_changed_between_steps_act_as_in_the_per_parameter_route():
+    """lr (a scheduler), amsgrad turned on, weight decay changed mid-run: read at every step."""
+    arrays, grads = arrays_and_grads(np.float32)
+    runs = []
+    for foreach in (None, False):
+        params, opt = make(Adam, {}, arrays, foreach=foreach)
+        for t, step in enumerate(grads):
+            if t == 5:
+                opt.param_groups[0]["amsgrad"] = True
+                opt.param_groups[1]["weight_decay"] = 0.2
+            if t == 12:
+                opt.param_groups[0]["amsgrad"] = False
+            for group in opt.param_groups:
+                group["lr"] *= 0.9
+            run(params, opt, [step])
+        runs.append((params, opt))
+    (fast_params, fast), (slow_params, slow) = runs
+    assert took_multi_tensor_route(fast, fast_params)
+    for a, b in zip(fast_params, slow_params):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    ours, theirs = fast.state_dict()["state"], slow.state_dict()["state"]
+    for index in range(4):                              # (kept from steps 5 to 11)
+        np.testing.assert_array_equal(ours[index]["max_exp_avg_sq"], theirs[index]["max_exp_avg_sq"])
