@@ -123,6 +123,8 @@ class Optimizer:
 
     # State entries kept as Python floats (PyTorch saves them as 0-d tensors).
     _scalar_state = ("step",)
+    # Options a saved group may lack (they came later): loading gives them the default.
+    _optional_options = ()
 
     def _required_state(self, group):
         """The state entries a parameter that has taken a step must have (a subclass says)."""
@@ -301,7 +303,7 @@ class Optimizer:
                     f"doesn't match the size of optimizer's group: saved group {i} has "
                     f"{len(saved['params'])} parameters, the optimizer's group {i} has {len(group['params'])}"
                 )
-            missing = [key for key in self.defaults if key not in saved]
+            missing = [key for key in self.defaults if key not in saved and key not in self._optional_options]
             if missing:
                 raise ValueError(
                     f"{name}.load_state_dict: saved param group {i} lacks the option(s) {missing} "
@@ -333,6 +335,8 @@ class Optimizer:
         new_groups = []
         for group, saved in zip(self.param_groups, saved_groups):
             new_group = copy.deepcopy({k: v for k, v in saved.items() if k != "params"})
+            for key in self._optional_options:
+                new_group.setdefault(key, self.defaults[key])
             self._check_options(new_group, where=f" (loaded param group {len(new_groups)})")
             new_group["params"] = group["params"]
             new_groups.append(new_group)

@@ -587,7 +587,7 @@ def test_loading_an_adam_state_into_sgd_is_refused():
                                            (dict(maximize=True), {"work", "grad"})])
 def test_adam_keeps_a_gradient_sized_scratch_only_when_it_changes_the_gradient(kwargs, slots):
     p = Parameter(minidl.tensor(np.ones((3, 2))))
-    opt = Adam([p], lr=0.1, **kwargs)
+    opt = Adam([p], lr=0.1, foreach=False, **kwargs)      # (the per-parameter route's scratch)
     p.grad = minidl.tensor(np.full((3, 2), 0.5))
     opt.step()
     assert {key[0] for key in opt._scratch} == slots  # no idle copy of the gradient

@@ -101,8 +101,9 @@ SPECIAL_FIRST = True
 
 def overrides(student):
     """minidl's Adam (minidl/optim/adam.py) updates each parameter with your adam_step: its
-    per-parameter ``_update`` is swapped. AdamW, amsgrad, maximize and arrays that are not NumPy
-    arrays (another device) keep the library's update."""
+    per-parameter ``_update`` is swapped, and its multi-tensor route (all parameters at once) is
+    turned off by default so that ``_update`` is what runs. AdamW, amsgrad, maximize and arrays
+    that are not NumPy arrays (another device) keep the library's update."""
     from minidl.optim import Adam
 
     library = Adam._update
@@ -120,7 +121,7 @@ def overrides(student):
         state["exp_avg"][...] = m
         state["exp_avg_sq"][...] = v
 
-    return [(Adam, "_update", update)]
+    return [(Adam, "_update", update), (Adam, "_foreach_default", False)]
 
 
 def engine(minidl, inputs):
