@@ -2,8 +2,8 @@
 
 The models (unet/zoo.py's networks), each at one small size: batch --batch (2) of C x S x S
 float32, C the model's usual input channels (1 or 3), S the nearest size >= --size (128) that
-the model takes (``valid_input_size``), at the width in WIDTHS (the article's where a step
-fits in about a second on 2 cores; ``--width NAME=W`` changes it):
+the model takes (``valid_input_size``), at the width in MODELS (the article's where minidl's
+step fits well within a second on 2 cores; ``--width NAME=W`` changes it):
 
     unet            unet.UNet(1, 2, base_channels=W, depth=5, padding="same"), cross-entropy
                     (the paper U-Net, the reference row: the network of benchmarks.unet_step)
@@ -82,21 +82,23 @@ def _paper_twin(torch, width):
     return TorchUNet(1, 2, width, 5)
 
 
-# Widths: a forward + backward at batch 2, 128x128 within about a second on 2 cores for minidl
-# (FCN-8s at its full width holds 134 M parameters, 102 M in fc6, and pads 128 to 326).
+# Widths: minidl's forward + backward at batch 2, 128x128 well within a second on 2 cores. At
+# the article's widths (one probe, 2026-12-05): the paper U-Net and zhixuhao (64) 1.1-1.3 s,
+# BNUNet (64) 8.5 s, ResNet34UNet (1.0) 7.7 s; FCN-8s at its full width holds 134 M parameters,
+# 102 M of them in fc6, and pads 128 to 326. tf_unet and unet_mini run at the article's width.
 MODELS = {
-    "unet": Model("unet.UNet (paper; reference)", 1, "base_channels", 64, 64, "ce",
+    "unet": Model("unet.UNet (paper; reference)", 1, "base_channels", 32, 64, "ce",
                   lambda w: unet.UNet(1, 2, base_channels=int(w), depth=5, padding="same"), _paper_twin),
-    "zhixuhao": Model("ZhixuhaoUNet", 1, "width", 64, 64, "bce",
+    "zhixuhao": Model("ZhixuhaoUNet", 1, "width", 32, 64, "bce",
                       lambda w: ZhixuhaoUNet(1, 1, width=int(w)),
                       lambda torch, w: torch_twins.torch_zhixuhao(torch, 1, 1, int(w), "transpose", 0.5)),
     "tf_unet": Model("TfUNet", 3, "width", 16, 16, "tf_unet",
                      lambda w: TfUNet(3, 2, width=int(w)),
                      lambda torch, w: torch_twins.torch_tf_unet(torch, 3, 2, int(w), 3, 3, 0.75)),
-    "bn_unet": Model("BNUNet", 1, "width", 64, 64, "bce",
+    "bn_unet": Model("BNUNet", 1, "width", 16, 64, "bce",
                      lambda w: BNUNet(1, 1, width=int(w)),
                      lambda torch, w: torch_twins.torch_bn_unet(torch, 1, 1, int(w), 5)),
-    "resnet34_unet": Model("ResNet34UNet", 3, "width", 1.0, 1.0, "bce",
+    "resnet34_unet": Model("ResNet34UNet", 3, "width", 0.25, 1.0, "bce",
                            lambda w: ResNet34UNet(3, 1, width=w),
                            lambda torch, w: torch_twins.torch_unet34(torch, 3, 1, w, 0.2)),
     "fcn8s": Model("FCN-8s", 3, "width", 0.25, 1.0, "ce",
@@ -214,8 +216,9 @@ def step(model, loss_fn, x, target, clock=None):
     return out, loss
 
 
-def parity(torch, model, twin, loss_fns, x_np, t_np):
-    """One step each without dropout; relative errors of output, loss and the first gradient."""
+def parity_step(torch, model, twin, loss_fns, x_np, t_np):
+    """One step each with every Dropout's p at 0: {library: (output, loss, gradient of the first
+    parameter)} as float64 NumPy arrays / floats, and that parameter's name."""
     first = next(iter(dict(model.named_parameters())))
     old_m, old_t = set_dropout(model), set_dropout(twin)
     try:
@@ -224,13 +227,31 @@ def parity(torch, model, twin, loss_fns, x_np, t_np):
     finally:
         set_dropout(model, old_m)
         set_dropout(twin, old_t)
-    grad_m = dict(model.named_parameters())[first].grad.numpy()
-    grad_t = dict(twin.named_parameters())[first].grad.numpy()
-    return {"output": rel_error(out_m.detach().numpy(), out_t.detach().numpy()),
-            "loss": abs(loss_m.item() - loss_t.item()) / abs(loss_t.item()),
-            "grad": rel_error(grad_m, grad_t), "grad_param": first,
-            # a zero output or gradient in both would agree vacuously
-            "nonzero": bool(np.abs(out_t.detach().numpy()).max() > 0 and np.abs(grad_t).max() > 0)}
+    found = {}
+    for lib, m, out, loss in (("minidl", model, out_m, loss_m), ("torch", twin, out_t, loss_t)):
+        grad = dict(m.named_parameters())[first].grad.numpy()
+        found[lib] = (out.detach().numpy().astype(np.float64), loss.item(), grad.astype(np.float64))
+    return found, first
+
+
+def errors(mine, theirs):
+    """Relative errors (output, loss, gradient) of ``mine`` against ``theirs`` (parity_step's)."""
+    (out_m, loss_m, grad_m), (out_t, loss_t, grad_t) = mine, theirs
+    return {"output": rel_error(out_m, out_t), "loss": abs(loss_m - loss_t) / abs(loss_t),
+            "grad": rel_error(grad_m, grad_t)}
+
+
+def parity_ok(row):
+    """OK: float32 agreement within the tolerances, or, where rounding is amplified (BatchNorm
+    of few values), minidl's float32 no further from the float64 result than 10x PyTorch's;
+    float64 agreement within RTOL64; never a zero output or gradient (a vacuous agreement)."""
+    e32, ref = row["errors_float32"], row.get("errors_float32_vs_float64")
+    if not row["nonzero"]:
+        return False
+    for key, tol in (("output", OUT_RTOL32), ("loss", OUT_RTOL32), ("grad", GRAD_RTOL32)):
+        if e32[key] > tol and not (ref and ref["minidl"][key] <= 10 * ref["torch"][key]):
+            return False
+    return "errors_float64" not in row or max(row["errors_float64"].values()) <= RTOL64
 
 
 # ----------------------------------------------------------------------------- one model
@@ -252,7 +273,7 @@ def bench_model(torch, args, name):
     copy_weights(torch, model, twin)
     twin.train()
     loss_fns = losses(torch, spec.loss)
-    errors32 = parity(torch, model, twin, loss_fns, x_np, t_np)
+    found32, first = parity_step(torch, model, twin, loss_fns, x_np, t_np)
 
     x, target = minidl.tensor(x_np), minidl.tensor(t_np)
     xt, tt = torch.from_numpy(x_np), torch.from_numpy(t_np)
@@ -276,11 +297,12 @@ def bench_model(torch, args, name):
         "median_ms_by_phase": {lib: {k: median_ms(c[k]) for k in ("forward", "backward")}
                                for lib, c in clocks.items()},
         "ratio": ms["minidl"] / ms["torch"],
-        "errors_float32": errors32,
+        "grad_param": first,
+        "errors_float32": errors(found32["minidl"], found32["torch"]),
+        # a zero output or gradient in both would agree vacuously
+        "nonzero": bool(np.abs(found32["torch"][0]).max() > 0 and np.abs(found32["torch"][2]).max() > 0),
     }
     del model, twin, runs, x, target, xt, tt
-    ok = (errors32["nonzero"] and errors32["output"] <= OUT_RTOL32 and errors32["loss"] <= OUT_RTOL32
-          and errors32["grad"] <= GRAD_RTOL32)
     if not args.no_float64:
         minidl.manual_seed(args.seed)  # the same weights again, in float64
         model64 = spec.build(width)
@@ -288,11 +310,12 @@ def bench_model(torch, args, name):
         model64.double().train()
         twin64 = spec.twin(torch, width).double().train()
         copy_weights(torch, model64, twin64)
-        errors64 = parity(torch, model64, twin64, loss_fns, x_np.astype(np.float64),
-                          t_np.astype(np.float64) if spec.loss == "bce" else t_np)
-        row["errors_float64"] = errors64
-        ok = ok and max(errors64["output"], errors64["loss"], errors64["grad"]) <= RTOL64
-    row["parity_ok"] = ok
+        found64, _ = parity_step(torch, model64, twin64, loss_fns, x_np.astype(np.float64),
+                                 t_np.astype(np.float64) if spec.loss == "bce" else t_np)
+        row["errors_float64"] = errors(found64["minidl"], found64["torch"])
+        # each library's float32 step against PyTorch's float64 step: the rounding of float32
+        row["errors_float32_vs_float64"] = {lib: errors(found32[lib], found64["torch"]) for lib in found32}
+    row["parity_ok"] = parity_ok(row)
     return row
 
 
@@ -305,13 +328,13 @@ def width_text(r):
 
 
 def print_row(r):
-    e = r["errors_float32"]
-    e64 = r.get("errors_float64")
+    e, e64, ref = r["errors_float32"], r.get("errors_float64"), r.get("errors_float32_vs_float64")
     print(f"{r['model']:<14s} {width_text(r):<28s} {r['in_channels']}x{r['size']}x{r['size']}  "
           f"minidl {r['median_ms']['minidl']:8.1f} ms  torch {r['median_ms']['torch']:8.1f} ms  "
           f"ratio {r['ratio']:.2f}  parity {'OK' if r['parity_ok'] else 'MISMATCH'}: float32 out "
-          f"{e['output']:.1e} grad {e['grad']:.1e}"
-          + (f", float64 out {e64['output']:.1e} grad {e64['grad']:.1e}" if e64 else ""), flush=True)
+          f"{e['output']:.1e} loss {e['loss']:.1e} grad {e['grad']:.1e}"
+          + (f"; float32 grad vs float64: minidl {ref['minidl']['grad']:.1e} torch {ref['torch']['grad']:.1e}"
+             f"; float64 out {e64['output']:.1e} grad {e64['grad']:.1e}" if e64 else ""), flush=True)
 
 
 def markdown(result):
@@ -327,18 +350,20 @@ def markdown(result):
         f"`benchmarks/torch_twins.py` and `benchmarks/_torch_unet.py`) and batch, {m['threads']} "
         f"threads. minidl backend: `{m['minidl_backend']}`.",
         "",
-        "| model | width | input | parameters | minidl ms | PyTorch ms | ratio | parity float32: "
-        "output / loss / grad | float64: output / grad |",
-        "|---|---|---|---:|---:|---:|---:|---|---|",
+        "| model | width | input | parameters | minidl ms | PyTorch ms | ratio | parity | float32, "
+        "minidl vs PyTorch: output / loss / grad | float32 grad vs float64: minidl / PyTorch "
+        "| float64, minidl vs PyTorch: output / grad |",
+        "|---|---|---|---:|---:|---:|---:|---|---|---|---|",
     ]
     for r in result["rows"]:
-        e, e64 = r["errors_float32"], r.get("errors_float64")
+        e, e64, ref = r["errors_float32"], r.get("errors_float64"), r.get("errors_float32_vs_float64")
         f64 = f"{e64['output']:.0e} / {e64['grad']:.0e}" if e64 else "not run"
+        f32_64 = f"{ref['minidl']['grad']:.0e} / {ref['torch']['grad']:.0e}" if ref else "not run"
         lines.append(
             f"| {r['label']} | {width_text(r)} | {r['in_channels']}x{r['size']}x{r['size']} | "
             f"{r['parameters']:,} | {r['median_ms']['minidl']:.1f} | {r['median_ms']['torch']:.1f} | "
-            f"**{r['ratio']:.2f}** | {'OK' if r['parity_ok'] else 'MISMATCH'} "
-            f"{e['output']:.0e} / {e['loss']:.0e} / {e['grad']:.0e} | {f64} |")
+            f"**{r['ratio']:.2f}** | {'OK' if r['parity_ok'] else 'MISMATCH'} | "
+            f"{e['output']:.0e} / {e['loss']:.0e} / {e['grad']:.0e} | {f32_64} | {f64} |")
     lines += ["", "Median ms per phase (forward includes the loss):", "",
               "| model | minidl forward | minidl backward | PyTorch forward | PyTorch backward |",
               "|---|---:|---:|---:|---:|"]
@@ -352,14 +377,18 @@ def markdown(result):
         "`unet_step`); `ZhixuhaoUNet(1, 1)`, `BNUNet(1, 1)` and `ResNet34UNet(3, 1)` with BCE with "
         "logits; `TfUNet(3, 2)` with tf_unet's cross-entropy (`tf_unet_loss`, valid convolutions: "
         "the output is smaller than the input); `FCN(3, \"8s\", 3)` (3-class trimaps) and "
-        "`MiniUNet(3, 2)` with cross-entropy. Widths below the article's: a full-width step would "
-        "not fit in about a second on 2 cores.",
+        "`MiniUNet(3, 2)` with cross-entropy. A width below the article's (its value in brackets) keeps "
+        "minidl's step well within a second on 2 cores; `--width NAME=W` sets another.",
         "",
         "Parity: max |a - b| / max |b| of the output, of the loss and of the gradient of the first "
         "parameter (the input-side convolution: the longest backward path), one step each with every "
-        f"Dropout's p set to 0 (the libraries draw different masks); OK: output and loss <= "
-        f"{OUT_RTOL32:g}, gradient <= {GRAD_RTOL32:g} in float32, all <= {RTOL64:g} in float64 "
-        "(both models `.double()`, the same weights, checked once).",
+        "Dropout's p set to 0 (the libraries draw different masks). The same step once in float64 "
+        "(both models `.double()`, the same weights) gives the exact answer to compare float32 with: "
+        "the 'float32 grad vs float64' column is each library's own float32 rounding. OK: float32 "
+        f"output and loss within {OUT_RTOL32:g} and gradient within {GRAD_RTOL32:g} of PyTorch's, or, "
+        "where float32 rounding is amplified (BatchNorm over few values deep in the network), "
+        "minidl's float32 no further from float64 than 10 times PyTorch's; float64 within "
+        f"{RTOL64:g}; never an all-zero output or gradient.",
         "",
         machine_line(m),
         "",
