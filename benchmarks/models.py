@@ -42,6 +42,7 @@ from benchmarks._common import (THREADS, machine_info, machine_line, median_ms, 
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -338,7 +339,7 @@ def print_row(r):
 
 
 def markdown(result):
-    c, m = result["config"], result["machine"]
+    c, m, load = result["config"], result["machine"], result["load_average_1min"]
     lines = [
         "# Seed models, forward + loss + backward: minidl vs PyTorch",
         "",
@@ -390,7 +391,9 @@ def markdown(result):
         "minidl's float32 no further from float64 than 10 times PyTorch's; float64 within "
         f"{RTOL64:g}; never an all-zero output or gradient.",
         "",
-        machine_line(m),
+        machine_line(m) + f" Load average (1 min) at the start {load['start']:.1f}, at the end "
+        f"{load['end']:.1f}: above the thread count, other work shared the cores and slowed both "
+        "libraries.",
         "",
         "Reproduce: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.models"
         + (f" {c['argv']}`" if c["argv"] else "`"),
@@ -422,13 +425,15 @@ def main(argv=None):
               "batch": args.batch, "size": args.size, "repeats": args.repeats,
               "warmup": args.warmup, "seed": args.seed, "pause_s": args.pause,
               "argv": " ".join(sys.argv[1:] if argv is None else argv)}
+    load_before = os.getloadavg()   # the machine is shared: other work slows both libraries
     rows = []
     for name in args.only:
         row = bench_model(torch, args, name)
         rows.append(row)
         print_row(row)
     result = {"benchmark": "models", "config": config,
-              "machine": machine_info(torch, args.threads), "rows": rows}
+              "machine": machine_info(torch, args.threads), "rows": rows,
+              "load_average_1min": {"start": load_before[0], "end": os.getloadavg()[0]}}
     if not args.no_save:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "models.json").write_text(json.dumps(result, indent=2) + "\n")
