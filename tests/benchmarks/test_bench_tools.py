@@ -168,3 +168,26 @@ def test_numba_compile_calls_every_public_numba_kernel_once_per_dtype():
     assert set(calls) == public - {"start_threads"}  # every kernel (start_threads is no kernel)
     for call in calls.values():
         call()  # each runs on its tiny inputs
+
+
+def test_models_smoke_run_agrees_for_every_model(tmp_path):
+    """benchmarks.models at tiny widths and size: every seed model's minidl and PyTorch step
+    agree (float32 and float64) and the result files are written."""
+    pytest.importorskip("torch")
+    import json
+
+    from benchmarks.models import MODELS
+
+    tiny = {"unet": 2, "zhixuhao": 2, "tf_unet": 2, "bn_unet": 2, "resnet34_unet": 1 / 16,
+            "fcn8s": 1 / 32, "mini_unet": 2}
+    assert set(tiny) == set(MODELS)
+    widths = [arg for name, w in tiny.items() for arg in ("--width", f"{name}={w}")]
+    _run_benchmark("benchmarks.models", "--size", "32", "--repeats", "1", "--warmup", "0",
+                   "--pause", "0", *widths, "--out", str(tmp_path), cwd=tmp_path)
+    rows = json.loads((tmp_path / "models.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == list(MODELS)
+    for r in rows:
+        assert r["parity_ok"] and r["nonzero"], r
+        assert max(r["errors_float64"].values()) < 1e-10, r
+        assert r["median_ms"]["minidl"] > 0 and r["median_ms"]["torch"] > 0
+    assert (tmp_path / "models.md").read_text().startswith("# Seed models")

@@ -8,44 +8,9 @@ import minidl
 import minidl.functional as F
 from seed_model_checks import (cells_batch, compare_with_twin, count_parameters, standard_losses,
                                train_steps)
+from benchmarks.torch_twins import torch_bn_unet
 from unet.bn_unet import BNUNet
 from unet.planner import SizeError
-
-
-def torch_bn_unet(torch, in_channels, n_classes, width, depth):
-    tnn = torch.nn
-
-    def cbr(ci, co, stride=1):
-        return [tnn.Conv2d(ci, co, 3, stride=stride, padding=1), tnn.BatchNorm2d(co), tnn.ReLU()]
-
-    class Twin(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            c = [width * 2 ** i for i in range(depth)]
-            for i in range(1, depth + 1):
-                ci = in_channels if i == 1 else c[i - 2]
-                setattr(self, f"enc{i}", tnn.Sequential(*cbr(ci, c[i - 1]), *cbr(c[i - 1], c[i - 1])))
-                if i < depth:
-                    setattr(self, f"down{i}", tnn.Sequential(*cbr(c[i - 1], c[i - 1], 2)))
-            for i in range(depth - 1, 0, -1):
-                setattr(self, f"up{i}", tnn.Sequential(
-                    tnn.ConvTranspose2d(c[i], c[i - 1], 3, stride=2, padding=1, output_padding=1),
-                    tnn.BatchNorm2d(c[i - 1]), tnn.ReLU()))
-                setattr(self, f"dec{i}", tnn.Sequential(*cbr(2 * c[i - 1], c[i - 1]), *cbr(c[i - 1], c[i - 1])))
-            self.head = tnn.Conv2d(c[0], n_classes, 1)
-
-        def forward(self, x):
-            skips = []
-            for i in range(1, depth + 1):
-                x = getattr(self, f"enc{i}")(x)
-                if i < depth:
-                    skips.append(x)
-                    x = getattr(self, f"down{i}")(x)
-            for i in range(depth - 1, 0, -1):
-                x = getattr(self, f"dec{i}")(torch.cat([skips[i - 1], getattr(self, f"up{i}")(x)], 1))
-            return self.head(x)
-
-    return Twin()
 
 
 @pytest.mark.parametrize("depth", [5, 3])

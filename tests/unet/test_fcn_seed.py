@@ -1,77 +1,19 @@
 """fcn8s / fcn16s / fcn32s as seed models: the interface (SOURCE, LOSS, RECIPE, sizes), a
 PyTorch twin with our module tree (float64: output, loss, every gradient, again after one step
 of the paper's SGD), and a short training run on synthetic trimaps reported by mean IU."""
-from collections import OrderedDict
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import minidl
 import minidl.functional as F
+from benchmarks.torch_twins import torch_fcn
 from unet import FCN
 from unet.interop import export_torch_state_dict
 from unet.metrics import confusion_matrix, mean_iou
 from unet.synthetic import make_trimap
 
 WIDTH = 1 / 32
-
-
-def torch_fcn(torch, n_classes, variant, width, in_channels=3):
-    """FCN with our module names (block1..block5, fc), the paper's crop offsets written out."""
-    tnn = torch.nn
-
-    def ch(c):
-        return max(1, int(round(c * width)))
-
-    class TorchFCN(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            c_in = in_channels
-            for block, n_convs, c_out in ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)):
-                layers = OrderedDict()
-                for k in range(1, n_convs + 1):
-                    layers[f"conv{block}_{k}"] = tnn.Conv2d(c_in, ch(c_out), 3, padding=100 if block == k == 1 else 1)
-                    layers[f"relu{block}_{k}"] = tnn.ReLU()
-                    c_in = ch(c_out)
-                layers[f"pool{block}"] = tnn.MaxPool2d(2, 2, ceil_mode=True)
-                setattr(self, f"block{block}", tnn.Sequential(layers))
-            f = ch(4096)
-            self.fc = tnn.Sequential(OrderedDict([
-                ("fc6", tnn.Conv2d(c_in, f, 7)), ("relu6", tnn.ReLU()), ("drop6", tnn.Dropout()),
-                ("fc7", tnn.Conv2d(f, f, 1)), ("relu7", tnn.ReLU()), ("drop7", tnn.Dropout())]))
-            self.score_fr = tnn.Conv2d(f, n_classes, 1)
-
-            def up(s):
-                return tnn.ConvTranspose2d(n_classes, n_classes, 2 * s, stride=s, bias=False)
-            if variant == "32s":
-                self.upscore = up(32)
-            else:
-                self.score_pool4 = tnn.Conv2d(ch(512), n_classes, 1)
-                self.upscore2 = up(2)
-                if variant == "16s":
-                    self.upscore16 = up(16)
-                else:
-                    self.score_pool3 = tnn.Conv2d(ch(256), n_classes, 1)
-                    self.upscore_pool4 = up(2)
-                    self.upscore8 = up(8)
-
-        def forward(self, x):
-            H, W = x.shape[-2:]
-            pool3 = self.block3(self.block2(self.block1(x)))
-            pool4 = self.block4(pool3)
-            h = self.score_fr(self.fc(self.block5(pool4)))
-            if variant == "32s":
-                return self.upscore(h)[:, :, 19:19 + H, 19:19 + W]
-            h = self.upscore2(h)
-            h = h + self.score_pool4(pool4)[:, :, 5:5 + h.shape[2], 5:5 + h.shape[3]]
-            if variant == "16s":
-                return self.upscore16(h)[:, :, 27:27 + H, 27:27 + W]
-            h = self.upscore_pool4(h)
-            h = h + self.score_pool3(pool3)[:, :, 9:9 + h.shape[2], 9:9 + h.shape[3]]
-            return self.upscore8(h)[:, :, 31:31 + H, 31:31 + W]
-
-    return TorchFCN()
 
 
 def _close(ours, theirs, what, rtol=1e-10):

@@ -10,36 +10,9 @@ import minidl
 import minidl.functional as F
 from seed_model_checks import (cells_batch, compare_with_twin, count_parameters, fix_dropout_masks,
                                standard_losses, train_steps)
+from benchmarks.torch_twins import torch_mini_unet
 from unet.mini_unet import MiniUNet
 from unet.planner import SizeError
-
-
-def torch_mini_unet(torch, in_channels, n_classes, width, dropout):
-    tnn = torch.nn
-
-    def block(ci, co):
-        return tnn.Sequential(tnn.Conv2d(ci, co, 3, padding=1), tnn.ReLU(), tnn.Dropout(dropout),
-                              tnn.Conv2d(co, co, 3, padding=1), tnn.ReLU())
-
-    class Twin(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            w = width
-            self.conv1, self.conv2, self.conv3 = block(in_channels, w), block(w, 2 * w), block(2 * w, 4 * w)
-            self.conv4, self.conv5 = block(6 * w, 2 * w), block(3 * w, w)
-            self.out = tnn.Conv2d(w, n_classes, 1)
-
-        def forward(self, x):
-            pool = lambda t: torch.nn.functional.max_pool2d(t, 2)  # noqa: E731
-            up = lambda t: torch.nn.functional.interpolate(t, scale_factor=2, mode="nearest")  # noqa: E731
-            c1 = self.conv1(x)
-            c2 = self.conv2(pool(c1))
-            c3 = self.conv3(pool(c2))
-            x = self.conv4(torch.cat([up(c3), c2], 1))
-            x = self.conv5(torch.cat([up(x), c1], 1))
-            return self.out(x)
-
-    return Twin()
 
 
 def test_matches_torch_twin_float64(torch):

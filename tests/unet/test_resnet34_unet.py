@@ -1,11 +1,13 @@
-"""resnet34_unet (fast.ai's Unet34): a PyTorch twin built here from the article's recipe,
-weights copied across by name; the forward hooks; the shape rules; a short training run."""
+"""resnet34_unet (fast.ai's Unet34): a PyTorch twin built from the article's recipe
+(benchmarks/torch_twins.py), weights copied across by name; the forward hooks; the shape
+rules; a short training run."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import minidl
 import minidl.functional as F
+from benchmarks.torch_twins import torch_unet34
 from unet.interop import export_torch_state_dict
 from unet.resnet34_unet import BasicBlock, ResNet34Encoder, ResNet34UNet, UnetBlock
 from unet.synthetic import make_cells
@@ -13,92 +15,7 @@ from unet.synthetic import make_cells
 WIDTH = 1 / 16          # channels 4, 8, 16, 32 in the encoder, 16 in the decoder
 
 
-# ----------------------------------------------------------------------------- the twin
-def torch_unet34(torch, in_channels=3, n_classes=1, width=WIDTH, dropout=0.0):
-    """The article's Unet34 in PyTorch, with torchvision's ResNet34 structure written out (no
-    torchvision import) and the skip features taken by forward hooks, as in the article."""
-    tnn, tF = torch.nn, torch.nn.functional
-
-    def ch(c):
-        return max(1, int(round(c * width)))
-
-    class Block(tnn.Module):
-        def __init__(self, c_in, c_out, stride):
-            super().__init__()
-            self.conv1 = tnn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-            self.bn1 = tnn.BatchNorm2d(c_out)
-            self.relu = tnn.ReLU()
-            self.conv2 = tnn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-            self.bn2 = tnn.BatchNorm2d(c_out)
-            self.downsample = None
-            if stride != 1 or c_in != c_out:
-                self.downsample = tnn.Sequential(tnn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                                  tnn.BatchNorm2d(c_out))
-
-        def forward(self, x):
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.relu(self.bn1(self.conv1(x)))
-            return self.relu(self.bn2(self.conv2(out)) + identity)
-
-    class Encoder(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = tnn.Conv2d(in_channels, ch(64), 7, 2, 3, bias=False)
-            self.bn1 = tnn.BatchNorm2d(ch(64))
-            self.relu = tnn.ReLU()
-            self.maxpool = tnn.MaxPool2d(3, 2, 1)
-            c = ch(64)
-            for i, (n, c_out) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
-                blocks = [Block(c, ch(c_out), 1 if i == 0 else 2)]
-                blocks += [Block(ch(c_out), ch(c_out), 1) for _ in range(n - 1)]
-                setattr(self, f"layer{i + 1}", tnn.Sequential(*blocks))
-                c = ch(c_out)
-
-        def forward(self, x):
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-            return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-    class Save:
-        def __init__(self, m):
-            self.hook = m.register_forward_hook(self.fn)
-
-        def fn(self, module, inputs, output):
-            self.features = output
-
-    class UBlock(tnn.Module):
-        def __init__(self, up_in, x_in, n_out):
-            super().__init__()
-            self.x_conv = tnn.Conv2d(x_in, n_out // 2, 1)
-            self.tr_conv = tnn.ConvTranspose2d(up_in, n_out // 2, 2, stride=2)
-            self.bn = tnn.BatchNorm2d(n_out)
-
-        def forward(self, up_p, x_p):
-            return self.bn(tF.relu(torch.cat([self.tr_conv(up_p), self.x_conv(x_p)], dim=1)))
-
-    class Unet34(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.encoder = Encoder()
-            e, d = self.encoder, 2 * ch(128)
-            self.sfs = [Save(m) for m in (e.relu, e.layer1, e.layer2, e.layer3)]
-            self.dropout = tnn.Dropout(dropout) if dropout else tnn.Identity()
-            self.up1 = UBlock(ch(512), ch(256), d)
-            self.up2 = UBlock(d, ch(128), d)
-            self.up3 = UBlock(d, ch(64), d)
-            self.up4 = UBlock(d, ch(64), d)
-            self.up5 = tnn.ConvTranspose2d(d, n_classes, 2, stride=2)
-
-        def forward(self, x):
-            x = self.dropout(tF.relu(self.encoder(x)))
-            x = self.up1(x, self.sfs[3].features)
-            x = self.up2(x, self.sfs[2].features)
-            x = self.up3(x, self.sfs[1].features)
-            x = self.up4(x, self.sfs[0].features)
-            return self.up5(x)
-
-    return Unet34()
-
-
+# ----------------------------------------------------------------------------- the twin's weights
 def _randomise(model, seed=0):
     """Non-trivial BatchNorm affine parameters and running statistics (the defaults 1/0 would
     hide a swapped weight and bias)."""

@@ -8,70 +8,9 @@ from hypothesis import given, settings, strategies as st
 
 import minidl
 from seed_model_checks import cells_batch, compare_with_twin, count_parameters, fix_dropout_masks
+from benchmarks.torch_twins import torch_tf_unet, torch_tf_unet_cost
 from unet.planner import SizeError
 from unet.tf_unet import TfUNet, tf_unet_loss
-
-
-def torch_tf_unet(torch, in_channels, n_classes, width, layers, filter_size, keep_prob):
-    """create_conv_net written in PyTorch with our module names."""
-    tnn = torch.nn
-
-    def block(ci, co):
-        return tnn.Sequential(tnn.Conv2d(ci, co, filter_size), tnn.Dropout(1 - keep_prob), tnn.ReLU(),
-                              tnn.Conv2d(co, co, filter_size), tnn.Dropout(1 - keep_prob), tnn.ReLU())
-
-    class Up(tnn.Module):
-        def __init__(self, f):
-            super().__init__()
-            self.deconv = tnn.Sequential(tnn.ConvTranspose2d(f, f // 2, 2, stride=2), tnn.ReLU())
-            self.conv = block(f, f // 2)
-
-        def forward(self, x, skip):
-            x = self.deconv(x)
-            h, w = x.shape[-2:]
-            top, left = (skip.shape[-2] - h) // 2, (skip.shape[-1] - w) // 2
-            return self.conv(torch.cat([skip[:, :, top:top + h, left:left + w], x], 1))
-
-    class Twin(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            c = in_channels
-            for i in range(layers):
-                setattr(self, f"down_conv_{i}", block(c, 2 ** i * width))
-                c = 2 ** i * width
-            for i in range(layers - 2, -1, -1):
-                setattr(self, f"up_conv_{i}", Up(2 ** (i + 1) * width))
-            self.output_map = tnn.Conv2d(width, n_classes, 1)
-
-        def forward(self, x):
-            skips = []
-            for i in range(layers):
-                x = getattr(self, f"down_conv_{i}")(x)
-                skips.append(x)
-                if i < layers - 1:
-                    x = torch.nn.functional.max_pool2d(x, 2)
-            for i in range(layers - 2, -1, -1):
-                x = getattr(self, f"up_conv_{i}")(x, skips[i])
-            return torch.relu(self.output_map(x))
-
-    return Twin()
-
-
-def torch_tf_unet_cost(torch, cost, class_weights):
-    """tf_unet's _get_cost in PyTorch, on class-index labels cropped like util.crop_to_shape."""
-    def loss(logits, target):
-        n_class, (h, w) = logits.shape[1], logits.shape[-2:]
-        oy, ox = (target.shape[-2] - h) // 2, (target.shape[-1] - w) // 2
-        y = torch.nn.functional.one_hot(target[:, oy:oy + h, ox:ox + w], n_class).to(logits.dtype)
-        flat_logits, flat_labels = logits.permute(0, 2, 3, 1).reshape(-1, n_class), y.reshape(-1, n_class)
-        if cost == "dice_coefficient":
-            p = torch.softmax(flat_logits, 1)
-            return -(2 * (p * flat_labels).sum() / (1e-5 + p.sum() + flat_labels.sum()))
-        loss_map = -(flat_labels * torch.log_softmax(flat_logits, 1)).sum(1)
-        if class_weights is not None:
-            loss_map = loss_map * (flat_labels * torch.tensor(class_weights, dtype=logits.dtype)).sum(1)
-        return loss_map.mean()
-    return loss
 
 
 @pytest.mark.parametrize("cost, class_weights", [("cross_entropy", None), ("cross_entropy", [0.3, 2.0, 1.1]),

@@ -10,54 +10,9 @@ import minidl
 import minidl.functional as F
 from seed_model_checks import (cells_batch, compare_with_twin, count_parameters, fix_dropout_masks,
                                standard_losses, train_steps)
+from benchmarks.torch_twins import torch_zhixuhao
 from unet.planner import SizeError
 from unet.zhixuhao import ZhixuhaoUNet
-
-
-def torch_zhixuhao(torch, in_channels, n_classes, width, up, dropout):
-    """The Keras model written in PyTorch with our module names; the 'upsample' branch uses
-    PyTorch's own padding='same' (for an even kernel it also pads 0 before and 1 after)."""
-    tnn = torch.nn
-
-    def double(ci, co):
-        return tnn.Sequential(tnn.Conv2d(ci, co, 3, padding=1), tnn.ReLU(),
-                              tnn.Conv2d(co, co, 3, padding=1), tnn.ReLU())
-
-    def upb(c):
-        if up == "transpose":
-            return tnn.Sequential(tnn.ConvTranspose2d(c, c // 2, 2, stride=2), tnn.ReLU())
-        return tnn.Sequential(tnn.Upsample(scale_factor=2, mode="nearest"), tnn.Identity(),
-                              tnn.Conv2d(c, c // 2, 2, padding="same"), tnn.ReLU())
-
-    class Twin(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            c = [width * 2 ** i for i in range(5)]
-            self.conv1, self.conv2 = double(in_channels, c[0]), double(c[0], c[1])
-            self.conv3, self.conv4 = double(c[1], c[2]), double(c[2], c[3])
-            self.drop4 = tnn.Dropout(dropout)
-            self.conv5 = double(c[3], c[4])
-            self.drop5 = tnn.Dropout(dropout)
-            self.up6, self.conv6 = upb(c[4]), double(c[4], c[3])
-            self.up7, self.conv7 = upb(c[3]), double(c[3], c[2])
-            self.up8, self.conv8 = upb(c[2]), double(c[2], c[1])
-            self.up9, self.conv9 = upb(c[1]), double(c[1], c[0])
-            self.head = tnn.Sequential(tnn.Conv2d(c[0], 2, 3, padding=1), tnn.ReLU(), tnn.Conv2d(2, n_classes, 1))
-
-        def forward(self, x):
-            pool = lambda t: torch.nn.functional.max_pool2d(t, 2)  # noqa: E731
-            c1 = self.conv1(x)
-            c2 = self.conv2(pool(c1))
-            c3 = self.conv3(pool(c2))
-            d4 = self.drop4(self.conv4(pool(c3)))
-            d5 = self.drop5(self.conv5(pool(d4)))
-            x = self.conv6(torch.cat([d4, self.up6(d5)], 1))
-            x = self.conv7(torch.cat([c3, self.up7(x)], 1))
-            x = self.conv8(torch.cat([c2, self.up8(x)], 1))
-            x = self.conv9(torch.cat([c1, self.up9(x)], 1))
-            return self.head(x)
-
-    return Twin()
 
 
 @pytest.mark.parametrize("up", ["transpose", "upsample"])
