@@ -51,7 +51,7 @@ from .reference import _avgpool2d_divisor, _col2im_geometry
 # The convolution routes of minidl/backend/algorithms.py that conv2d takes on this backend, from
 # this many channels on (input channels per group for shifted rows, in and out for Winograd):
 # where each became faster than im2col in measurements on 2 threads (docs/performance.md).
-CONV_ALGORITHMS = {"rotated_kernel": 1, "shifted_rows": 16, "winograd": 128}
+CONV_ALGORITHMS = {"depthwise": 2, "rotated_kernel": 1, "shifted_rows": 16, "winograd": 128}
 
 _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 
@@ -197,6 +197,140 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
     S = np.empty((N, G, KH * (C // G), R * WC + DW * (KW - 1)), dtype=x.dtype) if out is None else out
     _stack_shifted_rows(np.ascontiguousarray(x), r0, R, KH, DH, PT, PL, WC, G, S)
     return S
+
+
+
+# ---- convolution: depthwise ----------------------------------------------------------------
+#
+# Forward and dx: one thread per plane (n, c) of the result (y's M planes of channel c, dx's
+# plane), which it builds row by row: the row is zeroed, then every tap (p, q) adds its scaled
+# run of input (dy) values onto it, p then q, while the row is in L1; the runs are the windows'
+# valid ranges (`_valid_windows`), so the inner loops test no bounds and, with stride 1, read and
+# write contiguous memory (Numba vectorises them). dweight: one thread per output channel f;
+# each tap's products go into a row of partial sums (one per output column j, so the loop
+# vectorises without reordering a sum: fastmath stays off), summed along the row at the end.
+
+@numba.njit(**_JIT)
+def _depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, y):
+    """y[n, c*M + m, i, j] = sum_{p, q} weight[c, m, p, q] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]."""
+    N, C, H, W = x.shape
+    _, M, KH, KW = weight.shape
+    _, _, OH, OW = y.shape
+    for nc in prange(N * C):  # one thread per input plane (n, c): its M output planes
+        n, c = nc // C, nc % C
+        for m in range(M):
+            f = c * M + m
+            for i in range(OH):
+                out = y[n, f, i]
+                out[:] = 0
+                for p in range(KH):
+                    h = SH * i - PH + DH * p
+                    if h < 0 or h >= H:  # tap p of this window row is in the padding
+                        continue
+                    row = x[n, c, h]
+                    for q in range(KW):
+                        wt = weight[c, m, p, q]
+                        j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
+                        off = DW * q - PW
+                        if SW == 1:
+                            for j in range(j0, j1):
+                                out[j] += wt * row[j + off]
+                        else:
+                            for j in range(j0, j1):
+                                out[j] += wt * row[SW * j + off]
+
+
+@numba.njit(**_JIT)
+def _depthwise_conv2d_dx(dy, weight, SH, SW, PH, PW, DH, DW, dx):
+    """dx[n, c, h, w] = sum of weight[c, m, p, q] * dy[n, c*M + m, i, j] over SH*i + DH*p = h + PH, ...
+
+    Tap by tap (p, q), as the reference: the tap's M terms summed first, then added onto dx."""
+    N, C, H, W = dx.shape
+    _, M, KH, KW = weight.shape
+    _, _, OH, OW = dy.shape
+    for nc in prange(N * C):  # one thread per plane (n, c) of dx, row by row
+        n, c = nc // C, nc % C
+        for h in range(H):
+            out = dx[n, c, h]
+            out[:] = 0
+            for p in range(KH):
+                top = h + PH - DH * p  # = SH*i for the window row i whose tap p lands on row h
+                if top < 0 or top % SH != 0 or top // SH >= OH:
+                    continue
+                i = top // SH
+                for q in range(KW):
+                    j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
+                    off = DW * q - PW
+                    if M == 1:
+                        wt, g = weight[c, 0, p, q], dy[n, c, i]
+                        if SW == 1:
+                            for j in range(j0, j1):
+                                out[j + off] += wt * g[j]
+                        else:
+                            for j in range(j0, j1):
+                                out[SW * j + off] += wt * g[j]
+                    else:
+                        for j in range(j0, j1):
+                            term = weight[c, 0, p, q] * dy[n, c * M, i, j]
+                            for m in range(1, M):
+                                term += weight[c, m, p, q] * dy[n, c * M + m, i, j]
+                            out[SW * j + off] += term
+
+
+@numba.njit(**_JIT)
+def _depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight):
+    """dweight[c, m, p, q] = sum_{n, i, j} dy[n, c*M + m, i, j] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]."""
+    N, C, H, W = x.shape
+    _, F, OH, OW = dy.shape
+    M = F // C
+    for f in prange(F):  # one thread per output channel
+        c, m = f // M, f % M
+        partial = np.zeros((KH * KW, OW), dtype=dy.dtype)  # partial[(p, q), j]: summed over n, i
+        for n in range(N):
+            for i in range(OH):
+                g = dy[n, f, i]
+                for p in range(KH):
+                    h = SH * i - PH + DH * p
+                    if h < 0 or h >= H:
+                        continue
+                    row = x[n, c, h]
+                    for q in range(KW):
+                        j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
+                        off = DW * q - PW
+                        acc = partial[p * KW + q]
+                        if SW == 1:
+                            for j in range(j0, j1):
+                                acc[j] += g[j] * row[j + off]
+                        else:
+                            for j in range(j0, j1):
+                                acc[j] += g[j] * row[SW * j + off]
+        for p in range(KH):
+            for q in range(KW):
+                dweight[c, m, p, q] = partial[p * KW + q].sum()
+
+
+def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW):
+    """See ``reference.depthwise_conv2d``: x (N,C,H,W), weight (C,M,KH,KW) -> y (N, C*M, OH, OW)."""
+    N, C = x.shape[:2]
+    y = np.empty((N, C * weight.shape[1], OH, OW), dtype=x.dtype)  # every row is zeroed by its thread
+    _depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(weight), SH, SW, PH, PW, DH, DW, y)
+    return y
+
+
+def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW):
+    """See ``reference.depthwise_conv2d_dx``: dy (N, C*M, OH, OW) -> dx x_shape."""
+    dx = np.empty(tuple(x_shape), dtype=dy.dtype)  # every plane is zeroed by its thread
+    _depthwise_conv2d_dx(np.ascontiguousarray(dy), np.ascontiguousarray(weight), SH, SW, PH, PW, DH, DW, dx)
+    return dx
+
+
+def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
+    """See ``reference.depthwise_conv2d_dweight``: dy (N, C*M, OH, OW), x (N,C,H,W) -> (C, M, KH, KW)."""
+    C, F = x.shape[1], dy.shape[1]
+    dweight = np.empty((C, F // C, KH, KW), dtype=dy.dtype)
+    _depthwise_conv2d_dweight(np.ascontiguousarray(dy), np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW,
+                              DH, DW, dweight)
+    return dweight
 
 
 
