@@ -227,17 +227,17 @@ def _depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, y):
                     h = SH * i - PH + DH * p
                     if h < 0 or h >= H:  # tap p of this window row is in the padding
                         continue
-                    row = x[n, c, h]
                     for q in range(KW):
                         wt = weight[c, m, p, q]
                         j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
-                        off = DW * q - PW
+                        # the runs as views, indexed from 0: Numba then knows no index is negative
+                        o, r = out[j0:j1], x[n, c, h, SW * j0 + DW * q - PW:]
                         if SW == 1:
-                            for j in range(j0, j1):
-                                out[j] += wt * row[j + off]
+                            for k in range(j1 - j0):
+                                o[k] += wt * r[k]
                         else:
-                            for j in range(j0, j1):
-                                out[j] += wt * row[SW * j + off]
+                            for k in range(j1 - j0):
+                                o[k] += wt * r[SW * k]
 
 
 @numba.njit(**_JIT)
@@ -260,21 +260,21 @@ def _depthwise_conv2d_dx(dy, weight, SH, SW, PH, PW, DH, DW, dx):
                 i = top // SH
                 for q in range(KW):
                     j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
-                    off = DW * q - PW
+                    o = out[SW * j0 + DW * q - PW:]  # views indexed from 0, as in forward
                     if M == 1:
-                        wt, g = weight[c, 0, p, q], dy[n, c, i]
+                        wt, g = weight[c, 0, p, q], dy[n, c, i, j0:j1]
                         if SW == 1:
-                            for j in range(j0, j1):
-                                out[j + off] += wt * g[j]
+                            for k in range(j1 - j0):
+                                o[k] += wt * g[k]
                         else:
-                            for j in range(j0, j1):
-                                out[SW * j + off] += wt * g[j]
+                            for k in range(j1 - j0):
+                                o[SW * k] += wt * g[k]
                     else:
-                        for j in range(j0, j1):
-                            term = weight[c, 0, p, q] * dy[n, c * M, i, j]
+                        for k in range(j1 - j0):
+                            term = weight[c, 0, p, q] * dy[n, c * M, i, j0 + k]
                             for m in range(1, M):
-                                term += weight[c, m, p, q] * dy[n, c * M + m, i, j]
-                            out[SW * j + off] += term
+                                term += weight[c, m, p, q] * dy[n, c * M + m, i, j0 + k]
+                            o[SW * k] += term
 
 
 @numba.njit(**_JIT)
@@ -293,17 +293,16 @@ def _depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight):
                     h = SH * i - PH + DH * p
                     if h < 0 or h >= H:
                         continue
-                    row = x[n, c, h]
                     for q in range(KW):
                         j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
-                        off = DW * q - PW
-                        acc = partial[p * KW + q]
+                        # views indexed from 0, as in forward
+                        acc, gj, r = partial[p * KW + q, j0:j1], g[j0:j1], x[n, c, h, SW * j0 + DW * q - PW:]
                         if SW == 1:
-                            for j in range(j0, j1):
-                                acc[j] += g[j] * row[j + off]
+                            for k in range(j1 - j0):
+                                acc[k] += gj[k] * r[k]
                         else:
-                            for j in range(j0, j1):
-                                acc[j] += g[j] * row[SW * j + off]
+                            for k in range(j1 - j0):
+                                acc[k] += gj[k] * r[SW * k]
         for p in range(KH):
             for q in range(KW):
                 dweight[c, m, p, q] = partial[p * KW + q].sum()
