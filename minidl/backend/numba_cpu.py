@@ -308,18 +308,139 @@ def _depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight):
                 dweight[c, m, p, q] = partial[p * KW + q].sum()
 
 
+# Stride 1: the shifted-rows trick (minidl/ops/conv_shifted.py) per plane. The plane is copied,
+# zero padded, into a flat canvas WC = OW + DW*(KW-1) columns wide (plus one row), and output
+# pixel (i, j) is given the flat index l = i*WC + j, as if the output were WC wide: then tap
+# (p, q) of every window is the canvas SHIFTED by DH*p*WC + DW*q, and each tap is one long
+# contiguous loop over a band of output rows, however narrow the image (at 14x14 the row loops
+# above spend their time starting rows); the columns j >= OW read wrapped-around values and are
+# dropped. The sums run over the same taps in the same order (padding adds w * 0), so the results
+# are still the reference's bit for bit. dx is the same with dy's canvas and the kernel rotated
+# (conv_rotated.py): dx[h, w] = sum_{p,q} w[p, q] * dypad[h + DH*(KH-1-p), w + DW*(KW-1-q)].
+DEPTHWISE_BAND = 1024  # values of a band of output rows: its sums stay in L1
+
+
+@numba.njit(cache=True)
+def _fill_canvas(plane, top, left, canvas):
+    """canvas[r, s] = plane[r - top, s - left] inside the plane, else 0 (top, left may be negative)."""
+    rows, width = canvas.shape
+    H, W = plane.shape
+    s0, s1 = min(max(0, left), width), max(min(width, left + W), 0)
+    for r in range(rows):
+        h = r - top
+        canvas[r, :] = 0
+        if 0 <= h < H and s0 < s1:
+            canvas[r, s0:s1] = plane[h, s0 - left:s1 - left]
+
+
+@numba.njit(**_JIT)
+def _depthwise_conv2d_stride1(x, weight, PH, PW, DH, DW, y):
+    N, C, H, W = x.shape
+    _, M, KH, KW = weight.shape
+    _, _, OH, OW = y.shape
+    HC, WC = OH + DH * (KH - 1), OW + DW * (KW - 1)
+    R = max(1, DEPTHWISE_BAND // WC)  # output rows per band
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        canvas = np.empty((HC + 1) * WC, dtype=x.dtype)  # one more row: what the wrapped columns read
+        _fill_canvas(x[n, c], PH, PW, canvas.reshape((HC + 1, WC)))
+        acc = np.empty(R * WC, dtype=x.dtype)
+        for m in range(M):
+            for i0 in range(0, OH, R):
+                rows = min(R, OH - i0)
+                a = acc[:rows * WC]
+                a[:] = 0
+                for p in range(KH):
+                    for q in range(KW):
+                        wt, src = weight[c, m, p, q], canvas[(i0 + DH * p) * WC + DW * q:]
+                        for k in range(rows * WC):
+                            a[k] += wt * src[k]
+                for k in range(rows):
+                    y[n, c * M + m, i0 + k, :] = a[k * WC:k * WC + OW]
+
+
+@numba.njit(**_JIT)
+def _depthwise_conv2d_dx_stride1(dy, weight, PH, PW, DH, DW, dx):
+    N, C, H, W = dx.shape
+    _, M, KH, KW = weight.shape
+    HD, WD = H + DH * (KH - 1), W + DW * (KW - 1)  # dy's canvas: dx's windows in the rotated kernel
+    R = max(1, DEPTHWISE_BAND // WD)
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        canvas = np.empty((M, (HD + 1) * WD), dtype=dy.dtype)
+        for m in range(M):
+            _fill_canvas(dy[n, c * M + m], DH * (KH - 1) - PH, DW * (KW - 1) - PW, canvas[m].reshape((HD + 1, WD)))
+        acc = np.empty(R * WD, dtype=dy.dtype)
+        for i0 in range(0, H, R):
+            rows = min(R, H - i0)
+            a = acc[:rows * WD]
+            a[:] = 0
+            for p in range(KH):
+                for q in range(KW):
+                    base = (i0 + DH * (KH - 1 - p)) * WD + DW * (KW - 1 - q)
+                    if M == 1:
+                        wt, src = weight[c, 0, p, q], canvas[0, base:]
+                        for k in range(rows * WD):
+                            a[k] += wt * src[k]
+                    else:
+                        for k in range(rows * WD):
+                            term = weight[c, 0, p, q] * canvas[0, base + k]
+                            for m in range(1, M):
+                                term += weight[c, m, p, q] * canvas[m, base + k]
+                            a[k] += term
+            for k in range(rows):
+                dx[n, c, i0 + k, :] = a[k * WD:k * WD + W]
+
+
+@numba.njit(**_JIT)
+def _depthwise_conv2d_dweight_stride1(dy, x, KH, KW, PH, PW, DH, DW, dweight):
+    N, C, H, W = x.shape
+    _, F, OH, OW = dy.shape
+    M = F // C
+    HC, WC = OH + DH * (KH - 1), OW + DW * (KW - 1)
+    R = max(1, DEPTHWISE_BAND // (2 * WC))  # KH*KW rows of partial sums per band
+    for f in prange(F):
+        c, m = f // M, f % M
+        canvas = np.empty((HC + 1) * WC, dtype=x.dtype)
+        wide = np.zeros(OH * WC, dtype=dy.dtype)  # dy on the wide pixels; 0 in the dropped columns
+        partial = np.zeros((KH * KW, R * WC), dtype=dy.dtype)
+        for n in range(N):
+            _fill_canvas(x[n, c], PH, PW, canvas.reshape((HC + 1, WC)))
+            for i in range(OH):
+                wide[i * WC:i * WC + OW] = dy[n, f, i]
+            for i0 in range(0, OH, R):
+                rows = min(R, OH - i0)
+                g = wide[i0 * WC:]
+                for p in range(KH):
+                    for q in range(KW):
+                        acc, src = partial[p * KW + q], canvas[(i0 + DH * p) * WC + DW * q:]
+                        for k in range(rows * WC):
+                            acc[k] += g[k] * src[k]
+        for p in range(KH):
+            for q in range(KW):
+                dweight[c, m, p, q] = partial[p * KW + q].sum()
+
+
 def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW):
     """See ``reference.depthwise_conv2d``: x (N,C,H,W), weight (C,M,KH,KW) -> y (N, C*M, OH, OW)."""
     N, C = x.shape[:2]
-    y = np.empty((N, C * weight.shape[1], OH, OW), dtype=x.dtype)  # every row is zeroed by its thread
-    _depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(weight), SH, SW, PH, PW, DH, DW, y)
+    y = np.empty((N, C * weight.shape[1], OH, OW), dtype=x.dtype)  # every row is written by its thread
+    x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    if (SH, SW) == (1, 1):
+        _depthwise_conv2d_stride1(x, weight, PH, PW, DH, DW, y)
+    else:
+        _depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, y)
     return y
 
 
 def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW):
     """See ``reference.depthwise_conv2d_dx``: dy (N, C*M, OH, OW) -> dx x_shape."""
-    dx = np.empty(tuple(x_shape), dtype=dy.dtype)  # every plane is zeroed by its thread
-    _depthwise_conv2d_dx(np.ascontiguousarray(dy), np.ascontiguousarray(weight), SH, SW, PH, PW, DH, DW, dx)
+    dx = np.empty(tuple(x_shape), dtype=dy.dtype)  # every plane is written by its thread
+    dy, weight = np.ascontiguousarray(dy), np.ascontiguousarray(weight)
+    if (SH, SW) == (1, 1):
+        _depthwise_conv2d_dx_stride1(dy, weight, PH, PW, DH, DW, dx)
+    else:
+        _depthwise_conv2d_dx(dy, weight, SH, SW, PH, PW, DH, DW, dx)
     return dx
 
 
@@ -327,8 +448,11 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
     """See ``reference.depthwise_conv2d_dweight``: dy (N, C*M, OH, OW), x (N,C,H,W) -> (C, M, KH, KW)."""
     C, F = x.shape[1], dy.shape[1]
     dweight = np.empty((C, F // C, KH, KW), dtype=dy.dtype)
-    _depthwise_conv2d_dweight(np.ascontiguousarray(dy), np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW,
-                              DH, DW, dweight)
+    dy, x = np.ascontiguousarray(dy), np.ascontiguousarray(x)
+    if (SH, SW) == (1, 1):
+        _depthwise_conv2d_dweight_stride1(dy, x, KH, KW, PH, PW, DH, DW, dweight)
+    else:
+        _depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight)
     return dweight
 
 
