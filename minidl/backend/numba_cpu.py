@@ -202,13 +202,28 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
 
 # ---- convolution: depthwise ----------------------------------------------------------------
 #
-# Forward and dx: one thread per plane (n, c) of the result (y's M planes of channel c, dx's
-# plane), which it builds row by row: the row is zeroed, then every tap (p, q) adds its scaled
-# run of input (dy) values onto it, p then q, while the row is in L1; the runs are the windows'
-# valid ranges (`_valid_windows`), so the inner loops test no bounds and, with stride 1, read and
-# write contiguous memory (Numba vectorises them). dweight: one thread per output channel f;
-# each tap's products go into a row of partial sums (one per output column j, so the loop
-# vectorises without reordering a sum: fastmath stays off), summed along the row at the end.
+# The shifted-rows trick (minidl/ops/conv_shifted.py), per plane. A plane is copied, zero padded,
+# into a flat canvas WC = SW*(OW-1) + DW*(KW-1) + 1 columns wide (plus one row), and output pixel
+# (i, j) of a stride-1 convolution gets the flat index l = i*WC + j, as if the output were WC
+# wide: then tap (p, q) of every window is the canvas SHIFTED by DH*p*WC + DW*q, and each tap is
+# one long contiguous loop (Numba vectorises it) over a band of output rows, however narrow the
+# image (at 14x14, loops over single rows spent their time starting rows: 8.0 against 3.6 ms for
+# dx at 512 channels, batch 8); the columns j >= OW read wrapped-around values and are dropped.
+# The sums run over the same taps in the same order as the reference's (padding adds w * 0), so
+# forward and dx are the reference's bit for bit. One thread per plane (n, c) of y or dx; for
+# dweight one per output channel f, whose products go into rows of partial sums (one per wide
+# pixel, so the loop vectorises without reordering a sum: fastmath stays off), summed at the end.
+#   dx     = the stride-1 correlation of dy's canvas with the kernel rotated (conv_rotated.py):
+#            dx[h, w] = sum_{p,q} w[p, q] * dycanvas[h + DH*(KH-1-p), w + DW*(KW-1-q)], where with
+#            stride S the canvas holds dy SPREAD out, dy[i, j] at (S*i, S*j) + offset, zeros between
+#   dweight[p, q] = sum over wide pixels l of spread dy[l] * xcanvas[l + DH*p*WC + DW*q]
+# With stride S the spread dy makes S*S times the multiply-adds, but contiguous ones: at 64
+# channels, 112x112, stride 2 this took as long as loops over rows with strided access (20 ms).
+# Forward with a stride goes row by row instead (the stride-1 trick would compute S*S times the
+# output and drop most of it): each row of y is zeroed, then every tap adds its scaled run of x
+# (the windows' valid range, `_valid_windows`: no bounds tests), p then q, while the row is in L1.
+DEPTHWISE_BAND = 1024  # values of a band of output rows: its sums stay in L1
+
 
 @numba.njit(**_JIT)
 def _depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, y):
@@ -240,97 +255,27 @@ def _depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, y):
                                 o[k] += wt * r[SW * k]
 
 
-@numba.njit(**_JIT)
-def _depthwise_conv2d_dx(dy, weight, SH, SW, PH, PW, DH, DW, dx):
-    """dx[n, c, h, w] = sum of weight[c, m, p, q] * dy[n, c*M + m, i, j] over SH*i + DH*p = h + PH, ...
-
-    Tap by tap (p, q), as the reference: the tap's M terms summed first, then added onto dx."""
-    N, C, H, W = dx.shape
-    _, M, KH, KW = weight.shape
-    _, _, OH, OW = dy.shape
-    for nc in prange(N * C):  # one thread per plane (n, c) of dx, row by row
-        n, c = nc // C, nc % C
-        for h in range(H):
-            out = dx[n, c, h]
-            out[:] = 0
-            for p in range(KH):
-                top = h + PH - DH * p  # = SH*i for the window row i whose tap p lands on row h
-                if top < 0 or top % SH != 0 or top // SH >= OH:
-                    continue
-                i = top // SH
-                for q in range(KW):
-                    j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
-                    o = out[SW * j0 + DW * q - PW:]  # views indexed from 0, as in forward
-                    if M == 1:
-                        wt, g = weight[c, 0, p, q], dy[n, c, i, j0:j1]
-                        if SW == 1:
-                            for k in range(j1 - j0):
-                                o[k] += wt * g[k]
-                        else:
-                            for k in range(j1 - j0):
-                                o[SW * k] += wt * g[k]
-                    else:
-                        for k in range(j1 - j0):
-                            term = weight[c, 0, p, q] * dy[n, c * M, i, j0 + k]
-                            for m in range(1, M):
-                                term += weight[c, m, p, q] * dy[n, c * M + m, i, j0 + k]
-                            o[SW * k] += term
-
-
-@numba.njit(**_JIT)
-def _depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight):
-    """dweight[c, m, p, q] = sum_{n, i, j} dy[n, c*M + m, i, j] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]."""
-    N, C, H, W = x.shape
-    _, F, OH, OW = dy.shape
-    M = F // C
-    for f in prange(F):  # one thread per output channel
-        c, m = f // M, f % M
-        partial = np.zeros((KH * KW, OW), dtype=dy.dtype)  # partial[(p, q), j]: summed over n, i
-        for n in range(N):
-            for i in range(OH):
-                g = dy[n, f, i]
-                for p in range(KH):
-                    h = SH * i - PH + DH * p
-                    if h < 0 or h >= H:
-                        continue
-                    for q in range(KW):
-                        j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
-                        # views indexed from 0, as in forward
-                        acc, gj, r = partial[p * KW + q, j0:j1], g[j0:j1], x[n, c, h, SW * j0 + DW * q - PW:]
-                        if SW == 1:
-                            for k in range(j1 - j0):
-                                acc[k] += gj[k] * r[k]
-                        else:
-                            for k in range(j1 - j0):
-                                acc[k] += gj[k] * r[SW * k]
-        for p in range(KH):
-            for q in range(KW):
-                dweight[c, m, p, q] = partial[p * KW + q].sum()
-
-
-# Stride 1: the shifted-rows trick (minidl/ops/conv_shifted.py) per plane. The plane is copied,
-# zero padded, into a flat canvas WC = OW + DW*(KW-1) columns wide (plus one row), and output
-# pixel (i, j) is given the flat index l = i*WC + j, as if the output were WC wide: then tap
-# (p, q) of every window is the canvas SHIFTED by DH*p*WC + DW*q, and each tap is one long
-# contiguous loop over a band of output rows, however narrow the image (at 14x14 the row loops
-# above spend their time starting rows); the columns j >= OW read wrapped-around values and are
-# dropped. The sums run over the same taps in the same order (padding adds w * 0), so the results
-# are still the reference's bit for bit. dx is the same with dy's canvas and the kernel rotated
-# (conv_rotated.py): dx[h, w] = sum_{p,q} w[p, q] * dypad[h + DH*(KH-1-p), w + DW*(KW-1-q)].
-DEPTHWISE_BAND = 1024  # values of a band of output rows: its sums stay in L1
-
-
 @numba.njit(cache=True)
-def _fill_canvas(plane, top, left, canvas):
-    """canvas[r, s] = plane[r - top, s - left] inside the plane, else 0 (top, left may be negative)."""
+def _fill_canvas(plane, top, left, SH, SW, canvas):
+    """canvas[r, s] = plane[(r - top) / SH, (s - left) / SW] where both divide and lie inside the
+    plane, else 0 (top, left may be negative): the plane zero padded, and with strides > 1 spread
+    out, SH - 1 rows and SW - 1 columns of zeros between its values."""
     rows, width = canvas.shape
     H, W = plane.shape
-    s0, s1 = min(max(0, left), width), max(min(width, left + W), 0)
+    j0 = max(0, (SW - 1 - left) // SW)  # the first column of the plane inside: left + SW*j0 >= 0
+    s0 = min(left + SW * j0, width)  # the canvas column that holds it
+    s1 = max(min(width, left + SW * (W - 1) + 1), s0)  # past the last one
     for r in range(rows):
-        h = r - top
         canvas[r, :] = 0
-        if 0 <= h < H and s0 < s1:
+        if r - top < 0 or (r - top) % SH != 0 or (r - top) // SH >= H:
+            continue
+        h = (r - top) // SH
+        if SW == 1:
             canvas[r, s0:s1] = plane[h, s0 - left:s1 - left]
+        else:
+            row = canvas[r, s0:]
+            for k in range((s1 - s0 + SW - 1) // SW):
+                row[SW * k] = plane[h, j0 + k]
 
 
 @numba.njit(**_JIT)
@@ -343,7 +288,7 @@ def _depthwise_conv2d_stride1(x, weight, PH, PW, DH, DW, y):
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         canvas = np.empty((HC + 1) * WC, dtype=x.dtype)  # one more row: what the wrapped columns read
-        _fill_canvas(x[n, c], PH, PW, canvas.reshape((HC + 1, WC)))
+        _fill_canvas(x[n, c], PH, PW, 1, 1, canvas.reshape((HC + 1, WC)))
         acc = np.empty(R * WC, dtype=x.dtype)
         for m in range(M):
             for i0 in range(0, OH, R):
@@ -360,7 +305,7 @@ def _depthwise_conv2d_stride1(x, weight, PH, PW, DH, DW, y):
 
 
 @numba.njit(**_JIT)
-def _depthwise_conv2d_dx_stride1(dy, weight, PH, PW, DH, DW, dx):
+def _depthwise_conv2d_dx_spread(dy, weight, SH, SW, PH, PW, DH, DW, dx):
     N, C, H, W = dx.shape
     _, M, KH, KW = weight.shape
     HD, WD = H + DH * (KH - 1), W + DW * (KW - 1)  # dy's canvas: dx's windows in the rotated kernel
@@ -369,7 +314,8 @@ def _depthwise_conv2d_dx_stride1(dy, weight, PH, PW, DH, DW, dx):
         n, c = nc // C, nc % C
         canvas = np.empty((M, (HD + 1) * WD), dtype=dy.dtype)
         for m in range(M):
-            _fill_canvas(dy[n, c * M + m], DH * (KH - 1) - PH, DW * (KW - 1) - PW, canvas[m].reshape((HD + 1, WD)))
+            _fill_canvas(dy[n, c * M + m], DH * (KH - 1) - PH, DW * (KW - 1) - PW, SH, SW,
+                         canvas[m].reshape((HD + 1, WD)))
         acc = np.empty(R * WD, dtype=dy.dtype)
         for i0 in range(0, H, R):
             rows = min(R, H - i0)
@@ -393,23 +339,23 @@ def _depthwise_conv2d_dx_stride1(dy, weight, PH, PW, DH, DW, dx):
 
 
 @numba.njit(**_JIT)
-def _depthwise_conv2d_dweight_stride1(dy, x, KH, KW, PH, PW, DH, DW, dweight):
+def _depthwise_conv2d_dweight_spread(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight):
     N, C, H, W = x.shape
     _, F, OH, OW = dy.shape
     M = F // C
-    HC, WC = OH + DH * (KH - 1), OW + DW * (KW - 1)
+    RS = SH * (OH - 1) + 1  # the rows of dy spread out
+    HC, WC = RS + DH * (KH - 1), SW * (OW - 1) + DW * (KW - 1) + 1
     R = max(1, DEPTHWISE_BAND // (2 * WC))  # KH*KW rows of partial sums per band
     for f in prange(F):
         c, m = f // M, f % M
         canvas = np.empty((HC + 1) * WC, dtype=x.dtype)
-        wide = np.zeros(OH * WC, dtype=dy.dtype)  # dy on the wide pixels; 0 in the dropped columns
+        wide = np.empty(RS * WC, dtype=dy.dtype)  # dy spread out on the wide pixels; 0 elsewhere
         partial = np.zeros((KH * KW, R * WC), dtype=dy.dtype)
         for n in range(N):
-            _fill_canvas(x[n, c], PH, PW, canvas.reshape((HC + 1, WC)))
-            for i in range(OH):
-                wide[i * WC:i * WC + OW] = dy[n, f, i]
-            for i0 in range(0, OH, R):
-                rows = min(R, OH - i0)
+            _fill_canvas(x[n, c], PH, PW, 1, 1, canvas.reshape((HC + 1, WC)))
+            _fill_canvas(dy[n, f], 0, 0, SH, SW, wide.reshape((RS, WC)))
+            for i0 in range(0, RS, R):
+                rows = min(R, RS - i0)
                 g = wide[i0 * WC:]
                 for p in range(KH):
                     for q in range(KW):
@@ -437,10 +383,7 @@ def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW):
     """See ``reference.depthwise_conv2d_dx``: dy (N, C*M, OH, OW) -> dx x_shape."""
     dx = np.empty(tuple(x_shape), dtype=dy.dtype)  # every plane is written by its thread
     dy, weight = np.ascontiguousarray(dy), np.ascontiguousarray(weight)
-    if (SH, SW) == (1, 1):
-        _depthwise_conv2d_dx_stride1(dy, weight, PH, PW, DH, DW, dx)
-    else:
-        _depthwise_conv2d_dx(dy, weight, SH, SW, PH, PW, DH, DW, dx)
+    _depthwise_conv2d_dx_spread(dy, weight, SH, SW, PH, PW, DH, DW, dx)
     return dx
 
 
@@ -449,10 +392,7 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
     C, F = x.shape[1], dy.shape[1]
     dweight = np.empty((C, F // C, KH, KW), dtype=dy.dtype)
     dy, x = np.ascontiguousarray(dy), np.ascontiguousarray(x)
-    if (SH, SW) == (1, 1):
-        _depthwise_conv2d_dweight_stride1(dy, x, KH, KW, PH, PW, DH, DW, dweight)
-    else:
-        _depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight)
+    _depthwise_conv2d_dweight_spread(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight)
     return dweight
 
 
