@@ -49,8 +49,9 @@ from .geometry import conv_output_size
 from .reference import _avgpool2d_divisor, _col2im_geometry
 
 # The convolution routes of minidl/backend/algorithms.py that conv2d takes on this backend, from
-# this many channels on (input channels per group for shifted rows, in and out for Winograd):
-# where each became faster than im2col in measurements on 2 threads (docs/performance.md).
+# this many channels on (input channels per group for shifted rows, in and out for Winograd;
+# depthwise: every depthwise conv2d of 2 channels or more): where each became faster than im2col
+# in measurements on 2 threads (docs/performance.md).
 CONV_ALGORITHMS = {"depthwise": 2, "rotated_kernel": 1, "shifted_rows": 16, "winograd": 128}
 
 _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
