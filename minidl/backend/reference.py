@@ -18,11 +18,12 @@ from .winograd_matrices import TILE as WINOGRAD_TILE
 from .geometry import conv_output_size
 
 # The convolution routes this module's kernels support (minidl/backend/algorithms.py), and from
-# how many channels conv2d takes each by itself: the rotated kernel always; depthwise from 2
-# channels (its slices are plain NumPy, where im2col makes C products too thin for BLAS); the
-# others only when asked, as these kernels are written to be read (the Winograd transforms here
-# made conv2d at 128 channels, 128x128, batch 2 take 416 ms against 184 by im2col: docs/performance.md).
-CONV_ALGORITHMS = {"depthwise": 2, "rotated_kernel": 1, "shifted_rows": None, "winograd": None}
+# how many channels conv2d takes each by itself: the rotated kernel always; the others only
+# when asked, as these kernels are written to be read (the Winograd transforms here made conv2d
+# at 128 channels, 128x128, batch 2 take 416 ms against 184 by im2col; the depthwise slices, one
+# NumPy pass over y per tap on one thread, 120 ms against 82 at 32@112, batch 8, though 27
+# against 42 at 512@14: docs/performance.md).
+CONV_ALGORITHMS = {"depthwise": None, "rotated_kernel": 1, "shifted_rows": None, "winograd": None}
 
 # ---- convolution: im2col / col2im -------------------------------------------------------
 #

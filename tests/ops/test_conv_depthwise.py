@@ -1,7 +1,7 @@
 """conv2d by the depthwise route (minidl/ops/conv_depthwise.py): gradients, PyTorch, the switch.
 
-The route is forced with ``minidl.backend.conv_algorithm("depthwise")`` (and taken by itself from
-2 channels where the kernel module's table offers it); each test checks that the output's
+The route is forced with ``minidl.backend.conv_algorithm("depthwise")`` (every CPU kernel module
+offers it; the Numba one also takes it by itself from 2 channels); each test checks that the output's
 ``grad_fn`` is the route's, so that it ran.
 """
 import numpy as np
@@ -18,8 +18,15 @@ from minidl.ops.conv_depthwise import Conv2dDepthwise
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 
 
+def _skip_unless_offered():
+    """The CuPy kernels do not offer the route (a forced one runs on im2col there)."""
+    if "depthwise" not in kernels_for(minidl.zeros(1)._data).CONV_ALGORITHMS:
+        pytest.skip(f"the kernels of device {minidl.get_default_device()} do not offer the depthwise route")
+
+
 @pytest.fixture
-def depthwise(monkeypatch):
+def depthwise(monkeypatch, device):
+    _skip_unless_offered()
     monkeypatch.setattr(conv_algorithms, "_warned", set())  # each test sees its warning once
     with conv_algorithm("depthwise"):
         yield
@@ -75,6 +82,7 @@ def _forward_backward(x, w, b, dy, route, **kw):
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", CASES)
 def test_equals_the_im2col_route(backend, x_shape, w_shape, kw):
+    _skip_unless_offered()
     x, w, b = _randn(x_shape, 1), _randn(w_shape, 2), _randn(w_shape[0], 3)
     y_shape = conv2d(minidl.tensor(x), minidl.tensor(w), **kw).shape
     dy = _randn(y_shape, 4)
@@ -98,6 +106,7 @@ def test_only_the_needed_gradients_are_computed(backend, depthwise):
 
 def test_float32_error_against_float64_is_no_worse_than_im2col(backend):
     """float32 stays float32, and its rounding is as small as the textbook route's."""
+    _skip_unless_offered()
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal((2, 8, 15, 13)), rng.standard_normal((8, 1, 3, 3)) / 3, rng.standard_normal(8)
     dy = rng.standard_normal((2, 8, 8, 7))
@@ -110,10 +119,13 @@ def test_float32_error_against_float64_is_no_worse_than_im2col(backend):
             assert np.max(np.abs(ours - truth)) <= 2e-6 * np.max(np.abs(truth)), route
 
 
-def test_each_kernel_module_takes_the_route_from_two_channels(backend):
-    """Numba and the reference: from 2 channels, by itself; 'auto' follows the table."""
-    assert kernel_module(backend).CONV_ALGORITHMS["depthwise"] == 2
+def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backend):
+    """Numba: from 2 channels, by itself; the reference (kept readable): only when forced.
+    'auto' follows the table."""
+    expected = {"numba": 2, "reference": None}[backend]
+    assert kernel_module(backend).CONV_ALGORITHMS["depthwise"] == expected
     offered = kernels_for(minidl.zeros(1)._data).CONV_ALGORITHMS.get("depthwise") is not None
+    assert offered == (expected is not None and minidl.get_default_device() == "cpu")
     x, w = _randn((1, 4, 5, 6)), _randn((8, 1, 3, 3))
     y = conv2d(minidl.tensor(x), minidl.tensor(w, requires_grad=True), padding=1, groups=4)
     assert (type(y.grad_fn) is Conv2dDepthwise) == offered
