@@ -266,17 +266,16 @@ def _fill_canvas(plane, top, left, SH, SW, canvas):
     j0 = max(0, (SW - 1 - left) // SW)  # the first column of the plane inside: left + SW*j0 >= 0
     s0 = min(left + SW * j0, width)  # the canvas column that holds it
     s1 = max(min(width, left + SW * (W - 1) + 1), s0)  # past the last one
+    count = (s1 - s0 + SW - 1) // SW  # values of a row of the plane inside
+    flat = canvas.reshape(rows * width)
+    for k in range(rows * width):  # explicit loops: forward 1.44 against 1.7-1.9 ms by slices at 512@14
+        flat[k] = 0
     for r in range(rows):
-        canvas[r, :] = 0
         if r - top < 0 or (r - top) % SH != 0 or (r - top) // SH >= H:
             continue
-        h = (r - top) // SH
-        if SW == 1:
-            canvas[r, s0:s1] = plane[h, s0 - left:s1 - left]
-        else:
-            row = canvas[r, s0:]
-            for k in range((s1 - s0 + SW - 1) // SW):
-                row[SW * k] = plane[h, j0 + k]
+        src, dst = plane[(r - top) // SH, j0:], flat[r * width + s0:]
+        for k in range(count):
+            dst[SW * k] = src[k]
 
 
 @numba.njit(**_JIT)
