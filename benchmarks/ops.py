@@ -9,6 +9,9 @@ Cases (batch 2 unless noted, float32):
   softmax over channels              2 classes at 256^2 (the U-Net output)
   cross_entropy over (N, C, H, W)    2 classes at 256^2 (the U-Net output) and 21 at 128^2
   binary_cross_entropy_with_logits   1 channel at 256^2 (a one-class output)
+  conv2d depthwise 3x3, padding 1    MobileNet's depthwise layers, batch 8: 32@112, 64@112 stride 2,
+                                     128@56, 256@28, 512@14 (groups = channels; three-way with the
+                                     im2col route and float32 errors: benchmarks/depthwise.py)
 
 Method, per case: identical inputs and weights in both libraries; loss =
 sum(dy * y) with a fixed random dy; one untimed run checks that outputs and
@@ -44,7 +47,10 @@ import minidl.functional as F  # noqa: E402
 
 PARITY_RTOL = 1e-4  # float32, on max-normalised errors
 LEVELS = [(64, 256), (128, 128), (256, 64), (512, 32)]  # (channels, size) of U-Net levels
-TARGETS = {"conv2d 3x3": 1.5, "max_pool2d": 1.5}  # case-name prefix -> target ratio (issue 4)
+TARGETS = {"conv2d 3x3": 1.5, "max_pool2d": 1.5,  # case-name prefix -> target ratio (issue 4)
+           "conv2d depthwise": 1.5}  # issue 26
+DEPTHWISE = [(32, 112, 1), (64, 112, 2), (128, 56, 1), (256, 28, 1), (512, 14, 1)]  # MobileNet (C, size, stride)
+DEPTHWISE_BATCH = 8
 
 
 def target_of(case):
@@ -117,6 +123,16 @@ def cases(batch, quick):
     target = rng.integers(0, 2, (batch, 1, size, size)).astype(np.float32)
     out.append((f"bce_with_logits 1 channel @{size}", {"x": logits, "target": target},
                 lambda t, lib: lib.binary_cross_entropy_with_logits(t["x"], t["target"]), None))
+    for c, size, stride in DEPTHWISE:
+        size //= scale
+        # forward N*C*OH*OW*9 multiply-adds, and as many in each of dx and dweight
+        x, w, b = randn(DEPTHWISE_BATCH, c, size, size), randn(c, 1, 3, 3) / 3, randn(c)
+        out_size = (size - 1) // stride + 1
+        flops = 3 * 2 * DEPTHWISE_BATCH * c * out_size * out_size * 9
+        out.append((f"conv2d depthwise 3x3 {c}@{size}" + (f"/{stride}" if stride > 1 else ""),
+                    {"x": x, "weight": w, "bias": b},
+                    lambda t, lib, stride=stride, c=c: lib.conv2d(t["x"], t["weight"], t["bias"], stride=stride,
+                                                               padding=1, groups=c), flops))
     return out
 
 

@@ -49,9 +49,10 @@ from .geometry import conv_output_size
 from .reference import _avgpool2d_divisor, _col2im_geometry
 
 # The convolution routes of minidl/backend/algorithms.py that conv2d takes on this backend, from
-# this many channels on (input channels per group for shifted rows, in and out for Winograd):
-# where each became faster than im2col in measurements on 2 threads (docs/performance.md).
-CONV_ALGORITHMS = {"rotated_kernel": 1, "shifted_rows": 16, "winograd": 128}
+# this many channels on (input channels per group for shifted rows, in and out for Winograd;
+# depthwise: every depthwise conv2d of 2 channels or more): where each became faster than im2col
+# in measurements on 2 threads (docs/performance.md).
+CONV_ALGORITHMS = {"depthwise": 2, "rotated_kernel": 1, "shifted_rows": 16, "winograd": 128}
 
 _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 
@@ -197,6 +198,202 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
     S = np.empty((N, G, KH * (C // G), R * WC + DW * (KW - 1)), dtype=x.dtype) if out is None else out
     _stack_shifted_rows(np.ascontiguousarray(x), r0, R, KH, DH, PT, PL, WC, G, S)
     return S
+
+
+
+# ---- convolution: depthwise ----------------------------------------------------------------
+#
+# The shifted-rows trick (minidl/ops/conv_shifted.py), per plane. A plane is copied, zero padded,
+# into a flat canvas WC = SW*(OW-1) + DW*(KW-1) + 1 columns wide (plus one row), and output pixel
+# (i, j) of a stride-1 convolution gets the flat index l = i*WC + j, as if the output were WC
+# wide: then tap (p, q) of every window is the canvas SHIFTED by DH*p*WC + DW*q, and each tap is
+# one long contiguous loop (Numba vectorises it) over a band of output rows, however narrow the
+# image (at 14x14, loops over single rows spent their time starting rows: 8.0 against 3.6 ms for
+# dx at 512 channels, batch 8); the columns j >= OW read wrapped-around values and are dropped.
+# The sums run over the same taps in the same order as the reference's (padding adds w * 0), so
+# forward and dx are the reference's bit for bit. One thread per plane (n, c) of y or dx; for
+# dweight one per output channel f, whose products go into rows of partial sums (one per wide
+# pixel, so the loop vectorises without reordering a sum: fastmath stays off), summed at the end.
+#   dx     = the stride-1 correlation of dy's canvas with the kernel rotated (conv_rotated.py):
+#            dx[h, w] = sum_{p,q} w[p, q] * dycanvas[h + DH*(KH-1-p), w + DW*(KW-1-q)], where with
+#            stride S the canvas holds dy SPREAD out, dy[i, j] at (S*i, S*j) + offset, zeros between
+#   dweight[p, q] = sum over wide pixels l of spread dy[l] * xcanvas[l + DH*p*WC + DW*q]
+# With stride S the spread dy makes S*S times the multiply-adds, but contiguous ones: at 64
+# channels, 112x112, stride 2 this took as long as loops over rows with strided access (20 ms).
+# Forward with a stride goes row by row instead (the stride-1 trick would compute S*S times the
+# output and drop most of it): each row of y is zeroed, then every tap adds its scaled run of x
+# (the windows' valid range, `_valid_windows`: no bounds tests), p then q, while the row is in L1.
+DEPTHWISE_BAND = 1024  # values of a band of output rows: its sums stay in L1
+
+
+@numba.njit(**_JIT)
+def _depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, y):
+    """y[n, c*M + m, i, j] = sum_{p, q} weight[c, m, p, q] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]."""
+    N, C, H, W = x.shape
+    _, M, KH, KW = weight.shape
+    _, _, OH, OW = y.shape
+    for nc in prange(N * C):  # one thread per input plane (n, c): its M output planes
+        n, c = nc // C, nc % C
+        for m in range(M):
+            f = c * M + m
+            for i in range(OH):
+                out = y[n, f, i]
+                out[:] = 0
+                for p in range(KH):
+                    h = SH * i - PH + DH * p
+                    if h < 0 or h >= H:  # tap p of this window row is in the padding
+                        continue
+                    for q in range(KW):
+                        wt = weight[c, m, p, q]
+                        j0, j1 = _valid_windows(DW * q - PW, SW, W, OW)
+                        # the runs as views, indexed from 0: Numba then knows no index is negative
+                        o, r = out[j0:j1], x[n, c, h, SW * j0 + DW * q - PW:]
+                        if SW == 1:
+                            for k in range(j1 - j0):
+                                o[k] += wt * r[k]
+                        else:
+                            for k in range(j1 - j0):
+                                o[k] += wt * r[SW * k]
+
+
+@numba.njit(cache=True)
+def _fill_canvas(plane, top, left, SH, SW, canvas):
+    """canvas[r, s] = plane[(r - top) / SH, (s - left) / SW] where both divide and lie inside the
+    plane, else 0 (top, left may be negative): the plane zero padded, and with strides > 1 spread
+    out, SH - 1 rows and SW - 1 columns of zeros between its values."""
+    rows, width = canvas.shape
+    H, W = plane.shape
+    j0 = max(0, (SW - 1 - left) // SW)  # the first column of the plane inside: left + SW*j0 >= 0
+    s0 = min(left + SW * j0, width)  # the canvas column that holds it
+    s1 = max(min(width, left + SW * (W - 1) + 1), s0)  # past the last one
+    count = (s1 - s0 + SW - 1) // SW  # values of a row of the plane inside
+    flat = canvas.reshape(rows * width)
+    for k in range(rows * width):  # explicit loops: forward 1.44 against 1.7-1.9 ms by slices at 512@14
+        flat[k] = 0
+    for r in range(rows):
+        if r - top < 0 or (r - top) % SH != 0 or (r - top) // SH >= H:
+            continue
+        src, dst = plane[(r - top) // SH, j0:], flat[r * width + s0:]
+        for k in range(count):
+            dst[SW * k] = src[k]
+
+
+@numba.njit(**_JIT)
+def _depthwise_conv2d_stride1(x, weight, PH, PW, DH, DW, y):
+    N, C, H, W = x.shape
+    _, M, KH, KW = weight.shape
+    _, _, OH, OW = y.shape
+    HC, WC = OH + DH * (KH - 1), OW + DW * (KW - 1)
+    R = max(1, DEPTHWISE_BAND // WC)  # output rows per band
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        canvas = np.empty((HC + 1) * WC, dtype=x.dtype)  # one more row: what the wrapped columns read
+        _fill_canvas(x[n, c], PH, PW, 1, 1, canvas.reshape((HC + 1, WC)))
+        acc = np.empty(R * WC, dtype=x.dtype)
+        for m in range(M):
+            for i0 in range(0, OH, R):
+                rows = min(R, OH - i0)
+                a = acc[:rows * WC]
+                a[:] = 0
+                for p in range(KH):
+                    for q in range(KW):
+                        wt, src = weight[c, m, p, q], canvas[(i0 + DH * p) * WC + DW * q:]
+                        for k in range(rows * WC):
+                            a[k] += wt * src[k]
+                for k in range(rows):
+                    y[n, c * M + m, i0 + k, :] = a[k * WC:k * WC + OW]
+
+
+@numba.njit(**_JIT)
+def _depthwise_conv2d_dx_spread(dy, weight, SH, SW, PH, PW, DH, DW, dx):
+    N, C, H, W = dx.shape
+    _, M, KH, KW = weight.shape
+    HD, WD = H + DH * (KH - 1), W + DW * (KW - 1)  # dy's canvas: dx's windows in the rotated kernel
+    R = max(1, DEPTHWISE_BAND // WD)
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        canvas = np.empty((M, (HD + 1) * WD), dtype=dy.dtype)
+        for m in range(M):
+            _fill_canvas(dy[n, c * M + m], DH * (KH - 1) - PH, DW * (KW - 1) - PW, SH, SW,
+                         canvas[m].reshape((HD + 1, WD)))
+        acc = np.empty(R * WD, dtype=dy.dtype)
+        for i0 in range(0, H, R):
+            rows = min(R, H - i0)
+            a = acc[:rows * WD]
+            a[:] = 0
+            for p in range(KH):
+                for q in range(KW):
+                    base = (i0 + DH * (KH - 1 - p)) * WD + DW * (KW - 1 - q)
+                    if M == 1:
+                        wt, src = weight[c, 0, p, q], canvas[0, base:]
+                        for k in range(rows * WD):
+                            a[k] += wt * src[k]
+                    else:
+                        for k in range(rows * WD):
+                            term = weight[c, 0, p, q] * canvas[0, base + k]
+                            for m in range(1, M):
+                                term += weight[c, m, p, q] * canvas[m, base + k]
+                            a[k] += term
+            for k in range(rows):
+                dx[n, c, i0 + k, :] = a[k * WD:k * WD + W]
+
+
+@numba.njit(**_JIT)
+def _depthwise_conv2d_dweight_spread(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight):
+    N, C, H, W = x.shape
+    _, F, OH, OW = dy.shape
+    M = F // C
+    RS = SH * (OH - 1) + 1  # the rows of dy spread out
+    HC, WC = RS + DH * (KH - 1), SW * (OW - 1) + DW * (KW - 1) + 1
+    R = max(1, DEPTHWISE_BAND // (2 * WC))  # KH*KW rows of partial sums per band
+    for f in prange(F):
+        c, m = f // M, f % M
+        canvas = np.empty((HC + 1) * WC, dtype=x.dtype)
+        wide = np.empty(RS * WC, dtype=dy.dtype)  # dy spread out on the wide pixels; 0 elsewhere
+        partial = np.zeros((KH * KW, R * WC), dtype=dy.dtype)
+        for n in range(N):
+            _fill_canvas(x[n, c], PH, PW, 1, 1, canvas.reshape((HC + 1, WC)))
+            _fill_canvas(dy[n, f], 0, 0, SH, SW, wide.reshape((RS, WC)))
+            for i0 in range(0, RS, R):
+                rows = min(R, RS - i0)
+                g = wide[i0 * WC:]
+                for p in range(KH):
+                    for q in range(KW):
+                        acc, src = partial[p * KW + q], canvas[(i0 + DH * p) * WC + DW * q:]
+                        for k in range(rows * WC):
+                            acc[k] += g[k] * src[k]
+        for p in range(KH):
+            for q in range(KW):
+                dweight[c, m, p, q] = partial[p * KW + q].sum()
+
+
+def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW):
+    """See ``reference.depthwise_conv2d``: x (N,C,H,W), weight (C,M,KH,KW) -> y (N, C*M, OH, OW)."""
+    N, C = x.shape[:2]
+    y = np.empty((N, C * weight.shape[1], OH, OW), dtype=x.dtype)  # every row is written by its thread
+    x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    if (SH, SW) == (1, 1):
+        _depthwise_conv2d_stride1(x, weight, PH, PW, DH, DW, y)
+    else:
+        _depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, y)
+    return y
+
+
+def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW):
+    """See ``reference.depthwise_conv2d_dx``: dy (N, C*M, OH, OW) -> dx x_shape."""
+    dx = np.empty(tuple(x_shape), dtype=dy.dtype)  # every plane is written by its thread
+    dy, weight = np.ascontiguousarray(dy), np.ascontiguousarray(weight)
+    _depthwise_conv2d_dx_spread(dy, weight, SH, SW, PH, PW, DH, DW, dx)
+    return dx
+
+
+def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
+    """See ``reference.depthwise_conv2d_dweight``: dy (N, C*M, OH, OW), x (N,C,H,W) -> (C, M, KH, KW)."""
+    C, F = x.shape[1], dy.shape[1]
+    dweight = np.empty((C, F // C, KH, KW), dtype=dy.dtype)
+    dy, x = np.ascontiguousarray(dy), np.ascontiguousarray(x)
+    _depthwise_conv2d_dweight_spread(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight)
+    return dweight
 
 
 

@@ -20,8 +20,10 @@ from .geometry import conv_output_size
 # The convolution routes this module's kernels support (minidl/backend/algorithms.py), and from
 # how many channels conv2d takes each by itself: the rotated kernel always; the others only
 # when asked, as these kernels are written to be read (the Winograd transforms here made conv2d
-# at 128 channels, 128x128, batch 2 take 416 ms against 184 by im2col: docs/performance.md).
-CONV_ALGORITHMS = {"rotated_kernel": 1, "shifted_rows": None, "winograd": None}
+# at 128 channels, 128x128, batch 2 take 416 ms against 184 by im2col; the depthwise slices, one
+# NumPy pass over y per tap on one thread, 120 ms against 82 at 32@112, batch 8, though 27
+# against 42 at 512@14: docs/performance.md).
+CONV_ALGORITHMS = {"depthwise": None, "rotated_kernel": 1, "shifted_rows": None, "winograd": None}
 
 # ---- convolution: im2col / col2im -------------------------------------------------------
 #
@@ -137,6 +139,97 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
     return S
 
 
+# ---- convolution: depthwise (one input channel per group, no im2col) ------------------------
+#
+# A depthwise conv2d (groups == C, weight (C*M, 1, KH, KW), M the channel multiplier) convolves
+# each channel c with its own M kernels: output channel f = c*M + m reads input channel c only,
+#     y[n, c*M + m, i, j] = sum_{p, q} w[c, m, p, q] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]
+# with w = weight.reshape(C, M, KH, KW). For a fixed tap (p, q) the cells it reads in all windows
+# are one strided slice of the padded plane (as im2col's rows, above), so the convolution is a
+# sum of KH*KW scaled slices: no columns, no matrix product (minidl/ops/conv_depthwise.py).
+# (PH, PW) is the padding at the top and left; the bottom/right padding is whatever the output
+# size (OH, OW) needs (cells past the input read 0), so 'same' with an even kernel works too.
+
+
+def _depthwise_canvas(x, PH, PW, HC, WC):
+    """x (N, C, H, W) -> the zero-padded canvas (N, C, HC, WC): canvas[.., h + PH, w + PW] = x[.., h, w]
+    where that lies inside the canvas (input cells past it are never read)."""
+    xp = array_module(x)
+    N, C, H, W = x.shape
+    canvas = xp.zeros((N, C, HC, WC), dtype=x.dtype)
+    h, w = max(0, min(H, HC - PH)), max(0, min(W, WC - PW))
+    canvas[:, :, PH:PH + h, PW:PW + w] = x[:, :, :h, :w]
+    return canvas
+
+
+def _depthwise_taps(KH, KW, SH, SW, DH, DW, OH, OW):
+    """(p, q, rows, columns) for every tap, p then q: the canvas cells tap (p, q) reads in all windows."""
+    return [(p, q, slice(DH * p, DH * p + SH * (OH - 1) + 1, SH), slice(DW * q, DW * q + SW * (OW - 1) + 1, SW))
+            for p in range(KH) for q in range(KW)]
+
+
+def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW):
+    r"""A depthwise conv2d without bias: x (N, C, H, W), weight (C, M, KH, KW) -> y (N, C*M, OH, OW).
+
+        y[n, c*M + m, i, j] = sum_{p, q} weight[c, m, p, q] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]
+    summed tap by tap, p then q, from 0 (the Numba kernel adds in the same order, so the two agree
+    bit for bit). xpad is x with PH rows on top and PW columns on the left, zeros wherever a
+    window reaches past x.
+    """
+    xp = array_module(x)
+    N, C = x.shape[:2]
+    _, M, KH, KW = weight.shape
+    canvas = _depthwise_canvas(x, PH, PW, SH * (OH - 1) + DH * (KH - 1) + 1, SW * (OW - 1) + DW * (KW - 1) + 1)
+    y = xp.zeros((N, C, M, OH, OW), dtype=x.dtype)
+    for p, q, rows, columns in _depthwise_taps(KH, KW, SH, SW, DH, DW, OH, OW):
+        # every window's tap (p, q), scaled by each of the channel's M kernels: (N, C, 1, OH, OW) * (C, M, 1, 1)
+        y += canvas[:, :, None, rows, columns] * weight[:, :, p, q, None, None]
+    return y.reshape(N, C * M, OH, OW)
+
+
+def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW):
+    r"""The adjoint of :func:`depthwise_conv2d` in x: dy (N, C*M, OH, OW), weight (C, M, KH, KW) -> dx x_shape.
+
+        dx[n, c, h, w] = sum over (m, p, q, i, j) with SH*i + DH*p = h + PH, SW*j + DW*q = w + PW
+                         of weight[c, m, p, q] * dy[n, c*M + m, i, j]
+    Tap by tap, p then q, each tap's M terms summed first (m in order) and then added onto the
+    cells it read; terms that fall on the padding are dropped.
+    """
+    xp = array_module(dy)
+    N, C, H, W = x_shape
+    _, M, KH, KW = weight.shape
+    OH, OW = dy.shape[2:]
+    HC, WC = SH * (OH - 1) + DH * (KH - 1) + 1, SW * (OW - 1) + DW * (KW - 1) + 1
+    dcanvas = xp.zeros((N, C, max(HC, PH + H), max(WC, PW + W)), dtype=dy.dtype)
+    dy = dy.reshape(N, C, M, OH, OW)
+    for p, q, rows, columns in _depthwise_taps(KH, KW, SH, SW, DH, DW, OH, OW):
+        term = dy[:, :, 0] * weight[:, 0, p, q, None, None]  # (N, C, OH, OW)
+        for m in range(1, M):
+            term = term + dy[:, :, m] * weight[:, m, p, q, None, None]
+        # within one tap the slice hits distinct cells, so a plain += is exact
+        dcanvas[:, :, rows, columns] += term
+    return xp.ascontiguousarray(dcanvas[:, :, PH:PH + H, PW:PW + W])
+
+
+def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
+    r"""The weight gradient of :func:`depthwise_conv2d`: dy (N, C*M, OH, OW), x (N, C, H, W) -> (C, M, KH, KW).
+
+        dweight[c, m, p, q] = sum_{n, i, j} dy[n, c*M + m, i, j] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]
+    one product of dy with tap (p, q)'s slice of the canvas, summed over n, i, j (in NumPy's
+    order: the Numba kernel sums in another, so the two agree to rounding, not bit for bit).
+    """
+    xp = array_module(dy)
+    N, C = x.shape[:2]
+    F, OH, OW = dy.shape[1:]
+    M = F // C
+    canvas = _depthwise_canvas(x, PH, PW, SH * (OH - 1) + DH * (KH - 1) + 1, SW * (OW - 1) + DW * (KW - 1) + 1)
+    dy = dy.reshape(N, C, M, OH, OW)
+    dweight = xp.empty((C, M, KH, KW), dtype=dy.dtype)
+    for p, q, rows, columns in _depthwise_taps(KH, KW, SH, SW, DH, DW, OH, OW):
+        dweight[:, :, p, q] = (dy * canvas[:, :, None, rows, columns]).sum(axis=(0, 3, 4))  # (C, M)
+    return dweight
+
+
 # ---- convolution: Winograd F(4x4, 3x3) tiles ----------------------------------------------
 #
 # Winograd's minimal filtering algorithm (Lavin & Gray 2016; the op is minidl/ops/conv_winograd.py)
@@ -155,7 +248,8 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
 WINOGRAD_KERNELS = ("winograd_input_tiles", "winograd_input_tiles_adjoint",
                     "winograd_output_tiles", "winograd_output_tiles_adjoint")
 # Kernels that only speed an op up; a backend may leave them out and the op takes another path.
-OPTIONAL_KERNELS = WINOGRAD_KERNELS + ("stack_shifted_rows",)
+DEPTHWISE_KERNELS = ("depthwise_conv2d", "depthwise_conv2d_dx", "depthwise_conv2d_dweight")
+OPTIONAL_KERNELS = WINOGRAD_KERNELS + DEPTHWISE_KERNELS + ("stack_shifted_rows",)
 
 
 def _winograd_tiles(TH, TW, t0, t1):
