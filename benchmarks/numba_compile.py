@@ -65,6 +65,7 @@ def kernel_calls(np, dtype):
     tiles = (1, 1, 2, 2, 0)  # Winograd: padding 1 of an 8x8 output, 2 x 2 tiles of 4x4 per sample
     V = rng.standard_normal((36, 3, 8)).astype(dtype)  # (points, channels, 2 * 2 * 2 tiles)
     y = np.empty((2, 3, 8, 8), dtype=dtype)
+    depthwise = rng.standard_normal((3, 1, 3, 3)).astype(dtype)  # (C, M, KH, KW)
     return {
         "im2col": lambda: k.im2col(x, *conv),
         "col2im": lambda: k.col2im(cols, x.shape, *conv),
@@ -78,6 +79,10 @@ def kernel_calls(np, dtype):
         "winograd_output_tiles_adjoint": lambda: k.winograd_output_tiles_adjoint(x, *tiles[2:], 8),
         # rows 0 .. 7 of a 3x3 'same' conv2d of x: padding 1, canvas width 8 + 2
         "stack_shifted_rows": lambda: k.stack_shifted_rows(x, 0, 8, 3, 3, 1, 1, 1, 1, 10, 1),
+        # a depthwise 3x3 'same' conv2d of x (multiplier 1): stride 1, padding 1, dilation 1
+        "depthwise_conv2d": lambda: k.depthwise_conv2d(x, depthwise, 1, 1, 1, 1, 1, 1, 8, 8),
+        "depthwise_conv2d_dx": lambda: k.depthwise_conv2d_dx(x, depthwise, x.shape, 1, 1, 1, 1, 1, 1),
+        "depthwise_conv2d_dweight": lambda: k.depthwise_conv2d_dweight(x, x, 3, 3, 1, 1, 1, 1, 1, 1),
     }
 
 
