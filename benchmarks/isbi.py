@@ -627,7 +627,7 @@ def markdown_budget(r):
         f"{c['crop']} x {c['crop']} crops (flips, 90-degree rotations, jitter {c['jitter']}"
         f"{', elastic deformation' if c['elastic'] else ''}); loss: {c['loss_description']}. "
         f"Batch k is the same for both libraries; it is made by {c['workers']} DataLoader worker "
-        f"process{'es' if c['workers'] != 1 else ''} of each library" if c["workers"] else
+        f"process{'es' if c['workers'] != 1 else ''} of each library." if c["workers"] else
         "Batch k is the same for both libraries; it is made in the training process (timed).",
         "",
         "Each library trained alone for the budget, one after the other (the order alternates "
