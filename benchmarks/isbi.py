@@ -37,12 +37,29 @@ seed-to-seed spread, the noise a single run carries. Target: mean scores within 
     python -m benchmarks.isbi --data data/isbi2012 --steps 5 --no-save   # smoke run
 
 Writes benchmarks/results/isbi.json, isbi.md and isbi_prediction.png (--out to change).
+
+Budget mode (--minutes M): training throughput. Each library trains its own copy of the same
+initial weights for M minutes of wall-clock time, one library after the other (the order
+alternates from run to run), with the same recipe: batch k of either library is made from
+``numpy.random.default_rng([seed, k])`` (BudgetBatches), so both see the same batches, by
+``--workers N`` worker processes of the library's own DataLoader (minidl.utils.data /
+torch.utils.data; 0: in the training process, timed with the step); the learning rate follows
+a cosine from --lr to 0 over the budget's elapsed time (the number of steps is not known
+ahead). The clock starts before the DataLoader's workers do and stops after the last step that
+started within the budget. Reported: steps done, steps/s, seconds spent waiting for batches,
+and the held-out scores. Target: minidl's steps at least 0.9x PyTorch's, its scores within
+0.01 of PyTorch's or better. Writes isbi_budget.json, isbi_budget.md and
+isbi_budget_prediction.png.
+
+    python -m benchmarks.isbi --data data/isbi2012 --minutes 8 --depth 4 --crop 256 --elastic --workers 2
 """
 # _common must come first: it sets the BLAS / Numba thread counts before NumPy loads.
 from benchmarks._common import THREADS, machine_info, machine_line, warn_if_threads_not_applied  # noqa: I001
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -63,6 +80,7 @@ from unet.weights import border_weight_map  # noqa: E402
 
 MEMBRANE, CELL = 0, 1            # class indices after the automatic {0, 255} -> {0, 1} mapping
 TARGET = 0.01                    # |minidl score - PyTorch score| for every headline score
+STEPS_TARGET = 0.9               # budget mode: minidl's steps / PyTorch's steps
 PARITY_RTOL = 1e-4               # first-step losses, relative (float32, same weights and batch)
 HEADLINE = (("pixel_accuracy", "pixel accuracy"), ("dice_0", "membrane Dice"),
             ("v_rand", "V_rand"))
@@ -148,6 +166,12 @@ def parse_args(argv=None):
     p.add_argument("--runs", type=_positive, default=1,
                    help="repeat the comparison with seeds --seed, --seed+1, ... and compare the "
                         "mean scores (default 1)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="budget mode: each library trains for this many minutes of wall-clock time "
+                        "(instead of --steps) and the steps done are compared")
+    p.add_argument("--workers", type=int, default=0,
+                   help="budget mode: DataLoader worker processes that make the batches, for each "
+                        "library (default 0: in the training process)")
     p.add_argument("--threads", type=_positive, default=int(THREADS),
                    help="BLAS / Numba / torch threads (default 2); set before numpy loads")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"),
@@ -168,6 +192,10 @@ def parse_args(argv=None):
                 f"for a same-padding U-Net of depth {args.depth}")
     if not args.lr > 0:
         p.error(f"--lr must be > 0, got {args.lr}")
+    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+        p.error(f"--minutes must be > 0, got {args.minutes}")
+    if args.workers < 0:
+        p.error(f"--workers must be >= 0, got {args.workers}")
     return args
 
 
@@ -212,6 +240,68 @@ def batches(images, masks, weights, steps, batch_size, augment, seed):
             ws.append(w)
         yield (np.stack(xs), np.stack(ys),                      # (B, 1, c, c), (B, c, c)
                None if weights is None else np.stack(ws))       # (B, c, c)
+
+
+class BudgetBatches:
+    """Batch ``k`` of a budget run, ``(x (B, 1, c, c) float32, y (B, c, c) int64, w or None)``:
+    the slices and their augmentation are drawn from ``default_rng([seed, k])``, so any process
+    makes the same batch ``k`` (a map-style dataset for either library's DataLoader)."""
+
+    def __init__(self, images, masks, weights, batch_size, augment, seed):
+        self.images, self.masks, self.weights = images, masks, weights
+        self.batch_size, self.augment, self.seed = batch_size, augment, seed
+
+    def __getitem__(self, k):
+        rng = np.random.default_rng([self.seed, k])
+        xs, ys, ws = [], [], []
+        for _ in range(self.batch_size):
+            i = int(rng.integers(len(self.images)))
+            x, y, w = self.augment(self.images[i], self.masks[i],
+                                   None if self.weights is None else self.weights[i], rng=rng)
+            xs.append(x)
+            ys.append(y)
+            ws.append(w)
+        return (np.stack(xs), np.stack(ys),                     # (B, 1, c, c), (B, c, c)
+                None if self.weights is None else np.stack(ws))  # (B, c, c)
+
+
+def _as_is(batch):
+    """collate_fn: an item of BudgetBatches is already a batch of NumPy arrays."""
+    return batch
+
+
+def budget_loader(library, dataset, workers):
+    """An endless iterator over batches 0, 1, 2, ... of ``dataset``: in this process
+    (``workers == 0``) or by ``library``'s DataLoader ("minidl" or "torch") with ``workers``
+    worker processes."""
+    if workers == 0:
+        return (dataset[k] for k in itertools.count())
+    if library == "minidl":
+        from minidl.utils.data import DataLoader
+    else:
+        from torch.utils.data import DataLoader
+    return iter(DataLoader(dataset, batch_size=None, sampler=itertools.count(), num_workers=workers,
+                           collate_fn=_as_is))
+
+
+def train_for(seconds, step, batches, lr, schedule, set_lr):
+    """Call ``step(x, y, w) -> loss`` on batches from the iterator ``batches`` until ``seconds``
+    of wall-clock time have passed (a step that starts in time is finished); before each step
+    ``set_lr(rate)``, the rate on a cosine from ``lr`` to 0 over the elapsed time (or constant).
+    Returns ``(losses, elapsed seconds, seconds spent waiting for batches)``."""
+    losses, waited = [], 0.0
+    start = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            break
+        fraction = elapsed / seconds
+        set_lr(lr * (1 + math.cos(math.pi * fraction)) / 2 if schedule == "cosine" else lr)
+        before = time.perf_counter()
+        x, y, w = next(batches)
+        waited += time.perf_counter() - before
+        losses.append(step(x, y, w))
+    return losses, time.perf_counter() - start, waited
 
 
 # ============================================================================ models
@@ -449,6 +539,181 @@ def run_once(torch, args, seed, train_images, train_masks, weights, test_images,
     }
 
 
+# ============================================================================ budget mode
+def run_budget(torch, args, seed, train_images, train_masks, weights, test_images, test_masks,
+               first):
+    """One budget comparison: both libraries from the same initial weights (``seed``), each
+    trained for ``args.minutes`` minutes, ``first`` ("minidl" or "torch") first; returns a dict
+    (seed, order, steps, seconds, waited, losses, scores, differences, predictions)."""
+    from benchmarks._torch_unet import torch_twin
+
+    minidl.manual_seed(seed)
+    model = UNet(1, 2, base_channels=args.base_channels, depth=args.depth, padding="same")
+    twin = torch_twin(model)                            # identical weights, strict names
+    augment = Augmenter(flip=True, rot90=True, crop_size=args.crop, jitter=args.jitter,
+                        elastic=args.elastic)
+    dataset = BudgetBatches(train_images, train_masks, weights, args.batch_size, augment, seed)
+    budget = 60.0 * args.minutes
+    order = [first] + [lib for lib in LIBRARIES if lib != first]
+    losses, elapsed, waited = {}, {}, {}
+    for lib in order:
+        if lib == "minidl":
+            opt = minidl.optim.Adam(model.parameters(), lr=args.lr)
+            model.train()
+
+            def step(x, y, w):
+                loss = loss_minidl(model, x, y, w)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                return loss.item()
+        else:
+            opt = torch.optim.Adam(twin.parameters(), lr=args.lr)
+            twin.train()
+
+            def step(x, y, w):
+                loss = loss_torch(torch, twin, x, y, w)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                return loss.item()
+
+        def set_lr(rate, opt=opt):
+            for group in opt.param_groups:
+                group["lr"] = rate
+
+        start = time.perf_counter()                      # the workers' start counts
+        batches_ = budget_loader(lib, dataset, args.workers)
+        losses[lib], _, waited[lib] = train_for(budget - (time.perf_counter() - start), step,
+                                                batches_, args.lr, args.schedule, set_lr)
+        elapsed[lib] = time.perf_counter() - start
+        getattr(batches_, "_shutdown_workers", lambda: None)()
+        del batches_
+        print(f"{lib}: {len(losses[lib])} steps in {elapsed[lib]:.1f} s "
+              f"({len(losses[lib]) / elapsed[lib]:.2f} steps/s), {waited[lib]:.1f} s waiting for batches, "
+              f"mean loss of the last 20 steps {np.mean(losses[lib][-20:]):.4f}")
+    scores, preds = {}, {}
+    for lib, net in (("minidl", model), ("torch", TorchAsUNet(model, twin))):
+        scores[lib], preds[lib], _ = evaluate(net, test_images, test_masks, args.tile)
+    for key, label in HEADLINE:
+        print(f"  {label:16s} minidl {scores['minidl'][key]:.4f}  torch {scores['torch'][key]:.4f}")
+    steps = {lib: len(losses[lib]) for lib in LIBRARIES}
+    return {
+        "seed": seed,
+        "order": order,
+        "steps": steps,
+        "steps_ratio": steps["minidl"] / max(steps["torch"], 1),
+        "seconds": elapsed,
+        "steps_per_second": {lib: steps[lib] / elapsed[lib] for lib in LIBRARIES},
+        "waited_seconds": waited,
+        "final_loss": {lib: float(np.mean(losses[lib][-20:])) if losses[lib] else None
+                       for lib in LIBRARIES},
+        "losses": losses,
+        "scores": scores,
+        "differences": {key: scores["minidl"][key] - scores["torch"][key] for key, _ in HEADLINE},
+        "predictions": preds,
+    }
+
+
+def markdown_budget(r):
+    c, m, runs = r["config"], r["machine"], r["runs"]
+    lines = [
+        f"# ISBI 2012 membranes: minidl and PyTorch trained for {c['minutes']:g} minutes each",
+        "",
+        f"Trained on slices {format_slices(c['train_slices'])}, scored on slices "
+        f"{format_slices(c['test_slices'])}. `UNet(1, 2, base_channels={c['base_channels']}, "
+        f"depth={c['depth']}, padding=\"same\")` from the same initial weights; Adam (lr {c['lr']}, "
+        f"{c['schedule']} over the elapsed time) on batches of {c['batch_size']} random "
+        f"{c['crop']} x {c['crop']} crops (flips, 90-degree rotations, jitter {c['jitter']}"
+        f"{', elastic deformation' if c['elastic'] else ''}); loss: {c['loss_description']}. "
+        f"Batch k is the same for both libraries; it is made by {c['workers']} DataLoader worker "
+        f"process{'es' if c['workers'] != 1 else ''} of each library." if c["workers"] else
+        "Batch k is the same for both libraries; it is made in the training process (timed).",
+        "",
+        "Each library trained alone for the budget, one after the other (the order alternates "
+        "from run to run); the clock includes starting the workers and waiting for batches.",
+        "",
+        "| seed | order | steps minidl / PyTorch | ratio | steps/s minidl / PyTorch | waiting for batches (s) | "
+        + " | ".join(f"{label} minidl / PyTorch" for _, label in HEADLINE) + " |",
+        "|---:|---|---:|---:|---:|---:|" + "---:|" * len(HEADLINE),
+    ]
+    for run in runs:
+        st, sps, wt, sc = run["steps"], run["steps_per_second"], run["waited_seconds"], run["scores"]
+        lines.append(
+            f"| {run['seed']} | {' then '.join(run['order'])} | {st['minidl']} / {st['torch']} | "
+            f"{run['steps_ratio']:.2f} | {sps['minidl']:.2f} / {sps['torch']:.2f} | "
+            f"{wt['minidl']:.1f} / {wt['torch']:.1f} | "
+            + " | ".join(f"{sc['minidl'][key]:.4f} / {sc['torch'][key]:.4f}" for key, _ in HEADLINE)
+            + " |")
+    d = r["differences"]
+    lines += [
+        "",
+        f"**Target: minidl's steps at least {STEPS_TARGET}x PyTorch's "
+        f"({'met' if r['steps_target_met'] else 'NOT met'}: {r['steps_ratio']:.2f}x"
+        f"{', mean of the runs' if len(runs) > 1 else ''}); every score within {TARGET} of PyTorch's "
+        f"or better ({'met' if r['scores_target_met'] else 'NOT met'}: "
+        + ", ".join(f"{label} {d[key]:+.4f}" for key, label in HEADLINE) + ").**",
+        "",
+        "A short budget trains far from convergence, so its scores say little about the "
+        "libraries; the steps done are the throughput comparison.",
+        "",
+        machine_line(m, extra=f"; {c['workers']} DataLoader workers"),
+        "",
+        f"Reproduce: `{r['command']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main_budget(torch, args, argv, train_images, train_masks, weights, test_images, test_masks,
+                progress):
+    """--minutes: the budget comparison (module docstring); writes isbi_budget.*."""
+    runs = []
+    for i, seed in enumerate(range(args.seed, args.seed + args.runs)):
+        print(f"\nbudget run {i + 1} of {args.runs} (seed {seed}): {args.minutes:g} minutes per library")
+        runs.append(run_budget(torch, args, seed, train_images, train_masks, weights, test_images,
+                               test_masks, first=LIBRARIES[i % 2]))
+    scores = {lib: {key: float(np.mean([r["scores"][lib][key] for r in runs])) for key, _ in HEADLINE}
+              for lib in LIBRARIES}
+    differences = {key: scores["minidl"][key] - scores["torch"][key] for key, _ in HEADLINE}
+    steps_ratio = float(np.mean([r["steps_ratio"] for r in runs]))
+    loss_description = ("pixel-wise cross-entropy" if args.loss == "ce" else
+                        f"pixel-wise cross-entropy times the border weight map (w0 {args.w0}, "
+                        f"sigma {args.sigma})")
+    result = {
+        "benchmark": "isbi_budget",
+        "command": "python -m benchmarks.isbi " + shlex.join(argv),
+        "config": {"data": str(args.data), "train_slices": args.train, "test_slices": args.test,
+                   "minutes": args.minutes, "workers": args.workers, "batch_size": args.batch_size,
+                   "crop": args.crop, "lr": args.lr, "schedule": args.schedule, "optimizer": "Adam",
+                   "depth": args.depth, "base_channels": args.base_channels, "padding": "same",
+                   "loss": args.loss, "loss_description": loss_description, "w0": args.w0,
+                   "sigma": args.sigma, "jitter": args.jitter, "elastic": args.elastic,
+                   "tile": args.tile, "seeds": [r["seed"] for r in runs]},
+        "machine": machine_info(torch, args.threads),
+        "scores": scores,
+        "differences": differences,
+        "steps_ratio": steps_ratio,
+        "steps_target": STEPS_TARGET,
+        "steps_target_met": steps_ratio >= STEPS_TARGET,
+        "target": TARGET,
+        "scores_target_met": all(v >= -TARGET for v in differences.values()),
+        "runs": [{k: v for k, v in r.items() if k != "predictions"} for r in runs],
+    }
+    print(f"\nsteps minidl / torch: {steps_ratio:.2f} (target >= {STEPS_TARGET}: "
+          f"{'met' if result['steps_target_met'] else 'NOT met'}); score differences "
+          + ", ".join(f"{label} {differences[key]:+.4f}" for key, label in HEADLINE))
+    if not args.no_save:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "isbi_budget.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.out / "isbi_budget.md").write_text(markdown_budget(result))
+        preds = runs[0]["predictions"]
+        save_picture(args.out / "isbi_budget_prediction.png", test_images[0], test_masks[0],
+                     preds["minidl"][0], preds["torch"][0], args.test[0])
+        print(f"wrote {args.out / 'isbi_budget.json'}, isbi_budget.md and isbi_budget_prediction.png")
+    return 0
+
+
 # ============================================================================ main
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -471,6 +736,9 @@ def main(argv=None):
                    for m in tqdm(train_masks, desc="border weight maps", disable=not progress)]
         weight_seconds = time.perf_counter() - start
 
+    if args.minutes is not None:
+        return main_budget(torch, args, argv, train_images, train_masks, weights, test_images,
+                           test_masks, progress)
     runs = []
     for seed in range(args.seed, args.seed + args.runs):
         if args.runs > 1:

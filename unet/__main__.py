@@ -167,6 +167,8 @@ _TRAIN_OPTIONS = [
     ("--sigma", "sigma", float, "border weight sigma in pixels (5)"),
     ("--crop-size", "crop_size", int, "network input tile in pixels (default: largest that fits, at most 256)"),
     ("--jitter", "jitter", float, "intensity jitter (0.1)"),
+    ("--workers", "workers", int, "processes that make the batches (crops, deformation, weights) ahead "
+     "of the step; the same batches for any number (0: in the main process)"),
     ("--cell-class", "cell_class", _class_or_none, "class of cell interiors, for V_rand; "
      "'none' for data without cells (1)"),
     ("--monitor", "monitor", str, "metric that picks best.npz (dice)"),

@@ -8,7 +8,10 @@ temporary file, flushed and renamed, so a crash never leaves a half-written chec
     optimizer       optimizer.state_dict()              Adam moments / SGD momentum buffers
     scheduler       scheduler.state_dict() or None      learning-rate schedule position
     minidl_rng      minidl.get_rng_state()              dropout (and any minidl.rand) draws
-    data_rng        numpy Generator state               batch order and augmentation draws
+    data_rng        numpy Generator state               the data's root generator (kept for the
+                                                        format: each epoch's order and each
+                                                        batch's draws follow from seed, epoch
+                                                        and place, unet/train.py)
     epoch           epochs completed
     step            optimizer steps completed (over the whole run)
     epoch_order     the current epoch's sample order (int64 array) when the run stopped

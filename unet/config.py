@@ -76,6 +76,7 @@ class TrainConfig:
     augment: bool = True
     elastic: bool = True
     jitter: float = 0.1
+    workers: int = 0                   # processes that make the batches ahead (0: the main process)
     # validation and output
     cell_class: int = 1                # class of cell interiors, for V_rand; None: no V_rand
     monitor: str = "dice"
@@ -106,6 +107,8 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"TrainConfig: {name} must be a positive int, got {value!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, (int, np.integer)) or self.workers < 0:
+            raise ConfigError(f"TrainConfig: workers must be an int >= 0, got {self.workers!r}")
         for name in ("lr", "momentum", "weight_decay", "dice_weight", "w0", "sigma", "jitter"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:

@@ -23,11 +23,16 @@ side. As in the paper, the image is mirrored by ``margin`` pixels on every side 
 crop, so every pixel of the image can be a target; the mask and weight map are mirrored
 the same way and then cut to the centre ``out x out`` of the crop.
 
-Reproducibility and resuming. The model is initialised from ``minidl.manual_seed(seed)``;
-batch order and augmentation draw from ONE ``numpy.random.Generator``. A checkpoint
-(``unet/checkpoint.py``) holds both generators' states, the model, the optimizer, the
-schedule, the step and, for a run interrupted inside an epoch, that epoch's sample order.
-Continuing from it replays exactly what the uninterrupted run would have done.
+Reproducibility and resuming. The model is initialised from ``minidl.manual_seed(seed)``.
+The data's randomness is a function of where a batch sits in the run, not of what was drawn
+before it: epoch ``e``'s sample order comes from ``numpy.random.default_rng([seed, 1, e])`` and
+the crops and augmentation of its batch ``b`` from ``default_rng([seed, 2, e, b])``. So any
+process can make any batch, and ``workers=N`` (batches made ahead in N worker processes) gives
+the same batches as ``workers=0`` (made in the main process, just before each step). (Until
+this version one generator was drawn from in turn, so the same seed gave other batches then.)
+A checkpoint (``unet/checkpoint.py``) holds minidl's generator state, the model, the
+optimizer, the schedule, the step and, for a run interrupted inside an epoch, that epoch's
+sample order. Continuing from it replays exactly what the uninterrupted run would have done.
 
 Ctrl-C: the first Ctrl-C finishes the current step, saves ``last.npz`` and stops (raising
 ``KeyboardInterrupt``); a second one interrupts at once (and still saves the state as of
@@ -66,7 +71,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigError", "tra
 
 # Fields that may differ between a checkpoint and the config that resumes it: they say how
 # long to train and where to write, not what the run computes.
-_RESUMABLE_CHANGES = ("epochs", "steps", "out_dir", "resume")
+_RESUMABLE_CHANGES = ("epochs", "steps", "out_dir", "resume", "workers")
 _LOWER_IS_BETTER = ("val_loss", "train_loss")
 
 
@@ -185,8 +190,10 @@ def choose_tile(model, crop_size, image_size):
 class BatchMaker:
     """Random training batches: sample order, border weights, crops and augmentation.
 
-    ``rng`` (a numpy Generator) is the only source of randomness, so its state plus the
-    epoch's sample order say exactly which batches come next.
+    ``rng`` (a numpy Generator) is the only source of randomness of :meth:`epoch_order` and
+    :meth:`batch`; the trainer gives each epoch and each batch its own generator
+    (:meth:`order_of_epoch`, :meth:`batch_at`), so that a batch depends only on the seed, the
+    epoch and its place in the epoch.
     """
 
     def __init__(self, data, config, tile_in, tile_out):
@@ -227,6 +234,17 @@ class BatchMaker:
         parts = [rng.permutation(len(self.data)) for _ in range(math.ceil(needed / len(self.data)))]
         return np.concatenate(parts)[:needed].astype(np.int64)
 
+    def order_of_epoch(self, epoch):
+        """Epoch ``epoch``'s sample order, from its own generator ``default_rng([seed, 1, epoch])``."""
+        return self.epoch_order(np.random.default_rng([self.config.seed, 1, epoch]))
+
+    def batch_at(self, epoch, b, order):
+        """Batch ``b`` of epoch ``epoch`` (whose sample order is ``order``), augmented with draws
+        from its own generator ``default_rng([seed, 2, epoch, b])``."""
+        size = self.config.batch_size
+        rng = np.random.default_rng([self.config.seed, 2, epoch, b])
+        return self.batch(order[b * size:(b + 1) * size], rng)
+
     def batch(self, indices, rng):
         """images (N, C, in, in) float32, masks (N, out, out) int64, weights or None."""
         images, masks, weights = [], [], []
@@ -240,6 +258,81 @@ class BatchMaker:
                 weights.append(weight[m:m + out, m:m + out])
         weights = np.stack(weights).astype(np.float32) if weights else None
         return np.stack(images).astype(np.float32), np.stack(masks).astype(np.int64), weights
+
+
+class _RunBatches:
+    """The batches of a run by their place: item ``(epoch, b)`` is batch ``b`` of epoch ``epoch``
+    (a map-style dataset for :class:`minidl.utils.data.DataLoader`, whose worker processes each
+    hold a copy and remember the latest epoch's sample order). ``orders`` gives the orders that
+    must not be drawn again: the unfinished epoch's order saved in a checkpoint."""
+
+    def __init__(self, maker, orders):
+        self.maker, self.orders = maker, dict(orders)
+
+    def __getitem__(self, place):
+        epoch, b = place
+        if epoch not in self.orders:
+            self.orders = {epoch: self.maker.order_of_epoch(epoch)}   # only the latest epoch's
+        return self.maker.batch_at(epoch, b, self.orders[epoch])
+
+
+def _places(epoch, b, steps_per_epoch, count):
+    """``count`` places ``(epoch, b)`` from batch ``b`` of ``epoch`` on, in training order."""
+    places = []
+    for _ in range(count):
+        places.append((epoch, b))
+        epoch, b = (epoch + 1, 0) if b + 1 == steps_per_epoch else (epoch, b + 1)
+    return places
+
+
+def _as_is(batch):
+    """The DataLoader's collate_fn: a place is already a whole batch of NumPy arrays."""
+    return batch
+
+
+def _worker_signals(worker_id):
+    """A worker process ignores Ctrl-C and SIGHUP, which reach the whole process group: the
+    main process handles them (finishes its step, saves, then stops the workers). SIGTERM, sent
+    to one process, ends it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class BatchStream:
+    """The run's batches in training order, from the place ``(epoch, b)`` on, ``count`` of them.
+
+    ``workers == 0``: each batch is made in this process when it is asked for. ``workers >= 1``:
+    a :class:`minidl.utils.data.DataLoader` makes them ahead in that many worker processes
+    (two batches per worker in flight), so the step does not wait for augmentation; an error in
+    a worker is raised here with the worker's traceback. Both give the same batches, because
+    each batch's randomness depends only on its place (:meth:`BatchMaker.batch_at`).
+    :meth:`close` stops the workers.
+    """
+
+    def __init__(self, maker, places, orders, workers):
+        dataset = _RunBatches(maker, orders)
+        if workers == 0:
+            self._batches = (dataset[place] for place in places)
+        else:
+            from minidl.utils.data import DataLoader
+            loader = DataLoader(dataset, batch_size=None, sampler=places, num_workers=workers,
+                                collate_fn=_as_is, worker_init_fn=_worker_signals,
+                                generator=minidl.Generator())  # not the global one: minidl_rng stays
+            self._batches = iter(loader)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        """``(images (N, C, in, in) float32, masks (N, out, out) int64, weights or None)``."""
+        return next(self._batches)
+
+    def close(self):
+        shutdown = getattr(self._batches, "_shutdown_workers", None)
+        if shutdown is not None:  # join the workers now rather than when collected
+            shutdown()
 
 
 def compute_loss(config, scores, masks, weights, num_classes):
@@ -475,7 +568,9 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
     if config.encoder_weights is not None and checkpoint is None:
         load_encoder(model, config)
     optimizer = _build_optimizer(config, model)
-    data_rng = np.random.default_rng([config.seed, 1])
+    # The data's randomness is per epoch and per batch (BatchMaker.batch_at); the checkpoint
+    # keeps this root generator's state only for its format.
+    data_state = np.random.default_rng([config.seed, 1]).bit_generator.state
     smallest = min(min(img.shape[-2:]) for img in train_data.images)
     tile_in, tile_out = choose_tile(model, config.crop_size, smallest)
     batches = BatchMaker(train_data, config, tile_in, tile_out)
@@ -501,7 +596,6 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
                                   f"{scheduler.total_steps} steps; resume it with the same total, not "
                                   f"{total_steps} (a one-cycle run cannot be extended)")
         minidl.set_rng_state(checkpoint["minidl_rng"])
-        data_rng.bit_generator.state = checkpoint["data_rng"]
         epoch, step = int(checkpoint["epoch"]), int(checkpoint["step"])
         history, best = list(checkpoint["history"]), _best_of(best_path, checkpoint)
         order, losses = checkpoint["epoch_order"], list(checkpoint["epoch_losses"])
@@ -532,25 +626,23 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
     with RunLock(out_dir), _StopFlag() as stop:
         remove_orphans(out_dir)  # what a killed run's interrupted writes left
         # The state "as of the last finished step": what a stop saves.
-        snapshot = (data_rng.bit_generator.state, minidl.get_rng_state())
+        snapshot = (data_state, minidl.get_rng_state())
         bar = tqdm(total=total_steps, initial=step, disable=not (progress and sys.stderr.isatty()),
                    unit="step", dynamic_ncols=True, leave=False)
+        places = _places(epoch, 0 if order is None else len(losses), steps_per_epoch, total_steps - step)
+        stream = BatchStream(batches, places, {} if order is None else {epoch: order}, config.workers)
         try:
             with bar:
                 while epoch < total_epochs and step < total_steps:
                     if order is None:
-                        new_order = batches.epoch_order(data_rng)
-                        snapshot = (data_rng.bit_generator.state, minidl.get_rng_state())
-                        order, losses = new_order, []
+                        order, losses = batches.order_of_epoch(epoch), []
                     model.train()
                     start = time.perf_counter()
                     bar.set_description(f"epoch {epoch + 1}/{total_epochs}")
                     while len(losses) < steps_per_epoch and step < total_steps:
                         if stop.requested is not None:
                             raise TrainingStopped(stop.requested)
-                        b = len(losses)
-                        idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-                        images, masks, weights = batches.batch(idx, data_rng)
+                        images, masks, weights = next(stream)           # batch len(losses) of epoch
                         scores = model(minidl.tensor(images))                 # (N, K, OH, OW)
                         loss = compute_loss(config, scores, masks, weights, num_classes)
                         value = float(loss.item())
@@ -564,7 +656,7 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
                             scheduler.step()
                         step += 1
                         losses.append(value)
-                        snapshot = (data_rng.bit_generator.state, minidl.get_rng_state())
+                        snapshot = (data_state, minidl.get_rng_state())
                         bar.update(1)
                         shown = {"loss": f"{value:.4f}"}
                         if history:        # the latest validation score, while training on
@@ -598,7 +690,7 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
                     epoch += 1
                     order, losses = None, []
                     history.append(row)
-                    snapshot = (data_rng.bit_generator.state, minidl.get_rng_state())
+                    snapshot = (data_state, minidl.get_rng_state())
                     improved = _is_better(monitor, row[monitor], best)
                     if improved:  # best.npz first; after a kill between the two saves, a resumed
                         # run reads the best from best.npz itself (_best_of)
@@ -619,6 +711,8 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
             if isinstance(error, TrainingStopped):
                 raise
             raise TrainingStopped(signal.SIGINT) from error
+        finally:
+            stream.close()
     return TrainResult(model=model, history=history, best=best, epoch=epoch, step=step,
                        out_dir=out_dir, last_checkpoint=last_path,
                        best_checkpoint=best_path if best is not None and os.path.isfile(best_path) else None)

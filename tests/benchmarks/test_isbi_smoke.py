@@ -7,6 +7,7 @@ batches, same initial weights (the first losses agree), the PyTorch net predicte
 the same overlap-tile code, and the result files.
 """
 import argparse
+import time
 import json
 
 import numpy as np
@@ -156,3 +157,91 @@ def test_missing_slice_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"slices \[5\] are not in"):
         isbi.main(["--data", str(data), "--train", "0-1", "--test", "5", "--steps", "1",
                    "--no-save", "--no-progress"])
+
+
+# ---------------------------------------------------------------------- budget mode (--minutes)
+def _tiny_arrays(seed=3):
+    rng = np.random.default_rng(seed)
+    images = [rng.random((1, 24, 24), dtype=np.float32) for _ in range(3)]
+    masks = [(rng.random((24, 24)) > 0.3).astype(np.int64) for _ in range(3)]
+    weights = [rng.random((24, 24), dtype=np.float32) for _ in range(3)]
+    return images, masks, weights
+
+
+def test_budget_batches_are_the_same_in_every_process_and_library():
+    images, masks, weights = _tiny_arrays()
+    augment = Augmenter(crop_size=16, jitter=0.1, elastic=True)
+    dataset = isbi.BudgetBatches(images, masks, weights, 2, augment, seed=5)
+    expected = [dataset[k] for k in range(5)]
+    assert expected[0][0].shape == (2, 1, 16, 16) and expected[0][2].shape == (2, 16, 16)
+    assert not np.array_equal(expected[0][0], expected[1][0])          # batch k depends on k
+    other = isbi.BudgetBatches(images, masks, weights, 2, augment, seed=6)
+    assert not np.array_equal(expected[0][0], other[0][0])              # ... and on the seed
+    for library, workers in (("minidl", 0), ("minidl", 2), ("torch", 2)):
+        loader = isbi.budget_loader(library, dataset, workers)
+        got = [next(loader) for _ in range(5)]
+        getattr(loader, "_shutdown_workers", lambda: None)()
+        for g, e in zip(got, expected):
+            for u, v in zip(g, e):
+                np.testing.assert_array_equal(np.asarray(u), v)
+
+
+def test_train_for_stops_at_the_budget_and_anneals_the_rate():
+    rates, calls = [], []
+
+    def step(x, y, w):
+        calls.append(x)
+        time.sleep(0.01)
+        return 1.0
+
+    batches = iter(range(10 ** 6))
+    losses, elapsed, waited = isbi.train_for(0.2, lambda x, y, w: step(x, y, w),
+                                             ((k, None, None) for k in batches), 1e-3, "cosine",
+                                             rates.append)
+    assert 5 <= len(losses) <= 25 and 0.2 <= elapsed < 0.4 and waited < 0.1
+    assert calls == list(range(len(losses)))                 # batches in order, none skipped
+    assert rates[0] == pytest.approx(1e-3, rel=0.05) and rates[-1] < 0.2e-3
+    assert all(a >= b for a, b in zip(rates, rates[1:]))     # the cosine only goes down
+    rates.clear()
+    isbi.train_for(0.05, lambda x, y, w: 1.0, ((k, None, None) for k in batches), 1e-3, "constant",
+                   rates.append)
+    assert set(rates) == {1e-3}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_budget_run_writes_steps_and_scores(tmp_path, workers):
+    data = tmp_path / "isbi"
+    write_isbi_like(data, 6)
+    out = tmp_path / "out"
+    rc = isbi.main(["--data", str(data), "--train", "0-3", "--test", "4-5", "--minutes", "0.03",
+                    "--batch-size", "2", "--crop", "16", "--depth", "3", "--base-channels", "4",
+                    "--elastic", "--workers", str(workers), "--runs", "2", "--out", str(out),
+                    "--no-progress"])
+    assert rc == 0
+    result = json.loads((out / "isbi_budget.json").read_text())
+    assert result["config"]["minutes"] == 0.03 and result["config"]["workers"] == workers
+    assert [run["order"][0] for run in result["runs"]] == ["minidl", "torch"]  # alternating
+    for run in result["runs"]:
+        for lib in ("minidl", "torch"):
+            assert run["steps"][lib] == len(run["losses"][lib]) >= 1
+            assert 1.8 <= run["seconds"][lib] < 10          # 0.03 minutes, plus the last step
+            for key in ("pixel_accuracy", "dice_0", "v_rand"):
+                assert 0.0 <= run["scores"][lib][key] <= 1.0
+        assert run["steps_ratio"] == pytest.approx(run["steps"]["minidl"] / run["steps"]["torch"])
+    ratio = np.mean([run["steps_ratio"] for run in result["runs"]])
+    assert result["steps_ratio"] == pytest.approx(ratio)
+    assert result["steps_target_met"] == (ratio >= 0.9)
+    report = (out / "isbi_budget.md").read_text()
+    assert "trained for 0.03 minutes each" in report and "steps minidl / PyTorch" in report
+    assert (out / "isbi_budget_prediction.png").exists() and not (out / "isbi.json").exists()
+
+
+def test_bad_budget_is_refused(tmp_path, capsys):
+    data = tmp_path / "isbi"
+    write_isbi_like(data, 3)
+    for flag, value, message in (("--minutes", "0", "--minutes must be > 0"),
+                                 ("--minutes", "nan", "--minutes must be > 0"),
+                                 ("--workers", "-1", "--workers must be >= 0")):
+        with pytest.raises(SystemExit):
+            isbi.main(["--data", str(data), flag, value])
+        assert message in capsys.readouterr().err
