@@ -74,6 +74,9 @@ def parse_args(argv=None):
     p.add_argument("--base", type=int, nargs="+", default=[16, 32, 64],
                    help="base channel counts B to run (default: 16 32 64)")
     p.add_argument("--batch", type=int, default=4, help="batch size (default 4)")
+    p.add_argument("--case", action="append", default=None, metavar="BASE:BATCH:SIZE",
+                   help="an extra row with its own batch and size (default: 16:8:128, the few-channel "
+                   "case of issue 26; --case none for no extra row)")
     p.add_argument("--size", type=int, default=256,
                    help="image height = width, divisible by 16 (default 256)")
     p.add_argument("--threads", type=int, default=int(THREADS),
@@ -296,7 +299,7 @@ def bench_base(torch, args, base):
 
 def print_row(r):
     ph = r["median_ms_by_phase"]
-    print(f"B={r['base']:<3d} minidl {r['median_ms']['minidl']:9.1f} ms "
+    print(f"B={_label(r)} minidl {r['median_ms']['minidl']:9.1f} ms "
           f"(fwd {ph['minidl']['forward']:.0f} / bwd {ph['minidl']['backward']:.0f} / "
           f"adam {ph['minidl']['adam']:.0f})   torch {r['median_ms']['torch']:9.1f} ms "
           f"(fwd {ph['torch']['forward']:.0f} / bwd {ph['torch']['backward']:.0f} / "
@@ -314,6 +317,13 @@ def print_row(r):
               f"{TARGET_MEMORY_RATIO}); tracemalloc minidl {r['tracemalloc_peak_mib_minidl']:.0f} MiB"
               + "".join(f"  [{lib}: could not reset the RSS high-water mark: upper bound only]"
                         for lib, ok in r["rss_valid"].items() if not ok))
+
+
+def _label(row):
+    """The B column: the base width, and the batch and size when they are not the run's."""
+    if "batch" not in row:
+        return str(row["base"])
+    return f"{row['base']} (batch {row['batch']} of {row['size']}x{row['size']})"
 
 
 def markdown(result):
@@ -335,7 +345,7 @@ def markdown(result):
     for r in result["rows"]:
         e = r["errors"]
         lines.append(
-            f"| {r['base']} | {r['parameters']:,} | {r['median_ms']['minidl']:.1f} | "
+            f"| {_label(r)} | {r['parameters']:,} | {r['median_ms']['minidl']:.1f} | "
             f"{r['median_ms']['torch']:.1f} | **{r['ratio']:.2f}** | {r['first_step_s']['minidl']:.2f} | "
             f"{r['first_step_s']['torch']:.2f} | {'OK' if r['parity_ok'] else 'MISMATCH'} "
             f"(loss {e['loss']:.0e}, grads {e['grad_max']:.0e}) |")
@@ -344,7 +354,7 @@ def markdown(result):
     for r in result["rows"]:
         for lib in ("minidl", "torch"):
             ph = r["median_ms_by_phase"][lib]
-            lines.append(f"| {r['base']} | {lib} | {ph['forward']:.1f} | {ph['backward']:.1f} | "
+            lines.append(f"| {_label(r)} | {lib} | {ph['forward']:.1f} | {ph['backward']:.1f} | "
                          f"{ph['adam']:.1f} |")
     if any("memory_ratio" in r for r in result["rows"]):
         lines += ["", "Peak memory of one step, MiB above what was live before it (model, Adam "
@@ -357,7 +367,7 @@ def markdown(result):
             if "memory_ratio" in r:
                 g = r["rss_peak_growth_mib"]
                 flag = "" if all(r["rss_valid"].values()) else " (upper bound: peak not reset)"
-                lines.append(f"| {r['base']} | {g['minidl']:.0f} | {g['torch']:.0f} | "
+                lines.append(f"| {_label(r)} | {g['minidl']:.0f} | {g['torch']:.0f} | "
                              f"**{r['memory_ratio']:.2f}**{flag} | {r['tracemalloc_peak_mib_minidl']:.0f} |")
     lines += [
         "",
@@ -369,6 +379,9 @@ def markdown(result):
         f"{LOSS_TRACE_RTOL} relative.",
         "",
         machine_line(m),
+        "",
+        (f"float32 matrix product peak measured in the same run (2048^3, best of 5): "
+         f"{c['matmul_peak_gflops']:.0f} GFLOP/s." if "matmul_peak_gflops" in c else ""),
         "",
         f"Reproduce: `python -m benchmarks.unet_step {c['argv']}`".rstrip(),
         "",
@@ -402,6 +415,36 @@ def save(args, stem, result, markdown_text, chart_fn):
 
 # ----------------------------------------------------------------------------- main
 
+def extra_cases(args):
+    """[(base, batch, size)] of the --case rows."""
+    texts = args.case if args.case is not None else ["16:8:128"]
+    cases = []
+    for text in texts:
+        if text == "none":
+            continue
+        try:
+            base, batch, size = (int(v) for v in text.split(":"))
+        except ValueError:
+            raise SystemExit(f"unet_step: --case must be BASE:BATCH:SIZE (e.g. 16:8:128), got {text!r}")
+        cases.append((base, batch, size))
+    return cases
+
+
+def matmul_peak_gflops(n=2048, repeats=5):
+    """The float32 matrix product's speed on this machine now (the ceiling of im2col's products)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = a.T.copy()
+    a @ b  # warm-up
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.child_memory:
@@ -425,6 +468,15 @@ def main(argv=None):
         row = bench_base(torch, args, base)
         rows.append(row)
         print_row(row)
+    for base, batch, size in extra_cases(args):
+        case_args = argparse.Namespace(**{**vars(args), "batch": batch, "size": size})
+        row = bench_base(torch, case_args, base)
+        row.update(batch=batch, size=size)
+        rows.append(row)
+        print_row(row)
+    config["matmul_peak_gflops"] = matmul_peak_gflops()
+    print(f"float32 matrix product peak (2048^3, this process, {args.threads} threads): "
+          f"{config['matmul_peak_gflops']:.0f} GFLOP/s")
     result = {"benchmark": "unet_step", "config": config,
               "machine": machine_info(torch, args.threads),
               "targets": {"ratio": TARGET_RATIO, "memory_ratio": TARGET_MEMORY_RATIO},

@@ -101,10 +101,14 @@ def test_unet_step_smoke_run_writes_agreeing_results(tmp_path):
     import json
 
     _run_benchmark("benchmarks.unet_step", "--base", "2", "--size", "16", "--batch", "2",
-                   "--repeats", "1", "--warmup", "0", "--out", str(tmp_path), cwd=tmp_path)
+                   "--repeats", "1", "--warmup", "0", "--case", "2:1:32", "--out", str(tmp_path), cwd=tmp_path)
     result = json.loads((tmp_path / "unet_step.json").read_text())
-    (row,) = result["rows"]
-    assert row["parity_ok"] and row["base"] == 2
+    row, case = result["rows"]
+    assert row["parity_ok"] and row["base"] == 2 and "batch" not in row
+    assert case["parity_ok"] and (case["base"], case["batch"], case["size"]) == (2, 1, 32)
+    assert case["rss_peak_growth_mib"]["minidl"] > 0
+    assert result["config"]["matmul_peak_gflops"] > 0
+    assert "2 (batch 1 of 32x32)" in (tmp_path / "unet_step.md").read_text()
     assert row["median_ms"]["minidl"] > 0 and row["median_ms"]["torch"] > 0
     assert row["rss_peak_growth_mib"]["minidl"] > 0 and row["tracemalloc_peak_mib_minidl"] > 0
     assert (tmp_path / "unet_step.md").read_text().startswith("# U-Net training step")
