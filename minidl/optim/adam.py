@@ -113,26 +113,10 @@ class Adam(Optimizer):
         else:
             g = self._effective_grad(grad, param, wd, maximize)
 
-        m += xp.multiply(xp.subtract(g, m, out=work), 1 - beta1, out=work)
-        v *= beta2
-        v += xp.multiply(xp.multiply(g, 1 - beta2, out=work), g, out=work)
-
-        bias_correction1 = 1 - beta1 ** t
-        bias_correction2 = 1 - beta2 ** t
-        step_size = lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2 ** 0.5
-        if amsgrad:
-            if "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = xp.zeros_like(param)
-            vmax = state["max_exp_avg_sq"]
-            xp.maximum(vmax, v, out=vmax)
-            v = vmax
-        denom = xp.sqrt(v, out=work)
-        denom /= bias_correction2_sqrt
-        denom += eps
-        update = xp.divide(m, denom, out=work)
-        update *= step_size
-        param -= update                                  # p = p - step_size * m / denom
+        if amsgrad and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = xp.zeros_like(param)
+        vmax = state["max_exp_avg_sq"] if amsgrad else None
+        _moments_and_step(xp, param, g, m, v, vmax, work, beta1, beta2, eps, lr, t)
 
     # ------------------------------------------------------- multi-tensor route
 
@@ -184,10 +168,6 @@ class Adam(Optimizer):
         t = steps.pop() + 1
         for p, _ in pairs:
             self.state[p]["step"] = t
-        bias_correction1 = 1 - beta1 ** t
-        bias_correction2 = 1 - beta2 ** t
-        step_size = lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2 ** 0.5
 
         params = [p._data.reshape(-1) for p, _ in pairs]   # views: writing them writes the parameters
         grads = [grad.reshape(-1) for _, grad in pairs]    # (read only)
@@ -214,23 +194,32 @@ class Adam(Optimizer):
             elif maximize:
                 xp.negative(g, out=g)
 
-            m += xp.multiply(xp.subtract(g, m, out=work), 1 - beta1, out=work)
-            v *= beta2
-            v += xp.multiply(xp.multiply(g, 1 - beta2, out=work), g, out=work)
-            if group["amsgrad"]:
-                vmax = flat.max_exp_avg_sq[start:stop]
-                xp.maximum(vmax, v, out=vmax)
-                v = vmax
-            denom = xp.sqrt(v, out=work)
-            denom /= bias_correction2_sqrt
-            denom += eps
-            update = xp.divide(m, denom, out=work)
-            update *= step_size
-            param -= update
+            vmax = flat.max_exp_avg_sq[start:stop] if group["amsgrad"] else None
+            _moments_and_step(xp, param, g, m, v, vmax, work, beta1, beta2, eps, lr, t)
 
             for i, lo, hi, at in pieces:                   # scatter the new values back
                 params[i][lo:hi] = param[at:at + hi - lo]
         return True
+
+
+def _moments_and_step(xp, param, g, m, v, vmax, work, beta1, beta2, eps, lr, t):
+    """The class docstring's lines from m_t on, in place on arrays of one shape (``vmax``:
+    amsgrad's running maximum, or None); ``work`` is scratch. Both routes call this, so they
+    compute the same numbers in the same order."""
+    m += xp.multiply(xp.subtract(g, m, out=work), 1 - beta1, out=work)   # m += (1 - beta1)(g - m)
+    v *= beta2
+    v += xp.multiply(xp.multiply(g, 1 - beta2, out=work), g, out=work)   # v = beta2 v + (1 - beta2) g g
+    step_size = lr / (1 - beta1 ** t)
+    bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
+    if vmax is not None:
+        xp.maximum(vmax, v, out=vmax)
+        v = vmax
+    denom = xp.sqrt(v, out=work)
+    denom /= bias_correction2_sqrt
+    denom += eps
+    update = xp.divide(m, denom, out=work)
+    update *= step_size
+    param -= update                                                       # p = p - step_size * m / denom
 
 
 class _FlatGroup:
