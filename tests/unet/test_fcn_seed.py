@@ -1,25 +1,21 @@
 """fcn8s / fcn16s / fcn32s as seed models: the interface (SOURCE, LOSS, RECIPE, sizes), a
-PyTorch twin with our module tree (float64: output, loss, every gradient, again after one step
-of the paper's SGD), and a short training run on synthetic trimaps reported by mean IU."""
+PyTorch twin with our module tree (float64, tests/seed_model_checks.py: output, loss, every
+gradient, parameters after two steps of the paper's SGD in train mode, eval mode), and a short training run on synthetic trimaps reported by mean IU."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import minidl
 import minidl.functional as F
+from seed_model_checks import compare_with_twin, fix_dropout_masks, standard_losses
+
 from benchmarks.torch_twins import torch_fcn
 from unet import FCN
-from unet.interop import export_torch_state_dict
 from unet.metrics import confusion_matrix, mean_iou
 from unet.synthetic import make_trimap
 
+
 WIDTH = 1 / 32
-
-
-def _close(ours, theirs, what, rtol=1e-10):
-    theirs = np.asarray(theirs)
-    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * max(np.abs(theirs).max(), 1e-300),
-                               err_msg=what)
 
 
 def test_interface():
@@ -46,35 +42,19 @@ def test_valid_input_size_rejects_nonsense():
 
 
 @pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
-def test_matches_torch_twin_with_one_sgd_step(torch, variant):
+def test_matches_torch_twin_with_the_papers_sgd(torch, variant):
     minidl.manual_seed(0)
     ours = FCN(n_classes=3, variant=variant, width=WIDTH)
     rng = np.random.default_rng(0)
     for p in ours.parameters():                       # non-zero score layers: every branch counts
         p.data[...] = rng.standard_normal(p.shape) * (2.0 / max(p[0].numel(), 1)) ** 0.5
-    ours.double().eval()                              # eval: the fc dropouts off in both
-    theirs = torch_fcn(torch, 3, variant, WIDTH).double().eval()
-    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in export_torch_state_dict(ours).items()})
-    recipe = dict(lr=1e-3, momentum=FCN.RECIPE["momentum"], weight_decay=FCN.RECIPE["weight_decay"])
-    opt = minidl.optim.SGD(ours.parameters(), **recipe)
-    topt = torch.optim.SGD(theirs.parameters(), **recipe)
+    theirs = torch_fcn(torch, 3, variant, WIDTH)
+    fix_dropout_masks(torch, ours, theirs)            # the fc dropouts: the same masks in both
+    recipe = dict(optimizer="sgd", lr=1e-3, momentum=FCN.RECIPE["momentum"],
+                  weight_decay=FCN.RECIPE["weight_decay"])
     x = rng.standard_normal((2, 3, 21, 26))
     target = rng.integers(0, 3, (2, 21, 26))
-    for step in range(2):
-        y, ty = ours(minidl.tensor(x)), theirs(torch.from_numpy(x))
-        _close(y.detach().numpy(), ty.detach().numpy(), f"output, step {step}")
-        loss = F.cross_entropy(y, minidl.tensor(target))
-        tloss = torch.nn.functional.cross_entropy(ty, torch.from_numpy(target))
-        _close(loss.item(), tloss.item(), f"loss, step {step}")
-        opt.zero_grad()
-        topt.zero_grad()
-        loss.backward()
-        tloss.backward()
-        tparams = dict(theirs.named_parameters())
-        for name, p in ours.named_parameters():
-            _close(p.grad.numpy(), tparams[name].grad.numpy(), f"gradient of {name}, step {step}")
-        opt.step()
-        topt.step()
+    compare_with_twin(torch, ours, theirs, x, target, recipe, standard_losses(torch, "ce"))
 
 
 def test_fcn8s_learns_trimaps_and_reports_mean_iu():

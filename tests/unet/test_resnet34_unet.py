@@ -7,6 +7,8 @@ from hypothesis import given, settings, strategies as st
 
 import minidl
 import minidl.functional as F
+from seed_model_checks import compare_with_twin, standard_losses
+
 from benchmarks.torch_twins import torch_unet34
 from unet.interop import export_torch_state_dict
 from unet.resnet34_unet import BasicBlock, ResNet34Encoder, ResNet34UNet, UnetBlock
@@ -51,38 +53,12 @@ def _pair(torch, **kwargs):
 # ----------------------------------------------------------------------------- the twin tests
 def test_matches_torch_twin_forward_loss_gradients_adam_step_and_eval(torch):
     ours, theirs = _pair(torch, dropout=0.0)       # train-mode dropout draws differ between libraries
+    assert list(dict(ours.named_parameters())) == list(dict(theirs.named_parameters()))  # torchvision's
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, 64, 96))
     target = (rng.random((2, 1, 64, 96)) < 0.4).astype(np.float64)
-    recipe = ResNet34UNet.RECIPE
-    opt = minidl.optim.Adam(ours.parameters(), lr=1e-3, weight_decay=recipe["weight_decay"])
-    topt = torch.optim.Adam(theirs.parameters(), lr=1e-3, weight_decay=recipe["weight_decay"])
-    names = list(dict(ours.named_parameters()))
-    assert names == list(dict(theirs.named_parameters()))
-    for step in range(2):                           # step 0: as built; step 1: after one Adam step
-        y = ours(minidl.tensor(x))
-        ty = theirs(torch.from_numpy(x))
-        _close(y.detach().numpy(), ty.detach().numpy(), f"output, step {step}")
-        loss = F.binary_cross_entropy_with_logits(y, minidl.tensor(target))
-        tloss = torch.nn.functional.binary_cross_entropy_with_logits(ty, torch.from_numpy(target))
-        _close(loss.item(), tloss.item(), f"loss, step {step}")
-        opt.zero_grad()
-        topt.zero_grad()
-        loss.backward()
-        tloss.backward()
-        tparams = dict(theirs.named_parameters())
-        for name, p in ours.named_parameters():
-            _close(p.grad.numpy(), tparams[name].grad.numpy(), f"gradient of {name}, step {step}")
-        opt.step()
-        topt.step()
-    tstate = theirs.state_dict()
-    for name, value in ours.state_dict().items():          # weights and running statistics
-        _close(value.numpy().astype(np.float64), tstate[name].numpy().astype(np.float64), name)
-    ours.eval()
-    theirs.eval()
-    x2 = rng.standard_normal((1, 3, 32, 64))
-    _close(ours(minidl.tensor(x2)).detach().numpy(), theirs(torch.from_numpy(x2)).detach().numpy(),
-           "eval-mode output")
+    recipe = dict(optimizer="adam", lr=1e-3, weight_decay=ResNet34UNet.RECIPE["weight_decay"])
+    compare_with_twin(torch, ours, theirs, x, target, recipe, standard_losses(torch, "bce"))
 
 
 def test_dropout_is_on_the_encoder_output_and_off_in_eval(torch):
