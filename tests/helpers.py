@@ -59,3 +59,15 @@ def record_calls(monkeypatch, owner, name):
 
     monkeypatch.setattr(owner, name, recording)
     return calls
+
+
+def state_arrays(model):
+    """{name: a copy of the array} of a module's state dict (weights and buffers)."""
+    return {k: np.array(v.detach().numpy()) for k, v in model.state_dict().items()}
+
+
+def assert_same_state(a, b):
+    """Two :func:`state_arrays` results equal to the last bit."""
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -12,6 +12,7 @@ import minidl
 from unet.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from unet.data import SegmentationData
 from unet.config import ConfigError
+from helpers import assert_same_state, state_arrays
 from unet.train import (BatchMaker, TrainConfig, TrainingDiverged, build_model, choose_tile,
                         compute_loss, train)
 
@@ -26,22 +27,12 @@ def _config(out_dir, **changes):
     return TrainConfig(**{**TINY, "out_dir": str(out_dir), **changes})
 
 
-def _weights(model):
-    return {k: np.array(v.detach().numpy()) for k, v in model.state_dict().items()}
-
-
-def _assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-
-
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
     """An uninterrupted 2-epoch run: weights and history."""
     out = tmp_path_factory.mktemp("straight")
     result = train(_config(out), progress=False)
-    return _weights(result.model), result.history
+    return state_arrays(result.model), result.history
 
 
 def test_resume_after_one_epoch_equals_uninterrupted_run(straight, tmp_path):
@@ -49,11 +40,11 @@ def test_resume_after_one_epoch_equals_uninterrupted_run(straight, tmp_path):
     assert first.epoch == 1 and first.step == 3
     resumed = train(_config(tmp_path, epochs=2, resume=str(tmp_path / "last.npz")), progress=False)
     assert resumed.step == 6
-    _assert_same_weights(_weights(resumed.model), straight[0])
+    assert_same_state(state_arrays(resumed.model), straight[0])
     assert [row["train_loss"] for row in resumed.history] == [row["train_loss"] for row in straight[1]]
     # the run really trained: the weights moved away from the initialisation
     minidl.manual_seed(TINY.get("seed", 0))
-    init = _weights(build_model(_config(tmp_path), 1, 2))
+    init = state_arrays(build_model(_config(tmp_path), 1, 2))
     assert any(not np.array_equal(init[k], straight[0][k]) for k in init)
 
 
@@ -68,7 +59,7 @@ def test_ctrl_c_mid_epoch_saves_and_resume_is_exact(straight, tmp_path):
     assert saved["step"] == 2 and saved["epoch"] == 0
     assert len(saved["epoch_order"]) == 3 * 2 and len(saved["epoch_losses"]) == 2
     resumed = train(_config(tmp_path, resume=str(tmp_path / "last.npz")), progress=False)
-    _assert_same_weights(_weights(resumed.model), straight[0])
+    assert_same_state(state_arrays(resumed.model), straight[0])
 
 
 def test_sigint_finishes_the_step_then_saves(tmp_path):
@@ -92,15 +83,15 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
     def poison(info):                      # in epoch 2, put a NaN into a weight
         if info["step"] == 4:
-            seen["good"] = _weights(load_model(tmp_path / "last.npz")[0])
+            seen["good"] = state_arrays(load_model(tmp_path / "last.npz")[0])
             next(iter(info["model"].parameters())).data[...] = np.nan
 
     with pytest.raises(TrainingDiverged, match=r"loss is nan.*last good checkpoint"):
         train(_config(tmp_path), progress=False, callback=poison)
     saved = load_checkpoint(tmp_path / "last.npz")
     assert saved["epoch"] == 1 and saved["step"] == 3
-    after = _weights(load_model(tmp_path / "last.npz")[0])
-    _assert_same_weights(after, seen["good"])
+    after = state_arrays(load_model(tmp_path / "last.npz")[0])
+    assert_same_state(after, seen["good"])
     assert all(np.isfinite(v).all() for v in after.values())
 
 
@@ -161,7 +152,7 @@ def test_checkpoint_round_trip(tmp_path):
     np.testing.assert_array_equal(again.random(4), data_rng.random(4))
     assert back["minidl_rng"] == minidl.get_rng_state()
     loaded, _ = load_model(path)
-    _assert_same_weights(_weights(loaded), _weights(model))
+    assert_same_state(state_arrays(loaded), state_arrays(model))
 
 
 def test_load_checkpoint_errors(tmp_path):
@@ -274,7 +265,7 @@ def test_a_run_stopped_by_steps_inside_an_epoch_resumes_to_the_straight_run(tmp_
     resumed = train(_config(tmp_path / "split", steps=8, resume=str(tmp_path / "split" / "last.npz")),
                     progress=False)
     assert resumed.step == straight.step == 8 and resumed.epoch == straight.epoch == 2
-    _assert_same_weights(_weights(resumed.model), _weights(straight.model))
+    assert_same_state(state_arrays(resumed.model), state_arrays(straight.model))
     assert resumed.history == [{**row, "seconds": r["seconds"]} for row, r in zip(straight.history, resumed.history)]
 
 

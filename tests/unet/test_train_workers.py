@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from helpers import assert_same_state, state_arrays
 from unet.checkpoint import load_checkpoint
 from unet.config import ConfigError
 from unet.train import BatchMaker, BatchStream, TrainConfig, _places, load_data, train
@@ -29,16 +30,6 @@ def _config(out_dir, **changes):
     return TrainConfig(**{**TINY, "out_dir": str(out_dir), **changes})
 
 
-def _weights(model):
-    return {k: np.array(v.detach().numpy()) for k, v in model.state_dict().items()}
-
-
-def _assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-
-
 def _children():
     return multiprocessing.active_children()
 
@@ -47,13 +38,13 @@ def _children():
 def serial(tmp_path_factory):
     """A straight run with the batches made in the main process."""
     result = train(_config(tmp_path_factory.mktemp("serial")), progress=False)
-    return _weights(result.model), result.history
+    return state_arrays(result.model), result.history
 
 
 def test_two_workers_give_the_same_weights_as_the_main_process(serial, tmp_path):
     result = train(_config(tmp_path, workers=2), progress=False)
     assert result.step == 6
-    _assert_same_weights(_weights(result.model), serial[0])
+    assert_same_state(state_arrays(result.model), serial[0])
     assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in serial[1]]
     assert _children() == []
 
@@ -93,7 +84,7 @@ def test_resume_mid_epoch_with_workers_equals_the_straight_run(serial, tmp_path)
     # resumed with another number of workers: still the straight run, bit for bit
     resumed = train(_config(tmp_path, workers=1, resume=str(tmp_path / "last.npz")), progress=False)
     assert resumed.step == 6
-    _assert_same_weights(_weights(resumed.model), serial[0])
+    assert_same_state(state_arrays(resumed.model), serial[0])
 
 
 def test_sigint_with_workers_finishes_the_step_then_saves(tmp_path):
