@@ -18,7 +18,8 @@ reads the input once per tap and writes nothing else. The gradients, with dy (N,
 
 where X_pq^T, the adjoint of taking tap (p, q)'s view, adds an (OH, OW) array onto the cells of
 the padded plane that the view reads and drops what falls on the padding (with stride 1: a
-shift; where windows overlap, the cell receives the sum of their terms, as col2im). Derivation:
+shift; where windows overlap, the cell receives the sum of their terms, as col2im). Derivation
+(docs/gradients/conv2d_depthwise.md):
 y is the im2col route's Y[n, g] = Wm[g] @ cols[n, g] with G = C groups of one channel
 (docs/gradients/conv2d.md), whose row (p, q) of cols[n, g] is X_pq[n, c] flattened; dweight =
 dY @ cols.T and dx = col2im(Wm.T @ dY) are the two sums above, tap by tap.
