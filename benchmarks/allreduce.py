@@ -38,8 +38,9 @@ Writes benchmarks/results/allreduce.{json,md}.
 """
 import os
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # one thread per rank, before NumPy loads
+if __name__ == "__main__":  # run, not imported (the tests import fit_ring_model)
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")  # one thread per rank, before NumPy loads
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
