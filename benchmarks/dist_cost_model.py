@@ -158,7 +158,7 @@ def _describe_default(config, name):
         return f"base {config.base_channels}, depth {config.depth}"
     if name == "fcn":
         return f"FCN-{config.fcn_variant}, width {config.fcn_width}"
-    return f"width {config.width:g} (the article's)"
+    return f"width {config.width:g}, the article's"
 
 
 def measured_steps():
@@ -175,7 +175,8 @@ def measured_steps():
     models = json.loads((RESULTS / "models.json").read_text())
     size = models["config"]["size"]
     for r in models["rows"]:
-        rows.append({"model": r["model"], "configuration": f"{r['width_name']} {r['width']:g}",
+        configuration = f"{r['width_name']} {r['width']:g} (the article's: {r['article_width']:g})"
+        rows.append({"model": r["model"], "configuration": configuration,
                      "parameters": r["parameters"], "bytes": FLOAT32_BYTES * r["parameters"],
                      "t1_s": r["median_ms"]["minidl"] / 1e3, "batch": f"{models['config']['batch']} of {size}x{size}",
                      "source": "models.json (forward + backward, no optimizer)",
@@ -191,7 +192,15 @@ def _ms(seconds):
 
 def _limit(t1, nbytes, network):
     p = scaling_limit(t1, nbytes, network.alpha_s, network.beta_bytes_per_s)
-    return f"beyond {MAX_RANKS:,}" if p is None else f"{p:,}"
+    return f"> {MAX_RANKS:,}" if p is None else f"{p:,}"
+
+
+def article(d):
+    """The parameters at the article's size, when the default configuration is not that size."""
+    if abs(d["article_parameters"] - d["parameters"]) <= 0.001 * d["parameters"]:
+        return ""
+    return (f" At the article's size: {d['article_parameters']:,} parameters, "
+            f"{FLOAT32_BYTES * d['article_parameters'] / 1e6:.1f} MB.")
 
 
 def model_tables(defaults, measured, nets, ranks=RANKS):
@@ -207,9 +216,7 @@ def model_tables(defaults, measured, nets, ranks=RANKS):
         lines += [f"#### {d['model']}", "",
                   f"{d['parameters']:,} trainable parameters as `unet train --model {d['model']}` builds it "
                   f"({d['configuration']}; {d['in_channels']} input channel(s), {d['num_classes']} classes): "
-                  f"**{d['bytes'] / 1e6:.1f} MB** all-reduced per step. At the article's size: "
-                  f"{d['article_parameters']:,} parameters, {FLOAT32_BYTES * d['article_parameters'] / 1e6:.1f} MB.",
-                  "", head, rule]
+                  f"**{d['bytes'] / 1e6:.1f} MB** all-reduced per step." + article(d), "", head, rule]
         for row in rows:
             for net in nets:
                 times = [allreduce_time(p, row["bytes"], net.alpha_s, net.beta_bytes_per_s) for p in ranks]
@@ -233,6 +240,26 @@ def speedup_table(measured, nets, ranks=RANKS):
             s = [speedup(p, row["t1_s"], row["bytes"], net.alpha_s, net.beta_bytes_per_s) for p in ranks]
             lines.append(f"| {row['model']} | {row['configuration']} | {row['t1_s']:.3g} s | {net.name} | "
                          + " | ".join(f"{v:.2f}" for v in s) + " |")
+    return "\n".join(lines)
+
+
+def docs_selection(measured):
+    """The measured configurations docs/distributed.md shows: for the U-Net the smallest and the
+    paper's width of unet_step (batch 4 of 256x256), for the others their models.json row."""
+    return [m for m in measured if m["model"] != "unet"
+            or (m["source"].startswith("unet_step") and m["batch"] == "4 of 256x256"
+                and m["configuration"] in ("base 16, depth 5", "base 64, depth 5"))]
+
+
+def worst_overhead(measured, nets, p):
+    """One line per network: the largest T(p) / t1 over the measured configurations."""
+    lines = []
+    for net in nets:
+        ratio, row = max((allreduce_time(p, m["bytes"], net.alpha_s, net.beta_bytes_per_s) / m["t1_s"], i)
+                         for i, m in enumerate(measured))
+        m = measured[row]
+        lines.append(f"{net.name}: largest T({p}) / t1 = {ratio:.1%} ({m['model']}, {m['configuration']}, "
+                     f"t1 {m['t1_s']:.3g} s)")
     return "\n".join(lines)
 
 
@@ -274,13 +301,15 @@ def main(argv=None):
                 print(f"  efficiency below 50% from p = {_limit(args.t1, nbytes, net)}")
         return
     defaults, measured = default_models(), measured_steps()
-    tables = model_tables(defaults, measured, nets, args.ranks)
     if args.docs:
-        print(tables)
+        print(model_tables(defaults, docs_selection(measured), nets, args.ranks))
+        print(worst_overhead(measured, nets, max(args.ranks)))
         return
+    tables = model_tables(defaults, measured, nets, args.ranks)
     text = "\n".join(["# All-reduce cost per step, per model (ring model)", "", network_lines(nets), "",
                       tables, "## Predicted weak-scaling speed-up S(p) = p t1 / (t1 + T(p))", "",
-                      speedup_table(measured, nets, args.ranks), ""])
+                      speedup_table(measured, nets, args.ranks), "",
+                      worst_overhead(measured, nets, max(args.ranks)).replace("\n", "  \n"), ""])
     print(text)
     if not args.no_save:
         out = Path(args.out)
