@@ -26,7 +26,7 @@ def ci_commands():
 
 def test_ci_runs_exactly_the_readmes_two_commands():
     assert readme_commands() == ["pip install -e . && unet demo",
-                                 'pip install -e ".[test]" && python -m pytest']
+                                 'pip install -e ".[test,dist]" && python -m pytest']
     assert ci_commands() == readme_commands()
 
 
