@@ -29,7 +29,7 @@ def ranks(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     folder = tmp_path_factory.mktemp("syncbn")
-    run_mpi("ddp", folder, "bn_local", "bn_sync", "bn_sync_unet", timeout=300)
+    run_mpi("ddp", folder, "bn_local", "bn_sync", "bn_sync_unet", "strict", timeout=300)
     return lambda case: [dict(np.load(folder / f"{case}_rank{r}.npz")) for r in range(2)]
 
 
@@ -56,6 +56,16 @@ def test_sync_batch_norm_equals_one_process(ranks, case, kind):
     want_output, want = one_process(kind)
     for r, got in enumerate(ranks(case)):
         compare(got, want_output, want, r)
+
+
+def test_on_the_strict_device(ranks):
+    """DDP and SyncBatchNorm write their array code for any device: the strict one refuses every
+    implicit trip to the host (as CuPy's arrays do)."""
+    want = {k: v for k, v in one_process("convnet_bn")[1].items() if not k.startswith("buffer.")}
+    for r, got in enumerate(ranks("strict")):
+        assert sorted(got) == sorted(want)
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=RTOL, atol=ATOL, err_msg=f"rank {r}: {name}")
 
 
 def test_per_rank_batch_norm_differs_from_one_process(ranks):
