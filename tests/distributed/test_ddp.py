@@ -22,7 +22,7 @@ cases = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cases)
 
 RTOL, ATOL = 1e-10, 1e-13
-DDP_CASES = ["grads_convnet", "grads_unet", "grads_uneven", "adam", "no_sync", "unused"]
+DDP_CASES = ["grads_convnet", "grads_unet", "grads_uneven", "adam", "no_sync", "unused", "mismatch"]
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +93,11 @@ def test_unused_parameter(ranks):
         assert got.pop("unused_grad_is_none")  # find_unused_parameters=True leaves it None
         want = cases.named_grads(one_process("unused", sum(cases.SPLITS["even"])))
         assert_same(got, want, f"find_unused_parameters=True, rank {r}")
+
+
+def test_different_models_are_refused_on_every_rank(ranks):
+    for got in ranks("mismatch"):
+        assert "DDP expects same model across all ranks, but rank 1's parameters" in str(got["message"])
 
 
 # --- one process -------------------------------------------------------------------------------

@@ -109,6 +109,17 @@ def one_step_find_unused(split):
     return model, output
 
 
+def case_mismatch():
+    """Rank 1 wraps another architecture: every rank must refuse at construction."""
+    model = make_model("convnet" if rank == 0 else "unused", seed=0)
+    try:
+        DDP(model)
+        message = "no error"
+    except RuntimeError as error:
+        message = str(error)
+    save("mismatch", message=np.array(message))
+
+
 CASES = {
     "grads_convnet": lambda: case_grads("grads_convnet", "convnet", SPLITS["even"]),
     "grads_unet": lambda: case_grads("grads_unet", "unet", SPLITS["even"]),
@@ -117,6 +128,7 @@ CASES = {
     "strict": case_strict,
     "no_sync": case_no_sync,
     "unused": case_unused,
+    "mismatch": case_mismatch,
     "bn_local": lambda: case_batch_norm("bn_local", "convnet_bn", sync_bn=False),
     "bn_sync": lambda: case_batch_norm("bn_sync", "convnet_bn", sync_bn=True),
     "bn_sync_unet": lambda: case_batch_norm("bn_sync_unet", "unet_bn", sync_bn=True),
