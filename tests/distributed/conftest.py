@@ -1,52 +1,9 @@
-"""Running a script under ``mpiexec -n N`` from a test.
-
-The ``mpirun`` fixture runs tests/distributed/scripts/<name>.py (or any path) on N ranks and
-returns the finished process; the tests are skipped, with the reason, when mpiexec or mpi4py is
-missing (``pip install -e '.[dist]'`` brings both). Each script writes what it computed to the
-folder given as its first argument, and the test compares that with one process's result.
-"""
-
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
+"""The ``mpirun`` fixture: tests/mpi_helpers.py's ``run_mpi``, skipped with the reason when
+mpiexec or mpi4py is missing (``pip install -e '.[dist]'`` brings both)."""
 
 import pytest
 
-SCRIPTS = Path(__file__).parent / "scripts"
-ROOT = Path(__file__).parents[2]
-
-
-def find_mpiexec():
-    """mpiexec beside this Python (the mpich wheel puts it there), else on PATH."""
-    here = os.path.dirname(sys.executable)
-    return shutil.which("mpiexec", path=here + os.pathsep + os.environ.get("PATH", ""))
-
-
-def why_no_mpi():
-    if find_mpiexec() is None:
-        return "mpiexec is not installed (pip install -e '.[dist]')"
-    try:
-        import mpi4py
-        del mpi4py
-    except ImportError:
-        return "mpi4py is not installed (pip install -e '.[dist]')"
-    return None
-
-
-def run_mpi(script, *args, n=2, timeout=120, env=None, check=True):
-    """``mpiexec -n n python script args...`` with one thread per rank; the finished process."""
-    script = SCRIPTS / f"{script}.py" if "/" not in str(script) else Path(script)
-    environment = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
-                       OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT), **(env or {}))
-    command = [find_mpiexec(), "-n", str(n), sys.executable, str(script), *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment,
-                          cwd=str(ROOT))
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} exited with {done.returncode}\n"
-                             f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}")
-    return done
+from mpi_helpers import run_mpi, why_no_mpi
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import minidl.distributed as dist
 from minidl.nn.parallel import DistributedDataParallel as DDP
 from minidl.nn.parallel.distributed import assign_buckets
 
-from conftest import SCRIPTS, run_mpi, why_no_mpi
+from mpi_helpers import SCRIPTS, run_mpi, why_no_mpi
 
 _spec = importlib.util.spec_from_file_location("ddp_cases", SCRIPTS / "ddp_cases.py")
 cases = importlib.util.module_from_spec(_spec)

@@ -12,7 +12,7 @@ import minidl.distributed as dist
 from minidl.distributed.communicator import SingleProcess
 from minidl.ops.sync_batch_norm import SyncBatchNorm as SyncBatchNormOp
 
-from conftest import SCRIPTS, run_mpi, why_no_mpi
+from mpi_helpers import SCRIPTS, run_mpi, why_no_mpi
 from helpers import gradcheck_with_random_dy
 
 _spec = importlib.util.spec_from_file_location("ddp_cases", SCRIPTS / "ddp_cases.py")
