@@ -99,9 +99,18 @@ class Context:
         self.torch = _gpu.import_torch()
         self.rng = np.random.default_rng(0)
         self.section_budget = budget
+        self.section_deadline = float("inf")
 
     def left(self):
         return self.budget - (time.perf_counter() - self.start)
+
+    def out_of_time(self):
+        """Whether the running section has spent its budget (its remaining cases are skipped)."""
+        return time.perf_counter() > self.section_deadline
+
+
+def _skipped(name):
+    return {"name": name, "ok": None, "skipped": "the section's time budget is spent"}
 
 
 # =================================================================== (b), (c): the kernels
@@ -222,6 +231,9 @@ def section_determinism(ctx):
     target, checks = ctx.target, []
     kernels = target.kernels()
     for name, arrays, call in kernel_cases(ctx.rng, ctx.dry, large=True):
+        if ctx.out_of_time():
+            checks.append(_skipped(name))
+            continue
         try:
             inputs = _on(target, arrays)
             first = [target.host(a) for a in call(kernels, target.xp, inputs)]
@@ -249,6 +261,9 @@ def section_kernel_agreement(ctx):
     target, checks = ctx.target, []
     kernels = target.kernels()
     for name, arrays, call in kernel_cases(ctx.rng, ctx.dry, large=False):
+        if ctx.out_of_time():
+            checks.append(_skipped(name))
+            continue
         try:
             gpu = [target.host(a) for a in call(kernels, target.xp, _on(target, arrays))]
             cpu = call(reference, np, arrays)
@@ -344,6 +359,9 @@ def section_op_agreement(ctx):
     (its reference kernels)."""
     checks = []
     for name, arrays, fn in op_cases(ctx.rng, small=ctx.dry):
+        if ctx.out_of_time():
+            checks.append(_skipped(name))
+            continue
         try:
             y_dev, g_dev = _forward_backward(arrays, fn, ctx.target.name, np.float32)
             with use_backend("reference"):  # the specification; Numba would compile first
@@ -361,6 +379,9 @@ def section_gradcheck(ctx):
     """(d) minidl.gradcheck, float64, of L = sum(dy * op(inputs)) with a random dy, on the device."""
     checks = []
     for name, arrays, fn in op_cases(ctx.rng, small=True):
+        if ctx.out_of_time():
+            checks.append(_skipped(name))
+            continue
         start = time.perf_counter()
         try:
             device = ctx.target.name
@@ -456,7 +477,7 @@ def section_ops_benchmark(ctx):
 
     if ctx.torch is None:
         return {"checks": [], "skipped": "PyTorch is not importable"}
-    deadline = time.perf_counter() + max(ctx.section_budget - 5, 1)
+    deadline = ctx.section_deadline - 5  # a case takes a few seconds: start none after this
     scale, repeats, warmup = (32, 1, 0) if ctx.dry else (1, 5, 2)
     rows = run_device_cases(ctx.torch, ctx.target, 2, scale, repeats, warmup, deadline=deadline)
     checks, targets = [], []
@@ -557,7 +578,7 @@ class Report:
             d = self.data
             d["total_s"] = time.perf_counter() - self.ctx.start
             d["summary"] = {s: sum(1 for x in d["sections"] if x["status"] == s)
-                            for s in ("passed", "failed", "error", "skipped", "timed out", "running")}
+                            for s in ("passed", "failed", "incomplete", "error", "skipped", "timed out", "running")}
             d["all_passed"] = all(x["status"] == "passed" for x in d["sections"]) and d["finished"]
             d["targets"] = [t for x in d["sections"] for t in x.get("targets", [])]
             out = self.ctx.out
@@ -574,11 +595,14 @@ def _json_default(value):
 
 
 def _status(result):
+    """failed: a check failed; incomplete: none failed but some were skipped for time; passed."""
     if result.get("skipped"):
         return "skipped"
     checks = [c for c in result.get("checks", []) if c.get("ok") is not None]
     if any(not c["ok"] for c in checks):
         return "failed"
+    if any(c.get("skipped") for c in result.get("checks", [])):
+        return "incomplete"
     return "passed" if checks else "skipped"
 
 
@@ -603,6 +627,7 @@ def run_sections(ctx, report, only=None):
                 if name == "op_suite":
                     ctx.section_budget = max(ctx.left() - 5, 0)
                 entry["budget_s"] = ctx.section_budget
+                ctx.section_deadline = time.perf_counter() + ctx.section_budget
                 minimum = min_dry if ctx.dry else min_gpu
                 if ctx.left() < minimum:
                     entry.update(status="skipped", reason=f"time budget: {ctx.left():.0f} s left, "
