@@ -155,7 +155,7 @@ def kernel_cases(rng, dry, large):
     if dry:
         N, C, H, W = 2, 3, 9, 11
     elif large:
-        N, C, H, W = 4, 64, 256, 256
+        N, C, H, W = 4, 64, 128, 128
     else:
         N, C, H, W = 2, 16, 64, 64
     f32 = np.float32

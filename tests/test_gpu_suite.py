@@ -279,3 +279,130 @@ def test_unet_flops_match_the_torch_twins_convolutions(torch):
         model(torch.zeros(batch, 1, size, size))
     assert _gpu_step.unet_forward_macs(batch, size, base, depth) == sum(macs)
     assert _gpu_step.unet_step_flops(batch, size, base, depth) == 6 * sum(macs)
+
+
+# ----------------------------------------------------------------------- the cuda glue, on a stand-in
+# CuPy cannot run here; these check that benchmarks/_gpu.py calls the CuPy API it names (read in
+# CuPy 14.2's source: cupy.cuda.Event/get_elapsed_time, MemoryHook.malloc_postprocess,
+# cupy._core.syncdetect._declare_synchronize, runtime.getDeviceProperties, ...) the way CuPy
+# calls back. They cannot show that CuPy behaves as read.
+
+class _FakeCupy:
+    """The few pieces of CuPy that benchmarks/_gpu.py touches."""
+
+    def __init__(self):
+        import types
+
+        fake = self
+        self.now, self.used, self.hooks = 0.0, 100, {}
+        self.__version__ = "14.2.0-fake"
+
+        class Event:
+            def record(self):
+                self.at = fake.now
+
+            def synchronize(self):
+                pass
+
+        class MemoryHook:  # CuPy's: registered by name while inside ``with``
+            name = "MemoryHook"
+
+            def __enter__(self):
+                fake.hooks[self.name] = self
+                return self
+
+            def __exit__(self, *exc):
+                del fake.hooks[self.name]
+
+        class Pool:
+            def used_bytes(self):
+                return fake.used
+
+        class Runtime:
+            @staticmethod
+            def getDeviceProperties(device):
+                return {"name": b"Fake H100", "major": 9, "minor": 0, "totalGlobalMem": 80 * 2**30,
+                        "multiProcessorCount": 132}
+
+            driverGetVersion = staticmethod(lambda: 13000)
+            runtimeGetVersion = staticmethod(lambda: 13000)
+
+        stream = types.SimpleNamespace(synchronize=lambda: None)
+        self.cuda = types.SimpleNamespace(
+            Event=Event, MemoryHook=MemoryHook, runtime=Runtime,
+            get_elapsed_time=lambda a, b: b.at - a.at, get_current_stream=lambda: stream,
+            Device=lambda: types.SimpleNamespace(id=0),
+            nvrtc=types.SimpleNamespace(getVersion=lambda: (13, 0)))
+        self.pool = Pool()
+        self.get_default_memory_pool = lambda: self.pool
+
+    def malloc(self, nbytes):  # what SingleDeviceMemoryPool.malloc does around an allocation
+        self.used += nbytes
+        for hook in list(self.hooks.values()):
+            hook.malloc_postprocess(device_id=0, size=nbytes, mem_size=nbytes, mem_ptr=1, pmem_id=1)
+
+    def free(self, nbytes):
+        self.used -= nbytes
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    import types
+
+    cupy = _FakeCupy()
+    syncdetect = types.ModuleType("cupy._core.syncdetect")
+    syncdetect.calls = []
+    syncdetect._declare_synchronize = lambda: syncdetect.calls.append(1)
+    core = types.ModuleType("cupy._core")
+    core.syncdetect = syncdetect
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setitem(sys.modules, "cupy._core", core)
+    monkeypatch.setitem(sys.modules, "cupy._core.syncdetect", syncdetect)
+    target = object.__new__(_gpu.Target)
+    target.name, target.is_gpu, target.cupy, target.xp = "cuda", True, cupy, cupy
+    return target, cupy, syncdetect
+
+
+def test_cupy_clock_reads_event_times(fake_gpu):
+    target, cupy, _ = fake_gpu
+    clock = target.clock()
+    for t in (1.0, 3.5, 4.0):
+        cupy.now = t
+        clock.mark()
+    assert clock.intervals_ms() == [2.5, 0.5]
+
+
+def test_cupy_peak_memory_follows_the_pool_through_a_memory_hook(fake_gpu):
+    target, cupy, _ = fake_gpu
+
+    def step():
+        cupy.malloc(300)
+        cupy.malloc(50)
+        cupy.free(350)
+        cupy.malloc(20)
+
+    assert _gpu.minidl_peak_memory(target, step) == {"peak_bytes": 450, "live_before_bytes": 100}
+    assert cupy.hooks == {}  # unregistered after the step
+
+
+def test_cupy_host_transfers_hook_syncdetect_and_restore_it(fake_gpu):
+    target, cupy, syncdetect = fake_gpu
+    original = syncdetect._declare_synchronize
+    with _gpu.HostTransfers(target) as seen:
+        assert seen.available
+        syncdetect._declare_synchronize()  # what ndarray.get() calls before its copy
+    assert len(seen.events) == 1 and "ndarray.get" in seen.events[0]["what"]
+    assert any("test_gpu_suite.py" in frame for frame in seen.events[0]["where"])
+    assert syncdetect.calls == [1]  # CuPy's own function still ran
+    assert syncdetect._declare_synchronize is original
+    del syncdetect._declare_synchronize
+    assert not _gpu.HostTransfers(target).available  # a CuPy without the hook: said, not passed
+
+
+def test_cupy_environment_reads_the_device(fake_gpu):
+    target, cupy, _ = fake_gpu
+    env = _gpu.environment(target, None)
+    assert env["gpu_name"] == "Fake H100" and env["compute_capability"] == "9.0"
+    assert env["cupy"] == "14.2.0-fake" and env["cuda_runtime_version"] == 13000
+    assert env["nvrtc_version"] == "13.0" and env["multiprocessors"] == 132
+    assert env["nvidia_driver"]  # nvidia-smi's answer, or why there is none
