@@ -56,6 +56,15 @@ class Target:
         if self.is_gpu:
             self.cupy.cuda.get_current_stream().synchronize()
 
+    def free_memory(self):
+        """Return the blocks cached by CuPy's pool (and PyTorch's, if it was imported) to the GPU."""
+        if self.is_gpu:
+            self.synchronize()
+            self.cupy.get_default_memory_pool().free_all_blocks()
+            torch = sys.modules.get("torch")
+            if torch is not None and torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
     def clock(self):
         """A :class:`Clock` that times this device's work."""
         return Clock("cupy" if self.is_gpu else "host", self.cupy)

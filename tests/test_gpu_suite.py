@@ -406,3 +406,24 @@ def test_cupy_environment_reads_the_device(fake_gpu):
     assert env["cupy"] == "14.2.0-fake" and env["cuda_runtime_version"] == 13000
     assert env["nvrtc_version"] == "13.0" and env["multiprocessors"] == 132
     assert env["nvidia_driver"]  # nvidia-smi's answer, or why there is none
+
+
+def test_op_suite_stops_at_its_deadline_and_counts_the_tests_not_run(tmp_path):
+    tests = tmp_path / "test_three.py"
+    tests.write_text("def test_a():\n    pass\n\ndef test_b():\n    pass\n\ndef test_c():\n    assert False\n")
+    ctx = _context(tmp_path)
+    ctx.tests, ctx.section_budget = [str(tests)], 0.0  # the deadline has passed when pytest starts
+    result = gpu_suite.section_op_suite(ctx)
+    f = result["figures"]
+    assert (f["collected"], f["passed"], f["failed"], f["not_run"]) == (3, 1, 0, 2)
+    assert "budget" in f["stopped_early"]
+    checks = {c["name"]: c["ok"] for c in result["checks"]}
+    assert checks == {"every collected test ran (within the budget)": False,
+                      "no test failed, no collection error": True,
+                      "no test skipped for want of a device": True}
+    assert gpu_suite._status(result) == "failed"
+
+    ctx.section_budget = 100.0  # with time: all three run, and the failure is reported
+    f = gpu_suite.section_op_suite(ctx)["figures"]
+    assert (f["passed"], f["failed"], f["not_run"]) == (2, 1, 0)
+    assert f["failures"][0]["nodeid"].endswith("test_c") and "assert False" in f["failures"][0]["longrepr"]
