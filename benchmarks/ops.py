@@ -80,7 +80,8 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results directory")
     p.add_argument("--no-save", action="store_true", help="print only, write no files")
     p.add_argument("--device", choices=["cpu", "cuda", "strict"], default="cpu",
-                   help="where minidl runs (default cpu); cuda: against PyTorch on the same GPU")
+                   help="where minidl runs (default cpu); cuda: against PyTorch on the same GPU; "
+                        "strict: the strict test device at --dry's sizes")
     p.add_argument("--dry", action="store_true",
                    help="the --device code path on the strict test device, sizes divided by 32")
     args = p.parse_args(argv)
@@ -373,7 +374,7 @@ def main_device(args, argv):
     if args.device == "strict":
         torch.set_num_threads(args.threads)
     target = _gpu.Target(args.device)
-    scale = 32 if args.dry else 8 if args.quick else 1
+    scale = 32 if args.device == "strict" else 8 if args.quick else 1  # strict: NumPy underneath
     rows = run_device_cases(torch, target, args.batch, scale, args.repeats, args.warmup, args.only)
     for r in rows:
         print(f"{r['case']:40s} " + (f"minidl {r['minidl_ms']:9.3f} ms  torch {r['torch_ms']:9.3f} ms  "

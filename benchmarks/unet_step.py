@@ -84,7 +84,8 @@ def parse_args(argv=None):
     p.add_argument("--device", choices=["cpu", "cuda", "strict"], default="cpu",
                    help="where minidl runs (default cpu). cuda: minidl on CuPy against PyTorch on the "
                         "same GPU, CUDA-event timing, peak GPU memory (benchmarks/_gpu_step.py); strict: "
-                        "the same code on the strict test device against PyTorch on the CPU")
+                        "the same code on the strict test device against PyTorch on the CPU, at --dry's "
+                        "tiny sizes unless --base/--size/--batch are given")
     p.add_argument("--dry", action="store_true",
                    help="the --device code path on the strict test device at a tiny size (base 2, "
                         "batch 1 of 16x16), to check it without a GPU")
@@ -107,12 +108,12 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.dry:
         args.device = "strict"
-    gpu_path = args.device != "cpu"
+    tiny = args.device == "strict"  # the strict device is NumPy underneath: tiny defaults
     if args.base is None:
-        args.base = [2] if args.dry else [64] if gpu_path else [16, 32, 64]
+        args.base = [2] if tiny else [64] if args.device == "cuda" else [16, 32, 64]
     if args.size is None:
-        args.size = 16 if args.dry else 512 if gpu_path else 256
-    if args.dry and args.batch == 4:
+        args.size = 16 if tiny else 512 if args.device == "cuda" else 256
+    if tiny and args.batch == 4:
         args.batch = 1
     if args.size % 2 ** (DEPTH - 1) or args.size < 2 ** (DEPTH - 1):
         p.error(f"--size must be a positive multiple of {2 ** (DEPTH - 1)} (4 max-pools), got {args.size}")

@@ -66,3 +66,18 @@ def test_cuda_without_a_gpu_says_why():
 
     with pytest.raises(RuntimeError, match="cuda device is not available"):
         _gpu.Target("cuda")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], ([16, 32, 64], 4, 256)),                      # the CPU benchmark's defaults, unchanged
+    (["--device", "cuda"], ([64], 4, 512)),            # issue 28's GPU row
+    (["--device", "strict"], ([2], 1, 16)),            # NumPy underneath: tiny
+    (["--dry"], ([2], 1, 16)),
+    (["--device", "cuda", "--base", "32", "--size", "256"], ([32], 4, 256)),
+])
+def test_unet_step_sizes_per_device(argv, expected):
+    from benchmarks import unet_step
+
+    args = unet_step.parse_args(argv)
+    assert (args.base, args.batch, args.size) == expected
+    assert args.device == ("strict" if "--dry" in argv else argv[1] if argv else "cpu")
