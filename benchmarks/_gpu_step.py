@@ -182,13 +182,17 @@ def unet_step_on_device(torch, target, base=64, batch=4, size=512, warmup=2, rep
     return row
 
 
+def _settings(settings):
+    return " (" + ", ".join(f"{k}={v}" for k, v in settings.items()) + ")" if settings else ""
+
+
 def row_lines(row):
     """Markdown lines for one row."""
     ph, e = row["median_ms_by_phase"], row["errors"]
     lines = [
         f"U-Net step, base {row['base']}, batch {row['batch']} of 1x{row['size']}x{row['size']}, "
         f"depth {row['depth']}, {row['parameters']:,} parameters; minidl on `{row['device']}`, "
-        f"PyTorch on `{row['torch_device']}` {row['torch_settings'] or ''}; median of "
+        f"PyTorch on `{row['torch_device']}`{_settings(row['torch_settings'])}; median of "
         f"{row['repeats']} steps after {row['warmup']} warm-up steps.",
         "",
         "| library | step ms | forward+loss | backward | adam | TFLOP/s | peak memory MiB |",
@@ -197,10 +201,10 @@ def row_lines(row):
     for lib in ("minidl", "torch"):
         mem = row["peak_memory"][lib]
         lines.append(f"| {lib} | {row['median_ms'][lib]:.2f} | {ph[lib]['forward']:.2f} | "
-                     f"{ph[lib]['backward']:.2f} | {ph[lib]['adam']:.2f} | {row['tflops'][lib]:.3f} | "
+                     f"{ph[lib]['backward']:.2f} | {ph[lib]['adam']:.2f} | {row['tflops'][lib]:.3g} | "
                      f"{mem['peak_bytes'] / 2**20:.0f} |" if mem else
                      f"| {lib} | {row['median_ms'][lib]:.2f} | {ph[lib]['forward']:.2f} | "
-                     f"{ph[lib]['backward']:.2f} | {ph[lib]['adam']:.2f} | {row['tflops'][lib]:.3f} | "
+                     f"{ph[lib]['backward']:.2f} | {ph[lib]['adam']:.2f} | {row['tflops'][lib]:.3g} | "
                      "not measured |")
     lines += ["",
               f"Ratio minidl / PyTorch: **{row['ratio']:.2f}** (issue 28: at most 1.5)"
@@ -210,7 +214,7 @@ def row_lines(row):
               f"{e['grad_max']:.1e} ({e['grad_max_param']}), Adam update median "
               f"{e['update_median_over_lr']:.1e} / max {e['update_max_over_lr']:.1e} x lr, later "
               f"losses {e['loss_trace_max']:.1e}.",
-              f"One step: {row['step_tflop']:.3f} TFLOP (3 x 2 x forward multiply-adds of the "
+              f"One step: {row['step_tflop']:.3g} TFLOP (3 x 2 x forward multiply-adds of the "
               "convolutions)."]
     return lines
 
