@@ -28,6 +28,13 @@ PyTorch; the chart draws that line.
     python -m benchmarks.ops                       # everything, 2 threads
     python -m benchmarks.ops --only conv2d --repeats 3
     python -m benchmarks.ops --quick               # small sizes: a smoke test
+    python -m benchmarks.ops --device cuda         # on a GPU against PyTorch (cuDNN) on the same GPU
+    python -m benchmarks.ops --dry --no-save       # that code path on the strict device, tiny sizes
+
+With --device cuda (or strict) minidl runs on that device and PyTorch on the same GPU (on the
+CPU for strict), TF32 off in PyTorch, cuDNN's autotuner on; each run is timed by CUDA events
+(cupy.cuda.Event, torch.cuda.Event; wall clock on strict) after the warm-up, no pause;
+results under <out>/gpu/ops_<device>.{json,md} (:func:`main_device`).
 """
 # _common must come first: it sets the BLAS thread count before NumPy loads.
 from benchmarks._common import (THREADS, machine_info, machine_line, matmul_peak_gflops, median_ms,  # noqa: I001
@@ -72,23 +79,32 @@ def parse_args(argv=None):
     p.add_argument("--backend", default=None, help="minidl kernel backend (default: the automatic choice)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results directory")
     p.add_argument("--no-save", action="store_true", help="print only, write no files")
-    return p.parse_args(argv)
+    p.add_argument("--device", choices=["cpu", "cuda", "strict"], default="cpu",
+                   help="where minidl runs (default cpu); cuda: against PyTorch on the same GPU; "
+                        "strict: the strict test device at --dry's sizes")
+    p.add_argument("--dry", action="store_true",
+                   help="the --device code path on the strict test device, sizes divided by 32")
+    args = p.parse_args(argv)
+    if args.dry:
+        args.device = "strict"
+    return args
 
 
-def cases(batch, quick):
+def cases(batch, quick, scale=None):
     """(name, inputs {name: array}, fn(inputs, lib), forward+backward flops or None).
 
     ``lib`` is minidl.functional or :func:`torch_functional`; inputs named ``target*`` get
     no gradient."""
     rng = np.random.default_rng(0)
-    scale = 8 if quick else 1
+    smallest = 4 if scale else 1  # --dry's scale: every case keeps a 4x4 input at least
+    scale = scale or (8 if quick else 1)
 
     def randn(*shape):
         return rng.standard_normal(shape).astype(np.float32)
 
     out = []
     for channels, size in LEVELS:
-        size //= scale
+        size = max(size // scale, smallest)
         c = channels
         # conv2d 3x3 pad 1: forward N*F*OH*OW*K multiply-adds, and as many in each backward product
         x, w, b = randn(batch, c, size, size), randn(c, c, 3, 3) * 0.05, randn(c)
@@ -110,21 +126,21 @@ def cases(batch, quick):
         skip, up = randn(batch, c, size, size), randn(batch, c, size, size)
         out.append((f"cat 2x{c}@{size}", {"skip": skip, "up": up},
                     lambda t, lib: lib.cat([t["skip"], t["up"]], dim=1), None))
-    size = 256 // scale
+    size = max(256 // scale, smallest)
     out.append((f"softmax 2 classes @{size}", {"x": randn(batch, 2, size, size)},
                 lambda t, lib: lib.softmax(t["x"], dim=1), None))
-    for classes, size in [(2, 256 // scale), (21, 128 // scale)]:
+    for classes, size in [(2, max(256 // scale, smallest)), (21, max(128 // scale, smallest))]:
         logits = randn(batch, classes, size, size)
         target = rng.integers(0, classes, (batch, size, size))
         out.append((f"cross_entropy {classes} classes @{size}", {"x": logits, "target": target},
                     lambda t, lib: lib.cross_entropy(t["x"], t["target"]), None))
-    size = 256 // scale
+    size = max(256 // scale, smallest)
     logits = randn(batch, 1, size, size)
     target = rng.integers(0, 2, (batch, 1, size, size)).astype(np.float32)
     out.append((f"bce_with_logits 1 channel @{size}", {"x": logits, "target": target},
                 lambda t, lib: lib.binary_cross_entropy_with_logits(t["x"], t["target"]), None))
     for c, size, stride in DEPTHWISE:
-        size //= scale
+        size = max(size // scale, smallest)
         # forward N*C*OH*OW*9 multiply-adds, and as many in each of dx and dweight
         x, w, b = randn(DEPTHWISE_BATCH, c, size, size), randn(c, 1, 3, 3) / 3, randn(c)
         out_size = (size - 1) // stride + 1
@@ -250,8 +266,137 @@ def chart(result, path):
                      f"{result['machine']['threads']} threads, backend {result['machine']['minidl_backend']}")
 
 
+def bench_case_device(torch, target, name, arrays, fn, flops, repeats, warmup):
+    """One case with minidl on ``target`` (benchmarks/_gpu.py) and PyTorch next to it: parity
+    from one run each, then ``warmup`` untimed and ``repeats`` event-timed runs, alternating."""
+    from benchmarks import _gpu
+
+    torch_device = _gpu.torch_device_name(target)
+    mine = {k: minidl.tensor(a, requires_grad=_needs_grad(k, a), device=target.name)
+            for k, a in arrays.items()}
+    theirs = {k: torch.tensor(a, requires_grad=_needs_grad(k, a), device=torch_device)
+              for k, a in arrays.items()}
+    with minidl.no_grad():
+        y_shape = fn(mine, F).shape
+    dy_np = np.random.default_rng(1).standard_normal(y_shape).astype(np.float32)
+    dy_mine = minidl.tensor(dy_np, device=target.name)
+    dy_theirs = torch.tensor(dy_np, device=torch_device)
+    F_torch = torch_functional(torch)
+
+    y = _run(fn, mine, F, dy_mine)
+    y_ref = _run(fn, theirs, F_torch, dy_theirs)
+    errors = {"output": rel_error(y.detach().cpu().numpy(), y_ref.detach().cpu().numpy())}
+    for k in arrays:
+        if _needs_grad(k, arrays[k]):
+            errors[f"d{k}"] = rel_error(mine[k].grad.cpu().numpy(), theirs[k].grad.cpu().numpy())
+    ok = all(e <= PARITY_RTOL for e in errors.values())
+
+    def clear():
+        for t in list(mine.values()) + list(theirs.values()):
+            t.grad = None
+
+    for _ in range(warmup):
+        clear()
+        _run(fn, mine, F, dy_mine)
+        _run(fn, theirs, F_torch, dy_theirs)
+    clocks = {"minidl": target.clock(), "torch": _gpu.torch_clock(torch, torch_device)}
+    times = {"minidl": [], "torch": []}
+    for _ in range(repeats):
+        for lib, tensors, functional, dy in (("minidl", mine, F, dy_mine),
+                                             ("torch", theirs, F_torch, dy_theirs)):
+            clear()
+            clock = clocks[lib]
+            clock.marks = []
+            clock.mark()
+            _run(fn, tensors, functional, dy)
+            clock.mark()
+            times[lib].append(clock.intervals_ms()[0])
+    ms = {lib: float(np.median(v)) for lib, v in times.items()}
+    row = {"case": name, "minidl_ms": ms["minidl"], "torch_ms": ms["torch"],
+           "ratio": ms["minidl"] / ms["torch"], "parity_ok": bool(ok), "errors": errors,
+           "target": 2.0 if name.startswith("conv2d 3x3") else None}  # issue 28: conv2d <= 2x cuDNN
+    if flops:
+        row["minidl_tflops"] = flops / ms["minidl"] / 1e9
+        row["torch_tflops"] = flops / ms["torch"] / 1e9
+    return row
+
+
+def device_markdown(result):
+    e = result["environment"]
+    lines = ["# Ops on a GPU, forward + backward: minidl vs PyTorch", "",
+             f"minidl on `{result['device']}`, PyTorch on `{result['torch_device']}`, batch "
+             f"{result['config']['batch']}, float32, median of {result['config']['repeats']} event-timed "
+             f"runs after {result['config']['warmup']} warm-up runs.", "",
+             "| case | minidl ms | PyTorch ms | ratio | target | minidl TFLOP/s | PyTorch TFLOP/s | parity |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in result["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['case']} | error: {r['error']} | | | | | | FAILED |")
+            continue
+        worst = max(r["errors"].values())
+        lines.append(f"| {r['case']} | {_ms(r['minidl_ms'])} | {_ms(r['torch_ms'])} | {r['ratio']:.2f} | "
+                     f"{r['target'] or ''} | {r.get('minidl_tflops', 0):.3g} | {r.get('torch_tflops', 0):.3g} | "
+                     f"{'OK' if r['parity_ok'] else 'MISMATCH'} ({worst:.0e}) |")
+    lines += ["", f"Device: {e.get('gpu_name', result['device'])}; CuPy {e.get('cupy')}; torch "
+              f"{e.get('torch')}; {e['date_utc']}.", "",
+              f"Reproduce: `PYTHONPATH=. python -m benchmarks.ops {result['config']['argv']}`", ""]
+    return "\n".join(lines)
+
+
+def run_device_cases(torch, target, batch, scale, repeats, warmup, only="", deadline=None):
+    """Every case (or those whose name contains ``only``) on ``target``; a case that raises is a
+    row with its error; cases after ``deadline`` (time.perf_counter) are skipped."""
+    import traceback
+
+    from benchmarks._gpu_step import set_torch_float32
+
+    set_torch_float32(torch, "cuda" if target.is_gpu else "cpu")
+    rows = []
+    for name, arrays, fn, flops in cases(batch, False, scale=scale):
+        if only not in name:
+            continue
+        if deadline is not None and time.perf_counter() > deadline:
+            rows.append({"case": name, "skipped": "time budget spent"})
+            continue
+        try:
+            rows.append(bench_case_device(torch, target, name, arrays, fn, flops, repeats, warmup))
+        except Exception as error:  # noqa: BLE001  (reported, the other cases still run)
+            rows.append({"case": name, "error": f"{type(error).__name__}: {error}",
+                         "traceback": traceback.format_exc(), "parity_ok": False})
+    return rows
+
+
+def main_device(args, argv):
+    import torch
+
+    from benchmarks import _gpu
+
+    if args.device == "strict":
+        torch.set_num_threads(args.threads)
+    target = _gpu.Target(args.device)
+    scale = 32 if args.device == "strict" else 8 if args.quick else 1  # strict: NumPy underneath
+    rows = run_device_cases(torch, target, args.batch, scale, args.repeats, args.warmup, args.only)
+    for r in rows:
+        print(f"{r['case']:40s} " + (f"minidl {r['minidl_ms']:9.3f} ms  torch {r['torch_ms']:9.3f} ms  "
+                                     f"ratio {r['ratio']:6.2f}  parity {'OK' if r['parity_ok'] else 'MISMATCH'}"
+                                     if "ratio" in r else r.get("error", r.get("skipped", ""))), flush=True)
+    result = {"benchmark": "ops", "device": args.device, "torch_device": _gpu.torch_device_name(target),
+              "config": {"batch": args.batch, "repeats": args.repeats, "warmup": args.warmup,
+                         "scale": scale, "argv": " ".join(sys.argv[1:] if argv is None else argv)},
+              "environment": _gpu.environment(target, torch), "rows": rows}
+    if not args.no_save:
+        out = args.out / "gpu"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"ops_{args.device}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / f"ops_{args.device}.md").write_text(device_markdown(result))
+        print(f"wrote {out}/ops_{args.device}.json and .md")
+    return 0 if all(r.get("parity_ok") for r in rows if "skipped" not in r) else 1
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.device != "cpu":
+        return main_device(args, argv)
     warn_if_threads_not_applied(args.threads)
     import torch
 

@@ -28,6 +28,8 @@ torch.set_num_threads gets the same number.
     python -m benchmarks.unet_step                         # B = 16 32 64, batch 4, 256x256
     python -m benchmarks.unet_step --base 16 --repeats 2 --size 64    # smoke run
     python -m benchmarks.unet_step --profile --base 32     # where minidl's step time goes
+    python -m benchmarks.unet_step --device cuda           # on a GPU: B = 64, batch 4, 512x512
+    python -m benchmarks.unet_step --dry --no-save         # that code path, strict device, tiny
 
 --profile splits minidl's step into matrix products, im2col/tiles, pooling, elementwise and
 Python overhead (benchmarks/_profiler.py) and writes unet_step_profile.{json,md,png}.
@@ -71,14 +73,22 @@ def parse_args(argv=None):
         description="Time one Adam training step of a same-padding U-Net (depth 5) in minidl and "
                     "in PyTorch (same process, same weights, alternating), check they agree, and "
                     "measure the peak memory of the step for both.")
-    p.add_argument("--base", type=int, nargs="+", default=[16, 32, 64],
-                   help="base channel counts B to run (default: 16 32 64)")
+    p.add_argument("--base", type=int, nargs="+", default=None,
+                   help="base channel counts B to run (default: 16 32 64; with --device cuda: 64)")
     p.add_argument("--batch", type=int, default=4, help="batch size (default 4)")
     p.add_argument("--case", action="append", default=None, metavar="BASE:BATCH:SIZE",
                    help="an extra row with its own batch and size (default: 16:8:128, the few-channel "
                    "case of issue 26; --case none for no extra row)")
-    p.add_argument("--size", type=int, default=256,
-                   help="image height = width, divisible by 16 (default 256)")
+    p.add_argument("--size", type=int, default=None,
+                   help="image height = width, divisible by 16 (default 256; with --device cuda: 512)")
+    p.add_argument("--device", choices=["cpu", "cuda", "strict"], default="cpu",
+                   help="where minidl runs (default cpu). cuda: minidl on CuPy against PyTorch on the "
+                        "same GPU, CUDA-event timing, peak GPU memory (benchmarks/_gpu_step.py); strict: "
+                        "the same code on the strict test device against PyTorch on the CPU, at --dry's "
+                        "tiny sizes unless --base/--size/--batch are given")
+    p.add_argument("--dry", action="store_true",
+                   help="the --device code path on the strict test device at a tiny size (base 2, "
+                        "batch 1 of 16x16), to check it without a GPU")
     p.add_argument("--threads", type=int, default=int(THREADS),
                    help="BLAS / Numba / torch threads (default 2); set before numpy loads")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per library (default 5)")
@@ -96,6 +106,15 @@ def parse_args(argv=None):
     p.add_argument("--no-save", action="store_true", help="print only, write no files")
     p.add_argument("--child-memory", choices=["minidl", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.dry:
+        args.device = "strict"
+    tiny = args.device == "strict"  # the strict device is NumPy underneath: tiny defaults
+    if args.base is None:
+        args.base = [2] if tiny else [64] if args.device == "cuda" else [16, 32, 64]
+    if args.size is None:
+        args.size = 16 if tiny else 512 if args.device == "cuda" else 256
+    if tiny and args.batch == 4:
+        args.batch = 1
     if args.size % 2 ** (DEPTH - 1) or args.size < 2 ** (DEPTH - 1):
         p.error(f"--size must be a positive multiple of {2 ** (DEPTH - 1)} (4 max-pools), got {args.size}")
     for name in ("batch", "repeats", "threads"):
@@ -450,6 +469,8 @@ def main(argv=None):
     if args.child_memory:
         child_memory(args)
         return 0
+    if args.device != "cpu":
+        return main_device(args, argv)
     warn_if_threads_not_applied(args.threads)
     import torch
 
@@ -483,6 +504,43 @@ def main(argv=None):
               "rows": rows}
     if not args.no_save:
         save(args, "unet_step", result, markdown(result), chart)
+    return 0 if all(r["parity_ok"] for r in rows) else 1
+
+
+def main_device(args, argv):
+    """--device cuda / strict: benchmarks/_gpu_step.py, one row per --base, results under
+    <out>/gpu/unet_step_<device>.{json,md}."""
+    import torch
+
+    from benchmarks import _gpu, _gpu_step
+
+    if args.device == "strict":
+        torch.set_num_threads(args.threads)
+    target = _gpu.Target(args.device)
+    rows = []
+    for base in args.base:
+        row = _gpu_step.unet_step_on_device(torch, target, base=base, batch=args.batch, size=args.size,
+                                            warmup=args.warmup, repeats=args.repeats, seed=args.seed)
+        rows.append(row)
+        print("\n".join(_gpu_step.row_lines(row)) + "\n", flush=True)
+    result = {"benchmark": "unet_step", "device": args.device, "dry": args.dry,
+              "environment": _gpu.environment(target, torch),
+              "argv": " ".join(sys.argv[1:] if argv is None else argv), "rows": rows}
+    if not args.no_save:
+        out = args.out / "gpu"
+        out.mkdir(parents=True, exist_ok=True)
+        stem = out / f"unet_step_{args.device}"
+        stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+        lines = ["# U-Net training step on a GPU: minidl vs PyTorch", ""]
+        for row in rows:
+            lines += _gpu_step.row_lines(row) + [""]
+        e = result["environment"]
+        lines += [f"Device: {e.get('gpu_name', args.device)}; CuPy {e.get('cupy')}, CUDA runtime "
+                  f"{e.get('cuda_runtime_version')}, driver {e.get('nvidia_driver')}; torch {e.get('torch')}; "
+                  f"{e['date_utc']}.", "",
+                  f"Reproduce: `PYTHONPATH=. python -m benchmarks.unet_step {result['argv']}`", ""]
+        stem.with_suffix(".md").write_text("\n".join(lines))
+        print(f"wrote {stem}.json and .md")
     return 0 if all(r["parity_ok"] for r in rows) else 1
 
 

@@ -1,4 +1,6 @@
 """Shared fixtures: fixed seeds, and helpers that compare minidl with PyTorch."""
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -35,7 +37,24 @@ def torch():
 # The devices every op, nn and optim test runs on (their folders' conftest.py asks for the
 # ``device`` fixture for every test): the CPU, the strict test device (NumPy arrays that refuse
 # any implicit trip to NumPy, as CuPy's do: minidl/backend/strict.py) and a GPU where there is one.
-DEVICES = ["cpu", "strict"] + (["cuda"] if minidl.cuda.is_available() else [])
+# MINIDL_TEST_DEVICES=cuda (a comma-separated list) runs them on those devices only: the GPU suite
+# (benchmarks/gpu_suite.py) runs the op suite on cuda alone that way.
+def _test_devices():
+    chosen = os.environ.get("MINIDL_TEST_DEVICES", "").strip()
+    if not chosen:
+        return ["cpu", "strict"] + (["cuda"] if minidl.cuda.is_available() else [])
+    names = [name.strip() for name in chosen.split(",") if name.strip()]
+    for name in names:
+        if name not in ("cpu", "strict", "cuda"):
+            raise pytest.UsageError(f"MINIDL_TEST_DEVICES: unknown device {name!r} in {chosen!r}; "
+                                    "expected a comma-separated list of cpu, strict, cuda")
+    if "cuda" in names and not minidl.cuda.is_available():
+        raise pytest.UsageError("MINIDL_TEST_DEVICES names cuda, but the cuda device is not "
+                                "available here: " + minidl.backend.devices.cuda_problem())
+    return names
+
+
+DEVICES = _test_devices()
 
 
 def pytest_generate_tests(metafunc):
@@ -43,7 +62,8 @@ def pytest_generate_tests(metafunc):
     device once (it has its own kernels: the strict device the reference, cuda the CUDA ones)."""
     names = metafunc.fixturenames
     if "device" in names and "backend" in names:
-        combos = [("cpu", b) for b in available_backends()] + [(d, "reference") for d in DEVICES[1:]]
+        combos = [("cpu", b) for b in available_backends() if "cpu" in DEVICES] + \
+                 [(d, "reference") for d in DEVICES if d != "cpu"]
         metafunc.parametrize(("device", "backend"), combos, indirect=True,
                              ids=[f"cpu-{b}" if d == "cpu" else d for d, b in combos])
     elif "device" in names:

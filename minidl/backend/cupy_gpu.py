@@ -34,7 +34,8 @@ try:
 except ImportError as error:  # pragma: no cover - only without CuPy
     raise ImportError(
         "minidl's GPU kernels need CuPy and a CUDA GPU: `pip install minidl[gpu]` "
-        "(cupy-cuda12x), or use NumPy arrays on the CPU"
+        "(cupy-cuda12x, for a CUDA 12 driver) or `minidl[gpu-cuda13]` (cupy-cuda13x), or use "
+        "NumPy arrays on the CPU"
     ) from error
 
 from .geometry import conv_output_size
