@@ -1,0 +1,153 @@
+r"""``mpiexec -n N unet train ...``: one training run shared by N processes (data parallelism).
+
+Every rank builds the same model (same seed) and, for every step, the same *global* batch of
+``batch_size`` samples (``BatchMaker.batch_at``: it depends only on seed, epoch and place); rank
+``r`` keeps its contiguous share of it (:meth:`Job.shard`; shares differ by one sample when
+``batch_size % N != 0``), computes the loss (a mean over its ``n_r`` samples) and its gradients;
+the gradients are then averaged weighted by ``n_r / batch_size``:
+
+    global loss  L = sum_r (n_r / B) L_r          (every loss of compute_loss is a mean over
+    gradient    dL = sum_r (n_r / B) dL_r          samples of equal size, so this is exact)
+
+so every replica takes the step a one-process run takes on the whole batch (up to float32
+rounding of the sums). Models with BatchNorm use SyncBatchNorm (statistics of the global batch).
+
+Once per step the ranks also agree, in one small collective (:meth:`Job.agree`), on the batch's
+loss (for the log and the divergence check) and on whether a signal asked any rank to stop; so
+all ranks stop after the same step. Rank 0 alone writes files and prints.
+
+Outside ``mpiexec`` (or with ``-n 1``) :func:`join` returns a job of one and nothing changes.
+"""
+import numpy as np
+
+import minidl
+
+__all__ = ["Job", "join", "data_parallel"]
+
+
+class Job:
+    """This process's place in the run: ``rank`` of ``size`` (a job of one by default)."""
+
+    def __init__(self, rank=0, size=1):
+        self.rank, self.size = rank, size
+
+    @property
+    def main(self):
+        """Rank 0: the one that writes files, logs and the progress bar."""
+        return self.rank == 0
+
+    @property
+    def parallel(self):
+        return self.size > 1
+
+    def share(self, total, rank=None):
+        """``(start, stop)``: rank ``rank``'s contiguous share of ``total`` samples; the first
+        ``total % size`` ranks take one sample more."""
+        rank = self.rank if rank is None else rank
+        base, extra = divmod(total, self.size)
+        start = rank * base + min(rank, extra)
+        return start, start + base + (rank < extra)
+
+    def shard(self, batch):
+        """This rank's rows of a global batch ``(images, masks, weights or None)``."""
+        start, stop = self.share(len(batch[0]))
+        return tuple(None if part is None else part[start:stop] for part in batch)
+
+    def agree(self, loss, count, total, signum):
+        """``(loss of the global batch, signal number or None)`` from every rank's ``loss``
+        (the mean over its ``count`` of the ``total`` samples) and ``signum`` (the signal that
+        asked this rank to stop, or None): the weighted sum of the losses (NaN when any is NaN)
+        and the largest signal number any rank has seen. One ``all_gather`` of 2 numbers."""
+        if not self.parallel:
+            return loss, signum
+        import minidl.distributed as dist
+        mine = minidl.tensor(np.array([loss * count / total, signum or 0], dtype=np.float64))
+        everyone = [minidl.zeros(2, dtype=minidl.float64) for _ in range(self.size)]
+        dist.all_gather(everyone, mine)
+        rows = np.stack([t.numpy() for t in everyone])                      # (size, 2)
+        total_loss = float(sum(rows[:, 0]))      # in rank order: the same number on every rank
+        stop = int(rows[:, 1].max())
+        return total_loss, (stop or None)
+
+    def gather(self, obj):
+        """Every rank's ``obj``, in rank order (a list of one outside a job)."""
+        if not self.parallel:
+            return [obj]
+        import minidl.distributed as dist
+        everyone = [None] * self.size
+        dist.all_gather_object(everyone, obj)
+        return everyone
+
+    def barrier(self):
+        if self.parallel:
+            import minidl.distributed as dist
+            dist.barrier()
+
+    def abort(self, code):
+        """End every rank now (MPI_Abort): a rank that fails alone would leave the others
+        waiting in their next collective for ever."""
+        import minidl.distributed as dist
+        dist.abort(code)
+
+
+def join():
+    """The :class:`Job` of this process: joins the MPI job when ``mpiexec`` (or another MPI
+    launcher) started it, else a job of one (no MPI needed)."""
+    from minidl.distributed.communicator import launched_by_mpi
+    if not launched_by_mpi():
+        return Job()
+    import minidl.distributed as dist
+    dist.init()
+    return Job(dist.get_rank(), dist.get_world_size())
+
+
+def current_job():
+    """The job this process has joined already (a job of one if none)."""
+    import minidl.distributed as dist
+    if not dist.is_initialized():
+        return Job()
+    return Job(dist.get_rank(), dist.get_world_size())
+
+
+class _AverageGradients:
+    """Stand-in for ``minidl.nn.parallel.DistributedDataParallel`` until it lands: rank 0's
+    parameters broadcast at construction; :meth:`after_backward` all-reduces every gradient
+    weighted by this rank's share of the batch."""
+
+    def __init__(self, module, job):
+        import minidl.distributed as dist
+        self.module, self.job = module, job
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor.data, src=0)
+
+    def __call__(self, x):
+        self._count = x.shape[0]
+        return self.module(x)
+
+    def after_backward(self, total):
+        import minidl.distributed as dist
+        for p in self.module.parameters():
+            if p.grad is None:
+                p.grad = minidl.zeros_like(p)
+            p.grad.mul_(self._count / total)
+            dist.all_reduce(p.grad)
+
+    def train(self, mode=True):
+        self.module.train(mode)
+        return self
+
+
+def data_parallel(model, job):
+    """The model each rank trains (``model`` itself for a job of one); its ``.module`` is
+    ``model``, whose state is what checkpoints hold. BatchNorm becomes SyncBatchNorm."""
+    if not job.parallel:
+        return model
+    from minidl.nn.norm import _BatchNorm
+    if any(isinstance(m, _BatchNorm) for m in model.modules()):
+        sync = getattr(minidl.nn, "SyncBatchNorm", None)
+        if sync is None:
+            from .config import ConfigError
+            raise ConfigError("train: a model with BatchNorm needs minidl.nn.SyncBatchNorm to "
+                              "train on several processes (batch statistics of the global batch)")
+        model = sync.convert_sync_batchnorm(model)
+    return _AverageGradients(model, job)
