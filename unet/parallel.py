@@ -1,10 +1,12 @@
 r"""``mpiexec -n N unet train ...``: one training run shared by N processes (data parallelism).
 
-Every rank builds the same model (same seed) and, for every step, the same *global* batch of
-``batch_size`` samples (``BatchMaker.batch_at``: it depends only on seed, epoch and place); rank
-``r`` keeps its contiguous share of it (:meth:`Job.shard`; shares differ by one sample when
-``batch_size % N != 0``), computes the loss (a mean over its ``n_r`` samples) and its gradients;
-the gradients are then averaged weighted by ``n_r / batch_size``:
+Every rank builds the same model (same seed) and, for every step, knows the same *global* batch
+of ``batch_size`` samples (``BatchMaker.batch_at``: it depends only on seed, epoch and place);
+rank ``r`` makes only its contiguous share of it, rows :meth:`Job.share` (shares differ by one
+sample when ``batch_size % N != 0``; the other rows' random draws are made and thrown away,
+``Augmenter.skip``, so each sample is the one-process run's), computes the loss (a mean over its
+``n_r`` samples) and its gradients; the gradients are then averaged weighted by
+``n_r / batch_size``:
 
     global loss  L = sum_r (n_r / B) L_r          (every loss of compute_loss is a mean over
     gradient    dL = sum_r (n_r / B) dL_r          samples of equal size, so this is exact)
@@ -47,11 +49,6 @@ class Job:
         base, extra = divmod(total, self.size)
         start = rank * base + min(rank, extra)
         return start, start + base + (rank < extra)
-
-    def shard(self, batch):
-        """This rank's rows of a global batch ``(images, masks, weights or None)``."""
-        start, stop = self.share(len(batch[0]))
-        return tuple(None if part is None else part[start:stop] for part in batch)
 
     def agree(self, loss, count, total, signum):
         """``(loss of the global batch, signal number or None)`` from every rank's ``loss``

@@ -240,18 +240,26 @@ class BatchMaker:
         """Epoch ``epoch``'s sample order, from its own generator ``default_rng([seed, 1, epoch])``."""
         return self.epoch_order(np.random.default_rng([self.config.seed, 1, epoch]))
 
-    def batch_at(self, epoch, b, order):
+    def batch_at(self, epoch, b, order, keep=None):
         """Batch ``b`` of epoch ``epoch`` (whose sample order is ``order``), augmented with draws
-        from its own generator ``default_rng([seed, 2, epoch, b])``."""
+        from its own generator ``default_rng([seed, 2, epoch, b])``; ``keep=(start, stop)``: only
+        those rows of it (one rank's share)."""
         size = self.config.batch_size
         rng = np.random.default_rng([self.config.seed, 2, epoch, b])
-        return self.batch(order[b * size:(b + 1) * size], rng)
+        return self.batch(order[b * size:(b + 1) * size], rng, keep)
 
-    def batch(self, indices, rng):
-        """images (N, C, in, in) float32, masks (N, out, out) int64, weights or None."""
+    def batch(self, indices, rng, keep=None):
+        """images (N, C, in, in) float32, masks (N, out, out) int64, weights or None.
+
+        ``keep=(start, stop)``: only samples ``start:stop`` of ``indices``, the same numbers as
+        those rows of the whole batch (the others' random draws are made and thrown away)."""
         images, masks, weights = [], [], []
         m, out = self.margin, self.tile_out
-        for i in indices:
+        start, stop = (0, len(indices)) if keep is None else keep
+        for j, i in enumerate(indices):
+            if not start <= j < stop:
+                self.augmenter.skip(self.images[i].shape, rng)
+                continue
             image, mask, weight = self.augmenter(self.images[i], self.masks[i], self.weights[i],
                                                  rng=rng)
             images.append(image)
@@ -266,16 +274,17 @@ class _RunBatches:
     """The batches of a run by their place: item ``(epoch, b)`` is batch ``b`` of epoch ``epoch``
     (a map-style dataset for :class:`minidl.utils.data.DataLoader`, whose worker processes each
     hold a copy and remember the latest epoch's sample order). ``orders`` gives the orders that
-    must not be drawn again: the unfinished epoch's order saved in a checkpoint."""
+    must not be drawn again: the unfinished epoch's order saved in a checkpoint. ``keep``:
+    the rows of each batch to make (one rank's share), or None for all."""
 
-    def __init__(self, maker, orders):
-        self.maker, self.orders = maker, dict(orders)
+    def __init__(self, maker, orders, keep=None):
+        self.maker, self.orders, self.keep = maker, dict(orders), keep
 
     def __getitem__(self, place):
         epoch, b = place
         if epoch not in self.orders:
             self.orders = {epoch: self.maker.order_of_epoch(epoch)}   # only the latest epoch's
-        return self.maker.batch_at(epoch, b, self.orders[epoch])
+        return self.maker.batch_at(epoch, b, self.orders[epoch], self.keep)
 
 
 def _places(epoch, b, steps_per_epoch, count):
@@ -313,8 +322,8 @@ class BatchStream:
     :meth:`close` stops the workers.
     """
 
-    def __init__(self, maker, places, orders, workers):
-        dataset = _RunBatches(maker, orders)
+    def __init__(self, maker, places, orders, workers, keep=None):
+        dataset = _RunBatches(maker, orders, keep)
         if workers == 0:
             self._batches = (dataset[place] for place in places)
         else:
@@ -678,7 +687,9 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
         bar = tqdm(total=total_steps, initial=step, disable=not (progress and sys.stderr.isatty()),
                    unit="step", dynamic_ncols=True, leave=False)
         places = _places(epoch, 0 if order is None else len(losses), steps_per_epoch, total_steps - step)
-        stream = BatchStream(batches, places, {} if order is None else {epoch: order}, config.workers)
+        keep = job.share(config.batch_size) if job.parallel else None   # this rank's rows
+        stream = BatchStream(batches, places, {} if order is None else {epoch: order}, config.workers,
+                             keep)
         try:
             with bar:
                 while epoch < total_epochs and step < total_steps:
@@ -693,8 +704,7 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
                         if agreed_stop is not None:      # every rank stops after the same step
                             raise TrainingStopped(agreed_stop, agreed=True)
                         images, masks, weights = next(stream)           # batch len(losses) of epoch
-                        if job.parallel:                 # this rank's share of the global batch
-                            images, masks, weights = job.shard((images, masks, weights))
+                        # (with several ranks: this rank's rows ``keep`` of that global batch)
                         scores = net(minidl.tensor(images))                   # (n, K, OH, OW)
                         loss = compute_loss(config, scores, masks, weights, num_classes)
                         value = float(loss.item())
