@@ -95,15 +95,22 @@ def join():
         return Job()
     import minidl.distributed as dist
     dist.init()
-    return Job(dist.get_rank(), dist.get_world_size())
+    job = Job(dist.get_rank(), dist.get_world_size())
+    launched = _launched_size()
+    if launched is not None and launched != job.size:
+        raise RuntimeError(f"train: the launcher started {launched} processes but MPI sees a job of "
+                           f"{job.size}: mpi4py is built against another MPI library than this "
+                           "mpiexec's (use the mpiexec of the MPI mpi4py was built with)")
+    return job
 
 
-def current_job():
-    """The job this process has joined already (a job of one if none)."""
-    import minidl.distributed as dist
-    if not dist.is_initialized():
-        return Job()
-    return Job(dist.get_rank(), dist.get_world_size())
+def _launched_size():
+    """How many processes the launcher says it started, or None if it does not say."""
+    import os
+    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return None
 
 
 class _AverageGradients:

@@ -284,6 +284,8 @@ class _RunBatches:
         epoch, b = place
         if epoch not in self.orders:
             self.orders = {epoch: self.maker.order_of_epoch(epoch)}   # only the latest epoch's
+        if self.keep is None:
+            return self.maker.batch_at(epoch, b, self.orders[epoch])
         return self.maker.batch_at(epoch, b, self.orders[epoch], self.keep)
 
 
