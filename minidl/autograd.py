@@ -79,7 +79,7 @@ import numpy as np
 from .accumulate import GradientSums, accumulate_into_leaf
 from .backend import device_of, is_array, memory_owner
 from .custom_function import CtxMethods, apply_with_ctx, backward_with_ctx
-from .hooks import has_node_hooks, node_hooks, node_retained, run_hooks
+from .hooks import has_node_hooks, node_hooks, node_retained, run_hooks, run_post_accumulate_hooks
 
 _grad_enabled = True
 
@@ -437,8 +437,45 @@ def _topological_order(root):
     return order
 
 
+class _ExecutionEngine:
+    """PyTorch's ``Variable._execution_engine``: here only ``queue_callback``.
+
+    ``queue_callback(fn)``, called during a backward pass (from a hook), runs ``fn()`` once that
+    pass has finished, after every gradient has been accumulated into the leaves' ``.grad``
+    (DistributedDataParallel uses it to find the parameters that got no gradient)."""
+
+    def __init__(self):
+        self._passes = []  # one list of queued callbacks per backward pass in progress (nested)
+
+    def queue_callback(self, callback):
+        if not self._passes:
+            raise RuntimeError("Final callbacks can only be installed during backward pass.")
+        self._passes[-1].append(callback)
+
+    def _run_pass(self, walk):
+        """Run ``walk()`` (one backward pass), then the callbacks queued during it, in order
+        (a callback may queue more)."""
+        callbacks = []
+        self._passes.append(callbacks)
+        try:
+            walk()
+            while callbacks:
+                callbacks.pop(0)()
+        finally:
+            self._passes.pop()
+
+
+execution_engine = _ExecutionEngine()
+
+
 def run_backward(root_fn, root_output_nr, gradient, retain_graph=False):
-    """Backpropagate ``gradient`` (dL/d output ``root_output_nr`` of ``root_fn``) to every leaf."""
+    """Backpropagate ``gradient`` (dL/d output ``root_output_nr`` of ``root_fn``) to every leaf,
+    then run the callbacks queued during the pass (``execution_engine.queue_callback``)."""
+    execution_engine._run_pass(lambda: _walk_graph(root_fn, root_output_nr, gradient, retain_graph))
+
+
+def _walk_graph(root_fn, root_output_nr, gradient, retain_graph):
+    """The backward pass itself: every node once, in topological order."""
     order = _topological_order(root_fn)
     for fn in order:  # both raise before any gradient is written
         fn.check_saved_versions()
@@ -467,8 +504,8 @@ def run_backward(root_fn, root_output_nr, gradient, retain_graph=False):
             target, output_nr = edge
             if isinstance(target, Function):
                 sums.add((target, output_nr), g)  # the multivariate chain rule: gradients add up
-            elif target._hooks:
-                hooked_leaves.add((target, 0), g)
+            elif target._hooks or target._post_accumulate_hooks:
+                hooked_leaves.add((target, 0), g)  # summed over all uses first (minidl/hooks.py)
             else:
                 accumulate_into_leaf(target, g)
         input_grads = g = None  # hold no gradient while the next node runs
@@ -476,6 +513,7 @@ def run_backward(root_fn, root_output_nr, gradient, retain_graph=False):
             fn.free()
     for leaf, _ in hooked_leaves.keys():
         accumulate_into_leaf(leaf, run_hooks(leaf._hooks, _read_only(hooked_leaves.pop((leaf, 0)))))
+        run_post_accumulate_hooks(leaf)
 
 
 def _read_only(dy):

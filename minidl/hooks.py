@@ -13,6 +13,11 @@ replacement (a Tensor of the same shape and dtype) that then flows on instead:
 ``retain_grad()`` on an intermediate x is a hook that runs after all others and keeps the
 (final) gradient in ``x.grad``, accumulating across backward passes as a leaf's does.
 Removing a hook: ``handle = x.register_hook(fn); handle.remove()``.
+
+``x.register_post_accumulate_grad_hook(fn)`` (a leaf only, PyTorch 2.1's API) calls ``fn(x)`` once
+per backward pass, after the pass has added its gradient into ``x.grad``; its return value is
+ignored. ``run_backward`` treats such a leaf like one with ``register_hook`` hooks: it sums the
+gradients of all its uses first, accumulates once, then calls these hooks.
 """
 import itertools
 import weakref
@@ -96,6 +101,12 @@ def run_hooks(hooks, grad, retained=None):
         keep = grad.copy() if tensor._grad is None else tensor._grad._data + grad
         tensor._grad = Tensor(keep)
     return grad
+
+
+def run_post_accumulate_hooks(leaf):
+    """Call the leaf's post-accumulate hooks (registration order) with the leaf itself."""
+    for hook in list(leaf._post_accumulate_hooks.values()) if leaf._post_accumulate_hooks else ():
+        hook(leaf)
 
 
 def node_hooks(fn, output_nr, create=False):

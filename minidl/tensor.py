@@ -27,7 +27,7 @@ from .autograd import VersionCounter, enable_grad, is_grad_enabled, run_backward
 from .backend import array_module, device_of, is_array, to_device, to_host
 from .backend import device as Device
 from .backend.devices import cuda_device
-from .hooks import HookDict, add_hook, node_hooks, retain, run_hooks
+from .hooks import HookDict, add_hook, node_hooks, retain, run_hooks, run_post_accumulate_hooks
 from .inplace import apply_inplace
 from .memory_format import check_memory_format
 from .ops import activation, elementwise, linalg, reduce, shape
@@ -82,7 +82,7 @@ class _ViewInfo:
 
 class Tensor:
     __slots__ = ("_data", "_grad", "_requires_grad", "_grad_fn", "_output_nr", "_version_counter", "_view",
-                 "_hooks", "_retains_grad", "__weakref__")
+                 "_hooks", "_retains_grad", "_post_accumulate_hooks", "__weakref__")
 
     # NumPy must hand ``ndarray (op) Tensor`` over to our reflected operators.
     __array_ufunc__ = None
@@ -99,6 +99,7 @@ class Tensor:
         self._view = None  # a _ViewInfo when this tensor is a view of another one's memory
         self._hooks = None  # a leaf's register_hook hooks (a non-leaf's live on its grad_fn)
         self._retains_grad = False  # retain_grad() was called on this non-leaf
+        self._post_accumulate_hooks = None  # a leaf's hooks run after its .grad is accumulated
 
     # --- attributes --------------------------------------------------------------
     @property
@@ -264,6 +265,7 @@ class Tensor:
             from .accumulate import accumulate_into_leaf
 
             accumulate_into_leaf(self, run_hooks(self._hooks, gradient))
+            run_post_accumulate_hooks(self)
             return
         run_backward(self.grad_fn, self._output_nr, gradient, retain_graph=retain_graph)
 
@@ -1043,6 +1045,19 @@ class Tensor:
         if self.grad_fn is not None:
             retain(self.grad_fn, self._output_nr, self)
             self._retains_grad = True
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` (returning None) after a backward pass has accumulated this leaf's
+        ``.grad`` (once per pass, after the sum over all its uses); DistributedDataParallel uses it
+        to learn that a parameter's gradient is ready. Returns a handle with ``remove()``."""
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on a tensor "
+                               "that doesn't require gradient")
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = HookDict()
+        return add_hook(self._post_accumulate_hooks, hook)
 
     @property
     def retains_grad(self):

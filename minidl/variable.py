@@ -4,6 +4,7 @@ Old PyTorch code writes ``Variable(x)`` or ``Variable(x, requires_grad=True)``; 
 0.4 that is a new leaf tensor on x's memory, outside any graph, and ``isinstance(t, Variable)``
 is true of every tensor. minidl gives the same.
 """
+from .autograd import execution_engine
 from .tensor import Tensor
 
 
@@ -20,3 +21,6 @@ class Variable(metaclass=_VariableMeta):
         if not isinstance(data, Tensor):
             raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
         return data.detach().requires_grad_(requires_grad)
+
+    # ``Variable._execution_engine.queue_callback(fn)``: run fn at the end of this backward pass
+    _execution_engine = execution_engine

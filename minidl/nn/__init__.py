@@ -64,3 +64,6 @@ from .norm import GroupNorm, InstanceNorm2d, LayerNorm  # noqa: E402
 __all__ += ["ELU", "GELU", "Hardtanh", "PReLU", "ReLU6", "SiLU", "Softplus",
             "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "ZeroPad2d", "PixelShuffle", "PixelUnshuffle",
             "GroupNorm", "InstanceNorm2d", "LayerNorm"]
+
+# --- wt-ddp: data-parallel training (DistributedDataParallel in nn.parallel)
+from . import parallel  # noqa: E402
