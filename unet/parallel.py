@@ -113,37 +113,12 @@ def _launched_size():
     return None
 
 
-class _AverageGradients:
-    """Stand-in for ``minidl.nn.parallel.DistributedDataParallel`` until it lands: rank 0's
-    parameters broadcast at construction; :meth:`after_backward` all-reduces every gradient
-    weighted by this rank's share of the batch."""
-
-    def __init__(self, module, job):
-        import minidl.distributed as dist
-        self.module, self.job = module, job
-        for tensor in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(tensor.data, src=0)
-
-    def __call__(self, x):
-        self._count = x.shape[0]
-        return self.module(x)
-
-    def after_backward(self, total):
-        import minidl.distributed as dist
-        for p in self.module.parameters():
-            if p.grad is None:
-                p.grad = minidl.zeros_like(p)
-            p.grad.mul_(self._count / total)
-            dist.all_reduce(p.grad)
-
-    def train(self, mode=True):
-        self.module.train(mode)
-        return self
-
-
 def data_parallel(model, job):
-    """The model each rank trains (``model`` itself for a job of one); its ``.module`` is
-    ``model``, whose state is what checkpoints hold. BatchNorm becomes SyncBatchNorm."""
+    """The model each rank trains: ``model`` itself for a job of one, else
+    ``DistributedDataParallel(model)`` (rank 0's weights broadcast; after each backward the
+    gradients are averaged weighted by each rank's sample count, the first dimension of the
+    input); its ``.module`` is ``model``, whose state is what checkpoints hold. BatchNorm layers
+    become SyncBatchNorm (statistics of the global batch)."""
     if not job.parallel:
         return model
     from minidl.nn.norm import _BatchNorm
@@ -154,4 +129,5 @@ def data_parallel(model, job):
             raise ConfigError("train: a model with BatchNorm needs minidl.nn.SyncBatchNorm to "
                               "train on several processes (batch statistics of the global batch)")
         model = sync.convert_sync_batchnorm(model)
-    return _AverageGradients(model, job)
+    from minidl.nn.parallel import DistributedDataParallel
+    return DistributedDataParallel(model, find_unused_parameters=True)

@@ -718,9 +718,7 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
                             raise TrainingDiverged(_diverged_message(value, epoch, step, config,
                                                                      last_path))
                         optimizer.zero_grad()
-                        loss.backward()
-                        if job.parallel:
-                            net.after_backward(config.batch_size)
+                        loss.backward()          # (several ranks: the global batch's gradient)
                         optimizer.step()
                         if config.schedule == "onecycle":
                             scheduler.step()
