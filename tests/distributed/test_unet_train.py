@@ -164,3 +164,13 @@ def test_an_error_on_one_rank_ends_the_job_within_ten_seconds(mpirun, tmp_path, 
     if kind == "DataError":            # reported by the command line, which then ends the job
         assert done.returncode == 2
         assert "unet train (rank 1 of 2): error: injected failure on rank 1" in done.stderr
+
+
+def test_a_batchnorm_model_trains_with_global_batch_statistics(mpirun, tmp_path):
+    if not hasattr(minidl.nn, "SyncBatchNorm"):
+        pytest.skip("minidl.nn.SyncBatchNorm is not there yet")
+    one_process("--batch-norm", "--epochs", "1", "--out", str(tmp_path / "one"))
+    mpirun("unet_train", "train", *RECIPE, "--batch-norm", "--epochs", "1", "--out", tmp_path / "two",
+           timeout=120)
+    # the weights and BatchNorm's running statistics (buffers) are the one-process run's
+    assert_close_weights(tmp_path / "one" / "last.npz", tmp_path / "two" / "last.npz")
