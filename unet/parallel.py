@@ -5,8 +5,8 @@ of ``batch_size`` samples (``BatchMaker.batch_at``: it depends only on seed, epo
 rank ``r`` makes only its contiguous share of it, rows :meth:`Job.share` (shares differ by one
 sample when ``batch_size % N != 0``; the other rows' random draws are made and thrown away,
 ``Augmenter.skip``, so each sample is the one-process run's), computes the loss (a mean over its
-``n_r`` samples) and its gradients; the gradients are then averaged weighted by
-``n_r / batch_size``:
+``n_r`` samples) and its gradients; ``minidl.nn.parallel.DistributedDataParallel`` then
+averages the gradients weighted by ``n_r / batch_size``:
 
     global loss  L = sum_r (n_r / B) L_r          (every loss of compute_loss is a mean over
     gradient    dL = sum_r (n_r / B) dL_r          samples of equal size, so this is exact)
@@ -80,12 +80,6 @@ class Job:
             import minidl.distributed as dist
             dist.barrier()
 
-    def abort(self, code):
-        """End every rank now (MPI_Abort): a rank that fails alone would leave the others
-        waiting in their next collective for ever."""
-        import minidl.distributed as dist
-        dist.abort(code)
-
 
 def join():
     """The :class:`Job` of this process: joins the MPI job when ``mpiexec`` (or another MPI
@@ -98,7 +92,8 @@ def join():
     job = Job(dist.get_rank(), dist.get_world_size())
     launched = _launched_size()
     if launched is not None and launched != job.size:
-        raise RuntimeError(f"train: the launcher started {launched} processes but MPI sees a job of "
+        from .config import ConfigError
+        raise ConfigError(f"train: the launcher started {launched} processes but MPI sees a job of "
                            f"{job.size}: mpi4py is built against another MPI library than this "
                            "mpiexec's (use the mpiexec of the MPI mpi4py was built with)")
     return job

@@ -174,3 +174,14 @@ def test_a_batchnorm_model_trains_with_global_batch_statistics(mpirun, tmp_path)
            timeout=120)
     # the weights and BatchNorm's running statistics (buffers) are the one-process run's
     assert_close_weights(tmp_path / "one" / "last.npz", tmp_path / "two" / "last.npz")
+
+
+def test_a_launcher_whose_job_mpi_does_not_see_is_an_error(mpirun, tmp_path):
+    """An mpiexec of another MPI library starts N processes that each see a job of one: as if
+    PMI_SIZE said 2 to a process MPI calls a singleton."""
+    env = dict(_environment(), PMI_SIZE="2", PMI_RANK="0")
+    done = subprocess.run([sys.executable, SCRIPT, "train", *RECIPE, "--epochs", "1", "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the launcher started 2 processes but MPI sees a job of 1" in done.stderr
+    assert not (tmp_path / "run" / "last.npz").exists()
