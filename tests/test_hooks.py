@@ -172,3 +172,58 @@ def test_hook_errors_like_torch(torch):
     w.register_hook(lambda g: 1.0)
     with pytest.raises(TypeError, match="must return a Tensor or None"):
         w.sum().backward()
+
+
+# --- register_post_accumulate_grad_hook and queue_callback (what DistributedDataParallel uses) ---
+def _post_accumulate_run(lib, engine):
+    """x used twice, w once; each leaf's post-accumulate hook records (name, its .grad then) and
+    queues one end-of-pass callback that records the .grad of both; two backward passes."""
+    x, w = _leaves(lib, X, W)
+    events = []
+
+    def hook_for(name):
+        def hook(leaf):
+            assert hook.returns_none_only and leaf is {"x": x, "w": w}[name]
+            events.append((name, leaf.grad.detach().numpy().copy()))
+            engine.queue_callback(lambda: events.append(("end", x.grad.detach().numpy().copy(),
+                                                         w.grad.detach().numpy().copy())))
+        hook.returns_none_only = True
+        return hook
+
+    for name, leaf in (("x", x), ("w", w)):
+        leaf.register_post_accumulate_grad_hook(hook_for(name))
+    for _ in range(2):
+        z = x @ w
+        ((z.tanh() * z).sum() + (x * x).sum()).backward()
+    return events
+
+
+def test_post_accumulate_grad_hooks_and_callbacks_like_torch(torch):
+    ours = _post_accumulate_run(minidl, minidl.autograd.Variable._execution_engine)
+    theirs = _post_accumulate_run(torch, torch.autograd.Variable._execution_engine)
+    assert sorted(e[0] for e in ours) == sorted(e[0] for e in theirs)  # once per leaf and pass
+    assert [e[0] for e in ours].count("end") == 4 and ours[-1][0] == "end"
+    by_name = lambda events, name: [e[1:] for e in events if e[0] == name]  # noqa: E731
+    for name in ("x", "w", "end"):
+        for a, b in zip(by_name(ours, name), by_name(theirs, name)):  # .grad after accumulating
+            for got, want in zip(a, b):
+                np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_post_accumulate_grad_hook_errors_and_removal(torch):
+    x = minidl.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="post accumulate grad hooks cannot be registered on non-leaf tensors"):
+        (x * 2).register_post_accumulate_grad_hook(print)
+    with pytest.raises(RuntimeError, match="doesn't require gradient"):
+        minidl.ones(2).register_post_accumulate_grad_hook(print)
+    seen = []
+    handle = x.register_post_accumulate_grad_hook(lambda leaf: seen.append(1))
+    (x * 2).sum().backward()
+    handle.remove()
+    (x * 2).sum().backward()
+    x.backward(minidl.ones(2))  # a leaf given backward directly also runs it (none left here)
+    assert seen == [1]
+    with pytest.raises(RuntimeError, match="Final callbacks can only be installed during backward pass"):
+        minidl.autograd.Variable._execution_engine.queue_callback(print)
+    with pytest.raises(RuntimeError, match="Final callbacks can only be installed during backward pass"):
+        torch.autograd.Variable._execution_engine.queue_callback(print)

@@ -67,3 +67,6 @@ __all__ += ["ELU", "GELU", "Hardtanh", "PReLU", "ReLU6", "SiLU", "Softplus",
 
 # --- wt-ddp: data-parallel training (DistributedDataParallel in nn.parallel)
 from . import parallel  # noqa: E402
+from .norm import SyncBatchNorm  # noqa: E402
+
+__all__ += ["SyncBatchNorm"]

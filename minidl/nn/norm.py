@@ -11,7 +11,7 @@ from . import init
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "SyncBatchNorm"]
 
 
 class _BatchNorm(Module):
@@ -94,16 +94,17 @@ class _BatchNorm(Module):
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         # Running statistics are passed only when they are to be updated or used.
         pass_running = not self.training or self.track_running_stats
-        y = batch_norm(
-            input,
-            self.running_mean if pass_running else None,
-            self.running_var if pass_running else None,
-            self.weight, self.bias, use_batch_stats, momentum, self.eps,
-        )
+        y = self._normalize(input, self.running_mean if pass_running else None,
+                            self.running_var if pass_running else None, use_batch_stats, momentum)
         if batches is not None:
             with no_grad():
                 self.num_batches_tracked.fill_(batches)
         return y
+
+    def _normalize(self, input, running_mean, running_var, use_batch_stats, momentum):
+        """F.batch_norm with this layer's weight, bias and eps (SyncBatchNorm replaces it)."""
+        return batch_norm(input, running_mean, running_var, self.weight, self.bias, use_batch_stats,
+                          momentum, self.eps)
 
     def extra_repr(self):
         return (
@@ -136,6 +137,64 @@ class BatchNorm2d(_BatchNorm):
         if input.ndim != 4:
             raise ValueError(f"BatchNorm2d: expected 4D input (got {input.ndim}D input "
                              f"of shape {tuple(input.shape)})")
+
+
+class SyncBatchNorm(_BatchNorm):
+    r"""Batch normalisation whose training statistics are those of EVERY rank's samples.
+
+    Under ``mpiexec -n R`` with ``DistributedDataParallel``, each rank's input (N_r, C, *) is its
+    shard of the global batch; in training the per-channel mean and variance are those of the
+    whole global batch (one all-gather in forward, one all-reduce in backward:
+    ``minidl.ops.sync_batch_norm.SyncBatchNorm``), so the result equals one process's
+    ``BatchNorm`` on the concatenated batch. In evaluation, in a job of one process, or before
+    ``init_process_group``: plain batch norm. Inputs of any rank >= 2 (N, C, *).
+    ``convert_sync_batchnorm(module)`` replaces every BatchNorm*d of a model by one of these.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 process_group=None, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input):
+        if input.ndim < 2:
+            raise ValueError(f"SyncBatchNorm: expected at least 2D input (got {input.ndim}D input)")
+
+    def _normalize(self, input, running_mean, running_var, use_batch_stats, momentum):
+        from .. import distributed as dist  # (minidl.distributed imports minidl.tensor)
+        from ..ops.sync_batch_norm import SyncBatchNorm as SyncBatchNormOp
+
+        if not (use_batch_stats and dist.is_initialized() and dist.get_world_size() > 1):
+            return super()._normalize(input, running_mean, running_var, use_batch_stats, momentum)
+        for name, value in (("weight", self.weight), ("bias", self.bias),
+                            ("running_mean", running_mean), ("running_var", running_var)):
+            if value is not None and tuple(value.shape) != (input.shape[1],):
+                raise ValueError(f"SyncBatchNorm: {name} has shape {tuple(value.shape)} but input has "
+                                 f"{input.shape[1]} channels (input shape {tuple(input.shape)})")
+        y = SyncBatchNormOp.apply(input, self.weight, self.bias, running_mean, running_var, momentum,
+                                  self.eps, dist.communicator())
+        if running_mean is not None:  # changed in place: new versions
+            running_mean._version_counter.bump()
+            running_var._version_counter.bump()
+        return y
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """``module`` with every BatchNorm1d/2d in its tree replaced by a SyncBatchNorm that takes
+        over its parameters and buffers (the same tensors) and its training mode; returns the new
+        root (the module itself unless it is a batch norm)."""
+        converted = module
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            converted = cls(module.num_features, module.eps, module.momentum, module.affine,
+                            module.track_running_stats, process_group)
+            converted.register_parameter("weight", module.weight)
+            converted.register_parameter("bias", module.bias)
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                converted.register_buffer(name, getattr(module, name))
+            converted.training = module.training
+        for name, child in module.named_children():
+            converted.add_module(name, cls.convert_sync_batchnorm(child, process_group))
+        return converted
 
 
 # ----------------------------------------------------------------------------- layer, group, instance norm

@@ -24,17 +24,40 @@ def channel_shape(ndim, C):
     return (1, C) + (1,) * (ndim - 2)
 
 
-def normalization_backward(dx_hat, x_hat, inv_std, axes):
+def normalization_backward(dx_hat, x_hat, inv_std, axes, means=None):
     r"""dx for x_hat = (x - mean) * inv_std with mean and (biased) var taken over ``axes``.
 
-    The one backward shared by batch norm (training) and ``Normalize`` (layer, group, instance
-    norm); means over ``axes``, one per group (docs/gradients/batch_norm.md):
+    The one backward shared by batch norm (training), ``SyncBatchNorm`` and ``Normalize``
+    (layer, group, instance norm); means over ``axes``, one per group
+    (docs/gradients/batch_norm.md):
         dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
     Shapes: dx_hat, x_hat like x; inv_std broadcasts against x (1 on ``axes``); dx like x.
+    ``means``: the pair (mean(dx_hat), mean(dx_hat * x_hat)), shaped like inv_std, when the
+    statistics cover more values than this array holds (SyncBatchNorm: every rank's samples).
     """
-    return inv_std * (dx_hat
-                      - dx_hat.mean(axis=axes, keepdims=True)
-                      - x_hat * (dx_hat * x_hat).mean(axis=axes, keepdims=True))
+    if means is None:
+        means = (dx_hat.mean(axis=axes, keepdims=True), (dx_hat * x_hat).mean(axis=axes, keepdims=True))
+    mean_dx_hat, mean_dx_hat_x_hat = means
+    return inv_std * (dx_hat - mean_dx_hat - x_hat * mean_dx_hat_x_hat)
+
+
+def normalize_channels(centred, var, weight, bias, eps, shape):
+    """y = weight * x_hat + bias with x_hat = centred / sqrt(var + eps), per channel.
+
+    Shapes: centred (N,C,*) = x - mean; var, weight, bias (C,) (weight/bias may be None);
+    shape = channel_shape(...). Returns y (N,C,*), x_hat (N,C,*), inv_std (C,)."""
+    inv_std = 1 / array_module(centred).sqrt(var + eps)  # (C,)
+    x_hat = centred * inv_std.reshape(shape)  # (N,C,*)
+    y = x_hat if weight is None else x_hat * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y, x_hat, inv_std
+
+
+def update_running_stats(running_mean, running_var, mean, var, m, momentum):
+    """The running averages, in place: the mean's, and the UNBIASED variance's (var * m/(m-1))."""
+    running_mean[...] = (1 - momentum) * running_mean + momentum * mean
+    running_var[...] = (1 - momentum) * running_var + momentum * var * (m / (m - 1))
 
 
 class BatchNorm(Function):
@@ -77,16 +100,11 @@ class BatchNorm(Function):
             if m > 0:
                 var = (centred * centred).mean(axis=axes)  # (C,) biased
             if running_mean is not None and m > 0:
-                running_mean[...] = (1 - momentum) * running_mean + momentum * mean
-                running_var[...] = (1 - momentum) * running_var + momentum * var * (m / (m - 1))
+                update_running_stats(running_mean, running_var, mean, var, m, momentum)
         else:
             var = running_var
             centred = x - running_mean.reshape(shape)
-        inv_std = 1 / xp.sqrt(var + eps)  # (C,)
-        x_hat = centred * inv_std.reshape(shape)  # (N,C,*)
-        y = x_hat if weight is None else x_hat * weight.reshape(shape)
-        if bias is not None:
-            y = y + bias.reshape(shape)
+        y, x_hat, inv_std = normalize_channels(centred, var, weight, bias, eps, shape)
         self.save(x_hat=x_hat, inv_std=inv_std, weight=weight, training=training, axes=axes, shape=shape)
         return y
 

@@ -39,6 +39,7 @@ import contextlib
 from ... import distributed as dist
 from ...autograd import execution_engine, is_grad_enabled, no_grad
 from ...backend import array_module
+from ...backend.devices import to_host
 from ...tensor import Tensor
 from ..module import Module
 
@@ -277,8 +278,9 @@ class DistributedDataParallel(Module):
         flat[bucket.numel] = n
         self._communicator.all_reduce(flat, "sum")  # every rank: [sum n_r g_r | N | users]
         total = flat[bucket.numel]
+        users = to_host(flat[bucket.numel + 1:])  # (P,) on the host: read by Python's `if`
         for j, (p, start) in enumerate(zip(bucket.params, bucket.offsets)):
-            if flat[bucket.numel + 1 + j] == 0:
+            if users[j] == 0:
                 continue  # no rank used p: its .grad stays as it is (PyTorch)
             average = (flat[start:start + p.numel()] / total).reshape(p.shape)  # (p.numel(),) -> p's shape
             if p.grad is None:

@@ -43,6 +43,15 @@ def case_grads(case, kind, split):
     save(case, **named_grads(model.module))
 
 
+def case_strict():
+    """The same on the strict test device (arrays that refuse implicit trips to the host)."""
+    split = SPLITS["uneven"]
+    model = DDP(minidl.nn.SyncBatchNorm.convert_sync_batchnorm(make_model("convnet_bn", seed=100 + rank).to("strict")))
+    x = minidl.tensor(shard(global_batch("convnet_bn", sum(split)), split, rank), device="strict")
+    loss_fn(model(x)).backward()
+    save("strict", **{name: p.grad.cpu().numpy() for name, p in model.module.named_parameters()})
+
+
 def case_adam():
     split = SPLITS["uneven"]
     model = wrapped("convnet")
@@ -105,6 +114,7 @@ CASES = {
     "grads_unet": lambda: case_grads("grads_unet", "unet", SPLITS["even"]),
     "grads_uneven": lambda: case_grads("grads_uneven", "convnet", SPLITS["uneven"]),
     "adam": case_adam,
+    "strict": case_strict,
     "no_sync": case_no_sync,
     "unused": case_unused,
     "bn_local": lambda: case_batch_norm("bn_local", "convnet_bn", sync_bn=False),

@@ -71,7 +71,7 @@ def global_batch(kind, n, step=0):
 def loss_fn(output, target_seed=7):
     """A mean-over-samples loss with a fixed random target per output entry shape."""
     rng = np.random.default_rng(target_seed)
-    target = minidl.tensor(rng.standard_normal(output.shape[1:]))
+    target = minidl.tensor(rng.standard_normal(output.shape[1:]), device=output.device)
     return ((output - target) ** 2).mean()
 
 
