@@ -118,11 +118,6 @@ def data_parallel(model, job):
         return model
     from minidl.nn.norm import _BatchNorm
     if any(isinstance(m, _BatchNorm) for m in model.modules()):
-        sync = getattr(minidl.nn, "SyncBatchNorm", None)
-        if sync is None:
-            from .config import ConfigError
-            raise ConfigError("train: a model with BatchNorm needs minidl.nn.SyncBatchNorm to "
-                              "train on several processes (batch statistics of the global batch)")
-        model = sync.convert_sync_batchnorm(model)
+        model = minidl.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     from minidl.nn.parallel import DistributedDataParallel
     return DistributedDataParallel(model, find_unused_parameters=True)

@@ -167,8 +167,6 @@ def test_an_error_on_one_rank_ends_the_job_within_ten_seconds(mpirun, tmp_path, 
 
 
 def test_a_batchnorm_model_trains_with_global_batch_statistics(mpirun, tmp_path):
-    if not hasattr(minidl.nn, "SyncBatchNorm"):
-        pytest.skip("minidl.nn.SyncBatchNorm is not there yet")
     one_process("--batch-norm", "--epochs", "1", "--out", str(tmp_path / "one"))
     mpirun("unet_train", "train", *RECIPE, "--batch-norm", "--epochs", "1", "--out", tmp_path / "two",
            timeout=120)
