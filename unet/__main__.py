@@ -157,7 +157,7 @@ _TRAIN_OPTIONS = [
     ("--schedule", "schedule", str, "none, step, cosine, plateau or onecycle (none; onecycle peaks at --lr)"),
     ("--lr-step", "lr_step", int, "StepLR period in epochs (10)"),
     ("--lr-gamma", "lr_gamma", float, "StepLR / plateau factor (0.1)"),
-    ("--batch-size", "batch_size", int, "crops per step (4)"),
+    ("--batch-size", "batch_size", int, "crops per step; under mpiexec, over all the processes (4)"),
     ("--epochs", "epochs", int, "epochs (10)"),
     ("--steps-per-epoch", "steps_per_epoch", int, "steps per epoch (default: one pass)"),
     ("--steps", "steps", int, "total steps (instead of --epochs)"),
