@@ -89,13 +89,18 @@ def cmd_demo(args):
         options["epochs"] = args.epochs
     config = TrainConfig(**options)
     train_data, val_data = load_data(config)
-    print(f"unet demo: {len(train_data) + len(val_data)} synthetic images "
-          f"{config.synthetic_size[0]}x{config.synthetic_size[1]} ({len(train_data)} train, "
-          f"{len(val_data)} validation); U-Net depth {config.depth}, {config.base_channels} base "
-          f"channels, padding '{config.padding}'; {config.epochs} epochs x "
-          f"{config.steps_per_epoch} steps of {config.batch_size} crops "
-          f"{config.crop_size}x{config.crop_size}")
+    from .parallel import join
+    job = join()          # under mpiexec the ranks train together; rank 0 alone reports
+    if job.main:
+        print(f"unet demo: {len(train_data) + len(val_data)} synthetic images "
+              f"{config.synthetic_size[0]}x{config.synthetic_size[1]} ({len(train_data)} train, "
+              f"{len(val_data)} validation); U-Net depth {config.depth}, {config.base_channels} "
+              f"base channels, padding '{config.padding}'; {config.epochs} epochs x "
+              f"{config.steps_per_epoch} steps of {config.batch_size} crops "
+              f"{config.crop_size}x{config.crop_size}")
     result = train(config, train_data, val_data, progress=not args.no_progress, verbose=True)
+    if not job.main:
+        return 0
     last = result.history[-1]
 
     pred_dir = os.path.join(args.out, "predictions")
