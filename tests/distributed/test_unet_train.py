@@ -21,8 +21,9 @@ from unet.__main__ import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "distributed", "scripts", "unet_train.py")
 # Tiny and quick: depth 2, base 4, 64-pixel synthetic images; a global batch of 3 is shared
-# 2 + 1 between two ranks (uneven shares); border weights and the elastic deformation on.
-RECIPE = ["--synthetic", "8", "--synthetic-size", "64", "--depth", "2", "--base-channels", "4",
+# 2 + 1 between two ranks (uneven shares), and so are the 3 validation images; border weights
+# and the elastic deformation on.
+RECIPE = ["--synthetic", "9", "--val-fraction", "0.34", "--synthetic-size", "64", "--depth", "2", "--base-channels", "4",
           "--batch-size", "3", "--steps-per-epoch", "2", "--border-weight", "--no-progress"]
 FILES = {"last.npz", "best.npz", "history.csv", "training.png"}
 
@@ -63,7 +64,7 @@ def test_two_ranks_train_the_one_process_run_and_only_rank_0_writes(mpirun, tmp_
     assert set(os.listdir(tmp_path / "two")) == FILES
     history = (tmp_path / "two" / "history.csv").read_text().splitlines()
     assert len(history) == 3, history
-    for line in ("epoch 1/2", "epoch 2/2", "best dice", "train: 6 training images"):
+    for line in ("epoch 1/2", "epoch 2/2", "best dice", "train: 6 training images, 3 validation"):
         assert done.stdout.count(line) == 1, done.stdout
     assert done.stderr == ""
     # the logged losses and validation scores are the one-process run's
