@@ -89,13 +89,18 @@ def cmd_demo(args):
         options["epochs"] = args.epochs
     config = TrainConfig(**options)
     train_data, val_data = load_data(config)
-    print(f"unet demo: {len(train_data) + len(val_data)} synthetic images "
-          f"{config.synthetic_size[0]}x{config.synthetic_size[1]} ({len(train_data)} train, "
-          f"{len(val_data)} validation); U-Net depth {config.depth}, {config.base_channels} base "
-          f"channels, padding '{config.padding}'; {config.epochs} epochs x "
-          f"{config.steps_per_epoch} steps of {config.batch_size} crops "
-          f"{config.crop_size}x{config.crop_size}")
+    from .parallel import join
+    job = join()          # under mpiexec the ranks train together; rank 0 alone reports
+    if job.main:
+        print(f"unet demo: {len(train_data) + len(val_data)} synthetic images "
+              f"{config.synthetic_size[0]}x{config.synthetic_size[1]} ({len(train_data)} train, "
+              f"{len(val_data)} validation); U-Net depth {config.depth}, {config.base_channels} "
+              f"base channels, padding '{config.padding}'; {config.epochs} epochs x "
+              f"{config.steps_per_epoch} steps of {config.batch_size} crops "
+              f"{config.crop_size}x{config.crop_size}")
     result = train(config, train_data, val_data, progress=not args.no_progress, verbose=True)
+    if not job.main:
+        return 0
     last = result.history[-1]
 
     pred_dir = os.path.join(args.out, "predictions")
@@ -157,7 +162,7 @@ _TRAIN_OPTIONS = [
     ("--schedule", "schedule", str, "none, step, cosine, plateau or onecycle (none; onecycle peaks at --lr)"),
     ("--lr-step", "lr_step", int, "StepLR period in epochs (10)"),
     ("--lr-gamma", "lr_gamma", float, "StepLR / plateau factor (0.1)"),
-    ("--batch-size", "batch_size", int, "crops per step (4)"),
+    ("--batch-size", "batch_size", int, "crops per step; under mpiexec, over all the processes (4)"),
     ("--epochs", "epochs", int, "epochs (10)"),
     ("--steps-per-epoch", "steps_per_epoch", int, "steps per epoch (default: one pass)"),
     ("--steps", "steps", int, "total steps (instead of --epochs)"),
@@ -215,14 +220,18 @@ def _config_from_args(args):
 
 
 def cmd_train(args):
+    from .parallel import join
+    job = join()     # under mpiexec: this process is one rank of the run (unet/parallel.py)
     for flag, folder in (("--images", args.image_dir), ("--masks", args.mask_dir)):
         if folder is not None and not os.path.isdir(folder):
             raise DataError(f"{flag} folder '{folder}' does not exist")
     config = _config_from_args(args)
     train_data, val_data = load_data(config)
-    if config.image_dir is not None:
+    if config.image_dir is not None and job.main:
         print(train_data.report())
     result = train(config, train_data, val_data, progress=not args.no_progress, verbose=True)
+    if not job.main:                     # rank 0 alone reports
+        return 0
     if result.best_checkpoint is not None:
         print(f"best {result.best['metric']} {result.best['value']:.4f} at epoch "
               f"{result.best['epoch']} ({result.best_checkpoint}); last checkpoint "
@@ -493,7 +502,11 @@ def build_parser():
     p = sub.add_parser("train", help="train on images and masks (or synthetic data)",
                        description="Train a U-Net or FCN. Writes last.npz, best.npz, "
                        "history.csv and training.png to --out. Ctrl-C saves last.npz; "
-                       "--resume continues exactly.")
+                       "--resume continues exactly. Started as `mpiexec -n N unet train ...`, "
+                       "N processes train the run together, each on its share of every batch "
+                       "(--batch-size is the global batch; the same result as one process); "
+                       "rank 0 writes the files; a checkpoint resumes with any N "
+                       "(docs/distributed_training.md).")
     _add_train_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
@@ -565,24 +578,59 @@ def build_parser():
 
 def main(argv=None):
     """Run one command; return its exit status (0 ok, 1 training diverged, 2 bad input,
-    128 + the signal when Ctrl-C (130), SIGTERM (143) or SIGHUP (129) stopped training)."""
+    128 + the signal when Ctrl-C (130), SIGTERM (143) or SIGHUP (129) stopped training).
+
+    One rank of an ``mpiexec`` job: an error ends every rank at once (MPI_Abort with the
+    status), since the others would wait for this one for ever; a stop the ranks agreed on
+    (unet/parallel.py) ends each normally, with the same status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    status, agreed = _run(args)
+    if status != 0 and not agreed:
+        _end_the_job(status)
+    return status
+
+
+def _rank_tag():
+    """" (rank r of N)" in a job of several processes, else ""."""
+    import minidl.distributed as dist
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        return f" (rank {dist.get_rank()} of {dist.get_world_size()})"
+    return ""
+
+
+def _end_the_job(status):
+    """In a job of several ranks, end all of them now with ``status``."""
+    import minidl.distributed as dist
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.abort(status)
+
+
+def _run(args):
+    """``(exit status, whether every rank of a job stops with it)``."""
     try:
-        return args.func(args)
+        return args.func(args), True
     except TrainingDiverged as error:
-        print(f"unet {args.command}: {error}", file=sys.stderr)
-        return 1
+        print(f"unet {args.command}{_rank_tag()}: {error}", file=sys.stderr)
+        return 1, False
     except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM or SIGHUP: 128 + the signal, as a shell does
         signum = getattr(error, "signum", signal.SIGINT)
+        agreed = getattr(error, "agreed", False) or not _rank_tag()
+        if agreed and _rank_tag() and not _is_rank_zero():
+            return 128 + int(signum), True        # rank 0 says it
         print(f"unet {args.command}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
-        return 128 + int(signum)
+        return 128 + int(signum), agreed
     except BrokenPipeError:  # `unet plan ... | head -1`: the reader has gone; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return 1, False
     except (DataError, SizeError, CheckpointError, ConfigError, RunLockError, FileNotFoundError) as error:
-        print(f"unet {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        print(f"unet {args.command}{_rank_tag()}: error: {error}", file=sys.stderr)
+        return 2, False
+
+
+def _is_rank_zero():
+    import minidl.distributed as dist
+    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 if __name__ == "__main__":

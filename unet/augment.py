@@ -167,3 +167,22 @@ class Augmenter:
         if weight is not None:
             weight = np.ascontiguousarray(weight, dtype=np.float32)
         return image, mask, weight
+
+    def skip(self, shape, rng):
+        """Draw from ``rng`` exactly what :meth:`__call__` draws for an image of ``shape``
+        (``(C, H, W)``), without making the sample: ``rng`` is left where the call would leave
+        it. A rank of ``mpiexec -n N unet train`` skips the samples of the other ranks' shares
+        this way, so that each sample is still augmented with its one-process draws.
+        Keep it in step with :meth:`__call__` (tests/unet/test_augment_skip.py checks it)."""
+        height, width = shape[-2:]
+        out_h, out_w = self.crop_size or (height, width)
+        rng.integers(0, height - out_h + 1)                                   # y0
+        rng.integers(0, width - out_w + 1)                                    # x0
+        if self.elastic and self.elastic_sigma > 0:                           # elastic_displacement
+            rng.normal(0.0, self.elastic_sigma, size=(2, self.elastic_grid, self.elastic_grid))
+        if self.flip:
+            rng.random(), rng.random()                                        # both axes
+        if self.rot90:
+            rng.integers(0, 4) if out_h == out_w else rng.integers(0, 2)
+        if self.jitter > 0:
+            rng.uniform(-self.jitter, self.jitter), rng.uniform(-self.jitter, self.jitter)

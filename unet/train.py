@@ -38,6 +38,7 @@ Ctrl-C: the first Ctrl-C finishes the current step, saves ``last.npz`` and stops
 ``KeyboardInterrupt``); a second one interrupts at once (and still saves the state as of
 the last finished step).
 """
+import contextlib
 import csv
 import dataclasses
 import io
@@ -63,6 +64,7 @@ from .zoo import loss_of
 from .data import SegmentationData, parse_mask_map, split_indices
 from .files import RunLock, atomic_write, remove_orphans
 from .metrics import segmentation_metrics
+from .parallel import Job, data_parallel, join
 from .predict import predict_probabilities, predict_whole
 from .weights import border_weight_map
 
@@ -238,18 +240,26 @@ class BatchMaker:
         """Epoch ``epoch``'s sample order, from its own generator ``default_rng([seed, 1, epoch])``."""
         return self.epoch_order(np.random.default_rng([self.config.seed, 1, epoch]))
 
-    def batch_at(self, epoch, b, order):
+    def batch_at(self, epoch, b, order, keep=None):
         """Batch ``b`` of epoch ``epoch`` (whose sample order is ``order``), augmented with draws
-        from its own generator ``default_rng([seed, 2, epoch, b])``."""
+        from its own generator ``default_rng([seed, 2, epoch, b])``; ``keep=(start, stop)``: only
+        those rows of it (one rank's share)."""
         size = self.config.batch_size
         rng = np.random.default_rng([self.config.seed, 2, epoch, b])
-        return self.batch(order[b * size:(b + 1) * size], rng)
+        return self.batch(order[b * size:(b + 1) * size], rng, keep)
 
-    def batch(self, indices, rng):
-        """images (N, C, in, in) float32, masks (N, out, out) int64, weights or None."""
+    def batch(self, indices, rng, keep=None):
+        """images (N, C, in, in) float32, masks (N, out, out) int64, weights or None.
+
+        ``keep=(start, stop)``: only samples ``start:stop`` of ``indices``, the same numbers as
+        those rows of the whole batch (the others' random draws are made and thrown away)."""
         images, masks, weights = [], [], []
         m, out = self.margin, self.tile_out
-        for i in indices:
+        start, stop = (0, len(indices)) if keep is None else keep
+        for j, i in enumerate(indices):
+            if not start <= j < stop:
+                self.augmenter.skip(self.images[i].shape, rng)
+                continue
             image, mask, weight = self.augmenter(self.images[i], self.masks[i], self.weights[i],
                                                  rng=rng)
             images.append(image)
@@ -264,16 +274,19 @@ class _RunBatches:
     """The batches of a run by their place: item ``(epoch, b)`` is batch ``b`` of epoch ``epoch``
     (a map-style dataset for :class:`minidl.utils.data.DataLoader`, whose worker processes each
     hold a copy and remember the latest epoch's sample order). ``orders`` gives the orders that
-    must not be drawn again: the unfinished epoch's order saved in a checkpoint."""
+    must not be drawn again: the unfinished epoch's order saved in a checkpoint. ``keep``:
+    the rows of each batch to make (one rank's share), or None for all."""
 
-    def __init__(self, maker, orders):
-        self.maker, self.orders = maker, dict(orders)
+    def __init__(self, maker, orders, keep=None):
+        self.maker, self.orders, self.keep = maker, dict(orders), keep
 
     def __getitem__(self, place):
         epoch, b = place
         if epoch not in self.orders:
             self.orders = {epoch: self.maker.order_of_epoch(epoch)}   # only the latest epoch's
-        return self.maker.batch_at(epoch, b, self.orders[epoch])
+        if self.keep is None:
+            return self.maker.batch_at(epoch, b, self.orders[epoch])
+        return self.maker.batch_at(epoch, b, self.orders[epoch], self.keep)
 
 
 def _places(epoch, b, steps_per_epoch, count):
@@ -311,8 +324,8 @@ class BatchStream:
     :meth:`close` stops the workers.
     """
 
-    def __init__(self, maker, places, orders, workers):
-        dataset = _RunBatches(maker, orders)
+    def __init__(self, maker, places, orders, workers, keep=None):
+        dataset = _RunBatches(maker, orders, keep)
         if workers == 0:
             self._batches = (dataset[place] for place in places)
         else:
@@ -380,15 +393,23 @@ def predict_image(model, image):
     return predict_whole(model, image) if whole else predict_probabilities(model, image)
 
 
-def validate(model, data, cell_class=1):
+def validate(model, data, cell_class=1, job=None):
     """Metrics of ``model`` on every whole image of ``data`` (unet.metrics keys) plus
-    ``val_loss``, the mean of -log p(true class) over all pixels."""
-    preds, nll = [], []
-    for image, mask in zip(data.images, data.masks):
+    ``val_loss``, the mean of -log p(true class) over all pixels.
+
+    ``job`` (a :class:`unet.parallel.Job` of several ranks): rank r predicts images r, r + N,
+    ...; the ranks exchange their predicted masks and losses and every rank computes the same
+    metrics from all of them (the numbers of a one-process validation)."""
+    job = Job() if job is None else job
+    mine = {}
+    for i in range(job.rank, len(data.images), job.size):
+        image, mask = data.images[i], data.masks[i]
         probs = predict_image(model, image)                                   # (K, H, W)
-        preds.append(probs.argmax(axis=0))
         p_true = np.take_along_axis(probs, mask[None], axis=0)[0]             # (H, W)
-        nll.append(-np.log(np.clip(p_true, 1e-12, 1.0)).mean())
+        mine[i] = (probs.argmax(axis=0), -np.log(np.clip(p_true, 1e-12, 1.0)).mean())
+    done = {i: result for part in job.gather(mine) for i, result in part.items()}
+    preds = [done[i][0] for i in range(len(data.images))]
+    nll = [done[i][1] for i in range(len(data.images))]
     cell = cell_class if cell_class is not None and cell_class < data.num_classes else None
     metrics = segmentation_metrics(preds, list(data.masks), data.num_classes, cell_class=cell)
     metrics = {key: float(value) for key, value in metrics.items()}
@@ -440,20 +461,27 @@ class TrainingStopped(KeyboardInterrupt):
     """Ctrl-C, SIGTERM or SIGHUP stopped training (after saving ``last.npz``); ``signum`` says
     which, and the command line exits with 128 + signum."""
 
-    def __init__(self, signum=signal.SIGINT):
+    def __init__(self, signum=signal.SIGINT, agreed=False):
         super().__init__(f"stopped by {signal.Signals(signum).name}")
         self.signum = int(signum)
+        self.agreed = agreed   # every rank of a job stops at this step (else: this process alone)
 
 
 class _StopFlag:
     """Turns the first Ctrl-C, SIGTERM or SIGHUP into a request to stop after the current step
-    (a scheduler's SIGTERM and a closed terminal's SIGHUP save like Ctrl-C)."""
+    (a scheduler's SIGTERM and a closed terminal's SIGHUP save like Ctrl-C).
+
+    In a job of several ranks the request waits for the ranks to agree
+    (:meth:`unet.parallel.Job.agree`); ``announce``: this rank prints (rank 0). A second signal
+    stops at once only on rank 0 (which saves, then ends the job); on another rank it is the
+    same request again, so that no rank leaves the others waiting in a collective."""
 
     SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
-    def __init__(self):
+    def __init__(self, announce=True):
         self.requested = None  # the signal number of the first request
         self.previous = {}
+        self.announce, self.announced = announce, False
 
     def __enter__(self):
         # Only in the main thread, and only for signals nobody else handles (not when the process
@@ -466,11 +494,22 @@ class _StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        if self.requested is not None:  # a second one: stop now
+        if self.requested is not None and self.announce:  # a second one: stop now
             raise TrainingStopped(signum)
         self.requested = signum
-        tqdm.write(f"train: {signal.Signals(signum).name}: finishing this step, then saving a "
-                   "checkpoint (send it again to stop at once)")
+        self._say(signum)
+
+    def agreed(self, signum):
+        """The ranks agreed to stop after this step (``signum``: a signal some rank received)."""
+        if signum is not None:
+            self._say(signum, elsewhere=self.requested is None)
+
+    def _say(self, signum, elsewhere=False):
+        if self.announce and not self.announced:
+            self.announced = True
+            where = " (on another rank)" if elsewhere else ""
+            tqdm.write(f"train: {signal.Signals(signum).name}{where}: finishing this step, then "
+                       "saving a checkpoint (send it again to stop at once)")
 
     def __exit__(self, *exc):
         for signum, handler in self.previous.items():
@@ -538,9 +577,19 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
     cosine schedule is re-planned over the new total (from the next epoch on, the learning
     rates of a run planned with that total from the start). A run stopped by ``steps`` inside
     an epoch saves that epoch's remaining batches, so a resumed run equals a straight one.
+
+    Started by ``mpiexec -n N`` (unet/parallel.py): the N processes train one run together, each
+    on its share of every global batch; rank 0 alone writes files and prints; a signal to any
+    rank stops all of them after the same step; checkpoints are the same for any N.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train: config must be a TrainConfig, got {type(config).__name__}")
+    job = join()
+    if not job.main:                       # rank 0 alone prints and draws the bar
+        progress = verbose = False
+    if config.batch_size < job.size:
+        raise ConfigError(f"train: --batch-size {config.batch_size} is smaller than the number of "
+                          f"processes ({job.size}): every rank needs at least one sample of a batch")
     checkpoint = None
     if config.resume is not None:
         checkpoint = load_checkpoint(config.resume)
@@ -558,7 +607,8 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
     if per_class and int(per_class.group(2)) >= num_classes:
         raise ConfigError(f"train: monitor {monitor!r} names class {per_class.group(2)}, but the data has "
                           f"classes 0..{num_classes - 1}")
-    _prepare_out_dir(config.out_dir)
+    if job.main:
+        _prepare_out_dir(config.out_dir)
     if config.cell_class is not None and config.cell_class >= num_classes:
         raise ConfigError(f"train: cell_class {config.cell_class} is not a class of the data "
                          f"(classes 0..{num_classes - 1})")
@@ -567,6 +617,9 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
     model = build_model(config, in_channels, num_classes)
     if config.encoder_weights is not None and checkpoint is None:
         load_encoder(model, config)
+    net = data_parallel(model, job)     # what trains: model itself, or its data-parallel wrapper
+    if job.parallel:
+        model = net.module              # (with SyncBatchNorm): what is saved and validated
     optimizer = _build_optimizer(config, model)
     # The data's randomness is per epoch and per batch (BatchMaker.batch_at); the checkpoint
     # keeps this root generator's state only for its format.
@@ -609,6 +662,8 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
     info = {"in_channels": in_channels, "num_classes": num_classes}
 
     def save(path, rng_state, minidl_state, partial):
+        if not job.main:                  # rank 0 alone writes; every replica holds the same state
+            return path
         save_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler,
                         data_rng=rng_state, epoch=epoch, step=step, config=config.to_dict(),
                         history=history, best=best, epoch_order=order if partial else None,
@@ -622,35 +677,48 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
                       "no validation images (best.npz follows the training loss)")
         tqdm.write(f"train: {len(train_data)} training images, {validation}, {num_classes} classes; "
                    f"tile {tile_in} -> {tile_out}; {steps_per_epoch} steps/epoch, {total_steps} steps")
-    os.makedirs(out_dir, exist_ok=True)
-    with RunLock(out_dir), _StopFlag() as stop:
-        remove_orphans(out_dir)  # what a killed run's interrupted writes left
+    if job.main:
+        os.makedirs(out_dir, exist_ok=True)
+    lock = RunLock(out_dir) if job.main else contextlib.nullcontext()
+    agreed_stop = None                 # the stop every rank agreed on (Job.agree), several ranks
+    with lock, _StopFlag(announce=job.main) as stop:
+        if job.main:
+            remove_orphans(out_dir)  # what a killed run's interrupted writes left
         # The state "as of the last finished step": what a stop saves.
         snapshot = (data_state, minidl.get_rng_state())
         bar = tqdm(total=total_steps, initial=step, disable=not (progress and sys.stderr.isatty()),
                    unit="step", dynamic_ncols=True, leave=False)
         places = _places(epoch, 0 if order is None else len(losses), steps_per_epoch, total_steps - step)
-        stream = BatchStream(batches, places, {} if order is None else {epoch: order}, config.workers)
+        keep = job.share(config.batch_size) if job.parallel else None   # this rank's rows
+        stream = BatchStream(batches, places, {} if order is None else {epoch: order}, config.workers,
+                             keep)
         try:
             with bar:
                 while epoch < total_epochs and step < total_steps:
                     if order is None:
                         order, losses = batches.order_of_epoch(epoch), []
-                    model.train()
+                    net.train()
                     start = time.perf_counter()
                     bar.set_description(f"epoch {epoch + 1}/{total_epochs}")
                     while len(losses) < steps_per_epoch and step < total_steps:
-                        if stop.requested is not None:
+                        if not job.parallel and stop.requested is not None:
                             raise TrainingStopped(stop.requested)
+                        if agreed_stop is not None:      # every rank stops after the same step
+                            raise TrainingStopped(agreed_stop, agreed=True)
                         images, masks, weights = next(stream)           # batch len(losses) of epoch
-                        scores = model(minidl.tensor(images))                 # (N, K, OH, OW)
+                        # (with several ranks: this rank's rows ``keep`` of that global batch)
+                        scores = net(minidl.tensor(images))                   # (n, K, OH, OW)
                         loss = compute_loss(config, scores, masks, weights, num_classes)
                         value = float(loss.item())
+                        if job.parallel:   # the global batch's loss; did a signal reach any rank?
+                            value, agreed_stop = job.agree(value, len(images), config.batch_size,
+                                                           stop.requested)
+                            stop.agreed(agreed_stop)
                         if not math.isfinite(value):
                             raise TrainingDiverged(_diverged_message(value, epoch, step, config,
                                                                      last_path))
                         optimizer.zero_grad()
-                        loss.backward()
+                        loss.backward()          # (several ranks: the global batch's gradient)
                         optimizer.step()
                         if config.schedule == "onecycle":
                             scheduler.step()
@@ -674,7 +742,7 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
                                        f"({len(losses)} of {steps_per_epoch} steps); {last_path} keeps "
                                        "the rest of the epoch for --resume")
                         break
-                    metrics = validate(model, val_data, config.cell_class) if val_data is not None else {}
+                    metrics = validate(model, val_data, config.cell_class, job) if val_data is not None else {}
                     row = {"epoch": epoch + 1, "step": step,
                            "lr": float(optimizer.param_groups[0]["lr"]),
                            "train_loss": float(np.mean(losses)), **metrics,
@@ -697,17 +765,21 @@ def train(config, train_data=None, val_data=None, progress=True, callback=None, 
                         best = {"metric": monitor, "value": row[monitor], "epoch": epoch}
                         save(best_path, *snapshot, partial=False)
                     save(last_path, *snapshot, partial=False)
-                    atomic_write(os.path.join(out_dir, "history.csv"), lambda fh: write_csv(history, fh))
-                    from .plot import plot_history            # matplotlib is slow to import
-                    atomic_write(os.path.join(out_dir, "training.png"), lambda fh: plot_history(history, fh))
+                    if job.main:
+                        atomic_write(os.path.join(out_dir, "history.csv"), lambda fh: write_csv(history, fh))
+                        from .plot import plot_history        # matplotlib is slow to import
+                        atomic_write(os.path.join(out_dir, "training.png"), lambda fh: plot_history(history, fh))
                     if verbose:
                         tqdm.write(_epoch_line(row, total_epochs, monitor))
         except KeyboardInterrupt as error:
             # Weights and optimizer are as after `step` steps (unless the interrupt came
             # inside optimizer.step, which the first signal never does); save that state.
             save(last_path, *snapshot, partial=order is not None)
-            tqdm.write(f"train: stopped at epoch {epoch + 1}, step {step}; saved {last_path} "
-                       f"(continue with --resume {last_path})")
+            if job.main:
+                tqdm.write(f"train: stopped at epoch {epoch + 1}, step {step}; saved {last_path} "
+                           f"(continue with --resume {last_path})")
+            if getattr(error, "agreed", False):
+                job.barrier()           # every rank leaves once rank 0 has saved
             if isinstance(error, TrainingStopped):
                 raise
             raise TrainingStopped(signal.SIGINT) from error
