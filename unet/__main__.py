@@ -506,7 +506,7 @@ def build_parser():
                        "N processes train the run together, each on its share of every batch "
                        "(--batch-size is the global batch; the same result as one process); "
                        "rank 0 writes the files; a checkpoint resumes with any N "
-                       "(docs/distributed_training.md).")
+                       "(docs/distributed.md).")
     _add_train_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
