@@ -26,6 +26,7 @@ from . import dtypes
 from .autograd import VersionCounter, enable_grad, is_grad_enabled, run_backward
 from .backend import array_module, device_of, is_array, to_device, to_host
 from .backend import device as Device
+from .backend import deferred_checks
 from .backend.devices import cuda_device
 from .hooks import HookDict, add_hook, node_hooks, retain, run_hooks, run_post_accumulate_hooks
 from .inplace import apply_inplace
@@ -304,7 +305,10 @@ class Tensor:
         if dev.type == "cuda":
             raise TypeError(f"{op}: can't convert {dev} device type tensor to numpy. Use Tensor.cpu() to "
                             "copy the tensor to host memory first.")
-        return self._data if dev.type == "cpu" else to_host(self._data)
+        if dev.type == "cpu":
+            return self._data
+        deferred_checks.raise_pending()  # a copy to the host: device-side checks first
+        return to_host(self._data)
 
     def __array__(self, dtype=None, copy=None):
         array = self._host("__array__")
@@ -314,9 +318,11 @@ class Tensor:
         if self._data.size != 1:
             raise ValueError(f"item: only one-element tensors can be converted to a Python scalar, "
                              f"got shape {self.shape}")
+        deferred_checks.raise_pending()  # a copy to the host: device-side checks first
         return self._data.item()
 
     def tolist(self):
+        deferred_checks.raise_pending()
         return self._data.tolist()
 
     def __float__(self):
@@ -328,6 +334,7 @@ class Tensor:
     def __bool__(self):
         if self._data.size != 1:
             raise RuntimeError(f"bool: the truth value of a tensor with shape {self.shape} is ambiguous")
+        deferred_checks.raise_pending()
         return bool(self._data.item())
 
     def to(self, *args, device=None, dtype=None, non_blocking=False, copy=False, memory_format=None):
@@ -346,6 +353,8 @@ class Tensor:
                 dtype = arg
         out = self
         if device is not None and Device(device) != self.device:
+            if Device(device).type == "cpu":
+                deferred_checks.raise_pending()  # a copy to the host: device-side checks first
             out = elementwise.ToDevice.apply(self, Device(device))
         if dtype is not None and dtypes.as_dtype(dtype) != out.dtype:
             out = out.type(dtype)

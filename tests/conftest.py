@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import minidl
-from minidl.backend import available_backends, use_backend
+from minidl.backend import available_backends, deferred_checks, use_backend
 
 # Op tests combine hypothesis with the per-test `backend` fixture; the fixture is
 # set once per test function, which is what we want (every example runs on it).
@@ -17,8 +17,11 @@ settings.load_profile("minidl")
 
 @pytest.fixture(autouse=True)
 def _fixed_seed():
-    """Every test starts from the same random state."""
+    """Every test starts from the same random state, and no device value check left unread by
+    an earlier test (minidl/backend/deferred_checks.py) raises in it."""
     minidl.manual_seed(0)
+    yield
+    deferred_checks.discard_pending()
 
 
 @pytest.fixture

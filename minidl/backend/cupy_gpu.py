@@ -38,6 +38,7 @@ except ImportError as error:  # pragma: no cover - only without CuPy
         "NumPy arrays on the CPU"
     ) from error
 
+from . import deferred_checks
 from .geometry import conv_output_size
 from .reference import _col2im_geometry
 
@@ -166,9 +167,8 @@ def maxpool2d_backward(dy, argmax, x_shape):
         dx[...] = 0
         return dx
     index = argmax.reshape(planes, OHW).astype(cupy.int64, copy=False)
-    if int(cupy.count_nonzero((index < 0) | (index >= HW))):
-        raise IndexError(f"maxpool2d_backward: argmax has entries outside [0, {HW}), the H*W "
-                         f"plane of x_shape {tuple(x_shape)}")
+    deferred_checks.check(((index < 0) | (index >= HW)).any(), lambda: IndexError(  # read at the next host copy
+        f"maxpool2d_backward: argmax has entries outside [0, {HW}), the H*W plane of x_shape {tuple(x_shape)}"))
     plane_start = cupy.arange(planes, dtype=cupy.int64)[:, None] * HW  # (planes, 1)
     cell = cupy.arange(OHW, dtype=cupy.int64)[None, :]  # (1, OHW)
     keys = cupy.sort(((plane_start + index) * OHW + cell).ravel())  # unique keys

@@ -13,9 +13,14 @@ it by a per-pixel weight map.
 import numbers
 import warnings
 
+import numpy as np
+
 from .. import dtypes
 from ..autograd import is_grad_enabled
 from ..ops import loss as _ops
+from ..backend import deferred_checks
+from ..backend.devices import array_module, to_host
+from ..tensor import Tensor
 from ._checks import check_tensor
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -105,7 +110,9 @@ def _check_class_weight(op, weight, input):  # noqa: A002
 
 def _check_index_target(op, input, target, ignore_index):  # noqa: A002
     """Class indices: integer dtype, shape (N, d1, ...), values in [0, C) or ignore_index (None: no
-    value is ignored)."""
+    value is ignored). Returns the target to compute with: ``target`` itself, except on a device,
+    whose value check is read at the next copy to the host (backend/deferred_checks.py): there the
+    offending entries are replaced by class 0 so that the op can run until the error is raised."""
     expected = _index_target_shape(input)
     if _shape(target) != expected:
         raise ValueError(f"{op}: target shape {_shape(target)} does not match input shape "
@@ -120,12 +127,18 @@ def _check_index_target(op, input, target, ignore_index):  # noqa: A002
     bad = (t < 0) | (t >= num_classes)
     if ignore_index is not None:
         bad &= t != ignore_index
-    if bad.any():
-        value = int(t[bad].ravel()[0])  # the first offending entry
+
+    def error():
+        value = int(to_host(t)[to_host(bad)].ravel()[0])  # the first offending entry
         allowed = "" if ignore_index is None else f" or equal ignore_index={ignore_index}"
         hint = f"; classes must be in [0, {num_classes - 1}]{allowed}" if value < 0 else ""
-        raise IndexError(f"{op}: target contains class {value} but input has {num_classes} classes "
-                         f"(input shape {_shape(input)}){hint}")
+        return IndexError(f"{op}: target contains class {value} but input has {num_classes} classes "
+                          f"(input shape {_shape(input)}){hint}")
+
+    deferred_checks.check(bad.any(), error)  # on a device: at the next copy to the host
+    if array_module(t) is np:
+        return target
+    return Tensor(array_module(t).where(bad, 0, t))
 
 
 # --- cross-entropy and NLL ---------------------------------------------------------------------
@@ -169,7 +182,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise ValueError(f"{op}: target shape {_shape(target)} does not match input shape "
                          f"{_shape(input)}: expected class indices of shape {expected} or class "
                          f"probabilities of shape {_shape(input)}")
-    _check_index_target(op, input, target, ignore_index)
+    target = _check_index_target(op, input, target, ignore_index)
     return _ops.CrossEntropy.apply(input, target, weight, ignore_index, reduction, label_smoothing)
 
 
@@ -186,7 +199,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100,  
     check_tensor(op, "target", target)
     reduction = _reduction(op, size_average, reduce, reduction)
     _check_class_weight(op, weight, input)
-    _check_index_target(op, input, target, ignore_index)
+    target = _check_index_target(op, input, target, ignore_index)
     return _ops.NLLLoss.apply(input, target, weight, ignore_index, reduction)
 
 
@@ -294,7 +307,7 @@ def dice_loss(input, target, smooth=1.0, reduction="mean"):  # noqa: A002
             raise ValueError(f"{op}: input must be (N, C, H, W) (or (N, C, d1, ..., dk)) or (N, H, W), "
                              f"got shape {shape}")
     elif input.ndim >= 3 and _shape(target) == shape[:1] + shape[2:]:
-        _check_index_target(op, input, target, ignore_index=None)
+        target = _check_index_target(op, input, target, ignore_index=None)
         axes = tuple(range(2, input.ndim))
     else:
         raise ValueError(f"{op}: target shape {_shape(target)} does not match input shape {shape}: "

@@ -494,15 +494,21 @@ def _t(a):
     return minidl.tensor(np.asarray(a))
 
 
+def _read(y):
+    """Copy ``y`` to the host: where a device's deferred value checks raise (on the CPU the op
+    has raised already)."""
+    return y.sum().item()
+
+
 def test_cross_entropy_errors(backend):
     x = _t(_randn((2, 3, 4, 4)))
     with pytest.raises(IndexError, match=r"^cross_entropy: target contains class 5 but input has 3 classes "
                                          r"\(input shape \(2, 3, 4, 4\)\)$"):
-        cross_entropy(x, _t(np.full((2, 4, 4), 5)))
+        _read(cross_entropy(x, _t(np.full((2, 4, 4), 5))))
     with pytest.raises(IndexError, match=r"cross_entropy: target contains class -1 but input has 3 classes "
                                          r"\(input shape \(2, 3\)\); classes must be in \[0, 2\] or equal "
                                          r"ignore_index=-100"):
-        cross_entropy(_t(_randn((2, 3))), _t([0, -1]))
+        _read(cross_entropy(_t(_randn((2, 3))), _t([0, -1])))
     cross_entropy(_t(_randn((2, 3))), _t([0, 7]), ignore_index=7)  # the ignored value may be anything
     with pytest.raises(ValueError, match=r"cross_entropy: target shape \(2, 4, 5\) does not match input shape "
                                          r"\(2, 3, 4, 4\): expected class indices of shape \(2, 4, 4\) or class "
@@ -539,7 +545,7 @@ def test_cross_entropy_errors(backend):
 def test_nll_loss_errors(backend):
     with pytest.raises(IndexError, match=r"nll_loss: target contains class 3 but input has 3 classes "
                                          r"\(input shape \(2, 3\)\)"):
-        nll_loss(_t(_randn((2, 3))), _t([0, 3]))
+        _read(nll_loss(_t(_randn((2, 3))), _t([0, 3])))
     with pytest.raises(ValueError, match=r"nll_loss: target shape \(2, 3\) does not match input shape \(2, 3\): "
                                          r"expected class indices of shape \(2,\)"):
         nll_loss(_t(_randn((2, 3))), _t(np.zeros((2, 3), np.int64)))
@@ -595,10 +601,10 @@ def test_mse_and_dice_errors(backend):
                                         r"point \(one-hot masks or probabilities\), got dtype int64"):
         dice_loss(probs, _t(np.zeros((2, 3, 4, 4), np.int64)))
     with pytest.raises(IndexError, match=r"dice_loss: target contains class 3 but input has 3 classes"):
-        dice_loss(probs, _t(np.full((2, 4, 4), 3)))
+        _read(dice_loss(probs, _t(np.full((2, 4, 4), 3))))
     with pytest.raises(IndexError, match=r"dice_loss: target contains class -100 but input has 3 classes "
                                          r"\(input shape \(2, 3, 4, 4\)\); classes must be in \[0, 2\]$"):
-        dice_loss(probs, _t(np.full((2, 4, 4), -100)))
+        _read(dice_loss(probs, _t(np.full((2, 4, 4), -100))))
     with pytest.raises(ValueError, match=r"dice_loss: smooth must be a number >= 0, got -1.0"):
         dice_loss(probs, probs, smooth=-1.0)
     with pytest.raises(ValueError, match=r"dice_loss: input must be \(N, C, H, W\) \(or \(N, C, d1, ..., dk\)\) "
@@ -606,3 +612,17 @@ def test_mse_and_dice_errors(backend):
         dice_loss(_t(_rand((2, 3))), _t(_rand((2, 3))))
     with pytest.raises(ValueError, match=r"dice_loss: reduction must be 'none', 'mean' or 'sum', got 'max'"):
         dice_loss(probs, probs, reduction="max")
+
+
+def test_a_bad_class_index_raises_at_once_on_the_cpu_and_at_the_next_host_copy_on_a_device(backend):
+    """A device's range check of class indices is read with the next copy to the host (as
+    PyTorch's device-side assert), so that a training step makes no copy of its own."""
+    x, t = _t(_randn((2, 3))), _t([0, 3])
+    if x.device.type == "cpu":
+        with pytest.raises(IndexError, match="nll_loss: target contains class 3"):
+            nll_loss(x, t)
+        return
+    loss = nll_loss(x, t)  # no copy to the host here: the check waits
+    with pytest.raises(IndexError, match="nll_loss: target contains class 3"):
+        loss.item()
+    assert nll_loss(x, _t([0, 2])).item() == pytest.approx(-(x[0, 0] + x[1, 2]).item() / 2)  # cleared
