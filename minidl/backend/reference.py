@@ -302,7 +302,8 @@ WINOGRAD_KERNELS = ("winograd_input_tiles", "winograd_input_tiles_adjoint",
                     "winograd_output_tiles", "winograd_output_tiles_adjoint")
 # Kernels that only speed an op up; a backend may leave them out and the op takes another path.
 DEPTHWISE_KERNELS = ("depthwise_conv2d", "depthwise_conv2d_dx", "depthwise_conv2d_dweight")
-OPTIONAL_KERNELS = WINOGRAD_KERNELS + DEPTHWISE_KERNELS + ("stack_shifted_rows",)
+DIRECT_KERNELS = ("direct_conv2d", "direct_conv2d_dweight")
+OPTIONAL_KERNELS = WINOGRAD_KERNELS + DEPTHWISE_KERNELS + DIRECT_KERNELS + ("stack_shifted_rows",)
 
 
 def _winograd_tiles(TH, TW, t0, t1):
