@@ -38,6 +38,15 @@ def _channels(name, weight_shape, groups):
     return Cg * groups
 
 
+def _takes(threshold, channels):
+    """Whether a table entry takes a convolution of ``channels``: None never, n from n channels
+    on, (n, m) from n up to m - 1."""
+    if threshold is None:
+        return False
+    low, high = threshold if isinstance(threshold, tuple) else (threshold, None)
+    return channels >= low and (high is None or channels < high)
+
+
 def choose_conv2d(kern, x_shape, weight_shape, stride, padding, dilation, groups):
     """The Function class that computes conv2d(x, weight) on kernel module ``kern`` (see above)."""
     table = getattr(kern, "CONV_ALGORITHMS", {})
@@ -58,8 +67,6 @@ def choose_conv2d(kern, x_shape, weight_shape, stride, padding, dilation, groups
                           "it runs on im2col (this warning is shown once)", RuntimeWarning, stacklevel=3)
         return Conv2d
     for name in AUTO_ORDER:
-        threshold = table.get(name)
-        if threshold is not None and _channels(name, weight_shape, groups) >= threshold \
-                and ROUTES[name].why_not(*geometry) is None:
+        if _takes(table.get(name), _channels(name, weight_shape, groups)) and ROUTES[name].why_not(*geometry) is None:
             return ROUTES[name]
     return Conv2d
