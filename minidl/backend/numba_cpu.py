@@ -602,13 +602,13 @@ def _direct_buffers(N, C, F, G, OH, OW, DH, DW, dtype):
     return RB, np.empty((T, C * (RB + 2 * DH + 1) * WC), dtype), np.empty((T, G * Fp * RB * WC), dtype)
 
 
-def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW):
+def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
     """See ``reference.direct_conv2d`` (3x3 kernels only here): x (N,C,H,W) -> y (N, F, OH, OW)."""
     _direct_3x3_only(*weight.shape[2:], "direct_conv2d")
     x = np.ascontiguousarray(x)
     N, C = x.shape[:2]
     F = weight.shape[0]
-    y = np.empty((N, F, OH, OW), dtype=x.dtype)
+    y = np.empty((N, F, OH, OW), dtype=x.dtype) if out is None else out
     RB, bands, acc = _direct_buffers(N, C, F, G, OH, OW, DH, DW, x.dtype)
     _direct_conv2d_3x3(x, _pairs_of_filters(weight, G), PT, PL, DH, DW, F // G, RB, bands, acc, y)
     return y

@@ -251,11 +251,12 @@ def _direct_taps(x, KH, KW, PT, PL, DH, DW, G, OH, OW):
             yield p, q, tap.reshape(N, G, C // G, OH * OW)  # a copy: the view is not contiguous
 
 
-def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW):
+def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
     r"""A stride-1 conv2d without bias: x (N, C, H, W), weight (F, C/G, KH, KW) -> y (N, F, OH, OW).
 
         y[n, g*Fg + f, i, j] = sum_{c, p, q} weight[g*Fg + f, c, p, q] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]
     (the section's formula): per tap, Y[n, g] += W_pq[g] @ X_pq[n, g], (Fg, Cg) @ (Cg, OH*OW).
+    Written into ``out`` (N, F, OH, OW) when given (the op passes a cached buffer).
     """
     xp = array_module(x)
     N = x.shape[0]
@@ -264,7 +265,10 @@ def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW):
     y = xp.zeros((N, G, F // G, OH * OW), dtype=x.dtype)
     for p, q, tap in _direct_taps(x, KH, KW, PT, PL, DH, DW, G, OH, OW):
         y += w[:, :, :, p, q] @ tap  # (G, Fg, Cg) @ (N, G, Cg, OH*OW)
-    return y.reshape(N, F, OH, OW)
+    if out is None:
+        return y.reshape(N, F, OH, OW)
+    out[...] = y.reshape(N, F, OH, OW)
+    return out
 
 
 def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G):

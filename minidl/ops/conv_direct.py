@@ -25,7 +25,7 @@ most D*(K-1) on top and left (every 'same' convolution), which dx as a conv2d of
 Why it pays, and where: docs/performance.md.
 """
 from ..autograd import Function
-from ..backend import array_module, kernels_for
+from ..backend import allocator, array_module, kernels_for
 from .conv import Lowering
 from .conv_rotated import rotated_lowering, rotated_weight
 
@@ -77,7 +77,8 @@ class Conv2dDirect(Function):
         if needs_x:
             rotated = rotated_lowering(s.lowering)  # dx's geometry as a conv2d of dy
             weight_rot = rotated_weight(s.weight, G).reshape(C, F // G, KH, KW)  # (C, F/G, KH, KW)
-            dx = kern.direct_conv2d(dy, weight_rot, *rotated.top_left, *rotated.dilation, G, *rotated.out_size)
+            dx = kern.direct_conv2d(dy, weight_rot, *rotated.top_left, *rotated.dilation, G, *rotated.out_size,
+                                    out=allocator.empty(s.x_shape, dy.dtype, xp))  # cached: fresh memory is slow
         dweight = kern.direct_conv2d_dweight(dy, s.x, KH, KW, *s.lowering.top_left, *s.lowering.dilation, G) \
             if needs_weight else None
         return dx, dweight, dbias, None, None, None, None
