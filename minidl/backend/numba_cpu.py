@@ -593,8 +593,7 @@ def _direct_3x3_only(KH, KW, who):
 
 def _direct_buffers(N, C, F, G, OH, OW, DH, DW, dtype):
     """(RB, a band buffer, an output-rows buffer): one row of each per thread, allocated once per
-    call (not per task inside the kernel: freeing memory that threads have touched costs the
-    process's other threads a TLB flush each time)."""
+    call rather than per task inside the parallel loop."""
     WC = OW + 2 * DW
     RB = _direct_band_rows(C, WC, OH, np.dtype(dtype).itemsize)
     T = max(1, min(numba.get_num_threads(), N * -(-OH // RB)))
