@@ -19,7 +19,8 @@ im2col inside it is filed under the kernel.
 Categories (:func:`category`):
   matrix products   self time of Conv2d / ConvTranspose2d / Linear / MatMul ops: the BLAS
                     products plus the padding copy and bias add around them, which these
-                    ops do inline
+                    ops do inline; and the direct convolution kernels (direct_conv2d*), which
+                    do the same multiply-adds without BLAS
   im2col/tiles      the kernels that lay a convolution out for its matrix products: im2col,
                     col2im, the shifted rows (stack_shifted_rows) and the Winograd tile
                     transforms (winograd_*)
@@ -57,6 +58,8 @@ def all_subclasses(cls):
 def category(kind, name):
     """The category of a wrapped call: ``kind`` is "op", "kernel" or "optimizer"."""
     if kind == "kernel":
+        if name.startswith("direct_conv2d"):
+            return "matrix products"
         if "im2col" in name or "col2im" in name or name.startswith(("winograd", "stack_shifted_rows")):
             return "im2col/tiles"
         return "pooling" if "pool" in name else "elementwise"

@@ -83,6 +83,9 @@ def kernel_calls(np, dtype):
         "depthwise_conv2d": lambda: k.depthwise_conv2d(x, depthwise, 1, 1, 1, 1, 1, 1, 8, 8),
         "depthwise_conv2d_dx": lambda: k.depthwise_conv2d_dx(x, depthwise, x.shape, 1, 1, 1, 1, 1, 1),
         "depthwise_conv2d_dweight": lambda: k.depthwise_conv2d_dweight(x, x, 3, 3, 1, 1, 1, 1, 1, 1),
+        # a direct 3x3 'same' conv2d of x, 3 -> 3 channels: padding 1, dilation 1, one group
+        "direct_conv2d": lambda: k.direct_conv2d(x, x[:, :, :3, :3], 1, 1, 1, 1, 1, 8, 8),
+        "direct_conv2d_dweight": lambda: k.direct_conv2d_dweight(x, x, 3, 3, 1, 1, 1, 1, 1),
     }
 
 

@@ -7,17 +7,19 @@ docs/gradients/conv2d.md), and faster routes that compute the same numbers anoth
     shifted_rows    a stride-1 conv2d by products on shifted rows, no im2col (conv_shifted.py)
     winograd        a 3x3 stride-1 conv2d by Winograd's F(4x4, 3x3) (conv_winograd.py)
     depthwise       a conv2d with groups == in_channels, per channel, no im2col (conv_depthwise.py)
+    direct          a stride-1 3x3 conv2d summed tap by tap, no columns, no product (conv_direct.py)
 
 Which ones a kernel module offers, and from how many channels it takes each without being
-asked, is its ``CONV_ALGORITHMS`` table (``{"winograd": 128, "shifted_rows": 16, ...}``; None:
-offered but only when forced). ``minidl/ops/conv_algorithms.py`` chooses from it.
+asked, is its ``CONV_ALGORITHMS`` table (``{"winograd": 128, "direct": (16, 64), ...}``: from 128
+channels on; from 16 up to 63; None: offered but only when forced).
+``minidl/ops/conv_algorithms.py`` chooses from it.
 
 This switch overrides the choice, for teaching, tests and benchmarks:
 
     minidl.backend.conv_algorithm("im2col")          # from now on
     with minidl.backend.conv_algorithm("im2col"):    # inside the block only
         ...
-    MINIDL_CONV_ALGORITHM=auto|im2col|rotated_kernel|shifted_rows|winograd|depthwise   (read at import)
+    MINIDL_CONV_ALGORITHM=auto|im2col|rotated_kernel|shifted_rows|winograd|depthwise|direct   (read at import)
 
 ``auto`` (the default) lets each kernel module's table decide. A forced route that cannot take
 a convolution (winograd for a 5x5 kernel, a route the backend lacks) runs it on im2col and says
@@ -25,7 +27,7 @@ so once with a warning; it never falls back silently to another fast route.
 """
 import os
 
-ALGORITHMS = ("auto", "im2col", "rotated_kernel", "shifted_rows", "winograd", "depthwise")
+ALGORITHMS = ("auto", "im2col", "rotated_kernel", "shifted_rows", "winograd", "depthwise", "direct")
 
 
 def _checked(name, who):

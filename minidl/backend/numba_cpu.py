@@ -49,10 +49,11 @@ from .geometry import conv_output_size
 from .reference import _avgpool2d_divisor, _col2im_geometry
 
 # The convolution routes of minidl/backend/algorithms.py that conv2d takes on this backend, from
-# this many channels on (input channels per group for shifted rows, in and out for Winograd;
+# this many channels on (input channels per group for shifted rows, in and out for Winograd,
+# in and out per group for direct, which takes 16 to 63: from 64 on shifted rows were faster;
 # depthwise: every depthwise conv2d of 2 channels or more): where each became faster than im2col
-# in measurements on 2 threads (docs/performance.md).
-CONV_ALGORITHMS = {"depthwise": 2, "rotated_kernel": 1, "shifted_rows": 16, "winograd": 128}
+# in measurements (docs/performance.md).
+CONV_ALGORITHMS = {"depthwise": 2, "direct": (16, 64), "rotated_kernel": 1, "shifted_rows": 16, "winograd": 128}
 
 _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 
@@ -395,6 +396,233 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
     _depthwise_conv2d_dweight_spread(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight)
     return dweight
 
+
+
+# ---- convolution: direct 3x3 (stride 1) ------------------------------------------------------
+#
+# The formulas of reference.direct_conv2d / direct_conv2d_dweight, computed pixel by pixel without
+# products: where im2col's products are thin (16-32 channels: inner dimension 9*C, few rows) a
+# loop that keeps every value it loads in registers for 18 multiply-adds runs faster than the
+# products (measured: docs/performance.md). One task per (sample, band of RB output rows):
+#   * the band's canvas rows (x zero padded, all channels, RB + 2*DH + 1 rows of WC = OW + 2*DW)
+#     are copied flat into the task's buffer, and output pixel (i, j) of the band gets the wide
+#     index l = i*WC + j (the shifted-rows trick, minidl/ops/conv_shifted.py): tap (p, q) of
+#     every window is the canvas shifted by DH*p*WC + DW*q, so each (filter, channel) pair is
+#     ONE contiguous loop over l, nine shifted views of the canvas, which LLVM vectorises;
+#     columns j >= OW read wrapped-around values and are dropped (forward) or zero (dweight);
+#   * forward: for each input channel and each PAIR of filters, acc[f, l] += the nine taps of
+#     both filters: nine loads serve 18 multiply-adds (plus one load and store of each sum);
+#   * dweight: for each pair of filters and each input channel, 18 sums over the band's pixels of
+#     dy_wide[f, l] * canvas[l + shift], held in registers; each task writes its own partial
+#     sums and the wrapper adds them in task order, so the result does not depend on the
+#     number of threads. Its loop is compiled with ``fastmath={"reassoc"}`` (the sums are split
+#     into vector lanes) and both with ``"contract"`` (fused multiply-adds): the sums are those of
+#     the reference in another order, equal to rounding, not bit for bit.
+# A group's odd last filter is paired with a zero filter (the wrappers pad the weight and drop it).
+_JIT_DIRECT = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+_JIT_DIRECT_SUMS = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+DIRECT_BAND_BYTES = 2**18  # a task's canvas band: about this much, so that it stays in L2
+
+
+@numba.njit(cache=True)
+def _direct_band(x, n, r0, rows, PT, PL, WC, band):
+    """band[c, r*WC + s] = canvas[n, c, r0 + r, s] (x at row PT, column PL; zero elsewhere), r < rows."""
+    C, H, W = x.shape[1:]
+    w = max(0, min(W, WC - PL))  # columns of x inside the canvas
+    for c in range(C):
+        flat = band[c]
+        flat[:] = 0
+        for r in range(rows):
+            h = r0 + r - PT
+            if 0 <= h < H:
+                flat[r * WC + PL:r * WC + PL + w] = x[n, c, h, :w]
+
+
+def _direct_band_rows(C, WC, OH, itemsize):
+    """Output rows per task: a canvas band of about DIRECT_BAND_BYTES, at least 1, at most OH."""
+    return max(1, min(OH, DIRECT_BAND_BYTES // max(1, C * WC * itemsize) - 3))
+
+
+@numba.njit(**_JIT_DIRECT)
+def _direct_conv2d_3x3(x, weight, PT, PL, DH, DW, Fg, RB, bands_buffer, acc_buffer, y):
+    """y[n, g*Fg + f, i, j] = sum_{c,p,q} weight[g, f, c, p, q] * canvas[n, g*Cg + c, i + DH*p, j + DW*q];
+    weight (G, Fp, Cg, 3, 3), Fp = Fg rounded up to even (a zero filter pads an odd group);
+    bands_buffer (T, >= C*(RB + 2*DH + 1)*WC) and acc_buffer (T, >= G*Fp*RB*WC): a row of each per thread."""
+    N, C = x.shape[:2]
+    G, Fp, Cg = weight.shape[:3]
+    OH, OW = y.shape[2:]
+    WC = OW + 2 * DW
+    bands = (OH + RB - 1) // RB
+    T = bands_buffer.shape[0]
+    per_thread = (N * bands + T - 1) // T
+    for t in prange(T):  # thread t: tasks t*per_thread ...; a task: (sample, band of RB output rows)
+        for task in range(t * per_thread, min((t + 1) * per_thread, N * bands)):
+            n, i0 = task // bands, (task % bands) * RB
+            R = min(RB, OH - i0)
+            L = R * WC  # the band's wide output pixels
+            rows = R + 2 * DH + 1  # one more row: the wide pixels' reach
+            band = bands_buffer[t, :C * rows * WC].reshape((C, rows * WC))
+            _direct_band(x, n, i0, rows, PT, PL, WC, band)
+            acc = acc_buffer[t, :G * Fp * L].reshape((G * Fp, L))
+            acc[:] = 0
+            _direct_band_products(band, weight, DH, DW, WC, L, acc)
+            for g in range(G):
+                for f in range(Fg):  # the padding filter, if any, is dropped
+                    for r in range(R):
+                        y[n, g * Fg + f, i0 + r, :] = acc[g * Fp + f, r * WC:r * WC + OW]
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _direct_band_products(band, weight, DH, DW, WC, L, acc):
+    """acc[g*Fp + f, l] += sum_{c,p,q} weight[g, f, c, p, q] * band[g*Cg + c, l + DH*p*WC + DW*q], l < L."""
+    G, Fp, Cg = weight.shape[:3]
+    for g in range(G):
+        for c in range(Cg):
+            b = band[g * Cg + c]
+            # tap (p, q) of every window: the band shifted by DH*p*WC + DW*q (views from 0: no
+            # negative indices for Numba to check)
+            t00, t01, t02 = b[0:], b[DW:], b[2 * DW:]
+            t10, t11, t12 = b[DH * WC:], b[DH * WC + DW:], b[DH * WC + 2 * DW:]
+            t20, t21, t22 = b[2 * DH * WC:], b[2 * DH * WC + DW:], b[2 * DH * WC + 2 * DW:]
+            for f in range(0, Fp, 2):  # a pair of filters: each loaded value serves both
+                u, v = weight[g, f, c], weight[g, f + 1, c]
+                u00, u01, u02, u10, u11, u12, u20, u21, u22 = (u[0, 0], u[0, 1], u[0, 2], u[1, 0], u[1, 1],
+                                                               u[1, 2], u[2, 0], u[2, 1], u[2, 2])
+                v00, v01, v02, v10, v11, v12, v20, v21, v22 = (v[0, 0], v[0, 1], v[0, 2], v[1, 0], v[1, 1],
+                                                               v[1, 2], v[2, 0], v[2, 1], v[2, 2])
+                a, d = acc[g * Fp + f], acc[g * Fp + f + 1]
+                for l in range(L):
+                    x00, x01, x02 = t00[l], t01[l], t02[l]
+                    x10, x11, x12 = t10[l], t11[l], t12[l]
+                    x20, x21, x22 = t20[l], t21[l], t22[l]
+                    a[l] += (u00 * x00 + u01 * x01 + u02 * x02 + u10 * x10 + u11 * x11 + u12 * x12
+                             + u20 * x20 + u21 * x21 + u22 * x22)
+                    d[l] += (v00 * x00 + v01 * x01 + v02 * x02 + v10 * x10 + v11 * x11 + v12 * x12
+                             + v20 * x20 + v21 * x21 + v22 * x22)
+
+
+@numba.njit(**_JIT_DIRECT_SUMS)
+def _direct_conv2d_3x3_dweight(dy, x, PT, PL, DH, DW, G, RB, bands_buffer, dy_buffer, partial):
+    """partial[task, g, f, c, p, q] = the task's pixels' share of
+    sum dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]; partial (tasks, G, Fp, Cg, 3, 3);
+    bands_buffer (T, >= C*(RB + 2*DH + 1)*WC) and dy_buffer (T, >= G*Fp*RB*WC): a row of each per thread."""
+    N, C = x.shape[:2]
+    F, OH, OW = dy.shape[1:]
+    Fp = partial.shape[2]
+    Fg = F // G
+    WC = OW + 2 * DW
+    bands = (OH + RB - 1) // RB
+    T = bands_buffer.shape[0]
+    per_thread = (N * bands + T - 1) // T
+    for t in prange(T):  # thread t: tasks t*per_thread ...; each task its own partial sums
+        for task in range(t * per_thread, min((t + 1) * per_thread, N * bands)):
+            n, i0 = task // bands, (task % bands) * RB
+            R = min(RB, OH - i0)
+            L = R * WC
+            rows = R + 2 * DH + 1
+            band = bands_buffer[t, :C * rows * WC].reshape((C, rows * WC))
+            _direct_band(x, n, i0, rows, PT, PL, WC, band)
+            dy_wide = dy_buffer[t, :G * Fp * L].reshape((G * Fp, L))  # dy on the wide pixels
+            dy_wide[:] = 0  # 0 in the dropped columns and the padding filter
+            for g in range(G):
+                for f in range(Fg):
+                    for r in range(R):
+                        dy_wide[g * Fp + f, r * WC:r * WC + OW] = dy[n, g * Fg + f, i0 + r]
+            _direct_band_sums(band, dy_wide, DH, DW, WC, L, partial[task])
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def _direct_band_sums(band, dy_wide, DH, DW, WC, L, out):
+    """out[g, f, c, p, q] = sum_{l < L} dy_wide[g*Fp + f, l] * band[g*Cg + c, l + DH*p*WC + DW*q]."""
+    G, Fp, Cg = out.shape[:3]
+    for g in range(G):
+        for f in range(0, Fp, 2):
+            e, h = dy_wide[g * Fp + f], dy_wide[g * Fp + f + 1]
+            for c in range(Cg):
+                b = band[g * Cg + c]
+                t00, t01, t02 = b[0:], b[DW:], b[2 * DW:]
+                t10, t11, t12 = b[DH * WC:], b[DH * WC + DW:], b[DH * WC + 2 * DW:]
+                t20, t21, t22 = b[2 * DH * WC:], b[2 * DH * WC + DW:], b[2 * DH * WC + 2 * DW:]
+                zero = dy_wide.dtype.type(0)
+                a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = zero
+                d00 = d01 = d02 = d10 = d11 = d12 = d20 = d21 = d22 = zero
+                for l in range(L):
+                    u, v = e[l], h[l]
+                    x00, x01, x02 = t00[l], t01[l], t02[l]
+                    x10, x11, x12 = t10[l], t11[l], t12[l]
+                    x20, x21, x22 = t20[l], t21[l], t22[l]
+                    a00 += u * x00
+                    a01 += u * x01
+                    a02 += u * x02
+                    a10 += u * x10
+                    a11 += u * x11
+                    a12 += u * x12
+                    a20 += u * x20
+                    a21 += u * x21
+                    a22 += u * x22
+                    d00 += v * x00
+                    d01 += v * x01
+                    d02 += v * x02
+                    d10 += v * x10
+                    d11 += v * x11
+                    d12 += v * x12
+                    d20 += v * x20
+                    d21 += v * x21
+                    d22 += v * x22
+                o, q = out[g, f, c], out[g, f + 1, c]
+                o[0, 0], o[0, 1], o[0, 2], o[1, 0], o[1, 1], o[1, 2], o[2, 0], o[2, 1], o[2, 2] = (
+                    a00, a01, a02, a10, a11, a12, a20, a21, a22)
+                q[0, 0], q[0, 1], q[0, 2], q[1, 0], q[1, 1], q[1, 2], q[2, 0], q[2, 1], q[2, 2] = (
+                    d00, d01, d02, d10, d11, d12, d20, d21, d22)
+
+
+def _pairs_of_filters(weight, G):
+    """weight (F, Cg, KH, KW) -> (G, Fp, Cg, KH, KW), Fp = F/G rounded up to even, zero filters added."""
+    F, Cg, KH, KW = weight.shape
+    Fg = F // G
+    Fp = Fg + Fg % 2
+    padded = np.zeros((G, Fp, Cg, KH, KW), dtype=weight.dtype)
+    padded[:, :Fg] = weight.reshape(G, Fg, Cg, KH, KW)
+    return padded
+
+
+def _direct_3x3_only(KH, KW, who):
+    if (KH, KW) != (3, 3):
+        raise ValueError(f"{who}: the Numba kernel takes 3x3 kernels only, got {KH}x{KW}")
+
+
+def _direct_buffers(N, C, F, G, OH, OW, DH, DW, dtype):
+    """(RB, a band buffer, an output-rows buffer): one row of each per thread, allocated once per
+    call rather than per task inside the parallel loop."""
+    WC = OW + 2 * DW
+    RB = _direct_band_rows(C, WC, OH, np.dtype(dtype).itemsize)
+    T = max(1, min(numba.get_num_threads(), N * -(-OH // RB)))
+    Fp = F // G + (F // G) % 2
+    return RB, np.empty((T, C * (RB + 2 * DH + 1) * WC), dtype), np.empty((T, G * Fp * RB * WC), dtype)
+
+
+def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
+    """See ``reference.direct_conv2d`` (3x3 kernels only here): x (N,C,H,W) -> y (N, F, OH, OW)."""
+    _direct_3x3_only(*weight.shape[2:], "direct_conv2d")
+    x = np.ascontiguousarray(x)
+    N, C = x.shape[:2]
+    F = weight.shape[0]
+    y = np.empty((N, F, OH, OW), dtype=x.dtype) if out is None else out
+    RB, bands, acc = _direct_buffers(N, C, F, G, OH, OW, DH, DW, x.dtype)
+    _direct_conv2d_3x3(x, _pairs_of_filters(weight, G), PT, PL, DH, DW, F // G, RB, bands, acc, y)
+    return y
+
+
+def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G):
+    """See ``reference.direct_conv2d_dweight`` (3x3 only here): dy (N,F,OH,OW), x -> (F, C/G, 3, 3)."""
+    _direct_3x3_only(KH, KW, "direct_conv2d_dweight")
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    (N, C), (F, OH, OW) = x.shape[:2], dy.shape[1:]
+    Fg = F // G
+    RB, bands, dy_wide = _direct_buffers(N, C, F, G, OH, OW, DH, DW, dy.dtype)
+    partial = np.empty((N * -(-OH // RB), G, Fg + Fg % 2, C // G, 3, 3), dtype=dy.dtype)
+    _direct_conv2d_3x3_dweight(dy, x.astype(dy.dtype, copy=False), PT, PL, DH, DW, G, RB, bands, dy_wide, partial)
+    return partial[:, :, :Fg].sum(axis=0).reshape(F, C // G, 3, 3)
 
 
 # ---- convolution: Winograd F(4x4, 3x3) tiles -------------------------------------------------

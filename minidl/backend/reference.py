@@ -23,7 +23,7 @@ from .geometry import conv_output_size
 # at 128 channels, 128x128, batch 2 take 416 ms against 184 by im2col; the depthwise slices, one
 # NumPy pass over y per tap on one thread, 120 ms against 82 at 32@112, batch 8, though 27
 # against 42 at 512@14: docs/performance.md).
-CONV_ALGORITHMS = {"depthwise": None, "rotated_kernel": 1, "shifted_rows": None, "winograd": None}
+CONV_ALGORITHMS = {"depthwise": None, "direct": None, "rotated_kernel": 1, "shifted_rows": None, "winograd": None}
 
 # ---- convolution: im2col / col2im -------------------------------------------------------
 #
@@ -230,6 +230,63 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
     return dweight
 
 
+# ---- convolution: direct (stride 1, no columns, no matrix product) ---------------------------
+#
+# A stride-1 conv2d summed tap by tap (minidl/ops/conv_direct.py): for a fixed tap (p, q) every
+# window reads the canvas (x zero padded, PT rows on top, PL columns on the left) shifted by
+# (DH*p, DW*q), so with groups G (Cg = C/G input channels and Fg = F/G filters per group)
+#     y[n, g*Fg + f, i, j] = sum_{c, p, q} weight[g*Fg + f, c, p, q] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]
+#     dweight[g*Fg + f, c, p, q] = sum_{n, i, j} dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]
+# Here: one product over the channels per tap. The Numba kernels compute every output pixel
+# directly from a band of the canvas, without the products (numba_cpu.py).
+
+
+def _direct_taps(x, KH, KW, PT, PL, DH, DW, G, OH, OW):
+    """(p, q, X_pq) for every tap: X_pq (N, G, Cg, OH*OW) = canvas[n, g*Cg + c, i + DH*p, j + DW*q]."""
+    N, C = x.shape[:2]
+    canvas = _depthwise_canvas(x, PT, PL, OH + DH * (KH - 1), OW + DW * (KW - 1))
+    for p in range(KH):
+        for q in range(KW):
+            tap = canvas[:, :, DH * p:DH * p + OH, DW * q:DW * q + OW]  # (N, C, OH, OW), a view
+            yield p, q, tap.reshape(N, G, C // G, OH * OW)  # a copy: the view is not contiguous
+
+
+def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
+    r"""A stride-1 conv2d without bias: x (N, C, H, W), weight (F, C/G, KH, KW) -> y (N, F, OH, OW).
+
+        y[n, g*Fg + f, i, j] = sum_{c, p, q} weight[g*Fg + f, c, p, q] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]
+    (the section's formula): per tap, Y[n, g] += W_pq[g] @ X_pq[n, g], (Fg, Cg) @ (Cg, OH*OW).
+    Written into ``out`` (N, F, OH, OW) when given (the op passes a cached buffer).
+    """
+    xp = array_module(x)
+    N = x.shape[0]
+    F, Cg, KH, KW = weight.shape
+    w = weight.reshape(G, F // G, Cg, KH, KW)
+    y = xp.zeros((N, G, F // G, OH * OW), dtype=x.dtype)
+    for p, q, tap in _direct_taps(x, KH, KW, PT, PL, DH, DW, G, OH, OW):
+        y += w[:, :, :, p, q] @ tap  # (G, Fg, Cg) @ (N, G, Cg, OH*OW)
+    if out is None:
+        return y.reshape(N, F, OH, OW)
+    out[...] = y.reshape(N, F, OH, OW)
+    return out
+
+
+def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G):
+    r"""The weight gradient of :func:`direct_conv2d`: dy (N, F, OH, OW), x (N, C, H, W) -> (F, C/G, KH, KW).
+
+        dweight[g*Fg + f, c, p, q] = sum_{n, i, j} dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]
+    per tap, dW_pq[g] = sum_n dY[n, g] @ X_pq[n, g].T, (Fg, OH*OW) @ (OH*OW, Cg).
+    """
+    xp = array_module(dy)
+    N, F, OH, OW = dy.shape
+    C = x.shape[1]
+    dy_g = dy.reshape(N, G, F // G, OH * OW)
+    dweight = xp.empty((G, F // G, C // G, KH, KW), dtype=dy.dtype)
+    for p, q, tap in _direct_taps(x, KH, KW, PT, PL, DH, DW, G, OH, OW):
+        dweight[:, :, :, p, q] = (dy_g @ tap.swapaxes(-1, -2)).sum(axis=0)  # (N, G, Fg, Cg) summed over n
+    return dweight.reshape(F, C // G, KH, KW)
+
+
 # ---- convolution: Winograd F(4x4, 3x3) tiles ----------------------------------------------
 #
 # Winograd's minimal filtering algorithm (Lavin & Gray 2016; the op is minidl/ops/conv_winograd.py)
@@ -249,7 +306,8 @@ WINOGRAD_KERNELS = ("winograd_input_tiles", "winograd_input_tiles_adjoint",
                     "winograd_output_tiles", "winograd_output_tiles_adjoint")
 # Kernels that only speed an op up; a backend may leave them out and the op takes another path.
 DEPTHWISE_KERNELS = ("depthwise_conv2d", "depthwise_conv2d_dx", "depthwise_conv2d_dweight")
-OPTIONAL_KERNELS = WINOGRAD_KERNELS + DEPTHWISE_KERNELS + ("stack_shifted_rows",)
+DIRECT_KERNELS = ("direct_conv2d", "direct_conv2d_dweight")
+OPTIONAL_KERNELS = WINOGRAD_KERNELS + DEPTHWISE_KERNELS + DIRECT_KERNELS + ("stack_shifted_rows",)
 
 
 def _winograd_tiles(TH, TW, t0, t1):

@@ -6,7 +6,7 @@ kernel module of the input declares which routes it offers and from how many cha
 each without being asked (its ``CONV_ALGORITHMS`` table); ``minidl.backend.conv_algorithm``
 forces one (minidl/backend/algorithms.py).
 
-    auto     the first of depthwise, winograd, shifted_rows, rotated_kernel that the table offers from the
+    auto     the first of depthwise, winograd, direct, shifted_rows, rotated_kernel that the table offers from the
              convolution's channel count and that can take it; else im2col
     forced   that route if the table offers it (at any channel count) and it can take the
              convolution; else im2col, with a warning the first time (never another fast route)
@@ -16,13 +16,15 @@ import warnings
 from ..backend import algorithms
 from .conv import Conv2d
 from .conv_depthwise import Conv2dDepthwise
+from .conv_direct import Conv2dDirect
 from .conv_rotated import Conv2dRotatedKernel
 from .conv_shifted import Conv2dShiftedRows
 from .conv_winograd import Conv2dWinograd
 
 ROUTES = {"im2col": Conv2d, "rotated_kernel": Conv2dRotatedKernel, "shifted_rows": Conv2dShiftedRows,
-          "winograd": Conv2dWinograd, "depthwise": Conv2dDepthwise}
-AUTO_ORDER = ("depthwise", "winograd", "shifted_rows", "rotated_kernel")  # the fastest first, where each applies
+          "winograd": Conv2dWinograd, "depthwise": Conv2dDepthwise,
+          "direct": Conv2dDirect}
+AUTO_ORDER = ("depthwise", "winograd", "direct", "shifted_rows", "rotated_kernel")  # the fastest first, where each applies
 _warned = set()  # (route, reason) pairs already reported
 
 
@@ -31,9 +33,18 @@ def _channels(name, weight_shape, groups):
     F, Cg = weight_shape[:2]
     if name == "winograd":
         return min(F, Cg * groups)  # input and output channels: both products must be wide
-    if name == "shifted_rows":
+    if name in ("shifted_rows", "direct"):
         return min(F // groups, Cg)  # per group, in and out: its products' inner dimensions
     return Cg * groups
+
+
+def _takes(threshold, channels):
+    """Whether a table entry takes a convolution of ``channels``: None never, n from n channels
+    on, (n, m) from n up to m - 1."""
+    if threshold is None:
+        return False
+    low, high = threshold if isinstance(threshold, tuple) else (threshold, None)
+    return channels >= low and (high is None or channels < high)
 
 
 def choose_conv2d(kern, x_shape, weight_shape, stride, padding, dilation, groups):
@@ -56,8 +67,6 @@ def choose_conv2d(kern, x_shape, weight_shape, stride, padding, dilation, groups
                           "it runs on im2col (this warning is shown once)", RuntimeWarning, stacklevel=3)
         return Conv2d
     for name in AUTO_ORDER:
-        threshold = table.get(name)
-        if threshold is not None and _channels(name, weight_shape, groups) >= threshold \
-                and ROUTES[name].why_not(*geometry) is None:
+        if _takes(table.get(name), _channels(name, weight_shape, groups)) and ROUTES[name].why_not(*geometry) is None:
             return ROUTES[name]
     return Conv2d

@@ -51,6 +51,7 @@ def test_categories():
     assert category("kernel", "col2im") == "im2col/tiles"
     assert category("kernel", "winograd_input_tiles_adjoint") == "im2col/tiles"
     assert category("kernel", "stack_shifted_rows") == "im2col/tiles"
+    assert category("kernel", "direct_conv2d_dweight") == "matrix products"
     assert category("kernel", "maxpool2d_backward") == "pooling"
     assert category("op", "MaxPool2d.forward") == "pooling"
     assert category("op", "CrossEntropy.forward") == "elementwise"

@@ -155,11 +155,12 @@ def test_float32_agrees_with_the_im2col_path(backend):
 
 
 def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backend):
-    """Numba: from 16 channels per group, in and out; the reference (kept readable): only when
-    forced. 'auto' follows the table."""
+    """Numba: from 16 channels per group, in and out (3x3 kernels from 16 to 63 channels go to the
+    direct route: a 3x2 kernel here); the reference (kept readable): only when forced. 'auto'
+    follows the table."""
     expected = {"numba": 16, "reference": None}[backend]
     assert kernel_module(backend).CONV_ALGORITHMS["shifted_rows"] == expected
-    x, w = _randn((1, 32, 5, 4)), _randn((16, 16, 3, 3))
+    x, w = _randn((1, 32, 5, 4)), _randn((16, 16, 3, 2))
     route = conv2d(minidl.tensor(x[:, :16]), minidl.tensor(w, requires_grad=True), padding=1).grad_fn
     assert (type(route) is Conv2dShiftedRows) == (expected is not None and minidl.get_default_device() == "cpu")
     below = conv2d(minidl.tensor(x[:, :15]), minidl.tensor(w[:, :15], requires_grad=True), padding=1).grad_fn

@@ -12,7 +12,7 @@ from minidl.ops import conv_algorithms
 from unet import UNet
 from unet.interop import export_torch_state_dict
 
-FAST_KERNELS = ("stack_shifted_rows", "winograd_input_tiles", "winograd_input_tiles_adjoint",
+FAST_KERNELS = ("stack_shifted_rows", "direct_conv2d", "direct_conv2d_dweight", "winograd_input_tiles", "winograd_input_tiles_adjoint",
                 "winograd_output_tiles", "winograd_output_tiles_adjoint")
 
 
@@ -60,12 +60,12 @@ def test_a_unet_step_under_im2col_runs_only_the_textbook_route(monkeypatch, padd
     with conv_algorithm("im2col"):
         _step(model, x, target)
     assert routes["im2col"] == 2 * 5 + 1  # two 3x3 convs in each of the 5 DoubleConvs, and the 1x1 head
-    assert all(routes[name] == 0 for name in ("rotated_kernel", "shifted_rows", "winograd"))
+    assert all(routes[name] == 0 for name in ("rotated_kernel", "shifted_rows", "winograd", "direct"))
     assert all(not calls[name] for name in FAST_KERNELS if name in calls)
     assert calls["im2col"] and calls["col2im"]  # dx by col2im: the textbook backward
     routes_auto = _count_routes(monkeypatch)
     _step(model, x, target)  # and without the switch, the kernel module's table chooses
-    assert sum(routes_auto[name] for name in ("rotated_kernel", "shifted_rows", "winograd")) > 0
+    assert sum(routes_auto[name] for name in ("rotated_kernel", "shifted_rows", "winograd", "direct")) > 0
 
 
 class _TorchUNet:

@@ -1,0 +1,132 @@
+"""The direct convolution kernels (direct_conv2d and its dweight): the index formula, the adjoint,
+and the Numba kernels against the reference (to rounding: the Numba ones sum in another order).
+
+Random geometries: odd sizes, dilation, top/left padding from 0 to D*(K-1) and beyond, any output
+size the windows allow (so 'same' with its extra bottom/right row, and outputs smaller than the
+input), groups with odd numbers of filters per group. The reference takes any kernel; the
+Numba kernels 3x3 only.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minidl.backend import available_backends, kernel_module, reference
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+@st.composite
+def geometries(draw, square3=False):
+    """(x shape, weight shape (F, C/G, KH, KW), (PT, PL, DH, DW, G), (OH, OW)) of a stride-1 conv2d."""
+    G = draw(st.integers(1, 3))
+    N, Cg, Fg = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    KH, KW = (3, 3) if square3 else (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    DH, DW = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    PT, PL = draw(st.integers(0, DH * (KH - 1) + 1)), draw(st.integers(0, DW * (KW - 1) + 1))
+    H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    # the windows reach from the canvas's top row down to OH - 1 + DH*(KH - 1): at least one output
+    # row, and at most one past the input plus the padding on both sides ('same' with an even kernel)
+    OH = draw(st.integers(1, max(1, H + 2 * PT - DH * (KH - 1) + 1)))
+    OW = draw(st.integers(1, max(1, W + 2 * PL - DW * (KW - 1) + 1)))
+    return (N, G * Cg, H, W), (G * Fg, Cg, KH, KW), (PT, PL, DH, DW, G), (OH, OW)
+
+
+def naive(x, w, geometry, out_size):
+    """y[n, g*Fg + f, i, j] = sum_{c,p,q} w[g*Fg + f, c, p, q] * x[n, g*Cg + c, i - PT + DH*p, j - PL + DW*q] (0 outside x)."""
+    (N, _, H, W), (F, Cg, KH, KW), (PT, PL, DH, DW, G), (OH, OW) = x.shape, w.shape, geometry, out_size
+    Fg = F // G
+    y = np.zeros((N, F, OH, OW))
+    for n, f, i, j, c, p, q in np.ndindex(N, F, OH, OW, Cg, KH, KW):
+        h, v = i - PT + DH * p, j - PL + DW * q
+        if 0 <= h < H and 0 <= v < W:
+            y[n, f, i, j] += w[f, c, p, q] * x[n, (f // Fg) * Cg + c, h, v]
+    return y
+
+
+def _check_formula_and_adjoint(kern, case, seed):
+    x_shape, w_shape, geometry, (OH, OW) = case
+    PT, PL, DH, DW, G = geometry
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    y = kern.direct_conv2d(x, w, PT, PL, DH, DW, G, OH, OW)
+    np.testing.assert_allclose(y, naive(x, w, geometry, (OH, OW)), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dweight = kern.direct_conv2d_dweight(dy, x, *w_shape[2:], PT, PL, DH, DW, G)
+    assert dweight.shape == w_shape
+    np.testing.assert_allclose(np.sum(w * dweight), np.sum(y * dy), rtol=1e-10, atol=1e-10)  # y is linear in w
+    for _ in range(3):  # and entry by entry: dweight[e] = <y(w = unit e), dy>
+        e = tuple(rng.integers(0, s) for s in w_shape)
+        unit = np.zeros(w_shape)
+        unit[e] = 1
+        np.testing.assert_allclose(dweight[e], np.sum(naive(x, unit, geometry, (OH, OW)) * dy), rtol=1e-10, atol=1e-12)
+
+
+@SETTINGS
+@given(case=geometries(), seed=st.integers(0, 2**16))
+def test_reference_follows_the_formula_and_dweight_is_its_adjoint(case, seed):
+    _check_formula_and_adjoint(reference, case, seed)
+
+
+@pytest.mark.parametrize("name", available_backends())
+@SETTINGS
+@given(case=geometries(square3=True), seed=st.integers(0, 2**16))
+def test_3x3_follows_the_formula_and_dweight_is_its_adjoint(name, case, seed):
+    _check_formula_and_adjoint(kernel_module(name), case, seed)
+
+
+@SETTINGS
+@given(case=geometries(square3=True), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_numba_equals_the_reference(case, dtype, seed):
+    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+    x_shape, w_shape, geometry, (OH, OW) = case
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    y = numba_cpu.direct_conv2d(x, w, *geometry, OH, OW)
+    assert y.dtype == dtype
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12  # the same sums in another order
+    np.testing.assert_allclose(y, reference.direct_conv2d(x, w, *geometry, OH, OW), rtol=tolerance,
+                               atol=tolerance * np.sqrt(w[0].size))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dweight = numba_cpu.direct_conv2d_dweight(dy, x, 3, 3, *geometry)
+    assert dweight.dtype == dtype
+    np.testing.assert_allclose(dweight, reference.direct_conv2d_dweight(dy, x, 3, 3, *geometry),
+                               rtol=tolerance, atol=tolerance * np.sqrt(dy[:, 0].size))
+
+
+def test_numba_bands_cover_every_row(monkeypatch):
+    """Tasks of one output row each (the smallest band), and a band as tall as the output."""
+    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 4, 11, 9)), rng.standard_normal((5, 4, 3, 3))
+    dy = rng.standard_normal((2, 5, 11, 9))
+    expected_y = reference.direct_conv2d(x, w, 1, 1, 1, 1, 1, 11, 9)
+    expected_dw = reference.direct_conv2d_dweight(dy, x, 3, 3, 1, 1, 1, 1, 1)
+    for band_bytes in (1, 2**30):
+        monkeypatch.setattr(numba_cpu, "DIRECT_BAND_BYTES", band_bytes)
+        np.testing.assert_allclose(numba_cpu.direct_conv2d(x, w, 1, 1, 1, 1, 1, 11, 9), expected_y, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(numba_cpu.direct_conv2d_dweight(dy, x, 3, 3, 1, 1, 1, 1, 1), expected_dw,
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_numba_refuses_other_kernel_sizes():
+    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+    with pytest.raises(ValueError, match="direct_conv2d: the Numba kernel takes 3x3 kernels only, got 3x2"):
+        numba_cpu.direct_conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 2)), 1, 1, 1, 1, 1, 4, 4)
+    with pytest.raises(ValueError, match="direct_conv2d_dweight: .* got 5x5"):
+        numba_cpu.direct_conv2d_dweight(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 4, 4)), 5, 5, 2, 2, 1, 1, 1)
+
+
+@pytest.mark.parametrize("name", available_backends())
+def test_kernels_accept_non_contiguous_arrays(name):
+    kern = kernel_module(name)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 9, 8)).transpose(0, 1, 3, 2)  # (2, 4, 8, 9), not contiguous
+    w = rng.standard_normal((6, 2, 3, 3))[:, :, ::-1]
+    geometry = (1, 2, 1, 2, 2)  # PT, PL, DH, DW, G
+    y = kern.direct_conv2d(x, w, *geometry, 8, 9)
+    np.testing.assert_allclose(y, naive(x, w, geometry, (8, 9)), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal((2, 6, 9, 8)).transpose(0, 1, 3, 2)
+    np.testing.assert_allclose(kern.direct_conv2d_dweight(dy, x, 3, 3, *geometry),
+                               reference.direct_conv2d_dweight(np.ascontiguousarray(dy), np.ascontiguousarray(x),
+                                                               3, 3, *geometry), rtol=1e-12, atol=1e-12)
