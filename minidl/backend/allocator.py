@@ -14,15 +14,16 @@ still alive; nothing else is tracked and no one has to give a buffer back. Array
 MIN_BYTES are left to NumPy's allocator (it caches small blocks itself).
 
 Memory. The cache holds at most as many bytes as were ever in use at once through it (its
-high-water mark, :func:`peak_in_use_bytes`), and they stay resident between steps (as PyTorch's
-CUDA caching allocator does on the GPU). When a buffer must be added and that would take the
-cache above the mark, the free buffers handed out longest ago are released first. Without
-that, every size would keep as many buffers as it ever had in use, and a training step, whose
-backward frees the large arrays of one size while it asks for arrays of another, would hold
-both: in the U-Net step the cache held up to 245 MiB of free buffers, and the step's peak was
-1.14-1.37x PyTorch's (docs/performance.md). :func:`empty_cache` releases the free ones;
-:func:`set_cache_enabled` (False) turns the cache off; :func:`cached_bytes` says how much it
-holds. The cache is CPU only: CuPy has its own pool.
+high-water mark since the last :func:`empty_cache`, :func:`peak_in_use_bytes`), and they stay
+resident between steps (as PyTorch's CUDA caching allocator does on the GPU). When a buffer
+must be added and that would take the cache above the mark, the free buffers handed out
+longest ago are released first. Without that, every size would keep as many buffers as it
+ever had in use at once, and a training step, whose backward frees the large arrays of one
+size while it asks for arrays of other sizes, would hold both: in the U-Net step the cache
+held up to 245 MiB of free buffers, and the step's peak was 1.14-1.37x PyTorch's
+(docs/performance.md). :func:`empty_cache` releases the free ones; :func:`set_cache_enabled`
+(False) turns the cache off; :func:`cached_bytes` says how much it holds. The cache is CPU
+only: CuPy has its own pool.
 """
 import sys
 import threading
@@ -153,9 +154,12 @@ def peak_in_use_bytes():
 
 
 def empty_cache():
-    """Release the cached buffers that nothing refers to (the others stay until then)."""
+    """Release the cached buffers that nothing refers to (the others stay until then); the
+    high-water mark starts again from the bytes still in use."""
+    global _peak_in_use
     with _lock:
         _release_free(_cached_bytes())
+        _peak_in_use = _cached_bytes()
 
 
 def set_cache_enabled(enabled):
