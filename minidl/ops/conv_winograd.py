@@ -168,7 +168,8 @@ def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_wei
     U_t = transform_weight(weight).swapaxes(1, 2) if needs_x and len(chunks) == 1 else None
     dx = xp.zeros(x_shape, dtype=dy.dtype) if needs_x else None  # the tiles' gradients add into it
     dweight = xp.zeros(weight.shape, dtype=dy.dtype) if needs_weight else None
-    for t0, t1 in tile_blocks(N * TH * TW, C, F, dy.itemsize):
+    blocks = tile_blocks(N * TH * TW, C, F, dy.itemsize)
+    for t0, t1 in blocks:
         dM = kern.winograd_output_tiles_adjoint(dy, TH, TW, t0, t1)  # (36, F, tiles)
         if needs_x:
             dV = xp.empty((POINTS, C, t1 - t0), dtype=dy.dtype)  # (36, C, tiles)
@@ -176,6 +177,8 @@ def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_wei
                 U_c = U_t if U_t is not None else transform_weight(weight[:, c]).swapaxes(1, 2)
                 xp.matmul(U_c, dM, out=dV[:, c])  # dV[ab][c] = U[ab][:, c].T @ dM[ab]: (36, C/k, F) @ (36, F, tiles)
                 del U_c
+            if t1 == blocks[-1][1]:
+                U_t = None  # its last use: U is freed before dU (as large) is built
             kern.winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx)
             del dV
         if needs_weight:
