@@ -131,7 +131,8 @@ def channel_chunks(F, C, itemsize):
     """Slices of the C input channels, each one's U[:, :, chunk] (36, F, chunk) about
     TILE_BLOCK_BYTES at most: backward's weight transforms and their gradients, one chunk at a
     time (at 1024 channels U is 144 MiB, 4x the weight)."""
-    step = max(1, min(TILE_BLOCK_BYTES, get_column_buffer_limit()) // (POINTS * F * itemsize))
+    largest = max(1, min(TILE_BLOCK_BYTES, get_column_buffer_limit()) // (POINTS * F * itemsize))
+    step = -(-C // -(-C // largest))  # as many chunks as needed, of equal sizes (no thin last one)
     return [slice(c0, min(c0 + step, C)) for c0 in range(0, C, step)]
 
 
