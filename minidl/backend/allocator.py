@@ -13,11 +13,17 @@ reference to the array that owns the memory, so its reference count says whether
 still alive; nothing else is tracked and no one has to give a buffer back. Arrays below
 MIN_BYTES are left to NumPy's allocator (it caches small blocks itself).
 
-Memory. A buffer is only added when every cached one of its size is in use, so the cache
-holds at most as many bytes as were ever in use at once through it, and they stay resident
-between steps (as PyTorch's CUDA caching allocator does on the GPU). :func:`empty_cache`
-releases the free ones; :func:`set_cache_enabled` (False) turns the cache off;
-:func:`cached_bytes` says how much it holds. The cache is CPU only: CuPy has its own pool.
+Memory. The cache holds at most as many bytes as were ever in use at once through it (its
+high-water mark since the last :func:`empty_cache`, :func:`peak_in_use_bytes`), and they stay
+resident between steps (as PyTorch's CUDA caching allocator does on the GPU). When a buffer
+must be added and that would take the cache above the mark, the free buffers handed out
+longest ago are released first. Without that, every size would keep as many buffers as it
+ever had in use at once, and a training step, whose backward frees the large arrays of one
+size while it asks for arrays of other sizes, would hold both: in the U-Net step the cache
+held up to 245 MiB of free buffers, and the step's peak was 1.14-1.37x PyTorch's
+(docs/performance.md). :func:`empty_cache` releases the free ones; :func:`set_cache_enabled`
+(False) turns the cache off; :func:`cached_bytes` says how much it holds. The cache is CPU
+only: CuPy has its own pool.
 """
 import sys
 import threading
@@ -28,6 +34,9 @@ from . import array_module
 
 MIN_BYTES = 2**20  # smaller arrays: NumPy's own allocator
 _cache = {}  # nbytes -> [1-D uint8 buffers of that size]
+_last_handed_out = {}  # id(buffer) -> the hand-out count when it was last handed out
+_hand_outs = 0
+_peak_in_use = 0  # the most bytes ever in use at once through the cache
 _enabled = True
 _lock = threading.Lock()  # two threads must not take the same free buffer
 
@@ -62,15 +71,60 @@ def empty(shape, dtype, xp=np):
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if not _enabled or nbytes < MIN_BYTES:
         return np.empty(shape, dtype=dtype)
+    global _hand_outs, _peak_in_use
     with _lock:
         buffers = _cache.setdefault(nbytes, [])
         for buffer in buffers:
             if _views(buffer) == 0:  # free: only the cache refers to it
                 break
         else:
+            in_use = _in_use_bytes() + nbytes  # every buffer of this size is in use
+            _peak_in_use = max(_peak_in_use, in_use)
+            _release_free(_cached_bytes() + nbytes - _peak_in_use)  # stay within the mark
             buffer = np.empty(nbytes, dtype=np.uint8)
             buffers.append(buffer)
+        _hand_outs += 1
+        _last_handed_out[id(buffer)] = _hand_outs
         return buffer.view(dtype).reshape(shape)  # its .base is ``buffer``: a reference to it
+
+
+def _in_use_bytes():
+    """Bytes of the cached buffers that something refers to (call with the lock held)."""
+    in_use = 0
+    for nbytes, buffers in _cache.items():
+        for buffer in buffers:
+            if _views(buffer) > 0:
+                in_use += nbytes
+    return in_use
+
+
+def _cached_bytes():
+    return sum(nbytes * len(buffers) for nbytes, buffers in _cache.items())
+
+
+def _release_free(excess):
+    """Release free buffers, those handed out longest ago first, until ``excess`` bytes are
+    released or none is free (call with the lock held)."""
+    free = []
+    for nbytes, buffers in _cache.items():
+        for buffer in buffers:
+            if _views(buffer) == 0:
+                free.append((_last_handed_out[id(buffer)], nbytes, buffer))
+    free.sort(key=lambda entry: entry[0])
+    for _, nbytes, buffer in free:
+        if excess <= 0:
+            break
+        _forget(nbytes, buffer)
+        excess -= nbytes
+
+
+def _forget(nbytes, buffer):
+    """Drop ``buffer`` from the cache (NumPy frees it once nothing else refers to it)."""
+    buffers = _cache[nbytes]
+    buffers[:] = [b for b in buffers if b is not buffer]
+    if not buffers:
+        del _cache[nbytes]
+    del _last_handed_out[id(buffer)]
 
 
 def empty_like(array):
@@ -90,21 +144,22 @@ def holds(array):
 def cached_bytes():
     """Bytes held by the cache, in use or free."""
     with _lock:
-        return sum(nbytes * len(buffers) for nbytes, buffers in _cache.items())
+        return _cached_bytes()
+
+
+def peak_in_use_bytes():
+    """The most bytes ever in use at once through the cache: it never holds more (see above)."""
+    with _lock:
+        return _peak_in_use
 
 
 def empty_cache():
-    """Release the cached buffers that nothing refers to (the others stay until then)."""
+    """Release the cached buffers that nothing refers to (the others stay until then); the
+    high-water mark starts again from the bytes still in use."""
+    global _peak_in_use
     with _lock:
-        for nbytes in list(_cache):
-            in_use = []
-            for buffer in _cache[nbytes]:
-                if _views(buffer) > 0:
-                    in_use.append(buffer)
-            if in_use:
-                _cache[nbytes] = in_use
-            else:
-                del _cache[nbytes]
+        _release_free(_cached_bytes())
+        _peak_in_use = _cached_bytes()
 
 
 def set_cache_enabled(enabled):

@@ -39,9 +39,10 @@ than im2col's: about 1e-5 of the largest value against 5e-7 at U-Net sizes (meas
 float64, docs/gradients/conv2d_winograd.md); float64 agrees with im2col to 1e-12.
 
 Blocks. Tiles are processed in blocks (:func:`tile_blocks`), so V and M never hold more than
-about TILE_BLOCK_BYTES; backward recomputes a block's V from x instead of keeping it, and lets
-the transformed weight U go before its gradient dU (as large: 4x the weight) exists
-(measurements: docs/performance.md).
+about TILE_BLOCK_BYTES; backward recomputes a block's V from x instead of keeping it, and makes
+the transformed weight U and its gradient dU (each 4x the weight) for a chunk of the input
+channels at a time (:func:`channel_chunks`), so that neither exists whole: at 1024 channels
+each is 144 MiB (measurements: docs/performance.md).
 """
 import numpy as np
 
@@ -123,7 +124,16 @@ def transform_weight_adjoint(dU):
     _, F, C = dU.shape
     xp = array_module(dU)
     GG = xp.asarray(_kron_g(dU.dtype))
-    return (GG.T @ dU.reshape(POINTS, F * C)).T.reshape(F, C, 3, 3)  # (9, 36) @ (36, F*C), transposed
+    return (dU.reshape(POINTS, F * C).T @ GG).reshape(F, C, 3, 3)  # (F*C, 36) @ (36, 9)
+
+
+def channel_chunks(F, C, itemsize):
+    """Slices of the C input channels, each one's U[:, :, chunk] (36, F, chunk) about
+    TILE_BLOCK_BYTES at most: backward's weight transforms and their gradients, one chunk at a
+    time (at 1024 channels U is 144 MiB, 4x the weight)."""
+    largest = max(1, min(TILE_BLOCK_BYTES, get_column_buffer_limit()) // (POINTS * F * itemsize))
+    step = -(-C // -(-C // largest))  # as many chunks as needed, of equal sizes (no thin last one)
+    return [slice(c0, min(c0 + step, C)) for c0 in range(0, C, step)]
 
 
 def winograd_forward(kern, x, weight, bias, top_left, out_size):
@@ -147,28 +157,37 @@ def winograd_forward(kern, x, weight, bias, top_left, out_size):
 def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_weight):
     """(dx or None, dweight or None) of :func:`winograd_forward`, given dy (N, F, OH, OW).
 
-    ``x`` is needed only for dweight (it may be None otherwise); ``x_shape`` is dx's shape."""
+    ``x`` is needed only for dweight (it may be None otherwise); ``x_shape`` is dx's shape.
+    The input channels go in chunks (:func:`channel_chunks`): U and dU, each 4x the weight,
+    exist one chunk at a time; dweight sums each block's and chunk's G.T @ dU @ G."""
     xp = array_module(dy)
     N, C = x_shape[:2]
     F = weight.shape[0]
     (PT, PL), (TH, TW) = top_left, tile_grid(dy.shape[2:])
-    U_t = transform_weight(weight).swapaxes(1, 2) if needs_x else None  # U[ab].T (36, C, F), a view
-    dU = None  # (36, F, C): the sum over blocks of dM @ V.T, when needs_weight
+    chunks = channel_chunks(F, C, dy.itemsize)
+    # U[ab].T (36, C, F), a view; computed once when it is one chunk, else per chunk and block
+    U_t = transform_weight(weight).swapaxes(1, 2) if needs_x and len(chunks) == 1 else None
     dx = xp.zeros(x_shape, dtype=dy.dtype) if needs_x else None  # the tiles' gradients add into it
+    dweight = xp.zeros(weight.shape, dtype=dy.dtype) if needs_weight else None
     blocks = tile_blocks(N * TH * TW, C, F, dy.itemsize)
     for t0, t1 in blocks:
         dM = kern.winograd_output_tiles_adjoint(dy, TH, TW, t0, t1)  # (36, F, tiles)
         if needs_x:
-            kern.winograd_input_tiles_adjoint(U_t @ dM, PT, PL, TH, TW, t0, dx)  # (36, C, F) @ (36, F, tiles)
+            dV = xp.empty((POINTS, C, t1 - t0), dtype=dy.dtype)  # (36, C, tiles)
+            for c in chunks:
+                U_c = U_t if U_t is not None else transform_weight(weight[:, c]).swapaxes(1, 2)
+                xp.matmul(U_c, dM, out=dV[:, c])  # dV[ab][c] = U[ab][:, c].T @ dM[ab]: (36, C/k, F) @ (36, F, tiles)
+                del U_c
             if t1 == blocks[-1][1]:
-                U_t = None  # its last use: U (4x the weight) is freed before dU (as large) is built
+                U_t = None  # its last use: U is freed before dU (as large) is built
+            kern.winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx)
+            del dV
         if needs_weight:
             V = kern.winograd_input_tiles(x, PT, PL, TH, TW, t0, t1)  # (36, C, tiles), rebuilt
-            if dU is None:  # the first block's product is the sum so far: no zeros, no temporary
-                dU = dM @ V.swapaxes(1, 2)  # (36, F, tiles) @ (36, tiles, C)
-            else:
-                dU += dM @ V.swapaxes(1, 2)
+            for c in chunks:
+                dU = dM @ V[:, c].swapaxes(1, 2)  # dU[ab][:, c] of this block: (36, F, tiles) @ (36, tiles, C/k)
+                dweight[:, c] += transform_weight_adjoint(dU)
+                del dU
             del V
         del dM
-    dweight = transform_weight_adjoint(dU) if needs_weight else None
     return dx, dweight

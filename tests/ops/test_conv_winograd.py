@@ -167,3 +167,48 @@ def test_weight_transform_and_its_adjoint():
     U = conv_winograd.transform_weight(w)
     np.testing.assert_allclose(U[:, 1, 0].reshape(6, 6), G @ w[1, 0] @ G.T, rtol=1e-12)
     np.testing.assert_allclose(np.sum(U * dU), np.sum(w * conv_winograd.transform_weight_adjoint(dU)), rtol=1e-12)
+
+
+def test_chunks_of_input_channels_give_the_same_results(backend, winograd, tile_calls):
+    """A small buffer limit makes backward transform the weight, and sum its gradient, a few
+    input channels at a time (channel_chunks); the numbers are those of one chunk."""
+    rng = np.random.default_rng(2)
+    x, w, b, dy = (rng.standard_normal(s) for s in ((2, 5, 7, 6), (3, 5, 3, 3), (3,), (2, 3, 7, 6)))
+    whole = _forward_backward(x, w, b, dy)
+    limit = POINTS * 3 * 8 * 2  # U of 2 input channels for 3 filters in float64
+    previous = conv_ops.set_column_buffer_limit(limit)
+    try:
+        assert conv_winograd.channel_chunks(3, 5, 8) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+        chunked = _forward_backward(x, w, b, dy)
+    finally:
+        conv_ops.set_column_buffer_limit(previous)
+    for ours, theirs in zip(chunked, whole):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels, limit, at_most", [(512, 2**20, 1), (128, None, 2)])
+def test_backward_never_holds_the_whole_transformed_weight(winograd, channels, limit, at_most):
+    """U and dU are 4x the weight (36 points against 9 taps). Backward makes them one chunk of
+    input channels at a time, so that its peak stays below U's size (it held U, then dU, whole);
+    when they are one chunk, it frees U before it builds dU (below 2x U's size: never both)."""
+    import tracemalloc
+
+    F = C = channels
+    rng = np.random.default_rng(3)
+    x = minidl.tensor(rng.standard_normal((1, C, 8, 8)).astype(np.float32), requires_grad=True)
+    w = minidl.tensor(rng.standard_normal((F, C, 3, 3)).astype(np.float32), requires_grad=True)
+    y = _route(x, w, padding=1)
+    dy = minidl.tensor(rng.standard_normal(y.shape).astype(np.float32))
+    u_bytes = POINTS * F * C * 4
+    previous = conv_ops.set_column_buffer_limit(limit) if limit else None
+    tracemalloc.start()
+    try:
+        live, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        y.backward(dy)  # dweight and the engine's copy of it into w.grad, 1/4 of U's size each
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        if limit:
+            conv_ops.set_column_buffer_limit(previous)
+    assert peak - live < at_most * u_bytes, ((peak - live) / u_bytes)
