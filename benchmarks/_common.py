@@ -22,6 +22,7 @@ THREADS = _threads_from_argv(sys.argv[1:])
 NUMPY_WAS_IMPORTED = "numpy" in sys.modules
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_var] = THREADS
+import minidl  # noqa: E402,F401  (before NumPy, as `unet` does: it sets OPENBLAS_THREAD_TIMEOUT up)
 
 import datetime  # noqa: E402
 import platform  # noqa: E402
@@ -42,8 +43,6 @@ def warn_if_threads_not_applied(requested):
 
 def machine_info(torch, threads):
     """CPU model, thread count and library versions, for the results files."""
-    import minidl
-
     cpu = platform.processor() or "unknown"
     try:
         with open("/proc/cpuinfo") as f:
@@ -72,6 +71,7 @@ def machine_info(torch, threads):
         # a forced older type (Haswell: AVX2 on an AVX-512 CPU) halves NumPy's matrix-product peak
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "openblas_kernel": _openblas_kernel(),
+        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),  # minidl sets 4
         "platform": platform.platform(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
@@ -95,6 +95,8 @@ def machine_line(m, extra=""):
     blas = m["numpy_blas"] + (f", OPENBLAS_CORETYPE={coretype}" if coretype else "")
     if m.get("openblas_kernel"):
         blas += f", {m['openblas_kernel']} kernels"
+    if m.get("openblas_thread_timeout"):
+        blas += f", OPENBLAS_THREAD_TIMEOUT={m['openblas_thread_timeout']}"
     return (f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
             f"Python {m['python']}, numpy {m['numpy']} ({blas}), torch {m['torch']}{extra}, "
             f"minidl backend {m['minidl_backend']}; {m['date']}.")

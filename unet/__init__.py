@@ -12,6 +12,7 @@ docs/training.md. Only minidl's public API is used.
 
 The function ``train`` is not exported here, so that ``unet.train`` stays the module.
 """
+import minidl  # noqa: F401  (first: it sets NumPy's BLAS threads up before NumPy loads)
 from .augment import Augmenter
 from .checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from .data import (DataError, SegmentationData, apply_mask_map, auto_mask_map, load_images,
