@@ -16,6 +16,7 @@ over ranks), so the caller decides what is a new version of which tensor.
 
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from ..backend.devices import array_module, to_host
 
 OPS = ("sum", "product", "min", "max", "avg")
+ABORT_GRACE_SECONDS = 0.5     # how long a failing rank waits for its message to reach mpiexec
 
 
 def _mpi():
@@ -119,6 +121,9 @@ class MPICommunicator:
         the others would otherwise wait for it in their next collective for ever."""
         sys.stdout.flush()
         sys.stderr.flush()
+        # mpiexec tears the job down on MPI_Abort and may drop what this rank wrote just before:
+        # give it a moment to forward the message that says why the job ended
+        time.sleep(ABORT_GRACE_SECONDS)
         self.comm.Abort(code)
 
 

@@ -160,7 +160,9 @@ def test_an_error_on_one_rank_ends_the_job_within_ten_seconds(mpirun, tmp_path, 
                   check=False, timeout=60, env={"FAIL_ON_RANK": "1", "FAIL_WITH": kind})
     ended = time.time()
     assert done.returncode != 0
-    failed_at = float(re.search(r"failing at ([0-9.]+)", done.stderr).group(1))
+    failing = re.search(r"failing at ([0-9.]+)", done.stderr)
+    assert failing, f"rank 1's message did not reach mpiexec's output:\n{done.stderr}"
+    failed_at = float(failing.group(1))
     assert ended - failed_at < 10, f"the job took {ended - failed_at:.1f} s to end after the failure"
     assert "injected failure on rank 1" in done.stderr, done.stderr
     if kind == "DataError":            # reported by the command line, which then ends the job
