@@ -5,11 +5,12 @@ The public names mirror PyTorch's: ``minidl.tensor``, ``minidl.nn``,
 """
 import os as _os
 
-# NumPy's idle OpenBLAS threads spin for a while after each matrix product, holding the cores
-# that the Numba kernel after it needs; 4, the shortest wait, makes them sleep almost at once
-# (docs/performance.md, "Threads"). OpenBLAS reads it once, when NumPy loads it: so it applies
-# when minidl is imported before NumPy (as `unet` and the benchmarks do); a value set wins.
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# NumPy's idle OpenBLAS threads spin after each matrix product (2**28 cycles by default), holding
+# the cores that the Numba kernel after it needs; 2**24 cycles (a few ms) lets them sleep during
+# a kernel yet stay awake between matrix products that follow each other (docs/performance.md,
+# "Threads"). OpenBLAS reads it once, when NumPy loads it: so it applies when minidl is imported
+# before NumPy (as `unet` and the benchmarks do); a value set wins.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "24")
 
 from . import autograd, cuda, functional, random
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
