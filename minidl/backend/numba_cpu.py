@@ -413,15 +413,18 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
 #   * forward: for each input channel and each PAIR of filters, acc[f, l] += the nine taps of
 #     both filters: nine loads serve 18 multiply-adds (plus one load and store of each sum);
 #   * dweight: for each pair of filters and each input channel, 18 sums over the band's pixels of
-#     dy_wide[f, l] * canvas[l + shift], held in registers; each task writes its own partial
-#     sums and the wrapper adds them in task order, so the result does not depend on the
-#     number of threads. Its loop is compiled with ``fastmath={"reassoc"}`` (the sums are split
+#     dy_wide[f, l] * canvas[l + shift], held in registers; the tasks are cut into at most
+#     DIRECT_DWEIGHT_CHUNKS chunks (fixed by the sizes, not by the threads), each chunk adds its
+#     tasks' sums in order into its own partial sums and the wrapper adds the chunks in order,
+#     so the result does not depend on the number of threads and the partial sums take at most
+#     that many weights' memory (one per task took 75 MiB at 64 -> 32 channels, 4 of 256x256). Its loop is compiled with ``fastmath={"reassoc"}`` (the sums are split
 #     into vector lanes) and both with ``"contract"`` (fused multiply-adds): the sums are those of
 #     the reference in another order, equal to rounding, not bit for bit.
 # A group's odd last filter is paired with a zero filter (the wrappers pad the weight and drop it).
 _JIT_DIRECT = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
 _JIT_DIRECT_SUMS = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
 DIRECT_BAND_BYTES = 2**18  # a task's canvas band: about this much, so that it stays in L2
+DIRECT_DWEIGHT_CHUNKS = 64  # dweight's partial sums: one per chunk of tasks (memory: chunks x weight)
 
 
 @numba.njit(cache=True)
@@ -503,37 +506,41 @@ def _direct_band_products(band, weight, DH, DW, WC, L, acc):
 
 @numba.njit(**_JIT_DIRECT_SUMS)
 def _direct_conv2d_3x3_dweight(dy, x, PT, PL, DH, DW, G, RB, bands_buffer, dy_buffer, partial):
-    """partial[task, g, f, c, p, q] = the task's pixels' share of
-    sum dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]; partial (tasks, G, Fp, Cg, 3, 3);
+    """partial[k, g, f, c, p, q] = the share of chunk k of the tasks in
+    sum dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]; partial (chunks, G, Fp, Cg, 3, 3);
     bands_buffer (T, >= C*(RB + 2*DH + 1)*WC) and dy_buffer (T, >= G*Fp*RB*WC): a row of each per thread."""
     N, C = x.shape[:2]
     F, OH, OW = dy.shape[1:]
-    Fp = partial.shape[2]
+    chunks, Fp = partial.shape[0], partial.shape[2]
     Fg = F // G
     WC = OW + 2 * DW
     bands = (OH + RB - 1) // RB
+    tasks = N * bands
+    per_chunk = (tasks + chunks - 1) // chunks  # chunks of tasks: fixed by the sizes, not the threads
     T = bands_buffer.shape[0]
-    per_thread = (N * bands + T - 1) // T
-    for t in prange(T):  # thread t: tasks t*per_thread ...; each task its own partial sums
-        for task in range(t * per_thread, min((t + 1) * per_thread, N * bands)):
-            n, i0 = task // bands, (task % bands) * RB
-            R = min(RB, OH - i0)
-            L = R * WC
-            rows = R + 2 * DH + 1
-            band = bands_buffer[t, :C * rows * WC].reshape((C, rows * WC))
-            _direct_band(x, n, i0, rows, PT, PL, WC, band)
-            dy_wide = dy_buffer[t, :G * Fp * L].reshape((G * Fp, L))  # dy on the wide pixels
-            dy_wide[:] = 0  # 0 in the dropped columns and the padding filter
-            for g in range(G):
-                for f in range(Fg):
-                    for r in range(R):
-                        dy_wide[g * Fp + f, r * WC:r * WC + OW] = dy[n, g * Fg + f, i0 + r]
-            _direct_band_sums(band, dy_wide, DH, DW, WC, L, partial[task])
+    per_thread = (chunks + T - 1) // T
+    for t in prange(T):  # thread t: chunks t*per_thread ...; each chunk its own partial sums
+        for k in range(t * per_thread, min((t + 1) * per_thread, chunks)):
+            partial[k] = 0
+            for task in range(k * per_chunk, min((k + 1) * per_chunk, tasks)):  # in order: deterministic
+                n, i0 = task // bands, (task % bands) * RB
+                R = min(RB, OH - i0)
+                L = R * WC
+                rows = R + 2 * DH + 1
+                band = bands_buffer[t, :C * rows * WC].reshape((C, rows * WC))
+                _direct_band(x, n, i0, rows, PT, PL, WC, band)
+                dy_wide = dy_buffer[t, :G * Fp * L].reshape((G * Fp, L))  # dy on the wide pixels
+                dy_wide[:] = 0  # 0 in the dropped columns and the padding filter
+                for g in range(G):
+                    for f in range(Fg):
+                        for r in range(R):
+                            dy_wide[g * Fp + f, r * WC:r * WC + OW] = dy[n, g * Fg + f, i0 + r]
+                _direct_band_sums(band, dy_wide, DH, DW, WC, L, partial[k])
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
 def _direct_band_sums(band, dy_wide, DH, DW, WC, L, out):
-    """out[g, f, c, p, q] = sum_{l < L} dy_wide[g*Fp + f, l] * band[g*Cg + c, l + DH*p*WC + DW*q]."""
+    """out[g, f, c, p, q] += sum_{l < L} dy_wide[g*Fp + f, l] * band[g*Cg + c, l + DH*p*WC + DW*q]."""
     G, Fp, Cg = out.shape[:3]
     for g in range(G):
         for f in range(0, Fp, 2):
@@ -570,10 +577,24 @@ def _direct_band_sums(band, dy_wide, DH, DW, WC, L, out):
                     d21 += v * x21
                     d22 += v * x22
                 o, q = out[g, f, c], out[g, f + 1, c]
-                o[0, 0], o[0, 1], o[0, 2], o[1, 0], o[1, 1], o[1, 2], o[2, 0], o[2, 1], o[2, 2] = (
-                    a00, a01, a02, a10, a11, a12, a20, a21, a22)
-                q[0, 0], q[0, 1], q[0, 2], q[1, 0], q[1, 1], q[1, 2], q[2, 0], q[2, 1], q[2, 2] = (
-                    d00, d01, d02, d10, d11, d12, d20, d21, d22)
+                o[0, 0] += a00
+                o[0, 1] += a01
+                o[0, 2] += a02
+                o[1, 0] += a10
+                o[1, 1] += a11
+                o[1, 2] += a12
+                o[2, 0] += a20
+                o[2, 1] += a21
+                o[2, 2] += a22
+                q[0, 0] += d00
+                q[0, 1] += d01
+                q[0, 2] += d02
+                q[1, 0] += d10
+                q[1, 1] += d11
+                q[1, 2] += d12
+                q[2, 0] += d20
+                q[2, 1] += d21
+                q[2, 2] += d22
 
 
 def _pairs_of_filters(weight, G):
@@ -620,7 +641,8 @@ def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G):
     (N, C), (F, OH, OW) = x.shape[:2], dy.shape[1:]
     Fg = F // G
     RB, bands, dy_wide = _direct_buffers(N, C, F, G, OH, OW, DH, DW, dy.dtype)
-    partial = np.empty((N * -(-OH // RB), G, Fg + Fg % 2, C // G, 3, 3), dtype=dy.dtype)
+    chunks = min(N * -(-OH // RB), DIRECT_DWEIGHT_CHUNKS)
+    partial = np.empty((chunks, G, Fg + Fg % 2, C // G, 3, 3), dtype=dy.dtype)
     _direct_conv2d_3x3_dweight(dy, x.astype(dy.dtype, copy=False), PT, PL, DH, DW, G, RB, bands, dy_wide, partial)
     return partial[:, :, :Fg].sum(axis=0).reshape(F, C // G, 3, 3)
 

@@ -109,6 +109,39 @@ def test_numba_bands_cover_every_row(monkeypatch):
                                    rtol=1e-12, atol=1e-12)
 
 
+def test_numba_weight_gradient_in_any_number_of_chunks(monkeypatch):
+    """The weight gradient's partial sums: one chunk of every task, a few uneven chunks, one per task."""
+    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+    rng = np.random.default_rng(1)
+    x, dy = rng.standard_normal((3, 4, 10, 7)), rng.standard_normal((3, 6, 10, 7))
+    expected = reference.direct_conv2d_dweight(dy, x, 3, 3, 1, 1, 1, 1, 1)
+    monkeypatch.setattr(numba_cpu, "DIRECT_BAND_BYTES", 1)  # one row per task: 30 tasks
+    for chunks in (1, 4, 7, 64):
+        monkeypatch.setattr(numba_cpu, "DIRECT_DWEIGHT_CHUNKS", chunks)
+        np.testing.assert_allclose(numba_cpu.direct_conv2d_dweight(dy, x, 3, 3, 1, 1, 1, 1, 1), expected,
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_numba_weight_gradient_does_not_depend_on_the_thread_count():
+    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba runs one thread here (NUMBA_NUM_THREADS=1)")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 16, 40, 33)).astype(np.float32)
+    dy = rng.standard_normal((4, 16, 40, 33)).astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            results.append(numba_cpu.direct_conv2d_dweight(dy, x, 3, 3, 1, 1, 1, 1, 1))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(results[0], results[1])  # bit for bit
+
+
 def test_numba_refuses_other_kernel_sizes():
     numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
     with pytest.raises(ValueError, match="direct_conv2d: the Numba kernel takes 3x3 kernels only, got 3x2"):
