@@ -35,12 +35,18 @@ def ratio_bars(ax, labels, ratios, target, title, ylabel="minidl / PyTorch (time
     if target is not None:
         ax.axhline(target, color="black", linestyle="--", linewidth=1.2, label=f"target {target}")
         ax.legend(loc="upper right", fontsize=8)
+    elif any(t is not None for t in targets):  # targets per bar: a dashed mark over each bar
+        for x, t in zip(xs, targets):
+            if t is not None:
+                ax.hlines(t, x - 0.4, x + 0.4, color="black", linestyle="--", linewidth=1.2,
+                          label="target" if x == next(i for i, u in enumerate(targets) if u is not None) else None)
+        ax.legend(loc="upper right", fontsize=8)
     ax.set_xticks(list(xs))
     many = len(labels) > 4  # slanted labels when they would overlap
     ax.set_xticklabels(labels, rotation=30 if many else 0, ha="right" if many else "center", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.set_ylim(0, max(list(ratios) + [target or 0, baseline or 0]) * 1.15 or 1.0)
+    ax.set_ylim(0, max(list(ratios) + [t or 0 for t in targets] + [baseline or 0]) * 1.15 or 1.0)
 
 
 def save_ratio_chart(path, panels, suptitle):

@@ -426,10 +426,11 @@ def chart(result, path):
     from benchmarks._charts import save_ratio_chart
 
     rows = result["rows"]
-    panels = [{"labels": [f"B={r['base']}" for r in rows], "ratios": [r["ratio"] for r in rows],
+    labels = [f"B={r['base']}" + (f"\n{r['batch']}x{r['size']}²" if "batch" in r else "") for r in rows]
+    panels = [{"labels": labels, "ratios": [r["ratio"] for r in rows],
                "target": None, "targets": [target_ratio(r) for r in rows], "title": "step time"}]
     if all("memory_ratio" in r for r in rows):
-        panels.append({"labels": [f"B={r['base']}" for r in rows],
+        panels.append({"labels": labels,
                        "ratios": [r["memory_ratio"] for r in rows], "target": TARGET_MEMORY_RATIO,
                        "title": "peak memory (RSS growth)",
                        "ylabel": "minidl / PyTorch (memory)"})
