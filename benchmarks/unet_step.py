@@ -64,6 +64,8 @@ UPDATE_TOL = 0.01       # median |update difference| / lr after the first Adam s
 LOSS_TRACE_RTOL = 1e-3  # loss of every later step (both keep training on the same batch)
 TARGET_RATIOS = {16: 1.2, 32: 1.0, 64: 1.0}  # step time per base width (issue 26; base 16 also at 8x128x128)
 TARGET_MEMORY_RATIO = 1.0                   # peak step memory, every width
+PHASES = ("forward", "backward", "adam")
+MIB = 2 ** 20
 
 
 def target_ratio(row):
@@ -74,8 +76,6 @@ def target_ratio(row):
 def _target_text(row):
     target = target_ratio(row)
     return "no target" if target is None else f"target <= {target}"
-PHASES = ("forward", "backward", "adam")
-MIB = 2 ** 20
 
 
 def parse_args(argv=None):

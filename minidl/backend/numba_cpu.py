@@ -417,9 +417,10 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
 #     DIRECT_DWEIGHT_CHUNKS chunks (fixed by the sizes, not by the threads), each chunk adds its
 #     tasks' sums in order into its own partial sums and the wrapper adds the chunks in order,
 #     so the result does not depend on the number of threads and the partial sums take at most
-#     that many weights' memory (one per task took 75 MiB at 64 -> 32 channels, 4 of 256x256). Its loop is compiled with ``fastmath={"reassoc"}`` (the sums are split
-#     into vector lanes) and both with ``"contract"`` (fused multiply-adds): the sums are those of
-#     the reference in another order, equal to rounding, not bit for bit.
+#     that many weights' memory (one per task took 75 MiB at 64 -> 32 channels, 4 of 256x256).
+#     Its loop is compiled with ``fastmath={"reassoc"}`` (the sums are split into vector lanes)
+#     and both with ``"contract"`` (fused multiply-adds): the sums are those of the reference in
+#     another order, equal to rounding, not bit for bit.
 # A group's odd last filter is paired with a zero filter (the wrappers pad the weight and drop it).
 _JIT_DIRECT = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
 _JIT_DIRECT_SUMS = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
