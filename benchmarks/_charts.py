@@ -36,10 +36,11 @@ def ratio_bars(ax, labels, ratios, target, title, ylabel="minidl / PyTorch (time
         ax.axhline(target, color="black", linestyle="--", linewidth=1.2, label=f"target {target}")
         ax.legend(loc="upper right", fontsize=8)
     elif any(t is not None for t in targets):  # targets per bar: a dashed mark over each bar
+        label = "target"  # in the legend once
         for x, t in zip(xs, targets):
             if t is not None:
-                ax.hlines(t, x - 0.4, x + 0.4, color="black", linestyle="--", linewidth=1.2,
-                          label="target" if x == next(i for i, u in enumerate(targets) if u is not None) else None)
+                ax.hlines(t, x - 0.4, x + 0.4, color="black", linestyle="--", linewidth=1.2, label=label)
+                label = None
         ax.legend(loc="upper right", fontsize=8)
     ax.set_xticks(list(xs))
     many = len(labels) > 4  # slanted labels when they would overlap
