@@ -21,7 +21,11 @@ longest ago are released first. Without that, every size would keep as many buff
 ever had in use at once, and a training step, whose backward frees the large arrays of one
 size while it asks for arrays of other sizes, would hold both: in the U-Net step the cache
 held up to 245 MiB of free buffers, and the step's peak was 1.14-1.37x PyTorch's
-(docs/performance.md). :func:`empty_cache` releases the free ones; :func:`set_cache_enabled`
+(docs/performance.md). An op that is about to allocate large temporaries outside the cache
+(Winograd's backward) calls :func:`make_room` first, so that the cache and the temporaries
+together stay within the mark: at the bottom of a wide U-Net's backward the cache holds the
+top levels' free buffers, and they and the temporaries made that step's peak.
+:func:`empty_cache` releases the free ones; :func:`set_cache_enabled`
 (False) turns the cache off; :func:`cached_bytes` says how much it holds. The cache is CPU
 only: CuPy has its own pool.
 """
@@ -86,6 +90,17 @@ def empty(shape, dtype, xp=np):
         _hand_outs += 1
         _last_handed_out[id(buffer)] = _hand_outs
         return buffer.view(dtype).reshape(shape)  # its .base is ``buffer``: a reference to it
+
+
+def make_room(nbytes):
+    """Make room for ``nbytes`` of temporaries that an op is about to allocate outside the
+    cache: release free buffers, those handed out longest ago first, until the cache and the
+    temporaries together fit within the cache's high-water mark (or none is free). Returns the
+    bytes released."""
+    with _lock:
+        before = _cached_bytes()
+        _release_free(before + nbytes - _peak_in_use)
+        return before - _cached_bytes()
 
 
 def _in_use_bytes():

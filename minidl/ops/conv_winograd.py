@@ -47,7 +47,7 @@ each is 144 MiB (measurements: docs/performance.md).
 import numpy as np
 
 from ..autograd import Function
-from ..backend import array_module, kernels_for
+from ..backend import allocator, array_module, kernels_for
 from ..backend.geometry import conv_output_size
 from ..backend.winograd_matrices import G as WINOGRAD_G
 from ..backend.winograd_matrices import POINTS, TILE
@@ -154,6 +154,16 @@ def winograd_forward(kern, x, weight, bias, top_left, out_size):
     return y
 
 
+def _backward_temporary_bytes(x_shape, weight_shape, blocks, chunks, itemsize):
+    """About the most bytes :func:`winograd_backward` holds at once besides dy and x: dx and
+    dweight, a block's dM with dV or V, a chunk of U or dU and dU's weight-domain sum."""
+    F, C = weight_shape[:2]
+    tiles = max(t1 - t0 for t0, t1 in blocks)
+    chunk = max(c.stop - c.start for c in chunks)
+    return itemsize * (int(np.prod(x_shape)) + F * C * 9 + POINTS * tiles * (F + C)
+                       + POINTS * F * chunk + F * chunk * 9)
+
+
 def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_weight):
     """(dx or None, dweight or None) of :func:`winograd_forward`, given dy (N, F, OH, OW).
 
@@ -165,11 +175,13 @@ def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_wei
     F = weight.shape[0]
     (PT, PL), (TH, TW) = top_left, tile_grid(dy.shape[2:])
     chunks = channel_chunks(F, C, dy.itemsize)
+    blocks = tile_blocks(N * TH * TW, C, F, dy.itemsize)
+    if xp is np:
+        allocator.make_room(_backward_temporary_bytes(x_shape, weight.shape, blocks, chunks, dy.itemsize))
     # U[ab].T (36, C, F), a view; computed once when it is one chunk, else per chunk and block
     U_t = transform_weight(weight).swapaxes(1, 2) if needs_x and len(chunks) == 1 else None
     dx = xp.zeros(x_shape, dtype=dy.dtype) if needs_x else None  # the tiles' gradients add into it
     dweight = xp.zeros(weight.shape, dtype=dy.dtype) if needs_weight else None
-    blocks = tile_blocks(N * TH * TW, C, F, dy.itemsize)
     for t0, t1 in blocks:
         dM = kern.winograd_output_tiles_adjoint(dy, TH, TW, t0, t1)  # (36, F, tiles)
         if needs_x:

@@ -205,6 +205,24 @@ def test_empty_cache_restarts_the_mark_from_what_is_in_use():
     assert allocator.peak_in_use_bytes() == MiB == kept.nbytes
 
 
+def test_make_room_releases_free_buffers_until_the_temporaries_fit_within_the_mark():
+    """An op about to allocate temporaries outside the cache asks for room: the cache releases
+    free buffers (oldest first) until it and the temporaries fit within its mark, no more, and
+    never a buffer in use."""
+    kept = allocator.empty((MiB,), np.uint8)  # in use throughout
+    old = allocator.empty((MiB,), np.uint8)
+    recent = allocator.empty((2 * MiB,), np.uint8)  # 4 MiB in use at once: the mark
+    recent_address = _address(recent)
+    del old, recent
+    assert allocator.make_room(0) == 0  # the cache is within its mark: nothing to release
+    assert allocator.make_room(MiB // 2) == MiB  # the buffer handed out longest ago goes
+    assert allocator.cached_bytes() == 3 * MiB
+    assert allocator.make_room(MiB) == 0  # 3 MiB cached + 1 MiB fit within the 4 MiB mark
+    assert _address(allocator.empty((2 * MiB,), np.uint8)) == recent_address  # still cached
+    assert allocator.make_room(8 * MiB) == 2 * MiB  # every free buffer, and only those
+    assert allocator.cached_bytes() == MiB and allocator.holds(kept)
+
+
 def _traced_step_peak(step):
     """tracemalloc's peak of one ``step()`` above what was live before it, after two warm-up
     steps and an emptied cache (as benchmarks/unet_step.py measures the U-Net step)."""

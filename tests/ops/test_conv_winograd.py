@@ -212,3 +212,56 @@ def test_backward_never_holds_the_whole_transformed_weight(winograd, channels, l
         if limit:
             conv_ops.set_column_buffer_limit(previous)
     assert peak - live < at_most * u_bytes, ((peak - live) / u_bytes)
+
+
+def test_backward_makes_room_in_the_cache_for_its_temporaries():
+    """Backward's temporaries (dx, dweight, a block's tiles, a chunk of U and dU) are not the
+    cache's buffers: before it allocates them it asks the cache to release as many bytes of free
+    buffers (allocator.make_room), so that the two are not resident at once at the step's peak.
+    Its estimate must cover what it really holds (tracemalloc; 64 KiB of small objects aside),
+    without asking for much more."""
+    import gc
+    import tracemalloc
+
+    from minidl.backend import allocator
+
+    rng = np.random.default_rng(4)
+    N, C, F, H = 2, 128, 32, 40
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    weight = rng.standard_normal((F, C, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((N, F, H, H)).astype(np.float32)
+    kern = kernels_for(x)
+    chunks = conv_winograd.channel_chunks(F, C, 4)
+    tile_grid = conv_winograd.tile_grid((H, H))
+    blocks = conv_winograd.tile_blocks(N * tile_grid[0] * tile_grid[1], C, F, 4)
+    estimate = conv_winograd._backward_temporary_bytes(x.shape, weight.shape, blocks, chunks, 4)
+
+    def backward():
+        return conv_winograd.winograd_backward(kern, dy, x, x.shape, weight, (1, 1), True, True)
+
+    backward()  # compiled before anything is measured
+    gc.collect()
+    allocator.empty_cache()
+    tracemalloc.start()
+    try:
+        live, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        held = backward()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del held
+    assert 0.8 * estimate <= peak - live <= estimate + 2**16, ((peak - live) / 2**20, estimate / 2**20)
+
+    previous = allocator.set_cache_enabled(True)
+    try:
+        free = [allocator.empty((2**20,), np.uint8) for _ in range(estimate // 2**20 + 4)]
+        mark = allocator.peak_in_use_bytes()
+        del free  # all free now: the cache holds its whole mark
+        assert allocator.cached_bytes() == mark
+        backward()
+        assert allocator.cached_bytes() <= mark - estimate
+    finally:
+        gc.collect()
+        allocator.empty_cache()
+        allocator.set_cache_enabled(previous)
