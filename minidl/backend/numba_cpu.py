@@ -1,6 +1,7 @@
 r"""Numba kernels: the reference kernels (``reference.py``) compiled to parallel machine code.
 
-Every public function here has the signature, the result and the docstring formula of the
+Every public function here but the two batch-norm fusions at the end (their specification is the
+array code of BatchNorm in minidl/ops/norm.py) has the signature, the result and the docstring formula of the
 function of the same name in ``reference.py``, the specification: read that one to learn
 what a kernel computes. This file only says how the loops are arranged for speed. Each
 kernel is two parts:
@@ -16,7 +17,8 @@ order as the reference (kernel position p, then q), in the array's dtype (float3
 float32), and ``fastmath`` is off, so the results are bitwise the reference's. The exception is
 the Winograd tile transforms: they apply the separable 6x6 and 4x4 transforms row by row, where the
 reference contracts both sides in one einsum, so they agree to rounding (1e-12 in float64 in
-tests/backend/test_winograd_kernels.py), not bit for bit.
+tests/backend/test_winograd_kernels.py), not bit for bit; so are the direct convolution and
+batch-norm kernels, whose sums are split into vector lanes (their sections say how).
 
 Compilation. Numba compiles a kernel on its first call for each dtype (float32, float64):
 ``import minidl`` does not import Numba, and the first convolution of a process pays roughly
@@ -1004,3 +1006,97 @@ def avgpool2d_backward(dy, x_shape, KH, KW, SH, SW, PH, PW, OH, OW, count_includ
     dx = np.zeros(x_shape, dtype=dy.dtype)
     _avgpool2d_backward(np.ascontiguousarray(dy), KH, KW, SH, SW, PH, PW, divisor, dx)
     return dx
+
+
+# ---- batch normalisation (training) ---------------------------------------------------------
+#
+# The exception to "the reference's namesake": these two fuse the array code of BatchNorm in
+# minidl/ops/norm.py (its specification; every other backend runs that code), which makes about
+# seven passes over the activations forward and twelve backward, each through a temporary,
+# into three passes forward and two backward, one thread per channel. A channel's sums are taken
+# in float64 by one thread (in an order fixed by the sizes: the same result on any number of
+# threads); ``reassoc`` lets LLVM split them into vector lanes.
+_JIT_NORM = dict(parallel=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+
+
+@numba.njit(**_JIT_NORM)
+def _batch_norm_train(x, weight, bias, eps, y, x_hat, stats):
+    """Per channel c of x (N, C, S): mean, biased var, inv_std = 1/sqrt(var + eps) into
+    stats[0..2, c]; x_hat = (x - mean) * inv_std and y = weight * x_hat + bias (N, C, S)."""
+    N, C, S = x.shape
+    m = N * S
+    for c in prange(C):
+        total = 0.0
+        for n in range(N):
+            for s in range(S):
+                total += x[n, c, s]
+        mean = total / m
+        squares = 0.0
+        for n in range(N):
+            for s in range(S):
+                d = x[n, c, s] - mean
+                squares += d * d
+        var = squares / m
+        inv_std = 1.0 / np.sqrt(var + eps)
+        stats[0, c], stats[1, c], stats[2, c] = mean, var, inv_std
+        mean_c, inv_c = x.dtype.type(mean), x.dtype.type(inv_std)
+        w, b = weight[c], bias[c]
+        for n in range(N):
+            for s in range(S):
+                h = (x[n, c, s] - mean_c) * inv_c
+                x_hat[n, c, s] = h
+                y[n, c, s] = h * w + b
+
+
+@numba.njit(**_JIT_NORM)
+def _batch_norm_backward(dy, x_hat, weight, inv_std, needs_x, dx, sums):
+    """Per channel c: sums[0, c] = sum dy (dbias), sums[1, c] = sum dy * x_hat (dweight); with
+    needs_x, dx = weight * inv_std * (dy - sums[0]/m - x_hat * sums[1]/m), all (N, C, S)."""
+    N, C, S = dy.shape
+    m = N * S
+    for c in prange(C):
+        sum_dy = 0.0
+        sum_dy_x_hat = 0.0
+        for n in range(N):
+            for s in range(S):
+                sum_dy += dy[n, c, s]
+                sum_dy_x_hat += dy[n, c, s] * x_hat[n, c, s]
+        sums[0, c], sums[1, c] = sum_dy, sum_dy_x_hat
+        if needs_x:
+            scale = dy.dtype.type(weight[c] * inv_std[c])
+            mean_dy, mean_dy_x_hat = dy.dtype.type(sum_dy / m), dy.dtype.type(sum_dy_x_hat / m)
+            for n in range(N):
+                for s in range(S):
+                    dx[n, c, s] = scale * (dy[n, c, s] - mean_dy - x_hat[n, c, s] * mean_dy_x_hat)
+
+
+def _channels_3d(a):
+    """(N, C, *) -> a C-contiguous (N, C, S) view (or copy), S = prod(*) (1 for a 2-D input)."""
+    return np.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)  # (N, C, S)
+
+
+def batch_norm_train(x, weight, bias, eps):
+    """BatchNorm's training forward (minidl/ops/norm.py), fused: x (N, C, *), weight and bias
+    (C,) or None -> y, x_hat (like x), mean, var, inv_std (C,), in x's dtype."""
+    C = x.shape[1]
+    ones = np.ones(C, dtype=x.dtype)
+    weight = ones if weight is None else weight.astype(x.dtype, copy=False)
+    bias = np.zeros(C, dtype=x.dtype) if bias is None else bias.astype(x.dtype, copy=False)
+    y, x_hat = np.empty(x.shape, dtype=x.dtype), np.empty(x.shape, dtype=x.dtype)
+    stats = np.empty((3, C), dtype=np.float64)  # mean, var, inv_std
+    _batch_norm_train(_channels_3d(x), weight, bias, float(eps), _channels_3d(y), _channels_3d(x_hat), stats)
+    mean, var, inv_std = stats.astype(x.dtype)
+    return y, x_hat, mean, var, inv_std
+
+
+def batch_norm_backward(dy, x_hat, weight, inv_std, needs_x):
+    """BatchNorm's training backward (minidl/ops/norm.py), fused: dy, x_hat (N, C, *), weight
+    (C,) or None, inv_std (C,) -> dx (like dy, or None without needs_x), dweight, dbias (C,)."""
+    C = dy.shape[1]
+    weight = np.ones(C, dtype=dy.dtype) if weight is None else weight
+    dx = np.empty(dy.shape, dtype=dy.dtype) if needs_x else np.empty((0, C, 0), dtype=dy.dtype)
+    sums = np.empty((2, C), dtype=np.float64)  # dbias, dweight
+    _batch_norm_backward(_channels_3d(dy), _channels_3d(x_hat), weight, inv_std, needs_x,
+                         _channels_3d(dx) if needs_x else dx, sums)
+    dbias, dweight = sums.astype(dy.dtype)
+    return (dx if needs_x else None), dweight, dbias

@@ -16,7 +16,7 @@ is a plain per-channel affine map. The full derivation is in
 docs/gradients/batch_norm.md.
 """
 from ..autograd import Function
-from ..backend import array_module
+from ..backend import array_module, kernels_for
 
 
 def channel_shape(ndim, C):
@@ -60,6 +60,16 @@ def update_running_stats(running_mean, running_var, mean, var, m, momentum):
     running_var[...] = (1 - momentum) * running_var + momentum * var * (m / (m - 1))
 
 
+def _fused_kernels(x, *params):
+    """The kernel module of ``x`` if it fuses batch norm's passes (``batch_norm_train`` and
+    ``batch_norm_backward``: the Numba backend) and every array shares x's float dtype; else None:
+    the array code below runs (the reference, the strict device, CuPy)."""
+    kern = kernels_for(x)
+    if not hasattr(kern, "batch_norm_train") or x.dtype.kind != "f" or x.dtype.itemsize < 4:
+        return None
+    return kern if all(p is None or p.dtype == x.dtype for p in params) else None
+
+
 class BatchNorm(Function):
     r"""y = weight * (x - mean) / sqrt(var + eps) + bias, one mean and var per channel.
 
@@ -90,6 +100,13 @@ class BatchNorm(Function):
         C = x.shape[1]
         axes = (0,) + tuple(range(2, x.ndim))  # every axis but C
         shape = channel_shape(x.ndim, C)
+        fused = _fused_kernels(x, weight, bias) if training and x.size > 0 else None
+        if fused is not None:  # the same formulas in three passes (minidl/backend/numba_cpu.py)
+            y, x_hat, mean, var, inv_std = fused.batch_norm_train(x, weight, bias, eps)
+            if running_mean is not None:
+                update_running_stats(running_mean, running_var, mean, var, x.size // C, momentum)
+            self.save(x_hat=x_hat, inv_std=inv_std, weight=weight, training=training, axes=axes, shape=shape)
+            return y
         if training:
             m = x.size // C  # values per channel (> 1, or 0 for an empty batch: checked by the caller)
             if m == 0:  # an empty batch: no statistics, nothing to update (PyTorch's behaviour)
@@ -111,6 +128,11 @@ class BatchNorm(Function):
     def backward(self, dy):
         s = self.saved
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
+        fused = _fused_kernels(dy, s.weight) if s.training and dy.size > 0 else None
+        if fused is not None:  # the same formulas in two passes (minidl/backend/numba_cpu.py)
+            dx, dweight, dbias = fused.batch_norm_backward(dy, s.x_hat, s.weight, s.inv_std, needs_x)
+            return dx, (dweight if needs_weight else None), (dbias if needs_bias else None), \
+                None, None, None, None, None
         dbias = dy.sum(axis=s.axes) if needs_bias else None  # (C,)
         dweight = (dy * s.x_hat).sum(axis=s.axes) if needs_weight else None  # (C,)
         dx = None
