@@ -86,6 +86,9 @@ def kernel_calls(np, dtype):
         # a direct 3x3 'same' conv2d of x, 3 -> 3 channels: padding 1, dilation 1, one group
         "direct_conv2d": lambda: k.direct_conv2d(x, x[:, :, :3, :3], 1, 1, 1, 1, 1, 8, 8),
         "direct_conv2d_dweight": lambda: k.direct_conv2d_dweight(x, x, 3, 3, 1, 1, 1, 1, 1),
+        # batch norm in training over x's 3 channels (weight and bias: x's first row of values)
+        "batch_norm_train": lambda: k.batch_norm_train(x, x[0, 0, 0, :3], x[0, 0, 1, :3], 1e-5),
+        "batch_norm_backward": lambda: k.batch_norm_backward(x, x, x[0, 0, 0, :3], np.abs(x[0, 0, 1, :3]), True),
     }
 
 
