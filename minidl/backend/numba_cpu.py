@@ -507,6 +507,13 @@ def _direct_band_products(band, weight, DH, DW, WC, L, acc):
                              + v20 * x20 + v21 * x21 + v22 * x22)
 
 
+@numba.njit(cache=True)
+def _share_start(k, total, parts):
+    """Where share k of ``total`` items cut into ``parts`` shares starts: shares differ by at most
+    one item (ceil-sized shares would leave the last ones empty and their thread idle)."""
+    return k * total // parts
+
+
 @numba.njit(**_JIT_DIRECT_SUMS)
 def _direct_conv2d_3x3_dweight(dy, x, PT, PL, DH, DW, G, RB, bands_buffer, dy_buffer, partial):
     """partial[k, g, f, c, p, q] = the share of chunk k of the tasks in
@@ -519,13 +526,12 @@ def _direct_conv2d_3x3_dweight(dy, x, PT, PL, DH, DW, G, RB, bands_buffer, dy_bu
     WC = OW + 2 * DW
     bands = (OH + RB - 1) // RB
     tasks = N * bands
-    per_chunk = (tasks + chunks - 1) // chunks  # chunks of tasks: fixed by the sizes, not the threads
     T = bands_buffer.shape[0]
-    per_thread = (chunks + T - 1) // T
-    for t in prange(T):  # thread t: chunks t*per_thread ...; each chunk its own partial sums
-        for k in range(t * per_thread, min((t + 1) * per_thread, chunks)):
+    for t in prange(T):  # thread t: its share of the chunks; each chunk its own partial sums
+        for k in range(_share_start(t, chunks, T), _share_start(t + 1, chunks, T)):
             partial[k] = 0
-            for task in range(k * per_chunk, min((k + 1) * per_chunk, tasks)):  # in order: deterministic
+            # chunk k's share of the tasks: fixed by the sizes, not the threads
+            for task in range(_share_start(k, tasks, chunks), _share_start(k + 1, tasks, chunks)):  # in order
                 n, i0 = task // bands, (task % bands) * RB
                 R = min(RB, OH - i0)
                 L = R * WC

@@ -122,6 +122,18 @@ def test_numba_weight_gradient_in_any_number_of_chunks(monkeypatch):
                                    rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("total, parts", [(88, 64), (30, 7), (5, 5), (64, 2), (63, 2), (3, 1)])
+def test_numba_work_shares_are_even_and_cover_every_item_once(total, parts):
+    """The weight gradient's tasks over its chunks, and the chunks over the threads: consecutive
+    shares, every item once, sizes within one of each other (88 tasks in 64 chunks used to be
+    44 chunks of 2 and 20 empty ones, and one of two threads did 64 of the 88 tasks)."""
+    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+    starts = [numba_cpu._share_start(k, total, parts) for k in range(parts + 1)]
+    assert starts[0] == 0 and starts[-1] == total
+    sizes = np.diff(starts)
+    assert sizes.min() >= total // parts and sizes.max() - sizes.min() <= 1, sizes
+
+
 def test_numba_weight_gradient_does_not_depend_on_the_thread_count():
     numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
     import numba
