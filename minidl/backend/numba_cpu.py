@@ -281,6 +281,56 @@ def _fill_canvas(plane, top, left, SH, SW, canvas):
             dst[SW * k] = src[k]
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _depthwise_taps_3x3(canvas, start, w, row_step, col_step, L, a):
+    """a[k] = sum_{p,q} w[p, q] * canvas[start + p*row_step + q*col_step + k], k < L (steps may be
+    negative: dx walks the kernel rotated): a 3x3 kernel's nine taps summed per pixel in one pass,
+    p then q, as the tap-by-tap loops add them from 0: the same sums bit for bit, with one load
+    and store of a[k] instead of nine."""
+    w00, w01, w02, w10, w11, w12, w20, w21, w22 = (w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1],
+                                                   w[1, 2], w[2, 0], w[2, 1], w[2, 2])
+    r0, r1, r2 = start, start + row_step, start + 2 * row_step  # the three rows' offsets
+    s00, s01, s02 = canvas[r0:], canvas[r0 + col_step:], canvas[r0 + 2 * col_step:]
+    s10, s11, s12 = canvas[r1:], canvas[r1 + col_step:], canvas[r1 + 2 * col_step:]
+    s20, s21, s22 = canvas[r2:], canvas[r2 + col_step:], canvas[r2 + 2 * col_step:]
+    for k in range(L):
+        a[k] = (w00 * s00[k] + w01 * s01[k] + w02 * s02[k] + w10 * s10[k] + w11 * s11[k]
+                + w12 * s12[k] + w20 * s20[k] + w21 * s21[k] + w22 * s22[k])
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _depthwise_tap_sums_3x3(g, canvas, start, row_step, col_step, L, totals):
+    """totals[3p + q] += sum_{k < L} g[k] * canvas[start + p*row_step + q*col_step + k]: the nine
+    sums of a 3x3 kernel's weight gradient over one band, held in registers (``reassoc`` splits
+    them into vector lanes: equal to the tap-by-tap sums to rounding, not bit for bit)."""
+    r0, r1, r2 = start, start + row_step, start + 2 * row_step
+    s00, s01, s02 = canvas[r0:], canvas[r0 + col_step:], canvas[r0 + 2 * col_step:]
+    s10, s11, s12 = canvas[r1:], canvas[r1 + col_step:], canvas[r1 + 2 * col_step:]
+    s20, s21, s22 = canvas[r2:], canvas[r2 + col_step:], canvas[r2 + 2 * col_step:]
+    zero = g.dtype.type(0)
+    a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = zero
+    for k in range(L):
+        v = g[k]
+        a00 += v * s00[k]
+        a01 += v * s01[k]
+        a02 += v * s02[k]
+        a10 += v * s10[k]
+        a11 += v * s11[k]
+        a12 += v * s12[k]
+        a20 += v * s20[k]
+        a21 += v * s21[k]
+        a22 += v * s22[k]
+    totals[0] += a00
+    totals[1] += a01
+    totals[2] += a02
+    totals[3] += a10
+    totals[4] += a11
+    totals[5] += a12
+    totals[6] += a20
+    totals[7] += a21
+    totals[8] += a22
+
+
 @numba.njit(**_JIT)
 def _depthwise_conv2d_stride1(x, weight, PH, PW, DH, DW, y):
     N, C, H, W = x.shape
@@ -297,12 +347,15 @@ def _depthwise_conv2d_stride1(x, weight, PH, PW, DH, DW, y):
             for i0 in range(0, OH, R):
                 rows = min(R, OH - i0)
                 a = acc[:rows * WC]
-                a[:] = 0
-                for p in range(KH):
-                    for q in range(KW):
-                        wt, src = weight[c, m, p, q], canvas[(i0 + DH * p) * WC + DW * q:]
-                        for k in range(rows * WC):
-                            a[k] += wt * src[k]
+                if KH == 3 and KW == 3:  # the nine taps in one pass: one store per pixel, not nine
+                    _depthwise_taps_3x3(canvas, i0 * WC, weight[c, m], DH * WC, DW, rows * WC, a)
+                else:
+                    a[:] = 0
+                    for p in range(KH):
+                        for q in range(KW):
+                            wt, src = weight[c, m, p, q], canvas[(i0 + DH * p) * WC + DW * q:]
+                            for k in range(rows * WC):
+                                a[k] += wt * src[k]
                 for k in range(rows):
                     y[n, c * M + m, i0 + k, :] = a[k * WC:k * WC + OW]
 
@@ -323,6 +376,12 @@ def _depthwise_conv2d_dx_spread(dy, weight, SH, SW, PH, PW, DH, DW, dx):
         for i0 in range(0, H, R):
             rows = min(R, H - i0)
             a = acc[:rows * WD]
+            if M == 1 and KH == 3 and KW == 3:  # the nine taps in one pass, the kernel rotated
+                _depthwise_taps_3x3(canvas[0], (i0 + 2 * DH) * WD + 2 * DW, weight[c, 0], -DH * WD, -DW,
+                                    rows * WD, a)
+                for k in range(rows):
+                    dx[n, c, i0 + k, :] = a[k * WD:k * WD + W]
+                continue
             a[:] = 0
             for p in range(KH):
                 for q in range(KW):
@@ -353,13 +412,18 @@ def _depthwise_conv2d_dweight_spread(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dwei
         c, m = f // M, f % M
         canvas = np.empty((HC + 1) * WC, dtype=x.dtype)
         wide = np.empty(RS * WC, dtype=dy.dtype)  # dy spread out on the wide pixels; 0 elsewhere
-        partial = np.zeros((KH * KW, R * WC), dtype=dy.dtype)
+        three = KH == 3 and KW == 3  # the nine sums in registers, added into totals (float64)
+        partial = np.zeros((KH * KW, 0 if three else R * WC), dtype=dy.dtype)
+        totals = np.zeros(KH * KW)
         for n in range(N):
             _fill_canvas(x[n, c], PH, PW, 1, 1, canvas.reshape((HC + 1, WC)))
             _fill_canvas(dy[n, f], 0, 0, SH, SW, wide.reshape((RS, WC)))
             for i0 in range(0, RS, R):
                 rows = min(R, RS - i0)
                 g = wide[i0 * WC:]
+                if three:  # one pass over the band, not nine
+                    _depthwise_tap_sums_3x3(g, canvas, i0 * WC, DH * WC, DW, rows * WC, totals)
+                    continue
                 for p in range(KH):
                     for q in range(KW):
                         acc, src = partial[p * KW + q], canvas[(i0 + DH * p) * WC + DW * q:]
@@ -367,7 +431,7 @@ def _depthwise_conv2d_dweight_spread(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dwei
                             acc[k] += g[k] * src[k]
         for p in range(KH):
             for q in range(KW):
-                dweight[c, m, p, q] = partial[p * KW + q].sum()
+                dweight[c, m, p, q] = totals[p * KW + q] if three else partial[p * KW + q].sum()
 
 
 def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW):
@@ -382,9 +446,9 @@ def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW):
     return y
 
 
-def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW):
-    """See ``reference.depthwise_conv2d_dx``: dy (N, C*M, OH, OW) -> dx x_shape."""
-    dx = np.empty(tuple(x_shape), dtype=dy.dtype)  # every plane is written by its thread
+def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW, out=None):
+    """See ``reference.depthwise_conv2d_dx``: dy (N, C*M, OH, OW) -> dx x_shape (into ``out`` if given)."""
+    dx = np.empty(tuple(x_shape), dtype=dy.dtype) if out is None else out  # every plane is written by its thread
     dy, weight = np.ascontiguousarray(dy), np.ascontiguousarray(weight)
     _depthwise_conv2d_dx_spread(dy, weight, SH, SW, PH, PW, DH, DW, dx)
     return dx

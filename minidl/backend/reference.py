@@ -187,8 +187,9 @@ def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW):
     return y.reshape(N, C * M, OH, OW)
 
 
-def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW):
-    r"""The adjoint of :func:`depthwise_conv2d` in x: dy (N, C*M, OH, OW), weight (C, M, KH, KW) -> dx x_shape.
+def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW, out=None):
+    r"""The adjoint of :func:`depthwise_conv2d` in x: dy (N, C*M, OH, OW), weight (C, M, KH, KW) -> dx x_shape,
+    written into ``out`` when given (the op passes a cached buffer).
 
         dx[n, c, h, w] = sum over (m, p, q, i, j) with SH*i + DH*p = h + PH, SW*j + DW*q = w + PW
                          of weight[c, m, p, q] * dy[n, c*M + m, i, j]
@@ -208,7 +209,10 @@ def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW):
             term = term + dy[:, :, m] * weight[:, m, p, q, None, None]
         # within one tap the slice hits distinct cells, so a plain += is exact
         dcanvas[:, :, rows, columns] += term
-    return xp.ascontiguousarray(dcanvas[:, :, PH:PH + H, PW:PW + W])
+    if out is None:
+        return xp.ascontiguousarray(dcanvas[:, :, PH:PH + H, PW:PW + W])
+    out[...] = dcanvas[:, :, PH:PH + H, PW:PW + W]
+    return out
 
 
 def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):

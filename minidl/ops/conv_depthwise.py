@@ -30,7 +30,7 @@ thread per plane, each tap one contiguous loop over a zero-padded flat copy of t
 stride, padding (also uneven, 'same') and dilation. Why it pays, measured: docs/performance.md.
 """
 from ..autograd import Function
-from ..backend import array_module, kernels_for
+from ..backend import allocator, array_module, kernels_for
 from .conv import Lowering
 
 
@@ -75,8 +75,9 @@ class Conv2dDepthwise(Function):
         F, _, KH, KW = s.weight.shape
         geometry = (*s.lowering.stride, *s.lowering.top_left, *s.lowering.dilation)  # SH, SW, PH, PW, DH, DW
         dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None
-        dx = kern.depthwise_conv2d_dx(dy, s.weight.reshape(C, F // C, KH, KW), s.x_shape, *geometry) \
-            if needs_x else None
+        dx = kern.depthwise_conv2d_dx(dy, s.weight.reshape(C, F // C, KH, KW), s.x_shape, *geometry,
+                                      out=allocator.empty(s.x_shape, dy.dtype, xp)) \
+            if needs_x else None  # a cached buffer: fresh memory is slow to touch (allocator.py)
         dweight = kern.depthwise_conv2d_dweight(dy, s.x, KH, KW, *geometry).reshape(s.weight.shape) \
             if needs_weight else None
         return dx, dweight, dbias, None, None, None, None

@@ -70,6 +70,24 @@ def test_forward_follows_the_formula_and_the_gradients_are_its_adjoints(name, ca
         np.testing.assert_allclose(dweight[e], np.sum(naive(x, unit, geometry, (OH, OW)) * dy), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("M, stride, dilation, padding", [(1, 1, 1, 1), (1, 1, 2, 2), (2, 1, 1, 1), (1, 2, 1, 1),
+                                                        (1, 1, 1, 0)])
+def test_numba_3x3_kernels_equal_the_reference_bit_for_bit(M, stride, dilation, padding):
+    """MobileNet's case, 3x3 with one filter per channel, sums its nine taps per pixel in one pass
+    (numba_cpu._depthwise_taps_3x3): in the reference's order, so bit for bit."""
+    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 13, 10)).astype(np.float32)
+    w = rng.standard_normal((3, M, 3, 3)).astype(np.float32)
+    geometry = (stride, stride, padding, padding, dilation, dilation)
+    OH, OW = (conv_output_size(s, 3, stride, padding, dilation) for s in (13, 10))
+    y = numba_cpu.depthwise_conv2d(x, w, *geometry, OH, OW)
+    np.testing.assert_array_equal(y, reference.depthwise_conv2d(x, w, *geometry, OH, OW))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(numba_cpu.depthwise_conv2d_dx(dy, w, x.shape, *geometry),
+                                  reference.depthwise_conv2d_dx(dy, w, x.shape, *geometry))
+
+
 @SETTINGS
 @given(case=geometries(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
 def test_numba_equals_the_reference(case, dtype, seed):
