@@ -214,9 +214,12 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
 # image (at 14x14, loops over single rows spent their time starting rows: 8.0 against 3.6 ms for
 # dx at 512 channels, batch 8); the columns j >= OW read wrapped-around values and are dropped.
 # The sums run over the same taps in the same order as the reference's (padding adds w * 0), so
-# forward and dx are the reference's bit for bit. One thread per plane (n, c) of y or dx; for
-# dweight one per output channel f, whose products go into rows of partial sums (one per wide
-# pixel, so the loop vectorises without reordering a sum: fastmath stays off), summed at the end.
+# forward and dx are the reference's bit for bit; a 3x3 kernel's nine taps are summed per pixel
+# in one pass (`_depthwise_taps_3x3`, the same order), one store per pixel instead of nine. One
+# thread per plane (n, c) of y or dx; for dweight one per output channel f: a 3x3 kernel's nine
+# sums are held in registers over each band (`_depthwise_tap_sums_3x3`, ``reassoc``: equal to
+# the reference to rounding) and added into float64 totals; other kernels' products go into
+# rows of partial sums (one per wide pixel, no sum reordered), summed at the end.
 #   dx     = the stride-1 correlation of dy's canvas with the kernel rotated (conv_rotated.py):
 #            dx[h, w] = sum_{p,q} w[p, q] * dycanvas[h + DH*(KH-1-p), w + DW*(KW-1-q)], where with
 #            stride S the canvas holds dy SPREAD out, dy[i, j] at (S*i, S*j) + offset, zeros between
