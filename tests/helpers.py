@@ -1,4 +1,6 @@
 """Test helpers: run the same function in minidl and PyTorch and compare."""
+import tracemalloc
+
 import numpy as np
 
 import minidl
@@ -71,3 +73,18 @@ def assert_same_state(a, b):
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def traced_peak_bytes(fn):
+    """tracemalloc's peak during one ``fn()`` above what was live before it (NumPy reports its
+    arrays to tracemalloc): the memory a call holds at once besides what already existed."""
+    tracemalloc.start()
+    try:
+        live, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del result
+    return peak - live

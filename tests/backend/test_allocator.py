@@ -2,13 +2,13 @@
 when nothing refers to it, whatever refers to it (the array, a view, a Tensor, a saved ReLU
 output); small arrays are not cached; empty_cache and set_cache_enabled do what they say."""
 import gc
-import tracemalloc
 
 import numpy as np
 import pytest
 
 import minidl
 import minidl.functional as F
+from helpers import traced_peak_bytes
 from minidl.backend import allocator
 
 LARGE = (64, 64, 64)  # float32: 1 MiB, the smallest cached size
@@ -230,15 +230,7 @@ def _traced_step_peak(step):
     step()
     gc.collect()
     allocator.empty_cache()
-    tracemalloc.start()
-    try:
-        live, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        step()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - live
+    return traced_peak_bytes(step)
 
 
 def test_a_unet_step_peaks_about_as_high_with_the_cache_as_without(rng):

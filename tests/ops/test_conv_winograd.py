@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minidl
-from helpers import compare_with_torch, gradcheck_with_random_dy, record_calls
+from helpers import compare_with_torch, gradcheck_with_random_dy, record_calls, traced_peak_bytes
 from minidl.backend import conv_algorithm, kernels_for
 from minidl.backend.winograd_matrices import G, POINTS
 from minidl.functional.conv import conv2d
@@ -191,8 +191,6 @@ def test_backward_never_holds_the_whole_transformed_weight(winograd, channels, l
     """U and dU are 4x the weight (36 points against 9 taps). Backward makes them one chunk of
     input channels at a time, so that its peak stays below U's size (it held U, then dU, whole);
     when they are one chunk, it frees U before it builds dU (below 2x U's size: never both)."""
-    import tracemalloc
-
     F = C = channels
     rng = np.random.default_rng(3)
     x = minidl.tensor(rng.standard_normal((1, C, 8, 8)).astype(np.float32), requires_grad=True)
@@ -201,17 +199,13 @@ def test_backward_never_holds_the_whole_transformed_weight(winograd, channels, l
     dy = minidl.tensor(rng.standard_normal(y.shape).astype(np.float32))
     u_bytes = POINTS * F * C * 4
     previous = conv_ops.set_column_buffer_limit(limit) if limit else None
-    tracemalloc.start()
     try:
-        live, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        y.backward(dy)  # dweight and the engine's copy of it into w.grad, 1/4 of U's size each
-        _, peak = tracemalloc.get_traced_memory()
+        # dweight and the engine's copy of it into w.grad, 1/4 of U's size each
+        held = traced_peak_bytes(lambda: y.backward(dy))
     finally:
-        tracemalloc.stop()
         if limit:
             conv_ops.set_column_buffer_limit(previous)
-    assert peak - live < at_most * u_bytes, ((peak - live) / u_bytes)
+    assert held < at_most * u_bytes, (held / u_bytes)
 
 
 def test_backward_makes_room_in_the_cache_for_its_temporaries():
@@ -221,7 +215,6 @@ def test_backward_makes_room_in_the_cache_for_its_temporaries():
     Its estimate must cover what it really holds (tracemalloc; 64 KiB of small objects aside),
     without asking for much more."""
     import gc
-    import tracemalloc
 
     from minidl.backend import allocator
 
@@ -242,16 +235,8 @@ def test_backward_makes_room_in_the_cache_for_its_temporaries():
     backward()  # compiled before anything is measured
     gc.collect()
     allocator.empty_cache()
-    tracemalloc.start()
-    try:
-        live, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        held = backward()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    del held
-    assert 0.8 * estimate <= peak - live <= estimate + 2**16, ((peak - live) / 2**20, estimate / 2**20)
+    held = traced_peak_bytes(backward)
+    assert 0.8 * estimate <= held <= estimate + 2**16, (held / 2**20, estimate / 2**20)
 
     previous = allocator.set_cache_enabled(True)
     try:
