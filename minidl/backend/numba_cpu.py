@@ -1152,8 +1152,7 @@ def batch_norm_train(x, weight, bias, eps):
     """BatchNorm's training forward (minidl/ops/norm.py), fused: x (N, C, *), weight and bias
     (C,) or None -> y, x_hat (like x), mean, var, inv_std (C,), in x's dtype."""
     C = x.shape[1]
-    ones = np.ones(C, dtype=x.dtype)
-    weight = ones if weight is None else weight.astype(x.dtype, copy=False)
+    weight = np.ones(C, dtype=x.dtype) if weight is None else weight.astype(x.dtype, copy=False)
     bias = np.zeros(C, dtype=x.dtype) if bias is None else bias.astype(x.dtype, copy=False)
     y, x_hat = np.empty(x.shape, dtype=x.dtype), np.empty(x.shape, dtype=x.dtype)
     stats = np.empty((3, C), dtype=np.float64)  # mean, var, inv_std
