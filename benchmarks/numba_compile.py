@@ -89,6 +89,9 @@ def kernel_calls(np, dtype):
         # batch norm in training over x's 3 channels (weight and bias: x's first row of values)
         "batch_norm_train": lambda: k.batch_norm_train(x, x[0, 0, 0, :3], x[0, 0, 1, :3], 1e-5),
         "batch_norm_backward": lambda: k.batch_norm_backward(x, x, x[0, 0, 0, :3], np.abs(x[0, 0, 1, :3]), True),
+        # ReLU of x and its backward (x as the upstream gradient too), into a fresh array
+        "relu": lambda: k.relu(x, np.empty_like(x)),
+        "relu_backward": lambda: k.relu_backward(x, x, np.empty_like(x)),
     }
 
 

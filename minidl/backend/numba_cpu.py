@@ -1172,3 +1172,55 @@ def batch_norm_backward(dy, x_hat, weight, inv_std, needs_x):
                          _channels_3d(dx) if needs_x else dx, sums)
     dbias, dweight = sums.astype(dy.dtype)
     return (dx if needs_x else None), dweight, dbias
+
+
+# ---- ReLU ------------------------------------------------------------------------------------
+#
+# Like batch norm, an extra route beside the array code of Relu in minidl/ops/activation.py (its
+# specification, bit for bit): NumPy's ``where`` takes one core and a temporary mask; these are
+# one pass on every core.
+
+
+@numba.njit(parallel=True, cache=True)
+def _relu(x, y):
+    """y[i] = 0 if x[i] < 0 else x[i] (flat arrays): NaN and -0.0 stay as they are."""
+    zero = x.dtype.type(0)
+    for i in prange(x.size):
+        y[i] = zero if x[i] < zero else x[i]
+
+
+@numba.njit(parallel=True, cache=True)
+def _relu_backward(dy, y, dx):
+    """dx[i] = 0 if y[i] <= 0 else dy[i] (flat arrays)."""
+    zero = dy.dtype.type(0)
+    for i in prange(dy.size):
+        dx[i] = zero if y[i] <= zero else dy[i]
+
+
+def _flat_views(*arrays):
+    """1-D views of C-contiguous arrays of one float dtype (float32 or float64), or None if any is not."""
+    dtype = arrays[0].dtype
+    if dtype not in (np.float32, np.float64) or any(
+            a.dtype != dtype or not a.flags.c_contiguous or a.shape != arrays[0].shape for a in arrays):
+        return None
+    return [a.reshape(-1) for a in arrays]  # (size,) views: no copies
+
+
+def relu(x, out):
+    """ReLU's forward into ``out`` (like x); False if the arrays do not suit the kernel (then
+    nothing is written and the caller runs the array code)."""
+    flat = _flat_views(x, out)
+    if flat is None:
+        return False
+    _relu(*flat)
+    return True
+
+
+def relu_backward(dy, y, out):
+    """ReLU's backward (0 where y <= 0, else dy) into ``out`` (like dy); False, writing nothing, if the arrays
+    do not suit the kernel."""
+    flat = _flat_views(dy, y, out)
+    if flat is None:
+        return False
+    _relu_backward(*flat)
+    return True

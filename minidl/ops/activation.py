@@ -7,26 +7,36 @@ functions of y alone.
 import math
 
 from ..autograd import Function
-from ..backend import allocator, array_module
+from ..backend import allocator, array_module, kernels_for
 
 
 class Relu(Function):
     r"""y = max(x, 0).   dL/dx = dy * [x > 0]   (the gradient at exactly 0 is 0, as in PyTorch).
 
-    [x > 0] = [y > 0], so the saved y (which the next layer usually keeps anyway) gives the
-    mask. y and dx come from the allocator (minidl/backend/allocator.py): large fresh arrays are
-    slow to touch the first time (docs/performance.md).
+    As PyTorch computes them: y = (0 if x < 0 else x), so NaN stays NaN and -0.0 stays -0.0;
+    dx = (0 if y <= 0 else dy), so a NaN input passes its gradient on, and a NaN upstream
+    gradient at a negative input gives 0. [x > 0] = [y > 0] except at NaN, so the saved y
+    (which the next layer usually keeps anyway) gives the mask. The NumPy lines are the
+    specification; the Numba backend's ``relu`` and ``relu_backward`` compute the same values,
+    bit for bit, in one pass on every core into memory from the allocator
+    (minidl/backend/allocator.py: large fresh arrays are slow to touch the first time).
     """
 
     def forward(self, x):
-        out = allocator.empty_like(x) if x.dtype.kind == "f" else None  # (ints and bools: NumPy's type)
-        y = array_module(x).maximum(x, 0, out=out)
+        kernel = getattr(kernels_for(x), "relu", None)
+        y = allocator.empty_like(x) if kernel is not None else None
+        if kernel is None or not kernel(x, y):  # no kernel, or arrays it does not take
+            y = array_module(x).where(x < 0, 0, x)  # (ints keep their type; bools become int64)
         self.save(y=y)
         return y
 
     def backward(self, dy):
-        positive = self.saved.y > 0
-        return array_module(dy).multiply(dy, positive, out=allocator.empty_like(dy))
+        y = self.saved.y
+        kernel = getattr(kernels_for(dy), "relu_backward", None)
+        dx = allocator.empty_like(dy) if kernel is not None else None
+        if kernel is None or not kernel(dy, y, dx):
+            dx = array_module(dy).where(y <= 0, 0, dy)
+        return dx
 
 
 class Sigmoid(Function):

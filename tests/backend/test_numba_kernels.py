@@ -48,9 +48,11 @@ def test_every_cpu_backend_exports_every_reference_kernel_with_its_signature(nam
 def test_numba_cpu_has_no_public_kernel_the_reference_lacks():
     public = {name for name, function in inspect.getmembers(numba_cpu, inspect.isfunction)
               if not name.startswith("_") and function.__module__ == numba_cpu.__name__}
-    # and the set-up of its threads, and the two batch-norm fusions, whose specification is the
-    # array code of minidl/ops/norm.py (tests/backend/test_batch_norm_kernels.py compares them)
-    assert public == set(reference_kernels()) | {"start_threads", "batch_norm_train", "batch_norm_backward"}
+    # and the set-up of its threads, and the batch-norm and ReLU fusions, whose specifications
+    # are the array code of minidl/ops/norm.py and minidl/ops/activation.py
+    # (tests/backend/test_batch_norm_kernels.py and test_relu_kernels.py compare them)
+    assert public == set(reference_kernels()) | {"start_threads", "batch_norm_train", "batch_norm_backward",
+                                                  "relu", "relu_backward"}
 
 
 def test_numba_is_the_default_and_the_switch_forces_either():
