@@ -6,15 +6,17 @@ kernel module of the input declares which routes it offers and from how many cha
 each without being asked (its ``CONV_ALGORITHMS`` table); ``minidl.backend.conv_algorithm``
 forces one (minidl/backend/algorithms.py).
 
-    auto     the first of depthwise, winograd, direct, shifted_rows, rotated_kernel that the table offers from the
-             convolution's channel count and that can take it; else im2col
+    auto     the first of depthwise, winograd, direct, shifted_rows, rotated_kernel that the table
+             offers from the convolution's channel count, that can take it and for which the
+             weight is not the large operand (more output positions N*OH*OW than WEIGHT_BOUND[route]
+             per filter of a group); else im2col
     forced   that route if the table offers it (at any channel count) and it can take the
              convolution; else im2col, with a warning the first time (never another fast route)
 """
 import warnings
 
 from ..backend import algorithms
-from .conv import Conv2d
+from .conv import Conv2d, Lowering
 from .conv_depthwise import Conv2dDepthwise
 from .conv_direct import Conv2dDirect
 from .conv_rotated import Conv2dRotatedKernel
@@ -26,6 +28,12 @@ ROUTES = {"im2col": Conv2d, "rotated_kernel": Conv2dRotatedKernel, "shifted_rows
           "direct": Conv2dDirect}
 AUTO_ORDER = ("depthwise", "winograd", "direct", "shifted_rows", "rotated_kernel")  # the fastest first, where each applies
 _warned = set()  # (route, reason) pairs already reported
+# Auto skips a route when the output has at most this many positions N*OH*OW per filter of a
+# group (measured on the Numba backend: docs/performance.md, "Small images, large weights"):
+# every fast route but depthwise rearranges the whole weight (Winograd into 36 transformed
+# matrices, the others shifted or rotated copies) at a cost that grows with the weight, not the
+# image, while im2col only reads it in its one matrix product.
+WEIGHT_BOUND = {"winograd": 0.5, "direct": 4, "shifted_rows": 4, "rotated_kernel": 4}
 
 
 def _channels(name, weight_shape, groups):
@@ -45,6 +53,15 @@ def _takes(threshold, channels):
         return False
     low, high = threshold if isinstance(threshold, tuple) else (threshold, None)
     return channels >= low and (high is None or channels < high)
+
+
+def _weight_bound(name, x_shape, weight_shape, stride, padding, dilation, groups):
+    """Whether the output has at most WEIGHT_BOUND[name] positions N*OH*OW per filter of a group
+    (fc6 of FCN-8s: 2*5*5 = 50 positions, 1024 filters of 128x7x7)."""
+    if name not in WEIGHT_BOUND:  # depthwise: one small filter per channel
+        return False
+    OH, OW = Lowering.of_conv2d(x_shape, weight_shape, stride, padding, dilation).out_size
+    return x_shape[0] * OH * OW <= WEIGHT_BOUND[name] * (weight_shape[0] // groups)
 
 
 def choose_conv2d(kern, x_shape, weight_shape, stride, padding, dilation, groups):
@@ -67,6 +84,7 @@ def choose_conv2d(kern, x_shape, weight_shape, stride, padding, dilation, groups
                           "it runs on im2col (this warning is shown once)", RuntimeWarning, stacklevel=3)
         return Conv2d
     for name in AUTO_ORDER:
-        if _takes(table.get(name), _channels(name, weight_shape, groups)) and ROUTES[name].why_not(*geometry) is None:
+        if _takes(table.get(name), _channels(name, weight_shape, groups)) and ROUTES[name].why_not(*geometry) is None \
+                and not _weight_bound(name, *geometry):
             return ROUTES[name]
     return Conv2d

@@ -707,3 +707,33 @@ def test_nn_layers_register_parameters_and_bias_false(backend):
     a = Conv2d(2, 3, 3).weight.detach().numpy().copy()
     minidl.manual_seed(3)
     np.testing.assert_array_equal(Conv2d(2, 3, 3).weight.data, a)
+
+
+@pytest.mark.parametrize("geometry, fast_route_from, numba_route", [
+    (((2, 128, 11, 11), (1024, 128, 7, 7), 0), (2, 128, 52, 52), "shifted_rows"),  # FCN-8s's fc6: 50 positions
+    (((2, 1024, 5, 5), (1024, 1024, 1, 1), 0), (2, 1024, 46, 46), "rotated_kernel"),  # its fc7
+    (((2, 128, 8, 8), (256, 128, 3, 3), 1), (32, 128, 8, 8), "winograd"),           # a U-Net's bottom
+])
+def test_auto_takes_im2col_when_the_weight_is_the_large_operand(backend, geometry, fast_route_from, numba_route):
+    """At most WEIGHT_BOUND[route] output positions per filter: im2col under 'auto'; with more
+    positions the kernel module's fast route again (the reference offers the rotated kernel
+    only); a forced route is still taken; a depthwise weight is never the large operand."""
+    from minidl.backend import kernel_module
+    x_shape, w_shape, p = geometry
+    kern, pad = kernel_module(backend), ((p, p), (p, p))
+    route = {"numba": numba_route, "reference": "rotated_kernel"}[backend]
+
+    def choose(x_shape, w_shape, groups=1):
+        return conv_algorithms.choose_conv2d(kern, x_shape, w_shape, (1, 1), pad, (1, 1), groups)
+
+    def positions(x_shape):
+        N, _, H, W = x_shape
+        return N * (H + 2 * p - w_shape[2] + 1) * (W + 2 * p - w_shape[3] + 1)
+
+    assert positions(x_shape) <= conv_algorithms.WEIGHT_BOUND[route] * w_shape[0] < positions(fast_route_from)
+    assert choose(x_shape, w_shape) is conv_ops.Conv2d
+    assert choose(fast_route_from, w_shape) is conv_algorithms.ROUTES[route]
+    with conv_algorithm("rotated_kernel"):
+        assert choose(x_shape, w_shape) is Conv2dRotatedKernel
+    C = x_shape[1]
+    assert not conv_algorithms._weight_bound("depthwise", x_shape, (C, 1, 3, 3), (1, 1), pad, (1, 1), C)

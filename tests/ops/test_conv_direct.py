@@ -123,7 +123,7 @@ def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backe
     assert kernel_module(backend).CONV_ALGORITHMS["direct"] == expected
     offered = kernels_for(minidl.zeros(1)._data).CONV_ALGORITHMS.get("direct") is not None
     assert offered == (expected is not None and minidl.get_default_device() == "cpu")
-    x, w = _randn((1, 64, 5, 6)), _randn((64, 64, 3, 3))
+    x, w = _randn((1, 64, 16, 17)), _randn((64, 64, 3, 3))  # 272 positions: >= WEIGHT_BOUND per filter
 
     def route(C, F, groups=1):
         weight = minidl.tensor(w[:F, :C // groups], requires_grad=True)

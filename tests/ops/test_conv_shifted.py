@@ -160,7 +160,7 @@ def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backe
     follows the table."""
     expected = {"numba": 16, "reference": None}[backend]
     assert kernel_module(backend).CONV_ALGORITHMS["shifted_rows"] == expected
-    x, w = _randn((1, 32, 5, 4)), _randn((16, 16, 3, 2))
+    x, w = _randn((1, 32, 9, 8)), _randn((16, 16, 3, 2))  # 81 positions: >= WEIGHT_BOUND per filter
     route = conv2d(minidl.tensor(x[:, :16]), minidl.tensor(w, requires_grad=True), padding=1).grad_fn
     assert (type(route) is Conv2dShiftedRows) == (expected is not None and minidl.get_default_device() == "cpu")
     below = conv2d(minidl.tensor(x[:, :15]), minidl.tensor(w[:, :15], requires_grad=True), padding=1).grad_fn

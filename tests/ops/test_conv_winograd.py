@@ -101,7 +101,7 @@ def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backe
     forced. 'auto' follows the table."""
     expected = {"numba": 128, "reference": None}[backend] if minidl.get_default_device() == "cpu" else None
     assert kernels_for(minidl.zeros(1)._data).CONV_ALGORITHMS["winograd"] == expected
-    x, w = _randn((1, 128, 5, 4)), _randn((128, 128, 3, 3))
+    x, w = _randn((1, 128, 23, 23)), _randn((128, 128, 3, 3))  # 529 positions: >= WEIGHT_BOUND per filter
     y = conv2d(minidl.tensor(x), minidl.tensor(w, requires_grad=True), padding=1)
     assert (type(y.grad_fn) is Conv2dWinograd) == (expected is not None) == bool(tile_calls)
     y = conv2d(minidl.tensor(x[:, :127]), minidl.tensor(w[:, :127], requires_grad=True), padding=1)  # 127: below
