@@ -46,7 +46,7 @@ import numpy as np
 from numba import prange
 
 # one geometry, written once
-from . import winograd_matrices
+from . import simd, winograd_matrices
 from .geometry import conv_output_size
 from .reference import _avgpool2d_divisor, _col2im_geometry
 
@@ -491,10 +491,17 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
 #     and both with ``"contract"`` (fused multiply-adds): the sums are those of the reference in
 #     another order, equal to rounding, not bit for bit.
 # A group's odd last filter is paired with a zero filter (the wrappers pad the weight and drop it).
+#   * float32 on a CPU with AVX-512 (``DIRECT_VECTORS``): the forward's products hold 64 pixels x
+#     4 filters in registers (16 of the 32 512-bit ones) across all input channels and taps
+#     (minidl/backend/simd.py), loading each tap once for four filters and each output once;
+#     the band's pixels are rounded up to whole vectors (the pixels past L are dropped, and the
+#     band's buffer holds enough rows for their taps), filters padded to a multiple of 4.
 _JIT_DIRECT = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
 _JIT_DIRECT_SUMS = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
 DIRECT_BAND_BYTES = 2**18  # a task's canvas band: about this much, so that it stays in L2
 DIRECT_DWEIGHT_CHUNKS = 64  # dweight's partial sums: one per chunk of tasks (memory: chunks x weight)
+DIRECT_VECTORS = simd.AVX512  # float32 forward products in vectors of 64 (see above)
+DIRECT_VECTOR_CHANNELS = 8  # ... summed over blocks of this many input channels, then added up
 
 
 @numba.njit(cache=True)
@@ -539,10 +546,90 @@ def _direct_conv2d_3x3(x, weight, PT, PL, DH, DW, Fg, RB, bands_buffer, acc_buff
             acc = acc_buffer[t, :G * Fp * L].reshape((G * Fp, L))
             acc[:] = 0
             _direct_band_products(band, weight, DH, DW, WC, L, acc)
-            for g in range(G):
-                for f in range(Fg):  # the padding filter, if any, is dropped
-                    for r in range(R):
-                        y[n, g * Fg + f, i0 + r, :] = acc[g * Fp + f, r * WC:r * WC + OW]
+            _direct_rows_out(acc, n, i0, R, WC, Fg, y)
+
+
+@numba.njit(cache=True)
+def _direct_rows_out(acc, n, i0, R, WC, Fg, y):
+    """y[n, g*Fg + f, i0 + r, :] = the band's wide row r of filter f of group g in acc (G*Fp, >= R*WC);
+    the padding filters and the wide pixels j >= OW are dropped."""
+    OW = y.shape[3]
+    Fp = acc.shape[0] // (y.shape[1] // Fg)
+    for g in range(y.shape[1] // Fg):
+        for f in range(Fg):
+            for r in range(R):
+                y[n, g * Fg + f, i0 + r, :] = acc[g * Fp + f, r * WC:r * WC + OW]
+
+
+@numba.njit(**_JIT_DIRECT)
+def _direct_conv2d_3x3_f32x64(x, weight, PT, PL, DH, DW, Fg, RB, bands_buffer, acc_buffer, y):
+    """_direct_conv2d_3x3 for float32 with _direct_band_products_f32x64: weight (G, Fp, Cg, 3, 3),
+    Fp a multiple of 4; a band's L = R*WC wide pixels rounded up to whole vectors, its buffer rows
+    (_direct_vector_band_rows) holding their taps."""
+    N, C = x.shape[:2]
+    G, Fp = weight.shape[:2]
+    OH, OW = y.shape[2:]
+    WC = OW + 2 * DW
+    bands = (OH + RB - 1) // RB
+    T = bands_buffer.shape[0]
+    per_thread = (N * bands + T - 1) // T
+    for t in prange(T):  # as _direct_conv2d_3x3
+        for task in range(t * per_thread, min((t + 1) * per_thread, N * bands)):
+            n, i0 = task // bands, (task % bands) * RB
+            R = min(RB, OH - i0)
+            L = _direct_vector_pixels(R, WC)
+            band = bands_buffer[t, :C * _direct_vector_band_rows(L, DH, DW, WC) * WC]
+            band = band.reshape((C, band.size // C))
+            _direct_band(x, n, i0, R + 2 * DH + 1, PT, PL, WC, band)  # (zero after those rows)
+            acc = acc_buffer[t, :G * Fp * L].reshape((G * Fp, L))
+            _direct_band_products_f32x64(band, weight, DH, DW, WC, L, acc)
+            _direct_rows_out(acc, n, i0, R, WC, Fg, y)
+
+
+@numba.njit(cache=True)
+def _direct_vector_pixels(R, WC):
+    """A band's R*WC wide pixels rounded up to whole vectors."""
+    return -(-R * WC // simd.WIDTH) * simd.WIDTH
+
+
+@numba.njit(cache=True)
+def _direct_vector_band_rows(L, DH, DW, WC):
+    """Canvas rows a band needs so that the taps of its L wide pixels, up to L - 1 + 2*DH*WC + 2*DW,
+    are inside it."""
+    return -(-(L + 2 * DH * WC + 2 * DW) // WC)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _direct_band_products_f32x64(band, weight, DH, DW, WC, L, acc):
+    """acc[g*Fp + f, l] = sum_{c,p,q} weight[g, f, c, p, q] * band[g*Cg + c, l + DH*p*WC + DW*q],
+    l < L (a multiple of 64), all float32: for each block of 64 pixels and 4 filters, the four sums
+    stay in registers across every input channel and tap; each tap is loaded once for the four."""
+    G, Fp, Cg = weight.shape[:3]
+    for g in range(G):
+        for l0 in range(0, L, simd.WIDTH):
+            for f in range(0, Fp, 4):
+                o0, o1, o2, o3 = acc[g * Fp + f], acc[g * Fp + f + 1], acc[g * Fp + f + 2], acc[g * Fp + f + 3]
+                # the channels in blocks: each block's sum (at most 9*DIRECT_VECTOR_CHANNELS products
+                # in one chain of roundings) is added to the block sums before it
+                for c0 in range(0, Cg, DIRECT_VECTOR_CHANNELS):
+                    a0, a1, a2, a3 = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()
+                    for c in range(c0, min(c0 + DIRECT_VECTOR_CHANNELS, Cg)):
+                        b = band[g * Cg + c]
+                        u0, u1, u2, u3 = weight[g, f, c], weight[g, f + 1, c], weight[g, f + 2, c], weight[g, f + 3, c]
+                        for p in range(3):
+                            for q in range(3):
+                                x = simd.load(b, l0 + DH * p * WC + DW * q)  # tap (p, q) of 64 windows
+                                a0 = simd.fma(x, simd.splat(u0[p, q]), a0)
+                                a1 = simd.fma(x, simd.splat(u1[p, q]), a1)
+                                a2 = simd.fma(x, simd.splat(u2[p, q]), a2)
+                                a3 = simd.fma(x, simd.splat(u3[p, q]), a3)
+                    if c0 > 0:
+                        a0, a1 = simd.add(simd.load(o0, l0), a0), simd.add(simd.load(o1, l0), a1)
+                        a2, a3 = simd.add(simd.load(o2, l0), a2), simd.add(simd.load(o3, l0), a3)
+                    simd.store(o0, l0, a0)
+                    simd.store(o1, l0, a1)
+                    simd.store(o2, l0, a2)
+                    simd.store(o3, l0, a3)
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -673,11 +760,11 @@ def _direct_band_sums(band, dy_wide, DH, DW, WC, L, out):
                 q[2, 2] += d22
 
 
-def _pairs_of_filters(weight, G):
-    """weight (F, Cg, KH, KW) -> (G, Fp, Cg, KH, KW), Fp = F/G rounded up to even, zero filters added."""
+def _padded_filters(weight, G, multiple=2):
+    """weight (F, Cg, KH, KW) -> (G, Fp, Cg, KH, KW), Fp = F/G rounded up to ``multiple``, zero filters added."""
     F, Cg, KH, KW = weight.shape
     Fg = F // G
-    Fp = Fg + Fg % 2
+    Fp = -(-Fg // multiple) * multiple
     padded = np.zeros((G, Fp, Cg, KH, KW), dtype=weight.dtype)
     padded[:, :Fg] = weight.reshape(G, Fg, Cg, KH, KW)
     return padded
@@ -688,14 +775,18 @@ def _direct_3x3_only(KH, KW, who):
         raise ValueError(f"{who}: the Numba kernel takes 3x3 kernels only, got {KH}x{KW}")
 
 
-def _direct_buffers(N, C, F, G, OH, OW, DH, DW, dtype):
+def _direct_buffers(N, C, F, G, OH, OW, DH, DW, dtype, vectors=False):
     """(RB, a band buffer, an output-rows buffer): one row of each per thread, allocated once per
-    call rather than per task inside the parallel loop."""
+    call rather than per task inside the parallel loop; with ``vectors``, sized for
+    _direct_conv2d_3x3_f32x64 (pixels in whole vectors, filters in fours)."""
     WC = OW + 2 * DW
     RB = _direct_band_rows(C, WC, OH, np.dtype(dtype).itemsize)
     T = max(1, min(numba.get_num_threads(), N * -(-OH // RB)))
-    Fp = F // G + (F // G) % 2
-    return RB, np.empty((T, C * (RB + 2 * DH + 1) * WC), dtype), np.empty((T, G * Fp * RB * WC), dtype)
+    multiple = 4 if vectors else 2
+    Fp = -(-(F // G) // multiple) * multiple
+    L = _direct_vector_pixels(RB, WC) if vectors else RB * WC
+    rows = _direct_vector_band_rows(L, DH, DW, WC) if vectors else RB + 2 * DH + 1
+    return RB, np.empty((T, C * rows * WC), dtype), np.empty((T, G * Fp * L), dtype)
 
 
 def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
@@ -705,8 +796,12 @@ def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
     N, C = x.shape[:2]
     F = weight.shape[0]
     y = np.empty((N, F, OH, OW), dtype=x.dtype) if out is None else out
-    RB, bands, acc = _direct_buffers(N, C, F, G, OH, OW, DH, DW, x.dtype)
-    _direct_conv2d_3x3(x, _pairs_of_filters(weight, G), PT, PL, DH, DW, F // G, RB, bands, acc, y)
+    vectors = DIRECT_VECTORS and x.dtype == np.float32 and weight.dtype == np.float32
+    RB, bands, acc = _direct_buffers(N, C, F, G, OH, OW, DH, DW, x.dtype, vectors)
+    if vectors:
+        _direct_conv2d_3x3_f32x64(x, _padded_filters(weight, G, 4), PT, PL, DH, DW, F // G, RB, bands, acc, y)
+    else:
+        _direct_conv2d_3x3(x, _padded_filters(weight, G), PT, PL, DH, DW, F // G, RB, bands, acc, y)
     return y
 
 

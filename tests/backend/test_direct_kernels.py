@@ -75,10 +75,19 @@ def test_3x3_follows_the_formula_and_dweight_is_its_adjoint(name, case, seed):
     _check_formula_and_adjoint(kernel_module(name), case, seed)
 
 
+@pytest.fixture(params=[False, True], ids=["loops", "vectors"])
+def vectors(request, monkeypatch):
+    """The Numba forward's float32 products as loops LLVM vectorises, or in simd's vectors of 64
+    (on a CPU without AVX-512 they run too: the same numbers, not faster)."""
+    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+    monkeypatch.setattr(numba_cpu, "DIRECT_VECTORS", request.param)
+    return request.param
+
+
 @SETTINGS
 @given(case=geometries(square3=True), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
-def test_numba_equals_the_reference(case, dtype, seed):
-    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+def test_numba_equals_the_reference(vectors, case, dtype, seed):
+    numba_cpu = kernel_module("numba")
     x_shape, w_shape, geometry, (OH, OW) = case
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
@@ -94,19 +103,40 @@ def test_numba_equals_the_reference(case, dtype, seed):
                                rtol=tolerance, atol=tolerance * np.sqrt(dy[:, 0].size))
 
 
-def test_numba_bands_cover_every_row(monkeypatch):
-    """Tasks of one output row each (the smallest band), and a band as tall as the output."""
-    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numba_bands_cover_every_row(monkeypatch, vectors, dtype):
+    """Tasks of one output row each (the smallest band), and a band as tall as the output; in
+    float32 with vectors, bands whose pixels end mid-vector (9 + 2 wide pixels a row)."""
+    numba_cpu = kernel_module("numba")
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((2, 4, 11, 9)), rng.standard_normal((5, 4, 3, 3))
     dy = rng.standard_normal((2, 5, 11, 9))
     expected_y = reference.direct_conv2d(x, w, 1, 1, 1, 1, 1, 11, 9)
     expected_dw = reference.direct_conv2d_dweight(dy, x, 3, 3, 1, 1, 1, 1, 1)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    x, w, dy = x.astype(dtype), w.astype(dtype), dy.astype(dtype)
     for band_bytes in (1, 2**30):
         monkeypatch.setattr(numba_cpu, "DIRECT_BAND_BYTES", band_bytes)
-        np.testing.assert_allclose(numba_cpu.direct_conv2d(x, w, 1, 1, 1, 1, 1, 11, 9), expected_y, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(numba_cpu.direct_conv2d(x, w, 1, 1, 1, 1, 1, 11, 9), expected_y,
+                                   rtol=tolerance, atol=tolerance)
         np.testing.assert_allclose(numba_cpu.direct_conv2d_dweight(dy, x, 3, 3, 1, 1, 1, 1, 1), expected_dw,
-                                   rtol=1e-12, atol=1e-12)
+                                   rtol=tolerance, atol=tolerance * 10)
+
+
+@pytest.mark.parametrize("x_shape, F, groups", [((4, 64, 30, 31), 32, 1), ((2, 16, 64, 64), 16, 1), ((2, 24, 17, 19), 30, 2)])
+def test_float32_error_against_float64_is_no_worse_than_pytorch(torch, vectors, x_shape, F, groups):
+    """The forward's float32 error against the float64 reference, relative to the largest output:
+    at most PyTorch's float32 conv2d's on the same inputs (loops and vectors)."""
+    numba_cpu = kernel_module("numba")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = (rng.standard_normal((F, x_shape[1] // groups, 3, 3)) / 8).astype(np.float32)
+    exact = reference.direct_conv2d(x.astype(np.float64), w.astype(np.float64), 1, 1, 1, 1, groups, *x_shape[2:])
+    ours = numba_cpu.direct_conv2d(x, w, 1, 1, 1, 1, groups, *x_shape[2:])
+    theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1, groups=groups).numpy()
+    scale = np.abs(exact).max()
+    ours_error, theirs_error = np.abs(ours - exact).max() / scale, np.abs(theirs - exact).max() / scale
+    assert ours_error <= 1.5 * theirs_error, (ours_error, theirs_error)
 
 
 def test_numba_weight_gradient_in_any_number_of_chunks(monkeypatch):
@@ -171,6 +201,8 @@ def test_kernels_accept_non_contiguous_arrays(name):
     geometry = (1, 2, 1, 2, 2)  # PT, PL, DH, DW, G
     y = kern.direct_conv2d(x, w, *geometry, 8, 9)
     np.testing.assert_allclose(y, naive(x, w, geometry, (8, 9)), rtol=1e-12, atol=1e-12)
+    y32 = kern.direct_conv2d(x.astype(np.float32), w.astype(np.float32), *geometry, 8, 9)
+    np.testing.assert_allclose(y32, naive(x, w, geometry, (8, 9)), rtol=1e-5, atol=1e-5)
     dy = rng.standard_normal((2, 6, 9, 8)).transpose(0, 1, 3, 2)
     np.testing.assert_allclose(kern.direct_conv2d_dweight(dy, x, 3, 3, *geometry),
                                reference.direct_conv2d_dweight(np.ascontiguousarray(dy), np.ascontiguousarray(x),
