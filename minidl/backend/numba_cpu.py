@@ -1312,8 +1312,8 @@ def relu(x, out):
 
 
 def relu_backward(dy, y, out):
-    """ReLU's backward (0 where y <= 0, else dy) into ``out`` (like dy); False, writing nothing, if the arrays
-    do not suit the kernel."""
+    """ReLU's backward (0 where y <= 0, else dy) into ``out`` (like dy); False, writing nothing,
+    if the arrays do not suit the kernel."""
     flat = _flat_views(dy, y, out)
     if flat is None:
         return False

@@ -123,7 +123,8 @@ def test_numba_bands_cover_every_row(monkeypatch, vectors, dtype):
                                    rtol=tolerance, atol=tolerance * 10)
 
 
-@pytest.mark.parametrize("x_shape, F, groups", [((4, 64, 30, 31), 32, 1), ((2, 16, 64, 64), 16, 1), ((2, 24, 17, 19), 30, 2)])
+@pytest.mark.parametrize("x_shape, F, groups", [((4, 64, 30, 31), 32, 1), ((2, 16, 64, 64), 16, 1),
+                                               ((2, 24, 17, 19), 30, 2)])
 def test_float32_error_against_float64_is_no_worse_than_pytorch(torch, vectors, x_shape, F, groups):
     """The forward's float32 error against the float64 reference, relative to the largest output:
     at most PyTorch's float32 conv2d's on the same inputs (loops and vectors)."""

@@ -51,7 +51,8 @@ def test_loads_from_a_row_of_a_2d_array():
     assert not out[0].any() and not out[2].any() and not out[1, :W].any()
 
 
-@pytest.mark.parametrize("array", [np.zeros(W, np.float64), np.zeros((2, W), np.float32), np.zeros(2 * W, np.float32)[::2]])
+@pytest.mark.parametrize("array", [np.zeros(W, np.float64), np.zeros((2, W), np.float32),
+                                   np.zeros(2 * W, np.float32)[::2]])
 def test_refuses_arrays_other_than_contiguous_float32_rows(array):
     @numba.njit
     def load_first(a):
