@@ -92,6 +92,9 @@ def kernel_calls(np, dtype):
         # ReLU of x and its backward (x as the upstream gradient too), into a fresh array
         "relu": lambda: k.relu(x, np.empty_like(x)),
         "relu_backward": lambda: k.relu_backward(x, x, np.empty_like(x)),
+        # the columns of x's 2x2 tiles and back (a 2x2/2 up-convolution's copies)
+        "unfold_tiles": lambda: k.unfold_tiles(x, 2, 2),
+        "fold_tiles": lambda: k.fold_tiles(k.unfold_tiles(x, 2, 2), 2, 2, x.shape),
     }
 
 

@@ -204,6 +204,58 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
 
 
 
+# ---- convolution: windows that tile the image (kernel == stride) -------------------------------
+#
+# Extra routes beside Lowering._unfold_tiles / _fold_tiles in minidl/ops/conv.py (their
+# specification: the same copies, bit for bit): one (sample, channel) plane per task, each
+# (p, q) row of the columns written in one pass.
+
+
+@numba.njit(parallel=True, cache=True)
+def _unfold_tiles(x, KH, KW, cols):
+    """cols[n, (c*KH + p)*KW + q, i*OW + j] = x[n, c, i*KH + p, j*KW + q]; cols (N, C*KH*KW, OH*OW)."""
+    N, C, H, W = x.shape
+    OH, OW = H // KH, W // KW
+    for task in prange(N * C):
+        n, c = task // C, task % C
+        for p in range(KH):
+            for q in range(KW):
+                row = cols[n, (c * KH + p) * KW + q]
+                for i in range(OH):
+                    for j in range(OW):
+                        row[i * OW + j] = x[n, c, i * KH + p, j * KW + q]
+
+
+@numba.njit(parallel=True, cache=True)
+def _fold_tiles(cols, KH, KW, x):
+    """The inverse of _unfold_tiles: x[n, c, i*KH + p, j*KW + q] = cols[n, (c*KH + p)*KW + q, i*OW + j]."""
+    N, C, H, W = x.shape
+    OH, OW = H // KH, W // KW
+    for task in prange(N * C):
+        n, c = task // C, task % C
+        for i in range(OH):
+            for p in range(KH):
+                for j in range(OW):
+                    for q in range(KW):
+                        x[n, c, i * KH + p, j * KW + q] = cols[n, (c * KH + p) * KW + q, i * OW + j]
+
+
+def unfold_tiles(x, KH, KW):
+    """x (N, C, KH*OH, KW*OW) -> cols (N, C*KH*KW, OH*OW): im2col of windows that tile x."""
+    x = np.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    cols = np.empty((N, C * KH * KW, (H // KH) * (W // KW)), dtype=x.dtype)
+    _unfold_tiles(x, KH, KW, cols)
+    return cols
+
+
+def fold_tiles(cols, KH, KW, x_shape):
+    """cols (N, C*KH*KW, OH*OW) -> x x_shape = (N, C, KH*OH, KW*OW): the inverse of unfold_tiles."""
+    x = np.empty(tuple(x_shape), dtype=cols.dtype)
+    _fold_tiles(np.ascontiguousarray(cols), KH, KW, x)
+    return x
+
+
 # ---- convolution: depthwise ----------------------------------------------------------------
 #
 # The shifted-rows trick (minidl/ops/conv_shifted.py), per plane. A plane is copied, zero padded,

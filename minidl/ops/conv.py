@@ -205,7 +205,7 @@ class Lowering:
         """x (n, C, H, W) -> the columns of output rows ``rows``: (n, K, len(rows)*OW)."""
         band = self.canvas_band(x, *self._band(rows))  # (n, C, r1 - r0, WC): all these windows read
         if self.tiles:
-            return self._unfold_tiles(band)
+            return self._unfold_tiles(kern, band)
         return kern.im2col(band, *self._kernel_args((0, 0)))
 
     def col2im_rows(self, kern, cols, dcanvas, rows):
@@ -213,27 +213,36 @@ class Lowering:
         r0, r1 = self._band(rows)
         n, C, _, WC = dcanvas.shape
         if self.tiles:
-            dcanvas[:, :, r0:r1] += self._fold_tiles(cols, (n, C, r1 - r0, WC))
+            dcanvas[:, :, r0:r1] += self._fold_tiles(kern, cols, (n, C, r1 - r0, WC))
         else:
             dcanvas[:, :, r0:r1] += kern.col2im(cols, (n, C, r1 - r0, WC), *self._kernel_args((0, 0)))
 
-    def _unfold_tiles(self, x):
-        """im2col when the windows tile x (n, C, KH*oh, KW*ow): a reshape (a view for 1x1)."""
+    def _unfold_tiles(self, kern, x):
+        """im2col when the windows tile x (n, C, KH*oh, KW*ow): a reshape (a view for 1x1). The
+        Numba backend's ``unfold_tiles`` makes the same copy in one pass on every core (NumPy's
+        transposed copy moves KW values at a time)."""
         (KH, KW), (n, C, H, W) = self.kernel, x.shape
+        kernel = getattr(kern, "unfold_tiles", None) if (KH, KW) != (1, 1) else None
+        if kernel is not None:
+            return kernel(x, KH, KW)
         # x[n, c, KH*i + p, KW*j + q] = cols[n, (c, p, q), (i, j)]
         tiles = x.reshape(n, C, H // KH, KH, W // KW, KW).transpose(0, 1, 3, 5, 2, 4)  # (n,C,KH,KW,oh,ow)
         return array_module(x).ascontiguousarray(tiles).reshape(n, C * KH * KW, (H // KH) * (W // KW))
 
-    def _fold_tiles(self, cols, x_shape):
-        """The inverse of :meth:`_unfold_tiles`: no overlaps, so nothing adds; a reshape."""
+    def _fold_tiles(self, kern, cols, x_shape):
+        """The inverse of :meth:`_unfold_tiles`: no overlaps, so nothing adds; a reshape (the Numba
+        backend: ``fold_tiles``)."""
         (KH, KW), (n, C, H, W) = self.kernel, x_shape
+        kernel = getattr(kern, "fold_tiles", None) if (KH, KW) != (1, 1) else None
+        if kernel is not None:
+            return kernel(cols, KH, KW, x_shape)
         tiles = cols.reshape(n, C, KH, KW, H // KH, W // KW).transpose(0, 1, 4, 2, 5, 3)  # (n,C,oh,KH,ow,KW)
         return array_module(cols).ascontiguousarray(tiles).reshape(x_shape)
 
     def im2col(self, kern, x):
         """x (n, C, H, W) -> cols (n, C*KH*KW, OH*OW)."""
         if self.tiles:
-            return self._unfold_tiles(x)
+            return self._unfold_tiles(kern, x)
         if self.direct:
             return kern.im2col(x, *self._kernel_args(self.top_left))
         return kern.im2col(self.to_canvas(x), *self._kernel_args((0, 0)))
@@ -241,7 +250,7 @@ class Lowering:
     def col2im(self, kern, cols, x_shape):
         """cols (n, C*KH*KW, OH*OW) -> dx x_shape = (n, C, H, W): the adjoint of :meth:`im2col`."""
         if self.tiles:
-            return self._fold_tiles(cols, x_shape)
+            return self._fold_tiles(kern, cols, x_shape)
         if self.direct:
             return kern.col2im(cols, x_shape, *self._kernel_args(self.top_left))
         dcanvas = kern.col2im(cols, tuple(x_shape[:2]) + self.canvas, *self._kernel_args((0, 0)))

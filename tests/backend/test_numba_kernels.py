@@ -48,11 +48,11 @@ def test_every_cpu_backend_exports_every_reference_kernel_with_its_signature(nam
 def test_numba_cpu_has_no_public_kernel_the_reference_lacks():
     public = {name for name, function in inspect.getmembers(numba_cpu, inspect.isfunction)
               if not name.startswith("_") and function.__module__ == numba_cpu.__name__}
-    # and the set-up of its threads, and the batch-norm and ReLU fusions, whose specifications
-    # are the array code of minidl/ops/norm.py and minidl/ops/activation.py
-    # (tests/backend/test_batch_norm_kernels.py and test_relu_kernels.py compare them)
+    # and the set-up of its threads, and the batch-norm, ReLU and tile fusions, whose
+    # specifications are the array code of minidl/ops/norm.py, activation.py and conv.py
+    # (tests/backend/test_batch_norm_kernels.py, test_relu_kernels.py, test_tile_kernels.py)
     assert public == set(reference_kernels()) | {"start_threads", "batch_norm_train", "batch_norm_backward",
-                                                  "relu", "relu_backward"}
+                                                  "relu", "relu_backward", "unfold_tiles", "fold_tiles"}
 
 
 def test_numba_is_the_default_and_the_switch_forces_either():
