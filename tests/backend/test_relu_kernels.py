@@ -86,10 +86,19 @@ def relu_step(x_np, dy_np, backend):
 def test_the_op_on_numba_equals_the_reference_backend_and_uses_the_kernels(monkeypatch, layout):
     """The transposed input is not C-contiguous: the kernel refuses it and the array code runs."""
     from minidl.backend import numba_cpu
-    calls = []
-    for name in ("relu", "relu_backward"):
+    calls = []  # (kernel name, whether it took the arrays)
+
+    def recorded(name):
         kernel = getattr(numba_cpu, name)
-        monkeypatch.setattr(numba_cpu, name, lambda *a, _k=kernel, _n=name: calls.append((_n, _k(*a))) or calls[-1][1])
+
+        def call(*args):
+            took = kernel(*args)
+            calls.append((name, took))
+            return took
+        return call
+
+    for name in ("relu", "relu_backward"):
+        monkeypatch.setattr(numba_cpu, name, recorded(name))
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 5, 7, 9)).astype(np.float32)
     dy = rng.standard_normal((3, 5, 7, 9)).astype(np.float32)

@@ -50,9 +50,17 @@ def test_up_convolution_and_strided_conv2d_use_them_and_equal_the_reference(monk
     gradient equal the reference backend's bit for bit (the same copies, the same products)."""
     from minidl.backend import numba_cpu
     calls = []
-    for name in ("unfold_tiles", "fold_tiles"):
+
+    def recorded(name):
         kernel = getattr(numba_cpu, name)
-        monkeypatch.setattr(numba_cpu, name, lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
+
+        def call(*args):
+            calls.append(name)
+            return kernel(*args)
+        return call
+
+    for name in ("unfold_tiles", "fold_tiles"):
+        monkeypatch.setattr(numba_cpu, name, recorded(name))
 
     def run(backend):
         rng = np.random.default_rng(0)
