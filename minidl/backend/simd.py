@@ -125,7 +125,6 @@ def fma(typingctx, x, y, z):
     return float32xW(x, y, z), codegen
 
 
-
 @intrinsic
 def add(typingctx, x, y):
     if not (x == y == float32xW):
