@@ -101,6 +101,32 @@ def split_groups(a, G):
     return a.reshape(n, G, Gc // G, math.prod(a.shape[2:]))
 
 
+# ---- weight gradients over a batch -------------------------------------------------------
+
+def samples_side_by_side(n, R, Q, P):
+    """Whether :func:`sum_over_samples` does n samples' (R, P) @ (P, Q) as one product."""
+    return n == 1 or P * (R + Q) < R * Q
+
+
+def sum_over_samples(a, b):
+    """sum_n a[n] @ b[n].T, per group: a (n, G, R, P), b (n, G, Q, P) -> (G, R, Q), a new array.
+
+    A weight gradient: R x Q channels (or a channel's window values), P pixels per sample.
+    Per sample it is n products, each writing an (R, Q) partial sum that is then summed. With
+    few pixels and many channels (the deep layers of small images) those partial sums dwarf the
+    pixels, so the samples' pixels go side by side instead, and ONE product does the sum:
+        [a[0] .. a[n-1]] @ [b[0] .. b[n-1]].T     (R, n*P) @ (n*P, Q)
+    at the price of copying a and b: taken when P*(R + Q) < R*Q (and for one sample, where the
+    side-by-side arrays are views).
+    """
+    n, G, R, P = a.shape
+    Q = b.shape[2]
+    if not samples_side_by_side(n, R, Q, P):
+        return (a @ b.swapaxes(-1, -2)).sum(axis=0)  # (n, G, R, Q) summed over n
+    a_side = a.transpose(1, 2, 0, 3).reshape(G, R, n * P)  # (G, R, n*P)
+    b_side = b.transpose(1, 2, 0, 3).reshape(G, Q, n * P)  # (G, Q, n*P)
+    return a_side @ b_side.swapaxes(-1, -2)
+
 class Lowering:
     r"""Where the windows of one convolution sit: im2col / col2im for given geometry.
 
@@ -337,15 +363,19 @@ class Conv2d(Function):
         weight_t = s.weight.reshape(G, F // G, -1).swapaxes(1, 2)  # Wm[g].T (G, Kg, F/G)
         N, C, H, W = s.x_shape
         OH, OW = s.lowering.out_size
-        dweight = xp.zeros((G, F // G, Cg * KH * KW), dtype=dy.dtype) if needs_weight else None
+        dweight = None
         dcanvas = xp.zeros((N, C) + s.lowering.canvas, dtype=dy.dtype) if needs_x else None
         dy_g = split_groups(dy, G)  # (N, G, F/G, P)
         for samples, rows in s.blocks:
             dy_block = _pixels(dy_g[samples], rows, OH, OW)  # (n, G, F/G, p)
             if needs_weight:
                 cols = s.lowering.im2col_rows(kern, s.x[samples], rows)  # (n, K, p)
-                # dweight[g] += sum_n dY[n, g] @ cols[n, g].T: (n, G, F/G, p) @ (n, G, p, Kg)
-                dweight += (dy_block @ split_groups(cols, G).swapaxes(-1, -2)).sum(axis=0)
+                # dweight[g] += sum_n dY[n, g] @ cols[n, g].T: (n, G, F/G, p), (n, G, Kg, p) -> (G, F/G, Kg)
+                part = sum_over_samples(dy_block, split_groups(cols, G))  # a new array
+                if dweight is None:
+                    dweight = part
+                else:
+                    dweight += part
                 del cols
             if needs_x:
                 # dcols[n, g] = Wm[g].T @ dY[n, g]: (G, Kg, F/G) @ (n, G, F/G, p) -> (n, G, Kg, p)
@@ -354,8 +384,8 @@ class Conv2d(Function):
                 s.lowering.col2im_rows(kern, dcols.reshape(n, C * KH * KW, p), dcanvas[samples], rows)
                 del dcols
         dx = s.lowering.from_canvas(dcanvas, s.x_shape) if needs_x else None
-        if dweight is not None:
-            dweight = dweight.reshape(s.weight.shape)
+        if needs_weight:
+            dweight = xp.zeros(s.weight.shape, dy.dtype) if dweight is None else dweight.reshape(s.weight.shape)
         return dx, dweight
 
 
@@ -435,8 +465,8 @@ class ConvTranspose2d(Function):
         for part in s.chunks:
             dcols_g = split_groups(s.lowering.im2col(kern, dy[part]), G)  # (n, G, Kt/G, L)
             if needs_weight:
-                # dweight[g] = sum_n X[n, g] @ dcols[n, g].T: (n, G, C/G, L) @ (n, G, L, Kt/G)
-                dweight_part = (split_groups(s.x[part], G) @ dcols_g.swapaxes(-1, -2)).sum(axis=0)
+                # dweight[g] = sum_n X[n, g] @ dcols[n, g].T: (n, G, C/G, L), (n, G, Kt/G, L) -> (G, C/G, Kt/G)
+                dweight_part = sum_over_samples(split_groups(s.x[part], G), dcols_g)
                 dweight = dweight_part if dweight is None else dweight + dweight_part
             if needs_x:
                 # dX[n, g] = Wt[g] @ dcols[n, g]: (G, C/G, Kt/G) @ (n, G, Kt/G, L) -> (n, G, C/G, L)

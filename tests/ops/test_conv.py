@@ -258,6 +258,59 @@ def test_gradcheck(backend, fn, arrays):
     assert gradcheck_with_random_dy(fn, arrays)
 
 
+# few pixels and many channels: the weight gradient's samples go side by side (sum_over_samples)
+FEW_PIXELS = [
+    # OH x OW = 1 x 2 pixels per sample, 7 filters x 30 window values: 2 * 37 < 7 * 30
+    ("conv2d", dict(stride=2), [(3, 5, 4, 5), (7, 5, 3, 2), (7,)]),
+    ("conv2d", dict(stride=(3, 2), groups=2), [(2, 6, 3, 4), (8, 3, 3, 2), (8,)]),
+    # 1 x 2 input pixels per sample, 6 input channels x 24 window values: 2 * 30 < 6 * 24
+    ("conv_transpose2d", dict(stride=2), [(3, 6, 1, 2), (6, 4, 3, 2), (4,)]),
+]
+
+
+@pytest.mark.parametrize("name, kw, shapes", FEW_PIXELS)
+def test_few_pixels_many_channels_gradcheck(backend, monkeypatch, name, kw, shapes):
+    """The weight gradient summed over the samples side by side (one product over n*P pixels):
+    taken in these cases (a spy on the products' shapes says so), by a float64 gradient check."""
+    arrays = [_randn(shape, seed) for seed, shape in enumerate(shapes)]
+    ours = {"conv2d": conv2d, "conv_transpose2d": conv_transpose2d}[name]
+    side = []
+    real = conv_ops.samples_side_by_side
+
+    def spy(*sizes):
+        side.append(real(*sizes))
+        return side[-1]
+    monkeypatch.setattr(conv_ops, "samples_side_by_side", spy)
+    assert gradcheck_with_random_dy(lambda *a: ours(*a, **kw), arrays)
+    assert side and all(side)
+
+
+@pytest.mark.parametrize("name, kw, shapes", FEW_PIXELS)
+def test_few_pixels_many_channels_match_torch(torch, backend, name, kw, shapes):
+    arrays = [_randn(shape, seed) for seed, shape in enumerate(shapes)]
+    ours = {"conv2d": conv2d, "conv_transpose2d": conv_transpose2d}[name]
+    _compare(torch, lambda *a: ours(*a, **kw), lambda *a: getattr(torch.nn.functional, name)(*a, **kw), *arrays)
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(0, 4), G=st.integers(1, 3), R=st.integers(1, 9), Q=st.integers(1, 40),
+       P=st.integers(1, 12), seed=st.integers(0, 2**16))
+def test_sum_over_samples_is_the_sum_of_per_sample_products(n, G, R, Q, P, seed):
+    """Both ways (side by side when P*(R+Q) < R*Q, per sample otherwise) give sum_n a[n] @ b[n].T,
+    a new array, and leave a and b alone; strided inputs (a band of pixels) included."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((n, G, R, P + 2)), rng.standard_normal((n, G, Q, P + 2))
+    a, b = a[..., 1:P + 1], b[..., 1:P + 1]  # not contiguous, like a band of output rows
+    a0, b0 = a.copy(), b.copy()
+    got = conv_ops.sum_over_samples(a, b)
+    expected = np.einsum("ngrp,ngqp->grq", a, b)
+    assert got.shape == (G, R, Q)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    assert not np.shares_memory(got, a) and not np.shares_memory(got, b)
+    np.testing.assert_array_equal(a, a0)
+    np.testing.assert_array_equal(b, b0)
+
+
 def test_only_the_needed_gradients_are_computed_and_saved(backend):
     x, weight, bias = _randn((2, 2, 5, 5)), _randn((3, 2, 3, 3), 1), _randn((3,), 2)
     # weight frozen: x is not kept (no columns to rebuild); x frozen: dx is not computed
