@@ -5,12 +5,18 @@ The public names mirror PyTorch's: ``minidl.tensor``, ``minidl.nn``,
 """
 import os as _os
 
+import sys as _sys
+
 # NumPy's idle OpenBLAS threads spin after each matrix product (2**28 cycles by default), holding
 # the cores that the Numba kernel after it needs; 2**24 cycles (a few ms) lets them sleep during
 # a kernel yet stay awake between matrix products that follow each other (docs/performance.md,
-# "Threads"). OpenBLAS reads it once, when NumPy loads it: so it applies when minidl is imported
-# before NumPy (as `unet` and the benchmarks do); a value set wins.
+# "Threads"). A value set wins. OpenBLAS reads it when NumPy loads it: if NumPy came first, the
+# loaded OpenBLAS is told to read it again (minidl/backend/openblas_threads.py).
+_timeout_is_ours = "OPENBLAS_THREAD_TIMEOUT" not in _os.environ
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "24")
+if _timeout_is_ours and "numpy" in _sys.modules:
+    from .backend.openblas_threads import apply_thread_timeout as _apply_thread_timeout
+    _apply_thread_timeout()
 
 from . import autograd, cuda, functional, random
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
