@@ -10,6 +10,8 @@ that dropping single pixels hardly regularises a convolutional network.
 The mask is drawn from ``minidl.random.generator()``, so ``minidl.manual_seed``
 makes it reproducible. See docs/gradients/dropout.md.
 """
+import numpy as np
+
 from ..autograd import Function
 from ..backend import array_module
 from ..random import generator
@@ -27,10 +29,13 @@ class Dropout(Function):
 
     def forward(self, x, p, mask_shape):
         xp = array_module(x)
-        keep = generator().random(mask_shape) >= p  # P(keep) = 1 - p; drawn on the host
-        scale = xp.zeros(mask_shape, dtype=x.dtype)
+        # P(keep) = P(u >= p) = 1 - p for u uniform on [0, 1); drawn on the host, in float32 (half
+        # the random bits of float64: the draw is most of dropout's time)
+        keep = generator().random(mask_shape, dtype=np.float32) >= p
         if p < 1:
-            scale[...] = xp.asarray(keep) * (1 / (1 - p))
+            scale = xp.multiply(xp.asarray(keep), 1 / (1 - p), dtype=x.dtype)  # keep / (1 - p)
+        else:
+            scale = xp.zeros(mask_shape, dtype=x.dtype)
         self.save(scale=scale)
         return x * scale
 
