@@ -4,7 +4,6 @@ The public names mirror PyTorch's: ``minidl.tensor``, ``minidl.nn``,
 ``minidl.optim``, ``minidl.functional`` (as ``F``), ``minidl.no_grad``, ...
 """
 import os as _os
-
 import sys as _sys
 
 # NumPy's idle OpenBLAS threads spin after each matrix product (2**28 cycles by default), holding

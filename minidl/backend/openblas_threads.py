@@ -25,8 +25,12 @@ def loaded_openblas_paths(maps="/proc/self/maps"):
             lines = f.read().splitlines()
     except OSError:
         return []
-    paths = {line.split(None, 5)[5] for line in lines if len(line.split(None, 5)) == 6}
-    return sorted(p for p in paths if p.startswith("/") and "openblas" in p.rsplit("/", 1)[-1].lower())
+    paths = set()
+    for line in lines:  # address, permissions, offset, device, inode, path (if any)
+        fields = line.split(None, 5)
+        if len(fields) == 6 and fields[5].startswith("/"):
+            paths.add(fields[5])
+    return sorted(p for p in paths if "openblas" in p.rsplit("/", 1)[-1].lower())
 
 
 def apply_thread_timeout():

@@ -127,6 +127,7 @@ def sum_over_samples(a, b):
     b_side = b.transpose(1, 2, 0, 3).reshape(G, Q, n * P)  # (G, Q, n*P)
     return a_side @ b_side.swapaxes(-1, -2)
 
+
 class Lowering:
     r"""Where the windows of one convolution sit: im2col / col2im for given geometry.
 
