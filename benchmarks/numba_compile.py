@@ -11,8 +11,9 @@ process with its own empty cache directory (``NUMBA_CACHE_DIR``, so the reposito
 Two things are measured in each:
   kernels  every public kernel of ``minidl.backend.numba_cpu`` (im2col, col2im, max/avg pool
            forward and backward, the four Winograd tile transforms, the shifted rows) in
-           float32 and float64 on tiny inputs: first call minus second call = the compile
-           (or cache-load) time of that kernel and dtype;
+           float32 and float64 on tiny inputs, both ways it runs: on Numba's threads and as its
+           serial twin on the calling thread (what small work takes): first call minus second
+           call = the compile (or cache-load) time of that kernel, dtype and way;
   step     the first training step of a small U-Net-shaped network (conv2d 3x3 with 3, 8 and
            16 input channels, the last by shifted rows, and one with 128 channels by Winograd;
            max_pool2d, conv_transpose2d 2x2/2, cat, relu; float32, forward and backward),
@@ -115,12 +116,17 @@ def child_kernels():
     import numpy as np
 
     import_numba = time.perf_counter() - start
+    from minidl.backend import numba_cpu
+
     rows = []
-    for dtype in DTYPES:
-        for name, call in kernel_calls(np, dtype).items():
-            first, second = _seconds(call), _seconds(call)
-            rows.append({"kernel": name, "dtype": dtype, "first_call_s": first,
-                         "second_call_s": second, "compile_s": first - second})
+    small_work = (numba_cpu.SERIAL_VALUES, numba_cpu.SERIAL_FLOPS)
+    for way, limits in (("one thread", small_work), ("threads", (0, 0))):  # (0, 0): no work is small
+        numba_cpu.SERIAL_VALUES, numba_cpu.SERIAL_FLOPS = limits
+        for dtype in DTYPES:
+            for name, call in kernel_calls(np, dtype).items():
+                first, second = _seconds(call), _seconds(call)
+                rows.append({"kernel": name, "dtype": dtype, "way": way, "first_call_s": first,
+                             "second_call_s": second, "compile_s": first - second})
     return {"import_minidl_s": import_minidl, "import_numba_s": import_numba,
             "numba_imported_by_minidl": numba_imported_by_minidl, "kernels": rows}
 
@@ -182,14 +188,15 @@ def markdown(result):
     lines = ["# Numba compile time: first calls, without and with the on-disk cache", "",
              "Each column is a fresh process with its own cache directory: `cold` compiles and "
              "writes the cache, `cached` loads it. Time = first call minus second call; the "
-             "first row also holds one-time costs (importing `numba_cpu`, starting Numba's "
-             "threads, initialising its compiler).", "",
-             "| kernel | dtype | cold s | cached s |", "|---|---|---:|---:|"]
-    cached = {(r["kernel"], r["dtype"]): r for r in k["cached"]["kernels"]}
+             "first row also holds one-time costs (importing `numba_cpu`, initialising Numba's "
+             "compiler; the first row on threads, starting them). Way: the kernel on Numba's "
+             "threads, or its serial twin on the calling thread (small work).", "",
+             "| kernel | dtype | way | cold s | cached s |", "|---|---|---|---:|---:|"]
+    cached = {(r["kernel"], r["dtype"], r["way"]): r for r in k["cached"]["kernels"]}
     for r in k["cold"]["kernels"]:
-        lines.append(f"| {r['kernel']} | {r['dtype']} | {r['compile_s']:.2f} | "
-                     f"{cached[(r['kernel'], r['dtype'])]['compile_s']:.3f} |")
-    lines.append(f"| **all kernels** | both | **{sum(r['compile_s'] for r in k['cold']['kernels']):.2f}** | "
+        lines.append(f"| {r['kernel']} | {r['dtype']} | {r['way']} | {r['compile_s']:.2f} | "
+                     f"{cached[(r['kernel'], r['dtype'], r['way'])]['compile_s']:.3f} |")
+    lines.append(f"| **all kernels** | both | both | **{sum(r['compile_s'] for r in k['cold']['kernels']):.2f}** | "
                  f"**{sum(r['compile_s'] for r in k['cached']['kernels']):.2f}** |")
     lines += ["", "| first training step (small U-Net, float32) | cold | cached |", "|---|---:|---:|",
               f"| first step s | {s['cold']['first_step_s']:.2f} | {s['cached']['first_step_s']:.2f} |",
@@ -212,7 +219,7 @@ def chart(result, path):
     per_kernel = {}
     for mode in ("cold", "cached"):
         for r in result["kernels"][mode]["kernels"]:
-            key = f"{r['kernel']} ({mode})"
+            key = f"{r['kernel']} ({mode}, {r['way']})"
             per_kernel[key] = per_kernel.get(key, 0.0) + r["compile_s"]
     step = result["step"]
     save_ratio_chart(path, [

@@ -40,6 +40,7 @@ Division follows NumPy (``error_model="numpy"``): no ZeroDivisionError checks in
 (no divisor here is ever zero).
 """
 import os
+import types
 
 import numba
 import numpy as np
@@ -58,6 +59,42 @@ from .reference import _avgpool2d_divisor, _col2im_geometry
 CONV_ALGORITHMS = {"depthwise": 2, "direct": (16, 64), "rotated_kernel": 1, "shifted_rows": 16, "winograd": 128}
 
 _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
+
+# ---- one thread or all ---------------------------------------------------------------------
+#
+# Handing a parallel loop to Numba's threads costs about 0.1-0.2 ms where they sleep between
+# kernels (the workqueue layer, start_threads below), more than a small kernel's whole work on one
+# thread: ReLU of 2x64x32x32 took 0.17 ms through the threads and 0.014 ms on the calling thread.
+# So every parallel kernel has a serial twin, the same Python function compiled without
+# ``parallel`` (its prange runs as range: each task's loop, in the same order), which the
+# wrappers call for small work: below SERIAL_VALUES values in the largest array a loop moves
+# through memory, or below SERIAL_FLOPS floating-point operations for the direct convolution's
+# arithmetic. Both are crossovers measured on a 2-vCPU machine (docs/performance.md).
+SERIAL_VALUES = 2**20
+SERIAL_FLOPS = 2**28
+_serial_twins = {}
+
+
+def _serial_twin(kernel):
+    """``kernel`` (a parallel Numba kernel) compiled without ``parallel``, once, under a name of its
+    own (so that the two never share an entry of Numba's on-disk cache)."""
+    if kernel not in _serial_twins:
+        f = kernel.py_func
+        twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
+        twin.__qualname__, twin.__doc__ = f.__qualname__ + "_serial", f.__doc__
+        options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
+        _serial_twins[kernel] = numba.njit(cache=True, **options)(twin)
+    return _serial_twins[kernel]
+
+
+def _by_values(kernel, *arrays):
+    """``kernel``, or its serial twin if the largest of ``arrays`` has fewer than SERIAL_VALUES values."""
+    return kernel if max(a.size for a in arrays) >= SERIAL_VALUES else _serial_twin(kernel)
+
+
+def _by_flops(kernel, flops):
+    """``kernel``, or its serial twin for fewer than SERIAL_FLOPS floating-point operations."""
+    return kernel if flops >= SERIAL_FLOPS else _serial_twin(kernel)
 
 
 def start_threads():
@@ -153,7 +190,7 @@ def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW):
     OH = conv_output_size(H, KH, SH, PH, DH)
     OW = conv_output_size(W, KW, SW, PW, DW)
     cols = np.empty((N, C * KH * KW, OH * OW), dtype=x.dtype)
-    _im2col(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, cols)
+    _by_values(_im2col, cols)(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, cols)
     return cols
 
 
@@ -162,7 +199,7 @@ def col2im(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW):
     N, C, H, W = x_shape
     OH, OW = _col2im_geometry(cols, x_shape, KH, KW, SH, SW, PH, PW, DH, DW)
     dx = np.empty((N, C, H, W), dtype=cols.dtype)  # every plane is zeroed by its thread
-    _col2im(np.ascontiguousarray(cols), KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, dx)
+    _by_values(_col2im, cols)(np.ascontiguousarray(cols), KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, dx)
     return dx
 
 
@@ -199,7 +236,7 @@ def stack_shifted_rows(x, r0, R, KH, KW, DH, DW, PT, PL, WC, G, out=None):
     """See ``reference.stack_shifted_rows``: x (N,C,H,W) -> S (N, G, KH*C/G, R*WC + DW*(KW-1))."""
     N, C = x.shape[:2]
     S = np.empty((N, G, KH * (C // G), R * WC + DW * (KW - 1)), dtype=x.dtype) if out is None else out
-    _stack_shifted_rows(np.ascontiguousarray(x), r0, R, KH, DH, PT, PL, WC, G, S)
+    _by_values(_stack_shifted_rows, S)(np.ascontiguousarray(x), r0, R, KH, DH, PT, PL, WC, G, S)
     return S
 
 
@@ -245,14 +282,14 @@ def unfold_tiles(x, KH, KW):
     x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     cols = np.empty((N, C * KH * KW, (H // KH) * (W // KW)), dtype=x.dtype)
-    _unfold_tiles(x, KH, KW, cols)
+    _by_values(_unfold_tiles, cols)(x, KH, KW, cols)
     return cols
 
 
 def fold_tiles(cols, KH, KW, x_shape):
     """cols (N, C*KH*KW, OH*OW) -> x x_shape = (N, C, KH*OH, KW*OW): the inverse of unfold_tiles."""
     x = np.empty(tuple(x_shape), dtype=cols.dtype)
-    _fold_tiles(np.ascontiguousarray(cols), KH, KW, x)
+    _by_values(_fold_tiles, x)(np.ascontiguousarray(cols), KH, KW, x)
     return x
 
 
@@ -495,9 +532,9 @@ def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW):
     y = np.empty((N, C * weight.shape[1], OH, OW), dtype=x.dtype)  # every row is written by its thread
     x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
     if (SH, SW) == (1, 1):
-        _depthwise_conv2d_stride1(x, weight, PH, PW, DH, DW, y)
+        _by_values(_depthwise_conv2d_stride1, x, y)(x, weight, PH, PW, DH, DW, y)
     else:
-        _depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, y)
+        _by_values(_depthwise_conv2d, x, y)(x, weight, SH, SW, PH, PW, DH, DW, y)
     return y
 
 
@@ -505,7 +542,7 @@ def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW, out=None):
     """See ``reference.depthwise_conv2d_dx``: dy (N, C*M, OH, OW) -> dx x_shape (into ``out`` if given)."""
     dx = np.empty(tuple(x_shape), dtype=dy.dtype) if out is None else out  # every plane is written by its thread
     dy, weight = np.ascontiguousarray(dy), np.ascontiguousarray(weight)
-    _depthwise_conv2d_dx_spread(dy, weight, SH, SW, PH, PW, DH, DW, dx)
+    _by_values(_depthwise_conv2d_dx_spread, dy, dx)(dy, weight, SH, SW, PH, PW, DH, DW, dx)
     return dx
 
 
@@ -514,7 +551,7 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
     C, F = x.shape[1], dy.shape[1]
     dweight = np.empty((C, F // C, KH, KW), dtype=dy.dtype)
     dy, x = np.ascontiguousarray(dy), np.ascontiguousarray(x)
-    _depthwise_conv2d_dweight_spread(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight)
+    _by_values(_depthwise_conv2d_dweight_spread, dy, x)(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight)
     return dweight
 
 
@@ -850,10 +887,12 @@ def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
     y = np.empty((N, F, OH, OW), dtype=x.dtype) if out is None else out
     vectors = DIRECT_VECTORS and x.dtype == np.float32 and weight.dtype == np.float32
     RB, bands, acc = _direct_buffers(N, C, F, G, OH, OW, DH, DW, x.dtype, vectors)
+    flops = 18 * N * OH * OW * (C // G) * F  # 9 multiply-adds per output value and input channel
     if vectors:
-        _direct_conv2d_3x3_f32x64(x, _padded_filters(weight, G, 4), PT, PL, DH, DW, F // G, RB, bands, acc, y)
+        _by_flops(_direct_conv2d_3x3_f32x64, flops)(x, _padded_filters(weight, G, 4), PT, PL, DH, DW, F // G,
+                                                    RB, bands, acc, y)
     else:
-        _direct_conv2d_3x3(x, _padded_filters(weight, G), PT, PL, DH, DW, F // G, RB, bands, acc, y)
+        _by_flops(_direct_conv2d_3x3, flops)(x, _padded_filters(weight, G), PT, PL, DH, DW, F // G, RB, bands, acc, y)
     return y
 
 
@@ -866,7 +905,9 @@ def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G):
     RB, bands, dy_wide = _direct_buffers(N, C, F, G, OH, OW, DH, DW, dy.dtype)
     chunks = min(N * -(-OH // RB), DIRECT_DWEIGHT_CHUNKS)
     partial = np.empty((chunks, G, Fg + Fg % 2, C // G, 3, 3), dtype=dy.dtype)
-    _direct_conv2d_3x3_dweight(dy, x.astype(dy.dtype, copy=False), PT, PL, DH, DW, G, RB, bands, dy_wide, partial)
+    flops = 18 * N * OH * OW * (C // G) * F  # 9 multiply-adds per output value and input channel
+    _by_flops(_direct_conv2d_3x3_dweight, flops)(dy, x.astype(dy.dtype, copy=False), PT, PL, DH, DW, G, RB, bands,
+                                                 dy_wide, partial)
     return partial[:, :, :Fg].sum(axis=0).reshape(F, C // G, 3, 3)
 
 
@@ -1084,24 +1125,24 @@ def _winograd_output_tiles_adjoint(dy, TH, TW, t0, dM):
 def winograd_input_tiles(x, PT, PL, TH, TW, t0, t1):
     """See ``reference.winograd_input_tiles``: x (N,C,H,W) -> V (36, C, t1 - t0)."""
     V = np.empty((WINOGRAD_POINTS, x.shape[1], t1 - t0), dtype=x.dtype)
-    _winograd_input_tiles(np.ascontiguousarray(x), PT, PL, TH, TW, t0, V)
+    _by_values(_winograd_input_tiles, V)(np.ascontiguousarray(x), PT, PL, TH, TW, t0, V)
     return V
 
 
 def winograd_input_tiles_adjoint(dV, PT, PL, TH, TW, t0, dx):
     """See ``reference.winograd_input_tiles_adjoint``: dx += adjoint(dV), in place."""
-    _winograd_input_tiles_adjoint(np.ascontiguousarray(dV), PT, PL, TH, TW, t0, dx)
+    _by_values(_winograd_input_tiles_adjoint, dV)(np.ascontiguousarray(dV), PT, PL, TH, TW, t0, dx)
 
 
 def winograd_output_tiles(M, TH, TW, t0, y):
     """See ``reference.winograd_output_tiles``: writes the tiles of M (36, F, tiles) into y."""
-    _winograd_output_tiles(np.ascontiguousarray(M), TH, TW, t0, y)
+    _by_values(_winograd_output_tiles, M)(np.ascontiguousarray(M), TH, TW, t0, y)
 
 
 def winograd_output_tiles_adjoint(dy, TH, TW, t0, t1):
     """See ``reference.winograd_output_tiles_adjoint``: dy (N,F,OH,OW) -> dM (36, F, t1 - t0)."""
     dM = np.empty((WINOGRAD_POINTS, dy.shape[1], t1 - t0), dtype=dy.dtype)
-    _winograd_output_tiles_adjoint(np.ascontiguousarray(dy), TH, TW, t0, dM)
+    _by_values(_winograd_output_tiles_adjoint, dM)(np.ascontiguousarray(dy), TH, TW, t0, dM)
     return dM
 
 
@@ -1193,7 +1234,7 @@ def maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     N, C = x.shape[:2]
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
     argmax = np.empty((N, C, OH, OW), dtype=np.int64)
-    _maxpool2d_forward(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, DH, DW, y, argmax)
+    _by_values(_maxpool2d_forward, x)(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, DH, DW, y, argmax)
     return y, argmax
 
 
@@ -1202,8 +1243,8 @@ def maxpool2d_backward(dy, argmax, x_shape):
     N, C, H, W = x_shape
     OH, OW = argmax.shape[2:]
     dx = np.zeros((N * C, H * W), dtype=dy.dtype)
-    _maxpool2d_backward(np.ascontiguousarray(dy).reshape(N * C, OH * OW),
-                        np.ascontiguousarray(argmax, dtype=np.int64).reshape(N * C, OH * OW), dx)
+    _by_values(_maxpool2d_backward, dx)(np.ascontiguousarray(dy).reshape(N * C, OH * OW),
+                                        np.ascontiguousarray(argmax, dtype=np.int64).reshape(N * C, OH * OW), dx)
     return dx.reshape(x_shape)
 
 
@@ -1213,7 +1254,7 @@ def avgpool2d_forward(x, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad, divi
     divisor = _avgpool2d_divisor(H, W, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
                                  divisor_override, x.dtype)
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
-    _avgpool2d_forward(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, divisor, y)
+    _by_values(_avgpool2d_forward, x)(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, divisor, y)
     return y
 
 
@@ -1224,7 +1265,7 @@ def avgpool2d_backward(dy, x_shape, KH, KW, SH, SW, PH, PW, OH, OW, count_includ
     divisor = _avgpool2d_divisor(H, W, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
                                  divisor_override, dy.dtype)
     dx = np.zeros(x_shape, dtype=dy.dtype)
-    _avgpool2d_backward(np.ascontiguousarray(dy), KH, KW, SH, SW, PH, PW, divisor, dx)
+    _by_values(_avgpool2d_backward, dx)(np.ascontiguousarray(dy), KH, KW, SH, SW, PH, PW, divisor, dx)
     return dx
 
 
@@ -1303,7 +1344,7 @@ def batch_norm_train(x, weight, bias, eps):
     bias = np.zeros(C, dtype=x.dtype) if bias is None else bias.astype(x.dtype, copy=False)
     y, x_hat = np.empty(x.shape, dtype=x.dtype), np.empty(x.shape, dtype=x.dtype)
     stats = np.empty((3, C), dtype=np.float64)  # mean, var, inv_std
-    _batch_norm_train(_channels_3d(x), weight, bias, float(eps), _channels_3d(y), _channels_3d(x_hat), stats)
+    _by_values(_batch_norm_train, x)(_channels_3d(x), weight, bias, float(eps), _channels_3d(y), _channels_3d(x_hat), stats)
     mean, var, inv_std = stats.astype(x.dtype)
     return y, x_hat, mean, var, inv_std
 
@@ -1315,8 +1356,8 @@ def batch_norm_backward(dy, x_hat, weight, inv_std, needs_x):
     weight = np.ones(C, dtype=dy.dtype) if weight is None else weight
     dx = np.empty(dy.shape, dtype=dy.dtype) if needs_x else np.empty((0, C, 0), dtype=dy.dtype)
     sums = np.empty((2, C), dtype=np.float64)  # dbias, dweight
-    _batch_norm_backward(_channels_3d(dy), _channels_3d(x_hat), weight, inv_std, needs_x,
-                         _channels_3d(dx) if needs_x else dx, sums)
+    _by_values(_batch_norm_backward, dy)(_channels_3d(dy), _channels_3d(x_hat), weight, inv_std, needs_x,
+                                         _channels_3d(dx) if needs_x else dx, sums)
     dbias, dweight = sums.astype(dy.dtype)
     return (dx if needs_x else None), dweight, dbias
 
@@ -1359,7 +1400,7 @@ def relu(x, out):
     flat = _flat_views(x, out)
     if flat is None:
         return False
-    _relu(*flat)
+    _by_values(_relu, x)(*flat)
     return True
 
 
@@ -1369,5 +1410,5 @@ def relu_backward(dy, y, out):
     flat = _flat_views(dy, y, out)
     if flat is None:
         return False
-    _relu_backward(*flat)
+    _by_values(_relu_backward, dy)(*flat)
     return True

@@ -1,0 +1,75 @@
+"""Small work on the calling thread: the serial twins of the Numba backend's parallel kernels
+(minidl/backend/numba_cpu.py, "one thread or all"). That every kernel computes the same in both
+ways is the rest of this folder's business: each of its tests runs once per way (conftest.py)."""
+import inspect
+import re
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+from minidl.backend import kernel_module  # noqa: E402
+
+numba_cpu = kernel_module("numba")
+
+
+def parallel_kernels():
+    return {name: kernel for name, kernel in vars(numba_cpu).items()
+            if isinstance(kernel, numba.core.registry.CPUDispatcher) and kernel.targetoptions.get("parallel")}
+
+
+def test_every_parallel_kernel_is_called_through_the_choice():
+    """No wrapper calls a parallel kernel directly: each call is _by_values(kernel, ...)(...) or
+    _by_flops(kernel, ...)(...), so small work never pays for the threads."""
+    source = inspect.getsource(numba_cpu)
+    for name in parallel_kernels():
+        direct = re.findall(rf"^.*(?<!def )\b{name}\(.*$", source, flags=re.MULTILINE)
+        assert not direct, f"{name} is called directly: {direct}"
+        assert re.search(rf"_by_(values|flops)\({name},", source), f"{name} is never called"
+
+
+def test_the_twin_is_the_same_function_compiled_without_parallel():
+    for name, kernel in parallel_kernels().items():
+        twin = numba_cpu._serial_twin(kernel)
+        assert twin is numba_cpu._serial_twin(kernel)  # made once
+        assert twin.py_func.__code__ is kernel.py_func.__code__, name
+        assert not twin.targetoptions.get("parallel"), name
+        assert twin.py_func.__qualname__ != kernel.py_func.__qualname__, name  # its own cache entries
+
+
+@pytest.fixture
+def choices(monkeypatch):
+    """The kernels that ran, as 'twin' or 'threads', recorded by spying on the choice."""
+    ran = []
+    real_twin = numba_cpu._serial_twin
+
+    def spy(kernel):
+        ran.append("twin")
+        return real_twin(kernel)
+    monkeypatch.setattr(numba_cpu, "_serial_twin", spy)
+    return ran
+
+
+def test_small_work_runs_the_twin_and_large_work_the_threads(monkeypatch, choices):
+    monkeypatch.setattr(numba_cpu, "SERIAL_VALUES", 1000)
+    x = np.random.default_rng(0).standard_normal(999).astype(np.float32)
+    out = np.empty_like(x)
+    assert numba_cpu.relu(x, out) and choices == ["twin"]
+    np.testing.assert_array_equal(out, np.where(x < 0, 0, x))
+    big = np.random.default_rng(1).standard_normal(1000).astype(np.float32)
+    out = np.empty_like(big)
+    assert numba_cpu.relu(big, out) and choices == ["twin"]  # no twin asked for
+    np.testing.assert_array_equal(out, np.where(big < 0, 0, big))
+
+
+def test_the_direct_convolution_chooses_by_its_arithmetic(monkeypatch, choices):
+    """2x3x5x5 input, 4 filters: 18 * 2*5*5 * 3 * 4 = 10800 floating-point operations."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((4, 3, 3, 3))
+    monkeypatch.setattr(numba_cpu, "SERIAL_FLOPS", 10801)
+    small = numba_cpu.direct_conv2d(x, w, 1, 1, 1, 1, 1, 5, 5)
+    assert choices == ["twin"]
+    monkeypatch.setattr(numba_cpu, "SERIAL_FLOPS", 10800)
+    large = numba_cpu.direct_conv2d(x, w, 1, 1, 1, 1, 1, 5, 5)
+    assert choices == ["twin"]
+    np.testing.assert_array_equal(small, large)
