@@ -39,7 +39,8 @@ def test_the_twin_is_the_same_function_compiled_without_parallel():
 
 @pytest.fixture
 def choices(monkeypatch):
-    """The kernels that ran, as 'twin' or 'threads', recorded by spying on the choice."""
+    """'twin' for every serial twin the wrappers chose (spying on _serial_twin); the threads leave
+    no mark."""
     ran = []
     real_twin = numba_cpu._serial_twin
 
