@@ -467,8 +467,11 @@ class ConvTranspose2d(Function):
             dcols_g = split_groups(s.lowering.im2col(kern, dy[part]), G)  # (n, G, Kt/G, L)
             if needs_weight:
                 # dweight[g] = sum_n X[n, g] @ dcols[n, g].T: (n, G, C/G, L), (n, G, Kt/G, L) -> (G, C/G, Kt/G)
-                dweight_part = sum_over_samples(split_groups(s.x[part], G), dcols_g)
-                dweight = dweight_part if dweight is None else dweight + dweight_part
+                part_sum = sum_over_samples(split_groups(s.x[part], G), dcols_g)  # a new array
+                if dweight is None:
+                    dweight = part_sum
+                else:
+                    dweight += part_sum
             if needs_x:
                 # dX[n, g] = Wt[g] @ dcols[n, g]: (G, C/G, Kt/G) @ (n, G, Kt/G, L) -> (n, G, C/G, L)
                 xp.matmul(weight_g, dcols_g, out=split_groups(dx[part], G))
