@@ -31,10 +31,13 @@ modification time, so an edit recompiles once.
 
 Threads. Numba starts one thread per core; :func:`start_threads`, which
 ``minidl.backend.kernel_module("numba")`` calls once before the first kernel runs, picks the
-``workqueue`` threading layer and a passive OpenMP wait policy, because threads that keep
-spinning between the many kernel/BLAS hand-overs of a convolution cost more than the work
-(unless ``NUMBA_THREADING_LAYER`` or ``OMP_WAIT_POLICY`` is set; why, with measurements:
-docs/performance.md, "Threads").
+``omp`` threading layer (GNU OpenMP: the calling thread takes a share of each loop and wakes the
+others) with a passive wait policy, because threads that keep spinning between the many
+kernel/BLAS hand-overs of a convolution cost more than the work; where OpenMP cannot load, Numba's
+own ``workqueue`` (unless ``NUMBA_THREADING_LAYER``, ``NUMBA_THREADING_LAYER_PRIORITY`` or
+``OMP_WAIT_POLICY`` is set; why, with measurements: docs/performance.md, "Threads"). GNU OpenMP's
+threads do not survive a fork, so a forked child process (a DataLoader worker) runs every kernel
+on its calling thread (the serial twins below).
 
 Division follows NumPy (``error_model="numpy"``): no ZeroDivisionError checks inside the loops
 (no divisor here is ever zero).
@@ -88,22 +91,36 @@ def _serial_twin(kernel):
 
 
 def _by_values(kernel, *arrays):
-    """``kernel``, or its serial twin if the largest of ``arrays`` has fewer than SERIAL_VALUES values."""
-    return kernel if max(a.size for a in arrays) >= SERIAL_VALUES else _serial_twin(kernel)
+    """``kernel``, or its serial twin if the largest of ``arrays`` has fewer than SERIAL_VALUES values
+    (or in a forked child: :func:`_pool_is_ours`)."""
+    return kernel if max(a.size for a in arrays) >= SERIAL_VALUES and _pool_is_ours() else _serial_twin(kernel)
 
 
 def _by_flops(kernel, flops):
-    """``kernel``, or its serial twin for fewer than SERIAL_FLOPS floating-point operations."""
-    return kernel if flops >= SERIAL_FLOPS else _serial_twin(kernel)
+    """``kernel``, or its serial twin for fewer than SERIAL_FLOPS floating-point operations (or in a
+    forked child: :func:`_pool_is_ours`)."""
+    return kernel if flops >= SERIAL_FLOPS and _pool_is_ours() else _serial_twin(kernel)
+
+
+_PROCESS = os.getpid()  # the process that imported this module (a forked child has another id)
+
+
+def _pool_is_ours():
+    """Whether this process may use Numba's thread pool: not in a child forked from the process
+    that imported this module, where GNU OpenMP's pool is gone (Numba ends such a child with
+    "fork() called from a process already using GNU OpenMP") and every kernel runs serial."""
+    return os.getpid() == _PROCESS
 
 
 def start_threads():
-    """Start Numba's thread pool: the workqueue layer, OpenMP passive, unless chosen already.
+    """Start Numba's thread pool: OpenMP with a passive wait policy, else workqueue, unless chosen
+    already.
 
     Called once by ``minidl.backend.kernel_module("numba")`` before the first kernel runs
     (why these choices: docs/performance.md, "Threads")."""
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        numba.config.THREADING_LAYER = "workqueue"  # no effect if Numba's pool already runs
+    if "NUMBA_THREADING_LAYER" not in os.environ and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
+        numba.config.THREADING_LAYER = "default"  # the first of the priority list that loads
+        numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]  # (no effect once the pool runs)
     if "OMP_WAIT_POLICY" in os.environ:
         numba.get_num_threads()
         return

@@ -537,6 +537,37 @@ def test_fork_is_the_default_start_method_on_linux():
         assert default_context().get_start_method() == "fork"
 
 
+class Convolved(Dataset):
+    """Sample i: a 3x3 convolution of 8x32x32x32 values (a kernel large enough for Numba's threads)."""
+
+    def __init__(self, x, w):
+        self.x, self.w = x, w
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return minidl.functional.conv2d(self.x * (i + 1), self.w, padding=1).numpy()
+
+
+def test_forked_workers_compute_kernels_after_the_parent_used_the_threads(monkeypatch):
+    """Numba's pool (GNU OpenMP where it loads) does not survive a fork: a worker forked after the
+    parent ran a parallel kernel must compute on its own thread, not die or hang."""
+    if sys.platform != "linux":
+        pytest.skip("fork is the default start method on Linux only")
+    numba_cpu = pytest.importorskip("minidl.backend.numba_cpu")
+    monkeypatch.setattr(numba_cpu, "SERIAL_VALUES", 0)  # every kernel large enough for the threads
+    monkeypatch.setattr(numba_cpu, "SERIAL_FLOPS", 0)
+    rng = np.random.default_rng(0)
+    x = minidl.tensor(rng.standard_normal((8, 32, 32, 32)).astype(np.float32))
+    w = minidl.tensor(rng.standard_normal((32, 32, 3, 3)).astype(np.float32))
+    dataset = Convolved(x, w)
+    expected = [dataset[i] for i in range(2)]  # the parent starts the pool
+    got = list(DataLoader(dataset, batch_size=None, num_workers=1, timeout=60))
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a.numpy(), b)
+
+
 def test_spawned_workers_give_the_same_batches():
     """Another start method: everything the workers need travels pickled."""
     loader = DataLoader(Squares(9), batch_size=4, shuffle=True, num_workers=1, multiprocessing_context="spawn",
