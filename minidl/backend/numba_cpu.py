@@ -31,19 +31,21 @@ modification time, so an edit recompiles once.
 
 Threads. Numba starts one thread per core; :func:`start_threads`, which
 ``minidl.backend.kernel_module("numba")`` calls once before the first kernel runs, picks the
-``omp`` threading layer (GNU OpenMP: the calling thread takes a share of each loop and wakes the
-others) with a passive wait policy, because threads that keep spinning between the many
-kernel/BLAS hand-overs of a convolution cost more than the work; where OpenMP cannot load, Numba's
-own ``workqueue`` (unless ``NUMBA_THREADING_LAYER``, ``NUMBA_THREADING_LAYER_PRIORITY`` or
-``OMP_WAIT_POLICY`` is set; why, with measurements: docs/performance.md, "Threads"). GNU OpenMP's
-threads do not survive a fork, so a forked child process (a DataLoader worker) runs every kernel
-on its calling thread (the serial twins below).
+``tbb`` threading layer (Intel TBB, the ``tbb`` package: the calling thread takes a share of each
+loop), else Numba's own ``workqueue``, never GNU OpenMP, whose runtime PyTorch's wheel shares
+(unless ``NUMBA_THREADING_LAYER`` or ``NUMBA_THREADING_LAYER_PRIORITY`` is set; an OpenMP chosen
+that way waits passively unless ``OMP_WAIT_POLICY`` is set; why, with measurements:
+docs/performance.md, "Threads"). A child process forked from the one that imported this module
+(a DataLoader worker) runs every kernel on its calling thread (the serial twins below): a thread
+pool does not survive a fork under every layer.
 
 Division follows NumPy (``error_model="numpy"``): no ZeroDivisionError checks inside the loops
 (no divisor here is ever zero).
 """
+import ctypes
 import os
 import types
+from importlib import metadata
 
 import numba
 import numpy as np
@@ -107,20 +109,37 @@ _PROCESS = os.getpid()  # the process that imported this module (a forked child 
 
 def _pool_is_ours():
     """Whether this process may use Numba's thread pool: not in a child forked from the process
-    that imported this module, where GNU OpenMP's pool is gone (Numba ends such a child with
-    "fork() called from a process already using GNU OpenMP") and every kernel runs serial."""
+    that imported this module, where the pool may be gone (GNU OpenMP's is: Numba ends such a
+    child with "fork() called from a process already using GNU OpenMP") and every kernel runs
+    serial."""
     return os.getpid() == _PROCESS
 
 
+def _load_tbb():
+    """Load the TBB library of the ``tbb`` package, if installed, so that Numba's TBB layer finds
+    it: pip puts it in the environment's lib directory, where the system's loader does not look."""
+    try:
+        files = metadata.files("tbb") or []
+    except metadata.PackageNotFoundError:
+        return
+    for file in files:
+        if file.name in ("libtbb.so.12", "libtbb.12.dylib", "tbb12.dll"):
+            try:
+                ctypes.CDLL(str(file.locate()), mode=ctypes.RTLD_GLOBAL)
+            except OSError:  # a broken install: Numba falls back to workqueue
+                pass
+            return
+
+
 def start_threads():
-    """Start Numba's thread pool: OpenMP with a passive wait policy, else workqueue, unless chosen
-    already.
+    """Start Numba's thread pool: TBB, else workqueue, unless chosen already.
 
     Called once by ``minidl.backend.kernel_module("numba")`` before the first kernel runs
     (why these choices: docs/performance.md, "Threads")."""
+    _load_tbb()  # (also for a TBB chosen through the environment)
     if "NUMBA_THREADING_LAYER" not in os.environ and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
         numba.config.THREADING_LAYER = "default"  # the first of the priority list that loads
-        numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]  # (no effect once the pool runs)
+        numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]  # (no effect once the pool runs)
     if "OMP_WAIT_POLICY" in os.environ:
         numba.get_num_threads()
         return

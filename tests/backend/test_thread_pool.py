@@ -1,8 +1,10 @@
-"""Numba's thread pool (minidl/backend/numba_cpu.py, "Threads"): OpenMP where it loads, else
-workqueue, the user's choice kept; and a forked child never touches the pool it inherited."""
+"""Numba's thread pool (minidl/backend/numba_cpu.py, "Threads"): TBB where the tbb package is
+installed, else workqueue, never OpenMP unless asked; the user's choice kept; and a forked child
+never touches the pool it inherited."""
 import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +27,20 @@ def _python(code, **env):
     return result.stdout.strip()
 
 
-def test_the_pool_is_openmp_where_it_loads_else_workqueue():
-    openmp_loads = subprocess.run([sys.executable, "-c", "from numba.np.ufunc import omppool"],
-                                  capture_output=True, timeout=120).returncode == 0
-    assert _python(LAYER) == ("omp" if openmp_loads else "workqueue")
+def test_the_pool_is_tbb_where_the_package_is_installed_else_workqueue():
+    try:
+        metadata.version("tbb")
+        expected = "tbb"
+    except metadata.PackageNotFoundError:
+        expected = "workqueue"
+    assert _python(LAYER) == expected
+
+
+def test_without_tbb_the_pool_is_workqueue_not_openmp():
+    """GNU OpenMP's runtime is shared with PyTorch's wheel: a wait policy set by whichever loads
+    first (docs/performance.md, "Threads")."""
+    hide_tbb = "import importlib.metadata as m; m.files = lambda name: None; "
+    assert _python(hide_tbb + LAYER) == "workqueue"
 
 
 def test_the_users_choice_of_layer_is_kept():
@@ -44,8 +56,9 @@ def test_the_wait_policy_asked_of_openmp_is_not_left_in_the_environment():
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_runs_every_kernel_on_its_calling_thread(monkeypatch):
-    """GNU OpenMP's pool does not survive a fork (Numba ends a child that launches a parallel loop
-    in it): after the parent used the pool, a forked child computes the same on the serial twins."""
+    """A pool may not survive a fork (GNU OpenMP's does not: Numba ends a child that launches a
+    parallel loop in it): after the parent used the pool, a forked child computes the same on the
+    serial twins."""
     monkeypatch.setattr(numba_cpu, "SERIAL_VALUES", 0)  # every kernel large enough for the threads
     x = np.random.default_rng(0).standard_normal((4, 64, 64)).astype(np.float32)
     expected = np.empty_like(x)

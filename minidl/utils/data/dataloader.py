@@ -38,8 +38,8 @@ def default_context():
     fork starts a worker in milliseconds (spawn and forkserver import minidl again: ~0.5 s
     each) and accepts datasets and functions that cannot be pickled (lambdas, classes made
     in a function). It is safe here because a forked child runs every Numba kernel on its
-    calling thread, never in the thread pool it inherited (GNU OpenMP's does not survive a
-    fork: minidl/backend/numba_cpu.py), and OpenBLAS re-initialises itself in the child.
+    calling thread, never in the thread pool it inherited (which may not survive a fork:
+    minidl/backend/numba_cpu.py), and OpenBLAS re-initialises itself in the child.
     Python 3.14 itself moved away from fork as the default for threads' sake; minidl's main
     process starts no threads of its own besides these pools."""
     if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
