@@ -117,13 +117,13 @@ def test_float32_error_against_float64_is_no_worse_than_im2col(backend):
 
 
 def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backend):
-    """Numba: from 16 channels per group, in and out, up to the shifted rows' 64; the reference
-    (kept readable): only when forced. 'auto' follows the table."""
-    expected = {"numba": (16, 64), "reference": None}[backend]
+    """Numba: from 16 channels per group, in and out, up to 127 (from 128 Winograd comes first); the
+    reference (kept readable): only when forced. 'auto' follows the table."""
+    expected = {"numba": (16, 128), "reference": None}[backend]
     assert kernel_module(backend).CONV_ALGORITHMS["direct"] == expected
     offered = kernels_for(minidl.zeros(1)._data).CONV_ALGORITHMS.get("direct") is not None
     assert offered == (expected is not None and minidl.get_default_device() == "cpu")
-    x, w = _randn((1, 64, 16, 17)), _randn((64, 64, 3, 3))  # 272 positions: >= WEIGHT_BOUND per filter
+    x, w = _randn((1, 128, 24, 25)), _randn((128, 128, 3, 3))  # 600 positions: > WEIGHT_BOUND per filter
 
     def route(C, F, groups=1):
         weight = minidl.tensor(w[:F, :C // groups], requires_grad=True)
@@ -131,9 +131,10 @@ def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backe
 
     assert (route(16, 16) is Conv2dDirect) == offered
     assert (route(63, 40) is Conv2dDirect) == offered
+    assert (route(127, 100) is Conv2dDirect) == offered
     assert route(15, 16) is not Conv2dDirect and route(16, 15) is not Conv2dDirect  # below the threshold
     assert (route(32, 32, groups=2) is Conv2dDirect) == offered  # 16 per group
-    assert route(64, 64) is not Conv2dDirect  # the shifted rows' (Numba) or the rotated kernel's
+    assert route(128, 128) is not Conv2dDirect  # Winograd's (Numba) or the rotated kernel's
 
 
 @pytest.mark.parametrize("kw", [dict(stride=2), dict(stride=(1, 2)), dict(kernel=(3, 2)), dict(kernel=(1, 1), padding=0),

@@ -155,7 +155,7 @@ def test_float32_agrees_with_the_im2col_path(backend):
 
 
 def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backend):
-    """Numba: from 16 channels per group, in and out (3x3 kernels from 16 to 63 channels go to the
+    """Numba: from 16 channels per group, in and out (3x3 kernels from 16 to 127 channels go to the
     direct route: a 3x2 kernel here); the reference (kept readable): only when forced. 'auto'
     follows the table."""
     expected = {"numba": 16, "reference": None}[backend]
