@@ -67,9 +67,10 @@ _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 
 # ---- one thread or all ---------------------------------------------------------------------
 #
-# Handing a parallel loop to Numba's threads costs about 0.1-0.2 ms where they sleep between
-# kernels (the workqueue layer, start_threads below), more than a small kernel's whole work on one
-# thread: ReLU of 2x64x32x32 took 0.15 ms through the threads and 0.013 ms on the calling thread.
+# Handing a parallel loop to Numba's threads costs up to 0.1-0.2 ms where they sleep between
+# kernels (the workqueue layer; TBB's, start_threads below, cost less while awake), more than a
+# small kernel's whole work on one thread: ReLU of 2x64x32x32 took 0.15 ms through workqueue's
+# threads and 0.013 ms on the calling thread.
 # So every parallel kernel has a serial twin, the same Python function compiled without
 # ``parallel`` (its prange runs as range: each task's loop, in the same order), which the
 # wrappers call for small work: below SERIAL_VALUES values in the largest array a loop moves

@@ -551,7 +551,7 @@ class Convolved(Dataset):
 
 
 def test_forked_workers_compute_kernels_after_the_parent_used_the_threads(monkeypatch):
-    """Numba's pool (GNU OpenMP where it loads) does not survive a fork: a worker forked after the
+    """A thread pool may not survive a fork (GNU OpenMP's does not): a worker forked after the
     parent ran a parallel kernel must compute on its own thread, not die or hang."""
     if sys.platform != "linux":
         pytest.skip("fork is the default start method on Linux only")
