@@ -67,6 +67,7 @@ def machine_info(torch, threads):
         "torch": torch.__version__,
         "minidl": getattr(minidl, "__version__", "dev"),
         "minidl_backend": minidl.backend.get_backend(),
+        "numba_threading_layer": _numba_threading_layer(),  # TBB, else workqueue (numba_cpu.start_threads)
         # OpenBLAS picks its kernels for the CPU it finds unless this variable forces a type;
         # a forced older type (Haswell: AVX2 on an AVX-512 CPU) halves NumPy's matrix-product peak
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
@@ -75,6 +76,16 @@ def machine_info(torch, threads):
         "platform": platform.platform(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def _numba_threading_layer():
+    """The threading layer of Numba's pool (starting it as minidl does), or None without Numba."""
+    if minidl.backend.get_backend() != "numba":
+        return None
+    import numba
+
+    minidl.backend.kernel_module("numba")  # start_threads: the layer minidl picks
+    return numba.threading_layer()
 
 
 def _openblas_kernel():
@@ -99,7 +110,9 @@ def machine_line(m, extra=""):
         blas += f", OPENBLAS_THREAD_TIMEOUT={m['openblas_thread_timeout']}"
     return (f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads; "
             f"Python {m['python']}, numpy {m['numpy']} ({blas}), torch {m['torch']}{extra}, "
-            f"minidl backend {m['minidl_backend']}; {m['date']}.")
+            f"minidl backend {m['minidl_backend']}"
+            + (f" ({m['numba_threading_layer']} threads)" if m.get("numba_threading_layer") else "")
+            + f"; {m['date']}.")
 
 
 def median_ms(seconds):
