@@ -75,9 +75,10 @@ _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 # ``parallel`` (its prange runs as range: each task's loop, in the same order), which the
 # wrappers call for small work: below SERIAL_VALUES values in the largest array a loop moves
 # through memory, or below SERIAL_FLOPS floating-point operations for the direct convolution's
-# arithmetic. Both are crossovers measured on a 2-vCPU machine (docs/performance.md).
+# arithmetic. Both are crossovers measured on a 2-vCPU machine (docs/performance.md; SERIAL_FLOPS
+# on TBB's threads, which wake faster than workqueue's).
 SERIAL_VALUES = 2**20
-SERIAL_FLOPS = 2**28
+SERIAL_FLOPS = 2**23
 _serial_twins = {}
 
 
