@@ -39,7 +39,8 @@ def test_the_pool_is_tbb_where_the_package_is_installed_else_workqueue():
 def test_without_tbb_the_pool_is_workqueue_not_openmp():
     """GNU OpenMP's runtime is shared with PyTorch's wheel: a wait policy set by whichever loads
     first (docs/performance.md, "Threads")."""
-    hide_tbb = "import importlib.metadata as m; m.files = lambda name: None; "
+    hide_tbb = ("import sys, importlib.metadata as m; m.files = lambda name: None; "
+                "sys.modules['numba.np.ufunc.tbbpool'] = None; ")  # no tbb package, no TBB layer
     assert _python(hide_tbb + LAYER) == "workqueue"
 
 
