@@ -608,8 +608,11 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
 #     columns j >= OW read wrapped-around values and are dropped (forward) or zero (dweight);
 #   * forward: for each input channel and each PAIR of filters, acc[f, l] += the nine taps of
 #     both filters: nine loads serve 18 multiply-adds (plus one load and store of each sum);
-#   * dweight: for each pair of filters and each input channel, 18 sums over the band's pixels of
-#     dy_wide[f, l] * canvas[l + shift], held in registers; the tasks are cut into at most
+#   * dweight: for each block of 3 filters x 4 input channels and each tap, 12 sums over the
+#     band's pixels of dy_wide[f, l] * canvas[c, l + shift], held in registers: 7 loads serve 12
+#     multiply-adds and the 12 sums fit AVX2's 16 vector registers (a pair of filters x 9 taps,
+#     18 sums, ran at half the speed on AVX2, docs/performance.md); groups' filters and channels
+#     are padded to whole blocks with zero rows of dy and of the band; the tasks are cut into at most
 #     DIRECT_DWEIGHT_CHUNKS chunks (fixed by the sizes, not by the threads), each chunk adds its
 #     tasks' sums in order into its own partial sums and the wrapper adds the chunks in order,
 #     so the result does not depend on the number of threads and the partial sums take at most
@@ -627,22 +630,29 @@ _JIT_DIRECT = dict(parallel=True, cache=True, error_model="numpy", fastmath={"co
 _JIT_DIRECT_SUMS = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
 DIRECT_BAND_BYTES = 2**18  # a task's canvas band: about this much, so that it stays in L2
 DIRECT_DWEIGHT_CHUNKS = 64  # dweight's partial sums: one per chunk of tasks (memory: chunks x weight)
+DIRECT_DWEIGHT_BLOCK = (3, 4)  # dweight's sums in registers: filters x channels (the kernel's loops)
 DIRECT_VECTORS = simd.AVX512  # float32 forward products in vectors of 64 (see above)
 DIRECT_VECTOR_CHANNELS = 8  # ... summed over blocks of this many input channels, then added up
 
 
 @numba.njit(cache=True)
-def _direct_band(x, n, r0, rows, PT, PL, WC, band):
-    """band[c, r*WC + s] = canvas[n, c, r0 + r, s] (x at row PT, column PL; zero elsewhere), r < rows."""
+def _direct_band(x, n, r0, rows, PT, PL, WC, G, band):
+    """band[g*Cp + c, r*WC + s] = canvas[n, g*Cg + c, r0 + r, s] (x at row PT, column PL; zero elsewhere),
+    r < rows; band has G*Cp rows: each group's Cg channels, then Cp - Cg zero rows (the forward
+    passes G = 1: one row per channel)."""
     C, H, W = x.shape[1:]
+    Cp = band.shape[0] // G
+    Cg = C // G
     w = max(0, min(W, WC - PL))  # columns of x inside the canvas
-    for c in range(C):
-        flat = band[c]
-        flat[:] = 0
-        for r in range(rows):
-            h = r0 + r - PT
-            if 0 <= h < H:
-                flat[r * WC + PL:r * WC + PL + w] = x[n, c, h, :w]
+    for g in range(G):
+        for c in range(Cp):
+            flat = band[g * Cp + c]
+            flat[:] = 0
+            if c < Cg:
+                for r in range(rows):
+                    h = r0 + r - PT
+                    if 0 <= h < H:
+                        flat[r * WC + PL:r * WC + PL + w] = x[n, g * Cg + c, h, :w]
 
 
 def _direct_band_rows(C, WC, OH, itemsize):
@@ -669,7 +679,7 @@ def _direct_conv2d_3x3(x, weight, PT, PL, DH, DW, Fg, RB, bands_buffer, acc_buff
             L = R * WC  # the band's wide output pixels
             rows = R + 2 * DH + 1  # one more row: the wide pixels' reach
             band = bands_buffer[t, :C * rows * WC].reshape((C, rows * WC))
-            _direct_band(x, n, i0, rows, PT, PL, WC, band)
+            _direct_band(x, n, i0, rows, PT, PL, WC, 1, band)
             acc = acc_buffer[t, :G * Fp * L].reshape((G * Fp, L))
             acc[:] = 0
             _direct_band_products(band, weight, DH, DW, WC, L, acc)
@@ -707,7 +717,7 @@ def _direct_conv2d_3x3_f32x64(x, weight, PT, PL, DH, DW, Fg, RB, bands_buffer, a
             L = _direct_vector_pixels(R, WC)
             band = bands_buffer[t, :C * _direct_vector_band_rows(L, DH, DW, WC) * WC]
             band = band.reshape((C, band.size // C))
-            _direct_band(x, n, i0, R + 2 * DH + 1, PT, PL, WC, band)  # (zero after those rows)
+            _direct_band(x, n, i0, R + 2 * DH + 1, PT, PL, WC, 1, band)  # (zero after those rows)
             acc = acc_buffer[t, :G * Fp * L].reshape((G * Fp, L))
             _direct_band_products_f32x64(band, weight, DH, DW, WC, L, acc)
             _direct_rows_out(acc, n, i0, R, WC, Fg, y)
@@ -798,15 +808,15 @@ def _share_start(k, total, parts):
 @numba.njit(**_JIT_DIRECT_SUMS)
 def _direct_conv2d_3x3_dweight(dy, x, PT, PL, DH, DW, G, RB, bands_buffer, dy_buffer, partial):
     """partial[k, g, f, c, p, q] = the share of chunk k of the tasks in
-    sum dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]; partial (chunks, G, Fp, Cg, 3, 3);
-    bands_buffer (T, >= C*(RB + 2*DH + 1)*WC) and dy_buffer (T, >= G*Fp*RB*WC): a row of each per thread."""
-    N, C = x.shape[:2]
+    sum dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]; partial (chunks, G, Fp, Cp, 3, 3),
+    Fp and Cp: Fg and Cg rounded up to whole blocks (DIRECT_DWEIGHT_BLOCK; the extra sums are 0);
+    bands_buffer (T, >= G*Cp*(RB + 2*DH + 1)*WC) and dy_buffer (T, >= G*Fp*RB*WC): a row of each per thread."""
     F, OH, OW = dy.shape[1:]
-    chunks, Fp = partial.shape[0], partial.shape[2]
+    chunks, Fp, Cp = partial.shape[0], partial.shape[2], partial.shape[3]
     Fg = F // G
     WC = OW + 2 * DW
     bands = (OH + RB - 1) // RB
-    tasks = N * bands
+    tasks = dy.shape[0] * bands
     T = bands_buffer.shape[0]
     for t in prange(T):  # thread t: its share of the chunks; each chunk its own partial sums
         for k in range(_share_start(t, chunks, T), _share_start(t + 1, chunks, T)):
@@ -817,10 +827,10 @@ def _direct_conv2d_3x3_dweight(dy, x, PT, PL, DH, DW, G, RB, bands_buffer, dy_bu
                 R = min(RB, OH - i0)
                 L = R * WC
                 rows = R + 2 * DH + 1
-                band = bands_buffer[t, :C * rows * WC].reshape((C, rows * WC))
-                _direct_band(x, n, i0, rows, PT, PL, WC, band)
+                band = bands_buffer[t, :G * Cp * rows * WC].reshape((G * Cp, rows * WC))
+                _direct_band(x, n, i0, rows, PT, PL, WC, G, band)
                 dy_wide = dy_buffer[t, :G * Fp * L].reshape((G * Fp, L))  # dy on the wide pixels
-                dy_wide[:] = 0  # 0 in the dropped columns and the padding filter
+                dy_wide[:] = 0  # 0 in the dropped columns and the padding filters
                 for g in range(G):
                     for f in range(Fg):
                         for r in range(R):
@@ -830,61 +840,48 @@ def _direct_conv2d_3x3_dweight(dy, x, PT, PL, DH, DW, G, RB, bands_buffer, dy_bu
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
 def _direct_band_sums(band, dy_wide, DH, DW, WC, L, out):
-    """out[g, f, c, p, q] += sum_{l < L} dy_wide[g*Fp + f, l] * band[g*Cg + c, l + DH*p*WC + DW*q]."""
-    G, Fp, Cg = out.shape[:3]
+    """out[g, f, c, p, q] += sum_{l < L} dy_wide[g*Fp + f, l] * band[g*Cp + c, l + DH*p*WC + DW*q];
+    out (G, Fp, Cp, 3, 3), Fp a multiple of 3 and Cp of 4 (DIRECT_DWEIGHT_BLOCK)."""
+    G, Fp, Cp = out.shape[:3]
+    zero = dy_wide.dtype.type(0)
     for g in range(G):
-        for f in range(0, Fp, 2):
-            e, h = dy_wide[g * Fp + f], dy_wide[g * Fp + f + 1]
-            for c in range(Cg):
-                b = band[g * Cg + c]
-                t00, t01, t02 = b[0:], b[DW:], b[2 * DW:]
-                t10, t11, t12 = b[DH * WC:], b[DH * WC + DW:], b[DH * WC + 2 * DW:]
-                t20, t21, t22 = b[2 * DH * WC:], b[2 * DH * WC + DW:], b[2 * DH * WC + 2 * DW:]
-                zero = dy_wide.dtype.type(0)
-                a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = zero
-                d00 = d01 = d02 = d10 = d11 = d12 = d20 = d21 = d22 = zero
-                for l in range(L):
-                    u, v = e[l], h[l]
-                    x00, x01, x02 = t00[l], t01[l], t02[l]
-                    x10, x11, x12 = t10[l], t11[l], t12[l]
-                    x20, x21, x22 = t20[l], t21[l], t22[l]
-                    a00 += u * x00
-                    a01 += u * x01
-                    a02 += u * x02
-                    a10 += u * x10
-                    a11 += u * x11
-                    a12 += u * x12
-                    a20 += u * x20
-                    a21 += u * x21
-                    a22 += u * x22
-                    d00 += v * x00
-                    d01 += v * x01
-                    d02 += v * x02
-                    d10 += v * x10
-                    d11 += v * x11
-                    d12 += v * x12
-                    d20 += v * x20
-                    d21 += v * x21
-                    d22 += v * x22
-                o, q = out[g, f, c], out[g, f + 1, c]
-                o[0, 0] += a00
-                o[0, 1] += a01
-                o[0, 2] += a02
-                o[1, 0] += a10
-                o[1, 1] += a11
-                o[1, 2] += a12
-                o[2, 0] += a20
-                o[2, 1] += a21
-                o[2, 2] += a22
-                q[0, 0] += d00
-                q[0, 1] += d01
-                q[0, 2] += d02
-                q[1, 0] += d10
-                q[1, 1] += d11
-                q[1, 2] += d12
-                q[2, 0] += d20
-                q[2, 1] += d21
-                q[2, 2] += d22
+        for f in range(0, Fp, 3):
+            e0, e1, e2 = dy_wide[g * Fp + f], dy_wide[g * Fp + f + 1], dy_wide[g * Fp + f + 2]
+            for c in range(0, Cp, 4):
+                for p in range(3):
+                    for q in range(3):
+                        # tap (p, q) of 4 channels: the band shifted by DH*p*WC + DW*q (views from 0)
+                        s = DH * p * WC + DW * q
+                        x0, x1 = band[g * Cp + c, s:], band[g * Cp + c + 1, s:]
+                        x2, x3 = band[g * Cp + c + 2, s:], band[g * Cp + c + 3, s:]
+                        a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = a20 = a21 = a22 = a23 = zero
+                        for l in range(L):  # 12 sums in registers; 7 loads serve 12 multiply-adds
+                            u, v, w = e0[l], e1[l], e2[l]
+                            a00 += u * x0[l]
+                            a10 += v * x0[l]
+                            a20 += w * x0[l]
+                            a01 += u * x1[l]
+                            a11 += v * x1[l]
+                            a21 += w * x1[l]
+                            a02 += u * x2[l]
+                            a12 += v * x2[l]
+                            a22 += w * x2[l]
+                            a03 += u * x3[l]
+                            a13 += v * x3[l]
+                            a23 += w * x3[l]
+                        o = out[g, f:f + 3, c:c + 4, p, q]  # (3 filters, 4 channels)
+                        o[0, 0] += a00
+                        o[0, 1] += a01
+                        o[0, 2] += a02
+                        o[0, 3] += a03
+                        o[1, 0] += a10
+                        o[1, 1] += a11
+                        o[1, 2] += a12
+                        o[1, 3] += a13
+                        o[2, 0] += a20
+                        o[2, 1] += a21
+                        o[2, 2] += a22
+                        o[2, 3] += a23
 
 
 def _padded_filters(weight, G, multiple=2):
@@ -902,18 +899,20 @@ def _direct_3x3_only(KH, KW, who):
         raise ValueError(f"{who}: the Numba kernel takes 3x3 kernels only, got {KH}x{KW}")
 
 
-def _direct_buffers(N, C, F, G, OH, OW, DH, DW, dtype, vectors=False):
+def _direct_buffers(N, C, F, G, OH, OW, DH, DW, dtype, vectors=False, filters=2, channels=1):
     """(RB, a band buffer, an output-rows buffer): one row of each per thread, allocated once per
-    call rather than per task inside the parallel loop; with ``vectors``, sized for
+    call rather than per task inside the parallel loop; each group's filters rounded up to a
+    multiple of ``filters`` and its channels to one of ``channels``; with ``vectors``, sized for
     _direct_conv2d_3x3_f32x64 (pixels in whole vectors, filters in fours)."""
     WC = OW + 2 * DW
-    RB = _direct_band_rows(C, WC, OH, np.dtype(dtype).itemsize)
+    Cb = G * -(-(C // G) // channels) * channels  # the band's rows
+    RB = _direct_band_rows(Cb, WC, OH, np.dtype(dtype).itemsize)
     T = max(1, min(numba.get_num_threads(), N * -(-OH // RB)))
-    multiple = 4 if vectors else 2
+    multiple = 4 if vectors else filters
     Fp = -(-(F // G) // multiple) * multiple
     L = _direct_vector_pixels(RB, WC) if vectors else RB * WC
     rows = _direct_vector_band_rows(L, DH, DW, WC) if vectors else RB + 2 * DH + 1
-    return RB, np.empty((T, C * rows * WC), dtype), np.empty((T, G * Fp * L), dtype)
+    return RB, np.empty((T, Cb * rows * WC), dtype), np.empty((T, G * Fp * L), dtype)
 
 
 def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
@@ -939,14 +938,16 @@ def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G):
     _direct_3x3_only(KH, KW, "direct_conv2d_dweight")
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     (N, C), (F, OH, OW) = x.shape[:2], dy.shape[1:]
-    Fg = F // G
-    RB, bands, dy_wide = _direct_buffers(N, C, F, G, OH, OW, DH, DW, dy.dtype)
+    Fg, Cg = F // G, C // G
+    BF, BC = DIRECT_DWEIGHT_BLOCK
+    RB, bands, dy_wide = _direct_buffers(N, C, F, G, OH, OW, DH, DW, dy.dtype, filters=BF, channels=BC)
     chunks = min(N * -(-OH // RB), DIRECT_DWEIGHT_CHUNKS)
-    partial = np.empty((chunks, G, Fg + Fg % 2, C // G, 3, 3), dtype=dy.dtype)
-    flops = 18 * N * OH * OW * (C // G) * F  # 9 multiply-adds per output value and input channel
+    Fp, Cp = -(-Fg // BF) * BF, -(-Cg // BC) * BC
+    partial = np.empty((chunks, G, Fp, Cp, 3, 3), dtype=dy.dtype)
+    flops = 18 * N * OH * OW * Cg * F  # 9 multiply-adds per output value and input channel
     _by_flops(_direct_conv2d_3x3_dweight, flops)(dy, x.astype(dy.dtype, copy=False), PT, PL, DH, DW, G, RB, bands,
                                                  dy_wide, partial)
-    return partial[:, :, :Fg].sum(axis=0).reshape(F, C // G, 3, 3)
+    return partial[:, :, :Fg, :Cg].sum(axis=0).reshape(F, Cg, 3, 3)
 
 
 # ---- convolution: Winograd F(4x4, 3x3) tiles -------------------------------------------------
