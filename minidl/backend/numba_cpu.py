@@ -621,17 +621,21 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
 #     and both with ``"contract"`` (fused multiply-adds): the sums are those of the reference in
 #     another order, equal to rounding, not bit for bit.
 # A group's odd last filter is paired with a zero filter (the wrappers pad the weight and drop it).
-#   * float32 on a CPU with AVX-512 (``DIRECT_VECTORS``): the forward's products hold 64 pixels x
-#     4 filters in registers (16 of the 32 512-bit ones) across all input channels and taps
-#     (minidl/backend/simd.py), loading each tap once for four filters and each output once;
-#     the band's pixels are rounded up to whole vectors (the pixels past L are dropped, and the
-#     band's buffer holds enough rows for their taps), filters padded to a multiple of 4.
+#   * float32 on a CPU with AVX-512 or AVX2 (``DIRECT_VECTORS``): the forward's products hold a
+#     block of pixels x filters in registers across all input channels and taps
+#     (minidl/backend/simd.py), loading each tap once for the block's filters and each output
+#     once: with AVX-512, 64 pixels x 4 filters (16 of the 32 512-bit registers); with AVX2,
+#     16 pixels x 6 filters (12 of the 16 256-bit ones; 4 filters there ran 1.3x slower, the
+#     pair-of-filters loops 1.5x); the band's pixels are rounded up to whole vectors (the pixels
+#     past L are dropped, and the band's buffer holds enough rows for their taps), filters
+#     padded to a multiple of the block's.
 _JIT_DIRECT = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
 _JIT_DIRECT_SUMS = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
 DIRECT_BAND_BYTES = 2**18  # a task's canvas band: about this much, so that it stays in L2
 DIRECT_DWEIGHT_CHUNKS = 64  # dweight's partial sums: one per chunk of tasks (memory: chunks x weight)
 DIRECT_DWEIGHT_BLOCK = (3, 4)  # dweight's sums in registers: filters x channels (the kernel's loops)
-DIRECT_VECTORS = simd.AVX512  # float32 forward products in vectors of 64 (see above)
+DIRECT_VECTORS = simd.AVX512 or simd.AVX2  # float32 forward products in simd's vectors (see above)
+DIRECT_VECTOR_FILTERS = 4 if simd.AVX512 else 6  # ... that many filters a block (4 or 6)
 DIRECT_VECTOR_CHANNELS = 8  # ... summed over blocks of this many input channels, then added up
 
 
@@ -699,10 +703,11 @@ def _direct_rows_out(acc, n, i0, R, WC, Fg, y):
 
 
 @numba.njit(**_JIT_DIRECT)
-def _direct_conv2d_3x3_f32x64(x, weight, PT, PL, DH, DW, Fg, RB, bands_buffer, acc_buffer, y):
-    """_direct_conv2d_3x3 for float32 with _direct_band_products_f32x64: weight (G, Fp, Cg, 3, 3),
-    Fp a multiple of 4; a band's L = R*WC wide pixels rounded up to whole vectors, its buffer rows
-    (_direct_vector_band_rows) holding their taps."""
+def _direct_conv2d_3x3_vectors(x, weight, PT, PL, DH, DW, Fg, FB, RB, bands_buffer, acc_buffer, y):
+    """_direct_conv2d_3x3 for float32 with simd's vectors, FB = 4 or 6 filters a block
+    (_direct_band_products_4x or _6x): weight (G, Fp, Cg, 3, 3), Fp a multiple of FB; a band's
+    L = R*WC wide pixels rounded up to whole vectors, its buffer rows (_direct_vector_band_rows)
+    holding their taps."""
     N, C = x.shape[:2]
     G, Fp = weight.shape[:2]
     OH, OW = y.shape[2:]
@@ -719,7 +724,10 @@ def _direct_conv2d_3x3_f32x64(x, weight, PT, PL, DH, DW, Fg, RB, bands_buffer, a
             band = band.reshape((C, band.size // C))
             _direct_band(x, n, i0, R + 2 * DH + 1, PT, PL, WC, 1, band)  # (zero after those rows)
             acc = acc_buffer[t, :G * Fp * L].reshape((G * Fp, L))
-            _direct_band_products_f32x64(band, weight, DH, DW, WC, L, acc)
+            if FB == 4:
+                _direct_band_products_4x(band, weight, DH, DW, WC, L, acc)
+            else:
+                _direct_band_products_6x(band, weight, DH, DW, WC, L, acc)
             _direct_rows_out(acc, n, i0, R, WC, Fg, y)
 
 
@@ -737,9 +745,9 @@ def _direct_vector_band_rows(L, DH, DW, WC):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _direct_band_products_f32x64(band, weight, DH, DW, WC, L, acc):
+def _direct_band_products_4x(band, weight, DH, DW, WC, L, acc):
     """acc[g*Fp + f, l] = sum_{c,p,q} weight[g, f, c, p, q] * band[g*Cg + c, l + DH*p*WC + DW*q],
-    l < L (a multiple of 64), all float32: for each block of 64 pixels and 4 filters, the four sums
+    l < L (a multiple of simd.WIDTH), all float32: for each vector of pixels and 4 filters, the four sums
     stay in registers across every input channel and tap; each tap is loaded once for the four."""
     G, Fp, Cg = weight.shape[:3]
     for g in range(G):
@@ -767,6 +775,44 @@ def _direct_band_products_f32x64(band, weight, DH, DW, WC, L, acc):
                     simd.store(o1, l0, a1)
                     simd.store(o2, l0, a2)
                     simd.store(o3, l0, a3)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _direct_band_products_6x(band, weight, DH, DW, WC, L, acc):
+    """_direct_band_products_4x with 6 filters a block, Fp a multiple of 6: on AVX2, 6 sums of two
+    registers each (12 of the 16) and one tap; each tap is loaded once for six filters."""
+    G, Fp, Cg = weight.shape[:3]
+    for g in range(G):
+        for l0 in range(0, L, simd.WIDTH):
+            for f in range(0, Fp, 6):
+                o0, o1, o2 = acc[g * Fp + f], acc[g * Fp + f + 1], acc[g * Fp + f + 2]
+                o3, o4, o5 = acc[g * Fp + f + 3], acc[g * Fp + f + 4], acc[g * Fp + f + 5]
+                for c0 in range(0, Cg, DIRECT_VECTOR_CHANNELS):  # as _direct_band_products_4x
+                    a0, a1, a2 = simd.zeros(), simd.zeros(), simd.zeros()
+                    a3, a4, a5 = simd.zeros(), simd.zeros(), simd.zeros()
+                    for c in range(c0, min(c0 + DIRECT_VECTOR_CHANNELS, Cg)):
+                        b = band[g * Cg + c]
+                        u0, u1, u2 = weight[g, f, c], weight[g, f + 1, c], weight[g, f + 2, c]
+                        u3, u4, u5 = weight[g, f + 3, c], weight[g, f + 4, c], weight[g, f + 5, c]
+                        for p in range(3):
+                            for q in range(3):
+                                x = simd.load(b, l0 + DH * p * WC + DW * q)  # tap (p, q) of the windows
+                                a0 = simd.fma(x, simd.splat(u0[p, q]), a0)
+                                a1 = simd.fma(x, simd.splat(u1[p, q]), a1)
+                                a2 = simd.fma(x, simd.splat(u2[p, q]), a2)
+                                a3 = simd.fma(x, simd.splat(u3[p, q]), a3)
+                                a4 = simd.fma(x, simd.splat(u4[p, q]), a4)
+                                a5 = simd.fma(x, simd.splat(u5[p, q]), a5)
+                    if c0 > 0:
+                        a0, a1 = simd.add(simd.load(o0, l0), a0), simd.add(simd.load(o1, l0), a1)
+                        a2, a3 = simd.add(simd.load(o2, l0), a2), simd.add(simd.load(o3, l0), a3)
+                        a4, a5 = simd.add(simd.load(o4, l0), a4), simd.add(simd.load(o5, l0), a5)
+                    simd.store(o0, l0, a0)
+                    simd.store(o1, l0, a1)
+                    simd.store(o2, l0, a2)
+                    simd.store(o3, l0, a3)
+                    simd.store(o4, l0, a4)
+                    simd.store(o5, l0, a5)
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -903,13 +949,12 @@ def _direct_buffers(N, C, F, G, OH, OW, DH, DW, dtype, vectors=False, filters=2,
     """(RB, a band buffer, an output-rows buffer): one row of each per thread, allocated once per
     call rather than per task inside the parallel loop; each group's filters rounded up to a
     multiple of ``filters`` and its channels to one of ``channels``; with ``vectors``, sized for
-    _direct_conv2d_3x3_f32x64 (pixels in whole vectors, filters in fours)."""
+    _direct_conv2d_3x3_vectors (pixels in whole vectors)."""
     WC = OW + 2 * DW
     Cb = G * -(-(C // G) // channels) * channels  # the band's rows
     RB = _direct_band_rows(Cb, WC, OH, np.dtype(dtype).itemsize)
     T = max(1, min(numba.get_num_threads(), N * -(-OH // RB)))
-    multiple = 4 if vectors else filters
-    Fp = -(-(F // G) // multiple) * multiple
+    Fp = -(-(F // G) // filters) * filters
     L = _direct_vector_pixels(RB, WC) if vectors else RB * WC
     rows = _direct_vector_band_rows(L, DH, DW, WC) if vectors else RB + 2 * DH + 1
     return RB, np.empty((T, Cb * rows * WC), dtype), np.empty((T, G * Fp * L), dtype)
@@ -923,11 +968,12 @@ def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
     F = weight.shape[0]
     y = np.empty((N, F, OH, OW), dtype=x.dtype) if out is None else out
     vectors = DIRECT_VECTORS and x.dtype == np.float32 and weight.dtype == np.float32
-    RB, bands, acc = _direct_buffers(N, C, F, G, OH, OW, DH, DW, x.dtype, vectors)
+    FB = DIRECT_VECTOR_FILTERS if vectors else 2  # filters a block
+    RB, bands, acc = _direct_buffers(N, C, F, G, OH, OW, DH, DW, x.dtype, vectors, filters=FB)
     flops = 18 * N * OH * OW * (C // G) * F  # 9 multiply-adds per output value and input channel
     if vectors:
-        _by_flops(_direct_conv2d_3x3_f32x64, flops)(x, _padded_filters(weight, G, 4), PT, PL, DH, DW, F // G,
-                                                    RB, bands, acc, y)
+        _by_flops(_direct_conv2d_3x3_vectors, flops)(x, _padded_filters(weight, G, FB), PT, PL, DH, DW, F // G, FB,
+                                                     RB, bands, acc, y)
     else:
         _by_flops(_direct_conv2d_3x3, flops)(x, _padded_filters(weight, G), PT, PL, DH, DW, F // G, RB, bands, acc, y)
     return y

@@ -1,4 +1,4 @@
-r"""Vectors of 64 float32 for Numba kernels: four 512-bit registers as one value.
+r"""Vectors of WIDTH float32 for Numba kernels: a few registers as one value.
 
 Numba compiles a loop over an array into vector instructions by itself, but on this project's
 CPUs LLVM picks 256-bit vectors, and a sum that runs across an outer loop (a convolution's
@@ -14,11 +14,13 @@ module gives Numba one such type and six operations:
     add(x, y)        -> v        v[k] = x[k] + y[k]
 for k = 0 .. WIDTH - 1. ``load`` and ``store`` do not check bounds: the kernel owns that.
 
-Each operation also tells LLVM that the function it is compiled into may use 512-bit vectors
-(the function attributes ``min-legal-vector-width`` and ``prefer-vector-width``); without them
-LLVM splits the 64 values into 256-bit halves on these CPUs. On a CPU without AVX-512 it splits
-them into what the CPU has: the same numbers, not faster, so the kernels use this module only
-where ``AVX512`` is true (docs/performance.md, "Vectors of 64 float32").
+WIDTH follows the CPU: 64 (four 512-bit registers) with AVX-512, else 16 (two 256-bit AVX2
+registers; a value of 64 there took eight of AVX2's sixteen and the kernels spilled). Each
+operation also tells LLVM that the function it is compiled into may use vectors of the CPU's
+width (the function attributes ``min-legal-vector-width`` and ``prefer-vector-width``): without
+them LLVM splits 512-bit values into 256-bit halves on AVX-512 CPUs. The kernels use this module
+where ``AVX512`` or ``AVX2`` is true (docs/performance.md, "Vectors of 64 float32" and
+"2026-12-06, AMD EPYC").
 """
 import llvmlite.binding as llvm
 from llvmlite import ir
@@ -26,15 +28,18 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-WIDTH = 64
-AVX512 = "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
+_FEATURES = llvm.get_host_cpu_features().flatten().split(",")
+AVX512 = "+avx512f" in _FEATURES
+AVX2 = "+avx2" in _FEATURES and "+fma" in _FEATURES
+WIDTH = 64 if AVX512 else 16
 
 _VECTOR = ir.VectorType(ir.FloatType(), WIDTH)
-_WIDE_VECTORS = ('"min-legal-vector-width"="512"', '"prefer-vector-width"="512"')
+_BITS = 512 if AVX512 else 256  # the widest registers of the CPU
+_WIDE_VECTORS = (f'"min-legal-vector-width"="{_BITS}"', f'"prefer-vector-width"="{_BITS}"')
 
 
 class Float32Vector(types.Type):
-    """Numba's type of a value of WIDTH float32 (an LLVM <64 x float>)."""
+    """Numba's type of a value of WIDTH float32 (an LLVM <WIDTH x float>)."""
 
     def __init__(self):
         super().__init__(name=f"float32x{WIDTH}")
@@ -50,7 +55,7 @@ class _Float32VectorModel(models.PrimitiveModel):
 
 
 def _allow_wide_vectors(builder):
-    """Mark the function being compiled as one that may use 512-bit registers (string
+    """Mark the function being compiled as one that may use the CPU's widest registers (string
     attributes, which llvmlite's checked ``add`` does not know: added to the set directly)."""
     attributes = builder.function.attributes
     for attribute in _WIDE_VECTORS:
@@ -63,7 +68,7 @@ def _is_float32_row(a):
 
 
 def _address(context, builder, array_type, array, index):
-    """A <64 x float>* to array[index] (a C-contiguous 1-D float32 array)."""
+    """A <WIDTH x float>* to array[index] (a C-contiguous 1-D float32 array)."""
     data = context.make_array(array_type)(context, builder, array).data
     return builder.bitcast(builder.gep(data, [index]), _VECTOR.as_pointer())
 

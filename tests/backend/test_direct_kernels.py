@@ -75,12 +75,15 @@ def test_3x3_follows_the_formula_and_dweight_is_its_adjoint(name, case, seed):
     _check_formula_and_adjoint(kernel_module(name), case, seed)
 
 
-@pytest.fixture(params=[False, True], ids=["loops", "vectors"])
+@pytest.fixture(params=[0, 4, 6], ids=["loops", "vectors x 4 filters", "vectors x 6 filters"])
 def vectors(request, monkeypatch):
-    """The Numba forward's float32 products as loops LLVM vectorises, or in simd's vectors of 64
-    (on a CPU without AVX-512 they run too: the same numbers, not faster)."""
+    """The Numba forward's float32 products as loops LLVM vectorises, or in simd's vectors with
+    blocks of 4 filters (the AVX-512 kernel) or 6 (the AVX2 one): every machine runs all three,
+    the ones not meant for its CPU give the same numbers, only slower."""
     numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
-    monkeypatch.setattr(numba_cpu, "DIRECT_VECTORS", request.param)
+    monkeypatch.setattr(numba_cpu, "DIRECT_VECTORS", request.param > 0)
+    if request.param:
+        monkeypatch.setattr(numba_cpu, "DIRECT_VECTOR_FILTERS", request.param)
     return request.param
 
 
@@ -109,8 +112,8 @@ def test_numba_bands_cover_every_row(monkeypatch, vectors, dtype):
     float32 with vectors, bands whose pixels end mid-vector (9 + 2 wide pixels a row)."""
     numba_cpu = kernel_module("numba")
     rng = np.random.default_rng(0)
-    x, w = rng.standard_normal((2, 4, 11, 9)), rng.standard_normal((5, 4, 3, 3))
-    dy = rng.standard_normal((2, 5, 11, 9))
+    x, w = rng.standard_normal((2, 4, 11, 9)), rng.standard_normal((7, 4, 3, 3))  # 7 filters: a whole
+    dy = rng.standard_normal((2, 7, 11, 9))  # block of 4 or 6 and one more: every filter of a block is real once
     expected_y = reference.direct_conv2d(x, w, 1, 1, 1, 1, 1, 11, 9)
     expected_dw = reference.direct_conv2d_dweight(dy, x, 3, 3, 1, 1, 1, 1, 1)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
