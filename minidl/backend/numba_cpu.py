@@ -52,7 +52,7 @@ import numpy as np
 from numba import prange
 
 # one geometry, written once
-from . import simd, winograd_matrices
+from . import allocator, simd, winograd_matrices
 from .geometry import conv_output_size
 from .reference import _avgpool2d_divisor, _col2im_geometry
 
@@ -316,17 +316,17 @@ def _fold_tiles(cols, KH, KW, x):
 
 
 def unfold_tiles(x, KH, KW):
-    """x (N, C, KH*OH, KW*OW) -> cols (N, C*KH*KW, OH*OW): im2col of windows that tile x."""
-    x = np.ascontiguousarray(x)
+    """x (N, C, KH*OH, KW*OW) -> cols (N, C*KH*KW, OH*OW): im2col of windows that tile x; x may be
+    a strided view (a concatenation's gradient): the kernel reads it in place, no copy."""
     N, C, H, W = x.shape
-    cols = np.empty((N, C * KH * KW, (H // KH) * (W // KW)), dtype=x.dtype)
+    cols = allocator.empty((N, C * KH * KW, (H // KH) * (W // KW)), x.dtype)  # (see fold_tiles)
     _by_values(_unfold_tiles, cols)(x, KH, KW, cols)
     return cols
 
 
 def fold_tiles(cols, KH, KW, x_shape):
     """cols (N, C*KH*KW, OH*OW) -> x x_shape = (N, C, KH*OH, KW*OW): the inverse of unfold_tiles."""
-    x = np.empty(tuple(x_shape), dtype=cols.dtype)
+    x = allocator.empty(tuple(x_shape), cols.dtype)  # from the cache, as conv2d's dx: in the backward's peak
     _by_values(_fold_tiles, x)(np.ascontiguousarray(cols), KH, KW, x)
     return x
 
