@@ -1,4 +1,4 @@
-"""minidl/backend/simd.py: vectors of 64 float32 in Numba kernels, each operation against NumPy
+"""minidl/backend/simd.py: vectors of WIDTH float32 in Numba kernels, each operation against NumPy
 (fma rounded once: against float64 products rounded to float32), and arrays they refuse."""
 import numpy as np
 import pytest
@@ -62,6 +62,8 @@ def test_refuses_arrays_other_than_contiguous_float32_rows(array):
         load_first(array)
 
 
-def test_the_avx512_flag_is_the_cpus():
+def test_the_avx512_and_avx2_flags_are_the_cpus():
     import llvmlite.binding as llvm
-    assert simd.AVX512 == ("+avx512f" in llvm.get_host_cpu_features().flatten().split(","))
+    features = llvm.get_host_cpu_features().flatten().split(",")
+    assert simd.AVX512 == ("+avx512f" in features)
+    assert simd.AVX2 == ("+avx2" in features and "+fma" in features)
