@@ -41,6 +41,8 @@ def _channels(name, weight_shape, groups):
     F, Cg = weight_shape[:2]
     if name == "winograd":
         return min(F, Cg * groups)  # input and output channels: both products must be wide
+    if name == "direct" and F // groups <= 3:
+        return Cg  # a layer of 1-3 filters (a network's last 3x3): the direct kernels beat the others there too
     if name in ("shifted_rows", "direct"):
         return min(F // groups, Cg)  # per group, in and out: its products' inner dimensions
     return Cg * groups
