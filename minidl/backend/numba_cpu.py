@@ -326,7 +326,7 @@ def unfold_tiles(x, KH, KW):
 
 def fold_tiles(cols, KH, KW, x_shape):
     """cols (N, C*KH*KW, OH*OW) -> x x_shape = (N, C, KH*OH, KW*OW): the inverse of unfold_tiles."""
-    x = allocator.empty(tuple(x_shape), cols.dtype)  # from the cache, as conv2d's dx: in the backward's peak
+    x = allocator.empty(tuple(x_shape), cols.dtype)  # from the cache: outside it, it adds to the cache's mark
     _by_values(_fold_tiles, x)(np.ascontiguousarray(cols), KH, KW, x)
     return x
 
