@@ -32,8 +32,9 @@ _warned = set()  # (route, reason) pairs already reported
 # group (measured on the Numba backend: docs/performance.md, "Small images, large weights"):
 # every fast route but depthwise rearranges the whole weight (Winograd into 36 transformed
 # matrices, the others shifted or rotated copies) at a cost that grows with the weight, not the
-# image, while im2col only reads it in its one matrix product.
-WEIGHT_BOUND = {"winograd": 0.5, "direct": 4, "shifted_rows": 4, "rotated_kernel": 4}
+# image, while im2col only reads it in its one matrix product; the direct route only pads its
+# filters to whole blocks, and beat im2col down to 32 positions for 64 filters.
+WEIGHT_BOUND = {"winograd": 0.5, "direct": 0.125, "shifted_rows": 4, "rotated_kernel": 4}
 
 
 def _channels(name, weight_shape, groups):

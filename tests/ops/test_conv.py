@@ -769,6 +769,7 @@ def test_nn_layers_register_parameters_and_bias_false(backend):
     (((2, 128, 11, 11), (1024, 128, 7, 7), 0), (2, 128, 52, 52), "shifted_rows"),  # FCN-8s's fc6: 50 positions
     (((2, 1024, 5, 5), (1024, 1024, 1, 1), 0), (2, 1024, 46, 46), "rotated_kernel"),  # its fc7
     (((2, 128, 8, 8), (256, 128, 3, 3), 1), (32, 128, 8, 8), "winograd"),           # a U-Net's bottom
+    (((2, 64, 2, 2), (64, 64, 3, 3), 1), (2, 64, 12, 12), "direct"),               # 8 positions, 64 filters
 ])
 def test_auto_takes_im2col_when_the_weight_is_the_large_operand(backend, geometry, fast_route_from, numba_route):
     """At most WEIGHT_BOUND[route] output positions per filter: im2col under 'auto'; with more
