@@ -58,7 +58,8 @@ from .reference import _avgpool2d_divisor, _col2im_geometry
 
 # The convolution routes of minidl/backend/algorithms.py that conv2d takes on this backend, from
 # this many channels on (input channels per group for shifted rows, in and out for Winograd,
-# in and out per group for direct, which takes 4 to 127: from 128 on Winograd comes first;
+# in and out per group for direct, which takes 4 to 127 (a strided conv's input channels times its
+# SH*SW phase planes): from 128 on Winograd comes first;
 # depthwise: every depthwise conv2d of 2 channels or more): where each became faster than im2col
 # in measurements (docs/performance.md).
 CONV_ALGORITHMS = {"depthwise": 2, "direct": (4, 128), "rotated_kernel": 1, "shifted_rows": 16, "winograd": 128}
@@ -594,22 +595,26 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
 
 
 
-# ---- convolution: direct 3x3 (stride 1) ------------------------------------------------------
+# ---- convolution: direct (stride 1 or more, no columns, no matrix product) --------------------
 #
 # The formulas of reference.direct_conv2d / direct_conv2d_dweight, computed pixel by pixel without
 # products: where im2col's products are thin (16-32 channels: inner dimension 9*C, few rows) a
 # loop that keeps every value it loads in registers for 18 multiply-adds runs faster than the
 # products (measured: docs/performance.md). One task per (sample, band of RB output rows):
-#   * the band's canvas rows (x zero padded, all channels, RB + 2*DH + 1 rows of WC = OW + 2*DW)
-#     are copied flat into the task's buffer, and output pixel (i, j) of the band gets the wide
-#     index l = i*WC + j (the shifted-rows trick, minidl/ops/conv_shifted.py): tap (p, q) of
-#     every window is the canvas shifted by DH*p*WC + DW*q, so each (filter, channel) pair is
-#     ONE contiguous loop over l, nine shifted views of the canvas, which LLVM vectorises;
-#     columns j >= OW read wrapped-around values and are dropped (forward) or zero (dweight);
-#   * forward: for each input channel and each PAIR of filters, acc[f, l] += the nine taps of
-#     both filters: nine loads serve 18 multiply-adds (plus one load and store of each sum);
+#   * the band's canvas rows (x zero padded, all channels) are copied flat into the task's buffer,
+#     and output pixel (i, j) of the band gets the wide index l = i*WC + j (the shifted-rows trick,
+#     minidl/ops/conv_shifted.py): tap (p, q) of every window is the band shifted by a fixed offset
+#     (_direct_taps), so each (filter, channel) pair is ONE contiguous loop over l, one shifted
+#     view of the band per tap, which LLVM vectorises; columns j >= OW read wrapped-around values
+#     and are dropped (forward) or zero (dweight);
+#   * stride S > 1: window (i, j) reads canvas row S*i + D*p, so the band holds each channel's
+#     canvas split into S*S phase planes, plane (a, b) = canvas[S*u + a, S*v + b]: tap (p, q) reads
+#     plane ((D*p) % S, (D*q) % S) shifted by ((D*p) // S, (D*q) // S), a unit-stride shift again
+#     (stride 1: one plane, shifts (D*p, D*q));
+#   * forward: for each input channel and each PAIR of filters, acc[f, l] += the taps of both
+#     filters: each loaded value serves 2 multiply-adds (3x3: nine loads serve 18, in registers);
 #   * dweight: for each block of 3 filters x 4 input channels and each tap, 12 sums over the
-#     band's pixels of dy_wide[f, l] * canvas[c, l + shift], held in registers: 7 loads serve 12
+#     band's pixels of dy_wide[f, l] * band[c, l + shift], held in registers: 7 loads serve 12
 #     multiply-adds and the 12 sums fit AVX2's 16 vector registers (a pair of filters x 9 taps,
 #     18 sums, ran at half the speed on AVX2, docs/performance.md); groups' filters and channels
 #     are padded to whole blocks with zero rows of dy and of the band; the tasks are cut into at most
@@ -639,40 +644,81 @@ DIRECT_VECTOR_FILTERS = 4 if simd.AVX512 else 6  # ... that many filters a block
 DIRECT_VECTOR_CHANNELS = 8  # ... summed over blocks of this many input channels, then added up
 
 
+class _DirectGeometry:
+    """Where a band's taps are, for kernel (KH, KW), stride (SH, SW), dilation (DH, DW) and OW
+    output columns: tap (p, q) of window (i, j) is canvas[S*i + D*p, S*j + D*q], i.e. pixel
+    (i + (D*p) // S, j + (D*q) // S) of phase plane ((D*p) % S, (D*q) % S)."""
+
+    def __init__(self, KH, KW, SH, SW, DH, DW, OW):
+        self.stride, self.phases = (SH, SW), SH * SW
+        self.down = [(DH * p) // SH for p in range(KH)]  # plane rows below the window's first
+        self.right = [(DW * q) // SW for q in range(KW)]  # plane columns right of it
+        self.plane_of = [((DH * p) % SH) * SW + (DW * q) % SW for p in range(KH) for q in range(KW)]
+        self.WC = OW + self.right[-1]  # a wide row: the output's columns and the taps' reach
+        self.reach = self.down[-1] * self.WC + self.right[-1]  # the farthest tap from its pixel
+
+    def rows(self, L):
+        """Plane rows a band of L wide pixels needs: its taps reach pixel L - 1 + reach."""
+        return -(-(L + self.reach) // self.WC)
+
+    def taps(self, plane):
+        """offsets (KH, KW) int64: tap (p, q) of wide pixel l is band[c, l + offsets[p, q]], a
+        channel's band being its phase planes of ``plane`` values one after another; offsets[0, 0]
+        = 0, and offsets[p, q] = offsets[p, 0] + offsets[0, q] (a row's part and a column's)."""
+        KH, KW = len(self.down), len(self.right)
+        return np.array([[self.plane_of[p * KW + q] * plane + self.down[p] * self.WC + self.right[q]
+                          for q in range(KW)] for p in range(KH)], dtype=np.int64)
+
+
 @numba.njit(cache=True)
-def _direct_band(x, n, r0, rows, PT, PL, WC, G, band):
-    """band[g*Cp + c, r*WC + s] = canvas[n, g*Cg + c, r0 + r, s] (x at row PT, column PL; zero elsewhere),
-    r < rows; band has G*Cp rows: each group's Cg channels, then Cp - Cg zero rows (the forward
-    passes G = 1: one row per channel)."""
+def _direct_band(x, n, r0, rows, PT, PL, SH, SW, WC, G, band):
+    """band[g*Cp + c, (a*SW + b)*plane + r*WC + s] = canvas[n, g*Cg + c, SH*(r0 + r) + a, SW*s + b]
+    (x at row PT, column PL; zero elsewhere), r < rows, zero in the plane's rows after those;
+    plane = band.shape[1] // (SH*SW) (a multiple of WC); band has G*Cp rows: each group's Cg
+    channels, then Cp - Cg zero rows (the forward passes G = 1: one row per channel)."""
     C, H, W = x.shape[1:]
     Cp = band.shape[0] // G
     Cg = C // G
-    w = max(0, min(W, WC - PL))  # columns of x inside the canvas
+    plane = band.shape[1] // (SH * SW)
     for g in range(G):
         for c in range(Cp):
             flat = band[g * Cp + c]
             flat[:] = 0
-            if c < Cg:
+            if c >= Cg:
+                continue
+            if SH == 1 and SW == 1:  # one plane of whole rows (the general copy ran 1.1-1.5x slower)
+                w = max(0, min(W, WC - PL))  # columns of x inside the canvas
                 for r in range(rows):
                     h = r0 + r - PT
                     if 0 <= h < H:
                         flat[r * WC + PL:r * WC + PL + w] = x[n, g * Cg + c, h, :w]
+                continue
+            for a in range(SH):
+                for b in range(SW):
+                    # plane columns s with canvas column SW*s + b on x: s_lo <= s < s_hi
+                    s_lo, s_hi = max(0, -(-(PL - b) // SW)), min(WC, -(-(W + PL - b) // SW))
+                    v0 = SW * s_lo + b - PL  # x's column of plane column s_lo
+                    for r in range(rows):
+                        h = SH * (r0 + r) + a - PT
+                        if 0 <= h < H and s_lo < s_hi:
+                            start = (a * SW + b) * plane + r * WC
+                            flat[start + s_lo:start + s_hi] = x[n, g * Cg + c, h, v0:v0 + SW * (s_hi - s_lo):SW]
 
 
-def _direct_band_rows(C, WC, OH, itemsize):
+def _direct_band_rows(C, WC, OH, itemsize, phases=1):
     """Output rows per task: a canvas band of about DIRECT_BAND_BYTES, at least 1, at most OH."""
-    return max(1, min(OH, DIRECT_BAND_BYTES // max(1, C * WC * itemsize) - 3))
+    return max(1, min(OH, DIRECT_BAND_BYTES // max(1, C * phases * WC * itemsize) - 3))
 
 
 @numba.njit(**_JIT_DIRECT)
-def _direct_conv2d_3x3(x, weight, PT, PL, DH, DW, Fg, RB, bands_buffer, acc_buffer, y):
-    """y[n, g*Fg + f, i, j] = sum_{c,p,q} weight[g, f, c, p, q] * canvas[n, g*Cg + c, i + DH*p, j + DW*q];
-    weight (G, Fp, Cg, 3, 3), Fp = Fg rounded up to even (a zero filter pads an odd group);
-    bands_buffer (T, >= C*(RB + 2*DH + 1)*WC) and acc_buffer (T, >= G*Fp*RB*WC): a row of each per thread."""
+def _direct_conv2d_loops(x, weight, taps, PT, PL, SH, SW, WC, Fg, RB, plane, bands_buffer, acc_buffer, y):
+    """y[n, g*Fg + f, i, j] = sum_{c,p,q} weight[g, f, c, p*KW + q] * canvas[n, g*Cg + c, SH*i + DH*p, SW*j + DW*q],
+    the taps at ``taps`` (_DirectGeometry, for phase planes of ``plane`` values); weight (G, Fp, Cg, KH*KW),
+    Fp = Fg rounded up to even (a zero filter pads an odd group); bands_buffer (T, >= C*SH*SW*plane)
+    and acc_buffer (T, >= G*Fp*RB*WC): a row of each per thread."""
     N, C = x.shape[:2]
-    G, Fp, Cg = weight.shape[:3]
-    OH, OW = y.shape[2:]
-    WC = OW + 2 * DW
+    G, Fp = weight.shape[:2]
+    OH = y.shape[2]
     bands = (OH + RB - 1) // RB
     T = bands_buffer.shape[0]
     per_thread = (N * bands + T - 1) // T
@@ -681,12 +727,11 @@ def _direct_conv2d_3x3(x, weight, PT, PL, DH, DW, Fg, RB, bands_buffer, acc_buff
             n, i0 = task // bands, (task % bands) * RB
             R = min(RB, OH - i0)
             L = R * WC  # the band's wide output pixels
-            rows = R + 2 * DH + 1  # one more row: the wide pixels' reach
-            band = bands_buffer[t, :C * rows * WC].reshape((C, rows * WC))
-            _direct_band(x, n, i0, rows, PT, PL, WC, 1, band)
+            band = bands_buffer[t, :C * SH * SW * plane].reshape((C, SH * SW * plane))
+            _direct_band(x, n, i0, R + plane // WC - RB, PT, PL, SH, SW, WC, 1, band)  # (the last band: fewer rows)
             acc = acc_buffer[t, :G * Fp * L].reshape((G * Fp, L))
             acc[:] = 0
-            _direct_band_products(band, weight, DH, DW, WC, L, acc)
+            _direct_band_products(band, weight, taps, L, acc)
             _direct_rows_out(acc, n, i0, R, WC, Fg, y)
 
 
@@ -703,31 +748,29 @@ def _direct_rows_out(acc, n, i0, R, WC, Fg, y):
 
 
 @numba.njit(**_JIT_DIRECT)
-def _direct_conv2d_3x3_vectors(x, weight, PT, PL, DH, DW, Fg, FB, RB, bands_buffer, acc_buffer, y):
-    """_direct_conv2d_3x3 for float32 with simd's vectors, FB = 4 or 6 filters a block
-    (_direct_band_products_4x or _6x): weight (G, Fp, Cg, 3, 3), Fp a multiple of FB; a band's
-    L = R*WC wide pixels rounded up to whole vectors, its buffer rows (_direct_vector_band_rows)
+def _direct_conv2d_vectors(x, weight, taps, PT, PL, SH, SW, WC, Fg, FB, RB, plane, bands_buffer, acc_buffer, y):
+    """_direct_conv2d_loops for float32 with simd's vectors, FB = 4 or 6 filters a block
+    (_direct_band_products_4x or _6x): weight (G, Fp, Cg, KH*KW), Fp a multiple of FB; a band's
+    L = R*WC wide pixels rounded up to whole vectors, its phase planes (``plane`` values each)
     holding their taps."""
     N, C = x.shape[:2]
     G, Fp = weight.shape[:2]
-    OH, OW = y.shape[2:]
-    WC = OW + 2 * DW
+    OH = y.shape[2]
     bands = (OH + RB - 1) // RB
     T = bands_buffer.shape[0]
     per_thread = (N * bands + T - 1) // T
-    for t in prange(T):  # as _direct_conv2d_3x3
+    for t in prange(T):  # as _direct_conv2d_loops
         for task in range(t * per_thread, min((t + 1) * per_thread, N * bands)):
             n, i0 = task // bands, (task % bands) * RB
             R = min(RB, OH - i0)
             L = _direct_vector_pixels(R, WC)
-            band = bands_buffer[t, :C * _direct_vector_band_rows(L, DH, DW, WC) * WC]
-            band = band.reshape((C, band.size // C))
-            _direct_band(x, n, i0, R + 2 * DH + 1, PT, PL, WC, 1, band)  # (zero after those rows)
+            band = bands_buffer[t, :C * SH * SW * plane].reshape((C, SH * SW * plane))
+            _direct_band(x, n, i0, R + plane // WC - RB, PT, PL, SH, SW, WC, 1, band)  # (the last band: fewer rows)
             acc = acc_buffer[t, :G * Fp * L].reshape((G * Fp, L))
             if FB == 4:
-                _direct_band_products_4x(band, weight, DH, DW, WC, L, acc)
+                _direct_band_products_4x(band, weight, taps, L, acc)
             else:
-                _direct_band_products_6x(band, weight, DH, DW, WC, L, acc)
+                _direct_band_products_6x(band, weight, taps, L, acc)
             _direct_rows_out(acc, n, i0, R, WC, Fg, y)
 
 
@@ -738,36 +781,57 @@ def _direct_vector_pixels(R, WC):
 
 
 @numba.njit(cache=True)
-def _direct_vector_band_rows(L, DH, DW, WC):
-    """Canvas rows a band needs so that the taps of its L wide pixels, up to L - 1 + 2*DH*WC + 2*DW,
-    are inside it."""
-    return -(-(L + 2 * DH * WC + 2 * DW) // WC)
+def _evenly_spaced_3x3(taps):
+    """(True, row step, column step) when taps (KH, KW) are a 3x3 kernel's at p*row + q*column (stride 1:
+    _DirectGeometry.taps gives offsets[p, q] = offsets[p, 0] + offsets[0, q]); else (False, 0, 0)."""
+    if taps.shape[0] == 3 and taps.shape[1] == 3 and taps[2, 0] == 2 * taps[1, 0] and taps[0, 2] == 2 * taps[0, 1]:
+        return True, taps[1, 0], taps[0, 1]
+    return False, 0, 0
+
+
+@numba.njit(inline="always")
+def _taps_4x(b, l0, taps, T, u0, u1, u2, u3, a0, a1, a2, a3):
+    """a_k += sum_{t < T} u_k[t] * (the vector of b at l0 + taps[t]), k < 4 (_direct_band_products_4x)."""
+    for t in range(T):
+        x = simd.load(b, l0 + taps[t])  # tap t of the windows
+        a0 = simd.fma(x, simd.splat(u0[t]), a0)
+        a1 = simd.fma(x, simd.splat(u1[t]), a1)
+        a2 = simd.fma(x, simd.splat(u2[t]), a2)
+        a3 = simd.fma(x, simd.splat(u3[t]), a3)
+    return a0, a1, a2, a3
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _direct_band_products_4x(band, weight, DH, DW, WC, L, acc):
-    """acc[g*Fp + f, l] = sum_{c,p,q} weight[g, f, c, p, q] * band[g*Cg + c, l + DH*p*WC + DW*q],
-    l < L (a multiple of simd.WIDTH), all float32: for each vector of pixels and 4 filters, the four sums
-    stay in registers across every input channel and tap; each tap is loaded once for the four."""
-    G, Fp, Cg = weight.shape[:3]
+def _direct_band_products_4x(band, weight, taps, L, acc):
+    """acc[g*Fp + f, l] = sum_{c,t} weight[g, f, c, t] * band[g*Cg + c, l + taps[t]], l < L (a multiple
+    of simd.WIDTH), all float32: for each vector of pixels and 4 filters, the four sums stay in
+    registers across every input channel and tap; each tap is loaded once for the four."""
+    G, Fp, Cg, T = weight.shape
+    steps, row, column = _evenly_spaced_3x3(taps)
+    offsets = taps.reshape(T)
     for g in range(G):
         for l0 in range(0, L, simd.WIDTH):
             for f in range(0, Fp, 4):
                 o0, o1, o2, o3 = acc[g * Fp + f], acc[g * Fp + f + 1], acc[g * Fp + f + 2], acc[g * Fp + f + 3]
-                # the channels in blocks: each block's sum (at most 9*DIRECT_VECTOR_CHANNELS products
+                # the channels in blocks: each block's sum (at most T*DIRECT_VECTOR_CHANNELS products
                 # in one chain of roundings) is added to the block sums before it
                 for c0 in range(0, Cg, DIRECT_VECTOR_CHANNELS):
                     a0, a1, a2, a3 = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()
                     for c in range(c0, min(c0 + DIRECT_VECTOR_CHANNELS, Cg)):
                         b = band[g * Cg + c]
                         u0, u1, u2, u3 = weight[g, f, c], weight[g, f + 1, c], weight[g, f + 2, c], weight[g, f + 3, c]
-                        for p in range(3):
-                            for q in range(3):
-                                x = simd.load(b, l0 + DH * p * WC + DW * q)  # tap (p, q) of 64 windows
-                                a0 = simd.fma(x, simd.splat(u0[p, q]), a0)
-                                a1 = simd.fma(x, simd.splat(u1[p, q]), a1)
-                                a2 = simd.fma(x, simd.splat(u2[p, q]), a2)
-                                a3 = simd.fma(x, simd.splat(u3[p, q]), a3)
+                        if steps:  # a 3x3 kernel at stride 1: nine taps unrolled, at two steps' multiples
+                            for p in range(3):
+                                for q in range(3):
+                                    x = simd.load(b, l0 + p * row + q * column)  # tap (p, q) of the windows
+                                    a0 = simd.fma(x, simd.splat(u0[3 * p + q]), a0)
+                                    a1 = simd.fma(x, simd.splat(u1[3 * p + q]), a1)
+                                    a2 = simd.fma(x, simd.splat(u2[3 * p + q]), a2)
+                                    a3 = simd.fma(x, simd.splat(u3[3 * p + q]), a3)
+                        elif T == 9:  # 3x3 at stride > 1: a loop of known length, unrolled (1.06x faster)
+                            a0, a1, a2, a3 = _taps_4x(b, l0, offsets, 9, u0, u1, u2, u3, a0, a1, a2, a3)
+                        else:  # any other kernel: a loop over its taps (ran 1.2x slower at stride 1)
+                            a0, a1, a2, a3 = _taps_4x(b, l0, offsets, T, u0, u1, u2, u3, a0, a1, a2, a3)
                     if c0 > 0:
                         a0, a1 = simd.add(simd.load(o0, l0), a0), simd.add(simd.load(o1, l0), a1)
                         a2, a3 = simd.add(simd.load(o2, l0), a2), simd.add(simd.load(o3, l0), a3)
@@ -777,11 +841,27 @@ def _direct_band_products_4x(band, weight, DH, DW, WC, L, acc):
                     simd.store(o3, l0, a3)
 
 
+@numba.njit(inline="always")
+def _taps_6x(b, l0, taps, T, u0, u1, u2, u3, u4, u5, a0, a1, a2, a3, a4, a5):
+    """a_k += sum_{t < T} u_k[t] * (the vector of b at l0 + taps[t]), k < 6 (_direct_band_products_6x)."""
+    for t in range(T):
+        x = simd.load(b, l0 + taps[t])  # tap t of the windows
+        a0 = simd.fma(x, simd.splat(u0[t]), a0)
+        a1 = simd.fma(x, simd.splat(u1[t]), a1)
+        a2 = simd.fma(x, simd.splat(u2[t]), a2)
+        a3 = simd.fma(x, simd.splat(u3[t]), a3)
+        a4 = simd.fma(x, simd.splat(u4[t]), a4)
+        a5 = simd.fma(x, simd.splat(u5[t]), a5)
+    return a0, a1, a2, a3, a4, a5
+
+
 @numba.njit(cache=True, error_model="numpy")
-def _direct_band_products_6x(band, weight, DH, DW, WC, L, acc):
+def _direct_band_products_6x(band, weight, taps, L, acc):
     """_direct_band_products_4x with 6 filters a block, Fp a multiple of 6: on AVX2, 6 sums of two
     registers each (12 of the 16) and one tap; each tap is loaded once for six filters."""
-    G, Fp, Cg = weight.shape[:3]
+    G, Fp, Cg, T = weight.shape
+    steps, row, column = _evenly_spaced_3x3(taps)
+    offsets = taps.reshape(T)
     for g in range(G):
         for l0 in range(0, L, simd.WIDTH):
             for f in range(0, Fp, 6):
@@ -794,15 +874,22 @@ def _direct_band_products_6x(band, weight, DH, DW, WC, L, acc):
                         b = band[g * Cg + c]
                         u0, u1, u2 = weight[g, f, c], weight[g, f + 1, c], weight[g, f + 2, c]
                         u3, u4, u5 = weight[g, f + 3, c], weight[g, f + 4, c], weight[g, f + 5, c]
-                        for p in range(3):
-                            for q in range(3):
-                                x = simd.load(b, l0 + DH * p * WC + DW * q)  # tap (p, q) of the windows
-                                a0 = simd.fma(x, simd.splat(u0[p, q]), a0)
-                                a1 = simd.fma(x, simd.splat(u1[p, q]), a1)
-                                a2 = simd.fma(x, simd.splat(u2[p, q]), a2)
-                                a3 = simd.fma(x, simd.splat(u3[p, q]), a3)
-                                a4 = simd.fma(x, simd.splat(u4[p, q]), a4)
-                                a5 = simd.fma(x, simd.splat(u5[p, q]), a5)
+                        if steps:  # as _direct_band_products_4x
+                            for p in range(3):
+                                for q in range(3):
+                                    x = simd.load(b, l0 + p * row + q * column)
+                                    a0 = simd.fma(x, simd.splat(u0[3 * p + q]), a0)
+                                    a1 = simd.fma(x, simd.splat(u1[3 * p + q]), a1)
+                                    a2 = simd.fma(x, simd.splat(u2[3 * p + q]), a2)
+                                    a3 = simd.fma(x, simd.splat(u3[3 * p + q]), a3)
+                                    a4 = simd.fma(x, simd.splat(u4[3 * p + q]), a4)
+                                    a5 = simd.fma(x, simd.splat(u5[3 * p + q]), a5)
+                        elif T == 9:  # as _direct_band_products_4x
+                            a0, a1, a2, a3, a4, a5 = _taps_6x(b, l0, offsets, 9, u0, u1, u2, u3, u4, u5,
+                                                              a0, a1, a2, a3, a4, a5)
+                        else:
+                            a0, a1, a2, a3, a4, a5 = _taps_6x(b, l0, offsets, T, u0, u1, u2, u3, u4, u5,
+                                                              a0, a1, a2, a3, a4, a5)
                     if c0 > 0:
                         a0, a1 = simd.add(simd.load(o0, l0), a0), simd.add(simd.load(o1, l0), a1)
                         a2, a3 = simd.add(simd.load(o2, l0), a2), simd.add(simd.load(o3, l0), a3)
@@ -816,32 +903,37 @@ def _direct_band_products_6x(band, weight, DH, DW, WC, L, acc):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _direct_band_products(band, weight, DH, DW, WC, L, acc):
-    """acc[g*Fp + f, l] += sum_{c,p,q} weight[g, f, c, p, q] * band[g*Cg + c, l + DH*p*WC + DW*q], l < L."""
-    G, Fp, Cg = weight.shape[:3]
+def _direct_band_products(band, weight, taps, L, acc):
+    """acc[g*Fp + f, l] += sum_{c,t} weight[g, f, c, t] * band[g*Cg + c, l + taps[t]], l < L."""
+    G, Fp, Cg, T = weight.shape
+    taps = taps.reshape(T)
     for g in range(G):
         for c in range(Cg):
             b = band[g * Cg + c]
-            # tap (p, q) of every window: the band shifted by DH*p*WC + DW*q (views from 0: no
-            # negative indices for Numba to check)
-            t00, t01, t02 = b[0:], b[DW:], b[2 * DW:]
-            t10, t11, t12 = b[DH * WC:], b[DH * WC + DW:], b[DH * WC + 2 * DW:]
-            t20, t21, t22 = b[2 * DH * WC:], b[2 * DH * WC + DW:], b[2 * DH * WC + 2 * DW:]
-            for f in range(0, Fp, 2):  # a pair of filters: each loaded value serves both
-                u, v = weight[g, f, c], weight[g, f + 1, c]
-                u00, u01, u02, u10, u11, u12, u20, u21, u22 = (u[0, 0], u[0, 1], u[0, 2], u[1, 0], u[1, 1],
-                                                               u[1, 2], u[2, 0], u[2, 1], u[2, 2])
-                v00, v01, v02, v10, v11, v12, v20, v21, v22 = (v[0, 0], v[0, 1], v[0, 2], v[1, 0], v[1, 1],
-                                                               v[1, 2], v[2, 0], v[2, 1], v[2, 2])
-                a, d = acc[g * Fp + f], acc[g * Fp + f + 1]
-                for l in range(L):
-                    x00, x01, x02 = t00[l], t01[l], t02[l]
-                    x10, x11, x12 = t10[l], t11[l], t12[l]
-                    x20, x21, x22 = t20[l], t21[l], t22[l]
-                    a[l] += (u00 * x00 + u01 * x01 + u02 * x02 + u10 * x10 + u11 * x11 + u12 * x12
-                             + u20 * x20 + u21 * x21 + u22 * x22)
-                    d[l] += (v00 * x00 + v01 * x01 + v02 * x02 + v10 * x10 + v11 * x11 + v12 * x12
-                             + v20 * x20 + v21 * x21 + v22 * x22)
+            if T == 9:  # 3x3: the nine taps' values in registers serve both filters of a pair
+                # tap k of every window: the band shifted by taps[k] (views from 0: no negative
+                # indices for Numba to check)
+                t0, t1, t2 = b[taps[0]:], b[taps[1]:], b[taps[2]:]
+                t3, t4, t5 = b[taps[3]:], b[taps[4]:], b[taps[5]:]
+                t6, t7, t8 = b[taps[6]:], b[taps[7]:], b[taps[8]:]
+                for f in range(0, Fp, 2):  # a pair of filters: each loaded value serves both
+                    u, v = weight[g, f, c], weight[g, f + 1, c]
+                    u0, u1, u2, u3, u4, u5, u6, u7, u8 = u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8]
+                    v0, v1, v2, v3, v4, v5, v6, v7, v8 = v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]
+                    a, d = acc[g * Fp + f], acc[g * Fp + f + 1]
+                    for l in range(L):
+                        x0, x1, x2, x3, x4, x5, x6, x7, x8 = t0[l], t1[l], t2[l], t3[l], t4[l], t5[l], t6[l], t7[l], t8[l]
+                        a[l] += u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3 + u4 * x4 + u5 * x5 + u6 * x6 + u7 * x7 + u8 * x8
+                        d[l] += v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3 + v4 * x4 + v5 * x5 + v6 * x6 + v7 * x7 + v8 * x8
+            else:  # any other kernel: tap by tap, each loaded value serving a pair of filters
+                for f in range(0, Fp, 2):
+                    u, v = weight[g, f, c], weight[g, f + 1, c]
+                    a, d = acc[g * Fp + f], acc[g * Fp + f + 1]
+                    for k in range(T):
+                        xk, uk, vk = b[taps[k]:], u[k], v[k]
+                        for l in range(L):
+                            a[l] += uk * xk[l]
+                            d[l] += vk * xk[l]
 
 
 @numba.njit(cache=True)
@@ -852,15 +944,15 @@ def _share_start(k, total, parts):
 
 
 @numba.njit(**_JIT_DIRECT_SUMS)
-def _direct_conv2d_3x3_dweight(dy, x, PT, PL, DH, DW, G, RB, bands_buffer, dy_buffer, partial):
-    """partial[k, g, f, c, p, q] = the share of chunk k of the tasks in
-    sum dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]; partial (chunks, G, Fp, Cp, 3, 3),
-    Fp and Cp: Fg and Cg rounded up to whole blocks (DIRECT_DWEIGHT_BLOCK; the extra sums are 0);
-    bands_buffer (T, >= G*Cp*(RB + 2*DH + 1)*WC) and dy_buffer (T, >= G*Fp*RB*WC): a row of each per thread."""
+def _direct_conv2d_dweight(dy, x, taps, PT, PL, SH, SW, WC, G, RB, plane, bands_buffer, dy_buffer, partial):
+    """partial[k, g, f, c, t] = the share of chunk k of the tasks in
+    sum dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, SH*i + DH*p, SW*j + DW*q], t = p*KW + q at ``taps``
+    (_DirectGeometry, planes of ``plane`` values); partial (chunks, G, Fp, Cp, KH*KW), Fp and Cp: Fg
+    and Cg rounded up to whole blocks (DIRECT_DWEIGHT_BLOCK; the extra sums are 0); bands_buffer
+    (T, >= G*Cp*SH*SW*plane) and dy_buffer (T, >= G*Fp*RB*WC): a row of each per thread."""
     F, OH, OW = dy.shape[1:]
     chunks, Fp, Cp = partial.shape[0], partial.shape[2], partial.shape[3]
     Fg = F // G
-    WC = OW + 2 * DW
     bands = (OH + RB - 1) // RB
     tasks = dy.shape[0] * bands
     T = bands_buffer.shape[0]
@@ -872,128 +964,124 @@ def _direct_conv2d_3x3_dweight(dy, x, PT, PL, DH, DW, G, RB, bands_buffer, dy_bu
                 n, i0 = task // bands, (task % bands) * RB
                 R = min(RB, OH - i0)
                 L = R * WC
-                rows = R + 2 * DH + 1
-                band = bands_buffer[t, :G * Cp * rows * WC].reshape((G * Cp, rows * WC))
-                _direct_band(x, n, i0, rows, PT, PL, WC, G, band)
+                band = bands_buffer[t, :G * Cp * SH * SW * plane].reshape((G * Cp, SH * SW * plane))
+                _direct_band(x, n, i0, R + plane // WC - RB, PT, PL, SH, SW, WC, G, band)
                 dy_wide = dy_buffer[t, :G * Fp * L].reshape((G * Fp, L))  # dy on the wide pixels
                 dy_wide[:] = 0  # 0 in the dropped columns and the padding filters
                 for g in range(G):
                     for f in range(Fg):
                         for r in range(R):
                             dy_wide[g * Fp + f, r * WC:r * WC + OW] = dy[n, g * Fg + f, i0 + r]
-                _direct_band_sums(band, dy_wide, DH, DW, WC, L, partial[k])
+                _direct_band_sums(band, dy_wide, taps, L, partial[k])
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
-def _direct_band_sums(band, dy_wide, DH, DW, WC, L, out):
-    """out[g, f, c, p, q] += sum_{l < L} dy_wide[g*Fp + f, l] * band[g*Cp + c, l + DH*p*WC + DW*q];
-    out (G, Fp, Cp, 3, 3), Fp a multiple of 3 and Cp of 4 (DIRECT_DWEIGHT_BLOCK)."""
-    G, Fp, Cp = out.shape[:3]
+def _direct_band_sums(band, dy_wide, taps, L, out):
+    """out[g, f, c, t] += sum_{l < L} dy_wide[g*Fp + f, l] * band[g*Cp + c, l + taps[t]];
+    out (G, Fp, Cp, KH*KW), Fp a multiple of 3 and Cp of 4 (DIRECT_DWEIGHT_BLOCK)."""
+    G, Fp, Cp, T = out.shape
+    taps = taps.reshape(T)
     zero = dy_wide.dtype.type(0)
     for g in range(G):
         for f in range(0, Fp, 3):
             e0, e1, e2 = dy_wide[g * Fp + f], dy_wide[g * Fp + f + 1], dy_wide[g * Fp + f + 2]
             for c in range(0, Cp, 4):
-                for p in range(3):
-                    for q in range(3):
-                        # tap (p, q) of 4 channels: the band shifted by DH*p*WC + DW*q (views from 0)
-                        s = DH * p * WC + DW * q
-                        x0, x1 = band[g * Cp + c, s:], band[g * Cp + c + 1, s:]
-                        x2, x3 = band[g * Cp + c + 2, s:], band[g * Cp + c + 3, s:]
-                        a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = a20 = a21 = a22 = a23 = zero
-                        for l in range(L):  # 12 sums in registers; 7 loads serve 12 multiply-adds
-                            u, v, w = e0[l], e1[l], e2[l]
-                            a00 += u * x0[l]
-                            a10 += v * x0[l]
-                            a20 += w * x0[l]
-                            a01 += u * x1[l]
-                            a11 += v * x1[l]
-                            a21 += w * x1[l]
-                            a02 += u * x2[l]
-                            a12 += v * x2[l]
-                            a22 += w * x2[l]
-                            a03 += u * x3[l]
-                            a13 += v * x3[l]
-                            a23 += w * x3[l]
-                        o = out[g, f:f + 3, c:c + 4, p, q]  # (3 filters, 4 channels)
-                        o[0, 0] += a00
-                        o[0, 1] += a01
-                        o[0, 2] += a02
-                        o[0, 3] += a03
-                        o[1, 0] += a10
-                        o[1, 1] += a11
-                        o[1, 2] += a12
-                        o[1, 3] += a13
-                        o[2, 0] += a20
-                        o[2, 1] += a21
-                        o[2, 2] += a22
-                        o[2, 3] += a23
+                for k in range(T):
+                    # tap k of 4 channels: the band shifted by taps[k] (views from 0)
+                    s = taps[k]
+                    x0, x1 = band[g * Cp + c, s:], band[g * Cp + c + 1, s:]
+                    x2, x3 = band[g * Cp + c + 2, s:], band[g * Cp + c + 3, s:]
+                    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = a20 = a21 = a22 = a23 = zero
+                    for l in range(L):  # 12 sums in registers; 7 loads serve 12 multiply-adds
+                        u, v, w = e0[l], e1[l], e2[l]
+                        a00 += u * x0[l]
+                        a10 += v * x0[l]
+                        a20 += w * x0[l]
+                        a01 += u * x1[l]
+                        a11 += v * x1[l]
+                        a21 += w * x1[l]
+                        a02 += u * x2[l]
+                        a12 += v * x2[l]
+                        a22 += w * x2[l]
+                        a03 += u * x3[l]
+                        a13 += v * x3[l]
+                        a23 += w * x3[l]
+                    o = out[g, f:f + 3, c:c + 4, k]  # (3 filters, 4 channels)
+                    o[0, 0] += a00
+                    o[0, 1] += a01
+                    o[0, 2] += a02
+                    o[0, 3] += a03
+                    o[1, 0] += a10
+                    o[1, 1] += a11
+                    o[1, 2] += a12
+                    o[1, 3] += a13
+                    o[2, 0] += a20
+                    o[2, 1] += a21
+                    o[2, 2] += a22
+                    o[2, 3] += a23
 
 
 def _padded_filters(weight, G, multiple=2):
-    """weight (F, Cg, KH, KW) -> (G, Fp, Cg, KH, KW), Fp = F/G rounded up to ``multiple``, zero filters added."""
+    """weight (F, Cg, KH, KW) -> (G, Fp, Cg, KH*KW), Fp = F/G rounded up to ``multiple``, zero filters added."""
     F, Cg, KH, KW = weight.shape
     Fg = F // G
     Fp = -(-Fg // multiple) * multiple
-    padded = np.zeros((G, Fp, Cg, KH, KW), dtype=weight.dtype)
-    padded[:, :Fg] = weight.reshape(G, Fg, Cg, KH, KW)
+    padded = np.zeros((G, Fp, Cg, KH * KW), dtype=weight.dtype)
+    padded[:, :Fg] = weight.reshape(G, Fg, Cg, KH * KW)
     return padded
 
 
-def _direct_3x3_only(KH, KW, who):
-    if (KH, KW) != (3, 3):
-        raise ValueError(f"{who}: the Numba kernel takes 3x3 kernels only, got {KH}x{KW}")
-
-
-def _direct_buffers(N, C, F, G, OH, OW, DH, DW, dtype, vectors=False, filters=2, channels=1):
-    """(RB, a band buffer, an output-rows buffer): one row of each per thread, allocated once per
-    call rather than per task inside the parallel loop; each group's filters rounded up to a
-    multiple of ``filters`` and its channels to one of ``channels``; with ``vectors``, sized for
-    _direct_conv2d_3x3_vectors (pixels in whole vectors)."""
-    WC = OW + 2 * DW
+def _direct_buffers(N, C, F, G, OH, geometry, dtype, vectors=False, filters=2, channels=1):
+    """(RB, plane, a band buffer, an output-rows buffer): one row of each per thread, allocated once
+    per call rather than per task inside the parallel loop; ``plane`` the values of a band's phase
+    plane; each group's filters rounded up to a multiple of ``filters`` and its channels to one of
+    ``channels``; with ``vectors``, sized for _direct_conv2d_vectors (pixels in whole vectors)."""
+    WC, P = geometry.WC, geometry.phases
     Cb = G * -(-(C // G) // channels) * channels  # the band's rows
-    RB = _direct_band_rows(Cb, WC, OH, np.dtype(dtype).itemsize)
+    RB = _direct_band_rows(Cb, WC, OH, np.dtype(dtype).itemsize, P)
     T = max(1, min(numba.get_num_threads(), N * -(-OH // RB)))
     Fp = -(-(F // G) // filters) * filters
     L = _direct_vector_pixels(RB, WC) if vectors else RB * WC
-    rows = _direct_vector_band_rows(L, DH, DW, WC) if vectors else RB + 2 * DH + 1
-    return RB, np.empty((T, Cb * rows * WC), dtype), np.empty((T, G * Fp * L), dtype)
+    plane = geometry.rows(L) * WC
+    return RB, plane, np.empty((T, Cb * P * plane), dtype), np.empty((T, G * Fp * L), dtype)
 
 
-def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
-    """See ``reference.direct_conv2d`` (3x3 kernels only here): x (N,C,H,W) -> y (N, F, OH, OW)."""
-    _direct_3x3_only(*weight.shape[2:], "direct_conv2d")
+def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None, stride=(1, 1)):
+    """See ``reference.direct_conv2d``: x (N,C,H,W) -> y (N, F, OH, OW)."""
     x = np.ascontiguousarray(x)
     N, C = x.shape[:2]
-    F = weight.shape[0]
+    F, _, KH, KW = weight.shape
+    geometry = _DirectGeometry(KH, KW, *stride, DH, DW, OW)
     y = np.empty((N, F, OH, OW), dtype=x.dtype) if out is None else out
     vectors = DIRECT_VECTORS and x.dtype == np.float32 and weight.dtype == np.float32
     FB = DIRECT_VECTOR_FILTERS if vectors else 2  # filters a block
-    RB, bands, acc = _direct_buffers(N, C, F, G, OH, OW, DH, DW, x.dtype, vectors, filters=FB)
-    flops = 18 * N * OH * OW * (C // G) * F  # 9 multiply-adds per output value and input channel
+    RB, plane, bands, acc = _direct_buffers(N, C, F, G, OH, geometry, x.dtype, vectors, filters=FB)
+    taps = geometry.taps(plane)
+    flops = 2 * KH * KW * N * OH * OW * (C // G) * F  # KH*KW multiply-adds per output value and input channel
     if vectors:
-        _by_flops(_direct_conv2d_3x3_vectors, flops)(x, _padded_filters(weight, G, FB), PT, PL, DH, DW, F // G, FB,
-                                                     RB, bands, acc, y)
+        _by_flops(_direct_conv2d_vectors, flops)(x, _padded_filters(weight, G, FB), taps, PT, PL, *stride,
+                                                 geometry.WC, F // G, FB, RB, plane, bands, acc, y)
     else:
-        _by_flops(_direct_conv2d_3x3, flops)(x, _padded_filters(weight, G), PT, PL, DH, DW, F // G, RB, bands, acc, y)
+        _by_flops(_direct_conv2d_loops, flops)(x, _padded_filters(weight, G), taps, PT, PL, *stride, geometry.WC,
+                                               F // G, RB, plane, bands, acc, y)
     return y
 
 
-def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G):
-    """See ``reference.direct_conv2d_dweight`` (3x3 only here): dy (N,F,OH,OW), x -> (F, C/G, 3, 3)."""
-    _direct_3x3_only(KH, KW, "direct_conv2d_dweight")
+def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G, stride=(1, 1)):
+    """See ``reference.direct_conv2d_dweight``: dy (N,F,OH,OW), x -> (F, C/G, KH, KW)."""
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     (N, C), (F, OH, OW) = x.shape[:2], dy.shape[1:]
     Fg, Cg = F // G, C // G
     BF, BC = DIRECT_DWEIGHT_BLOCK
-    RB, bands, dy_wide = _direct_buffers(N, C, F, G, OH, OW, DH, DW, dy.dtype, filters=BF, channels=BC)
+    geometry = _DirectGeometry(KH, KW, *stride, DH, DW, OW)
+    RB, plane, bands, dy_wide = _direct_buffers(N, C, F, G, OH, geometry, dy.dtype, filters=BF, channels=BC)
     chunks = min(N * -(-OH // RB), DIRECT_DWEIGHT_CHUNKS)
     Fp, Cp = -(-Fg // BF) * BF, -(-Cg // BC) * BC
-    partial = np.empty((chunks, G, Fp, Cp, 3, 3), dtype=dy.dtype)
-    flops = 18 * N * OH * OW * Cg * F  # 9 multiply-adds per output value and input channel
-    _by_flops(_direct_conv2d_3x3_dweight, flops)(dy, x.astype(dy.dtype, copy=False), PT, PL, DH, DW, G, RB, bands,
-                                                 dy_wide, partial)
-    return partial[:, :, :Fg, :Cg].sum(axis=0).reshape(F, Cg, 3, 3)
+    partial = np.empty((chunks, G, Fp, Cp, KH * KW), dtype=dy.dtype)
+    flops = 2 * KH * KW * N * OH * OW * Cg * F  # KH*KW multiply-adds per output value and input channel
+    _by_flops(_direct_conv2d_dweight, flops)(dy, x.astype(dy.dtype, copy=False), geometry.taps(plane), PT, PL,
+                                             *stride, geometry.WC, G, RB, plane, bands, dy_wide, partial)
+    return partial[:, :, :Fg, :Cg].sum(axis=0).reshape(F, Cg, KH, KW)
 
 
 # ---- convolution: Winograd F(4x4, 3x3) tiles -------------------------------------------------

@@ -234,32 +234,33 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
     return dweight
 
 
-# ---- convolution: direct (stride 1, no columns, no matrix product) ---------------------------
+# ---- convolution: direct (no columns, no matrix product) -----------------------------------
 #
-# A stride-1 conv2d summed tap by tap (minidl/ops/conv_direct.py): for a fixed tap (p, q) every
-# window reads the canvas (x zero padded, PT rows on top, PL columns on the left) shifted by
-# (DH*p, DW*q), so with groups G (Cg = C/G input channels and Fg = F/G filters per group)
-#     y[n, g*Fg + f, i, j] = sum_{c, p, q} weight[g*Fg + f, c, p, q] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]
-#     dweight[g*Fg + f, c, p, q] = sum_{n, i, j} dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]
+# A conv2d summed tap by tap (minidl/ops/conv_direct.py): for a fixed tap (p, q) every window
+# reads the canvas (x zero padded, PT rows on top, PL columns on the left) from (DH*p, DW*q) on,
+# every SH-th row and SW-th column, so with groups G (Cg = C/G input channels and Fg = F/G
+# filters per group)
+#     y[n, g*Fg + f, i, j] = sum_{c, p, q} weight[g*Fg + f, c, p, q] * canvas[n, g*Cg + c, SH*i + DH*p, SW*j + DW*q]
+#     dweight[g*Fg + f, c, p, q] = sum_{n, i, j} dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, SH*i + DH*p, SW*j + DW*q]
 # Here: one product over the channels per tap. The Numba kernels compute every output pixel
 # directly from a band of the canvas, without the products (numba_cpu.py).
 
 
-def _direct_taps(x, KH, KW, PT, PL, DH, DW, G, OH, OW):
-    """(p, q, X_pq) for every tap: X_pq (N, G, Cg, OH*OW) = canvas[n, g*Cg + c, i + DH*p, j + DW*q]."""
+def _direct_taps(x, KH, KW, SH, SW, PT, PL, DH, DW, G, OH, OW):
+    """(p, q, X_pq) for every tap: X_pq (N, G, Cg, OH*OW) = canvas[n, g*Cg + c, SH*i + DH*p, SW*j + DW*q]."""
     N, C = x.shape[:2]
-    canvas = _depthwise_canvas(x, PT, PL, OH + DH * (KH - 1), OW + DW * (KW - 1))
+    canvas = _depthwise_canvas(x, PT, PL, SH * (OH - 1) + DH * (KH - 1) + 1, SW * (OW - 1) + DW * (KW - 1) + 1)
     for p in range(KH):
         for q in range(KW):
-            tap = canvas[:, :, DH * p:DH * p + OH, DW * q:DW * q + OW]  # (N, C, OH, OW), a view
+            tap = canvas[:, :, DH * p:DH * p + SH * (OH - 1) + 1:SH, DW * q:DW * q + SW * (OW - 1) + 1:SW]  # (N, C, OH, OW)
             yield p, q, tap.reshape(N, G, C // G, OH * OW)  # a copy: the view is not contiguous
 
 
-def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
-    r"""A stride-1 conv2d without bias: x (N, C, H, W), weight (F, C/G, KH, KW) -> y (N, F, OH, OW).
+def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None, stride=(1, 1)):
+    r"""A conv2d without bias: x (N, C, H, W), weight (F, C/G, KH, KW) -> y (N, F, OH, OW).
 
-        y[n, g*Fg + f, i, j] = sum_{c, p, q} weight[g*Fg + f, c, p, q] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]
-    (the section's formula): per tap, Y[n, g] += W_pq[g] @ X_pq[n, g], (Fg, Cg) @ (Cg, OH*OW).
+        y[n, g*Fg + f, i, j] = sum_{c, p, q} weight[g*Fg + f, c, p, q] * canvas[n, g*Cg + c, SH*i + DH*p, SW*j + DW*q]
+    (the section's formula, stride (SH, SW)): per tap, Y[n, g] += W_pq[g] @ X_pq[n, g], (Fg, Cg) @ (Cg, OH*OW).
     Written into ``out`` (N, F, OH, OW) when given (the op passes a cached buffer).
     """
     xp = array_module(x)
@@ -267,7 +268,7 @@ def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
     F, Cg, KH, KW = weight.shape
     w = weight.reshape(G, F // G, Cg, KH, KW)
     y = xp.zeros((N, G, F // G, OH * OW), dtype=x.dtype)
-    for p, q, tap in _direct_taps(x, KH, KW, PT, PL, DH, DW, G, OH, OW):
+    for p, q, tap in _direct_taps(x, KH, KW, *stride, PT, PL, DH, DW, G, OH, OW):
         y += w[:, :, :, p, q] @ tap  # (G, Fg, Cg) @ (N, G, Cg, OH*OW)
     if out is None:
         return y.reshape(N, F, OH, OW)
@@ -275,10 +276,10 @@ def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None):
     return out
 
 
-def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G):
+def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G, stride=(1, 1)):
     r"""The weight gradient of :func:`direct_conv2d`: dy (N, F, OH, OW), x (N, C, H, W) -> (F, C/G, KH, KW).
 
-        dweight[g*Fg + f, c, p, q] = sum_{n, i, j} dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, i + DH*p, j + DW*q]
+        dweight[g*Fg + f, c, p, q] = sum_{n, i, j} dy[n, g*Fg + f, i, j] * canvas[n, g*Cg + c, SH*i + DH*p, SW*j + DW*q]
     per tap, dW_pq[g] = sum_n dY[n, g] @ X_pq[n, g].T, (Fg, OH*OW) @ (OH*OW, Cg).
     """
     xp = array_module(dy)
@@ -286,7 +287,7 @@ def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G):
     C = x.shape[1]
     dy_g = dy.reshape(N, G, F // G, OH * OW)
     dweight = xp.empty((G, F // G, C // G, KH, KW), dtype=dy.dtype)
-    for p, q, tap in _direct_taps(x, KH, KW, PT, PL, DH, DW, G, OH, OW):
+    for p, q, tap in _direct_taps(x, KH, KW, *stride, PT, PL, DH, DW, G, OH, OW):
         dweight[:, :, :, p, q] = (dy_g @ tap.swapaxes(-1, -2)).sum(axis=0)  # (N, G, Fg, Cg) summed over n
     return dweight.reshape(F, C // G, KH, KW)
 

@@ -9,7 +9,7 @@ forces one (minidl/backend/algorithms.py).
     auto     the first of depthwise, winograd, direct, shifted_rows, rotated_kernel that the table
              offers from the convolution's channel count, that can take it and for which the
              weight is not the large operand (more output positions N*OH*OW than WEIGHT_BOUND[route]
-             per filter of a group); else im2col
+             per filter of a group, WEIGHT_BOUND_STRIDED[route] with stride > 1); else im2col
     forced   that route if the table offers it (at any channel count) and it can take the
              convolution; else im2col, with a warning the first time (never another fast route)
 """
@@ -35,13 +35,19 @@ _warned = set()  # (route, reason) pairs already reported
 # image, while im2col only reads it in its one matrix product; the direct route only pads its
 # filters to whole blocks, and beat im2col down to 32 positions for 64 filters.
 WEIGHT_BOUND = {"winograd": 0.5, "direct": 0.125, "shifted_rows": 4, "rotated_kernel": 4}
+# With stride > 1 (only the direct route takes it) the bound is higher: its dx is one product per
+# phase of the stride, and its weight gradient's loops over a small image's pixels are short.
+WEIGHT_BOUND_STRIDED = {"direct": 32}
 
 
-def _channels(name, weight_shape, groups):
+def _channels(name, weight_shape, groups, stride=(1, 1)):
     """The channel count a route's threshold is compared with."""
     F, Cg = weight_shape[:2]
     if name == "winograd":
         return min(F, Cg * groups)  # input and output channels: both products must be wide
+    if name == "direct" and stride != (1, 1):
+        # its band holds SH*SW phase planes of each channel (a 3-channel 7x7 stem: 12)
+        return min(F // groups, Cg * stride[0] * stride[1])
     if name == "direct" and F // groups <= 3:
         return Cg  # a layer of 1-3 filters (a network's last 3x3): the direct kernels beat the others there too
     if name in ("shifted_rows", "direct"):
@@ -64,7 +70,8 @@ def _weight_bound(name, x_shape, weight_shape, stride, padding, dilation, groups
     if name not in WEIGHT_BOUND:  # depthwise: one small filter per channel
         return False
     OH, OW = Lowering.of_conv2d(x_shape, weight_shape, stride, padding, dilation).out_size
-    return x_shape[0] * OH * OW <= WEIGHT_BOUND[name] * (weight_shape[0] // groups)
+    bound = WEIGHT_BOUND[name] if tuple(stride) == (1, 1) else WEIGHT_BOUND_STRIDED.get(name, WEIGHT_BOUND[name])
+    return x_shape[0] * OH * OW <= bound * (weight_shape[0] // groups)
 
 
 def choose_conv2d(kern, x_shape, weight_shape, stride, padding, dilation, groups):
@@ -87,7 +94,8 @@ def choose_conv2d(kern, x_shape, weight_shape, stride, padding, dilation, groups
                           "it runs on im2col (this warning is shown once)", RuntimeWarning, stacklevel=3)
         return Conv2d
     for name in AUTO_ORDER:
-        if _takes(table.get(name), _channels(name, weight_shape, groups)) and ROUTES[name].why_not(*geometry) is None \
+        if _takes(table.get(name), _channels(name, weight_shape, groups, tuple(stride))) \
+                and ROUTES[name].why_not(*geometry) is None \
                 and not _weight_bound(name, *geometry):
             return ROUTES[name]
     return Conv2d

@@ -1,10 +1,12 @@
 """The direct convolution kernels (direct_conv2d and its dweight): the index formula, the adjoint,
 and the Numba kernels against the reference (to rounding: the Numba ones sum in another order).
 
-Random geometries: odd sizes, dilation, top/left padding from 0 to D*(K-1) and beyond, any output
-size the windows allow (so 'same' with its extra bottom/right row, and outputs smaller than the
-input), groups with odd numbers of filters per group. The reference takes any kernel; the
-Numba kernels 3x3 only.
+Random geometries: odd sizes, any kernel size, stride, dilation, top/left padding from 0 to
+D*(K-1) and beyond, any output size the windows allow (so 'same' with its extra bottom/right row,
+and outputs smaller than the input), groups with odd numbers of filters per group. The Numba
+kernels take three ways through their products: a 3x3 kernel at stride 1 (taps at multiples of
+two steps), 3x3 at stride > 1 (nine taps from the phase planes) and any other kernel (a loop over
+its taps); the strategies draw all three.
 """
 import numpy as np
 import pytest
@@ -17,49 +19,51 @@ SETTINGS = settings(max_examples=40, deadline=None)
 
 
 @st.composite
-def geometries(draw, square3=False):
-    """(x shape, weight shape (F, C/G, KH, KW), (PT, PL, DH, DW, G), (OH, OW)) of a stride-1 conv2d."""
+def geometries(draw):
+    """(x shape, weight shape (F, C/G, KH, KW), (PT, PL, DH, DW, G), (OH, OW), (SH, SW)) of a conv2d."""
     G = draw(st.integers(1, 3))
     N, Cg, Fg = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    KH, KW = (3, 3) if square3 else (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    KH, KW = draw(st.sampled_from([(3, 3), (3, 3), (1, 1), (2, 3), (4, 1), (5, 5), (7, 7)]))
+    SH, SW = draw(st.sampled_from([(1, 1), (1, 1), (2, 2), (2, 1), (3, 2)]))
     DH, DW = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     PT, PL = draw(st.integers(0, DH * (KH - 1) + 1)), draw(st.integers(0, DW * (KW - 1) + 1))
-    H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
-    # the windows reach from the canvas's top row down to OH - 1 + DH*(KH - 1): at least one output
-    # row, and at most one past the input plus the padding on both sides ('same' with an even kernel)
-    OH = draw(st.integers(1, max(1, H + 2 * PT - DH * (KH - 1) + 1)))
-    OW = draw(st.integers(1, max(1, W + 2 * PL - DW * (KW - 1) + 1)))
-    return (N, G * Cg, H, W), (G * Fg, Cg, KH, KW), (PT, PL, DH, DW, G), (OH, OW)
+    H, W = draw(st.integers(1, 11)), draw(st.integers(1, 11))
+    # the windows reach from the canvas's top row down to S*(OH - 1) + D*(KH - 1): at least one
+    # output row, and at most one past the input plus the padding on both sides ('same' with an even kernel)
+    OH = draw(st.integers(1, max(1, (H + 2 * PT - DH * (KH - 1)) // SH + 1)))
+    OW = draw(st.integers(1, max(1, (W + 2 * PL - DW * (KW - 1)) // SW + 1)))
+    return (N, G * Cg, H, W), (G * Fg, Cg, KH, KW), (PT, PL, DH, DW, G), (OH, OW), (SH, SW)
 
 
-def naive(x, w, geometry, out_size):
-    """y[n, g*Fg + f, i, j] = sum_{c,p,q} w[g*Fg + f, c, p, q] * x[n, g*Cg + c, i - PT + DH*p, j - PL + DW*q] (0 outside x)."""
-    (N, _, H, W), (F, Cg, KH, KW), (PT, PL, DH, DW, G), (OH, OW) = x.shape, w.shape, geometry, out_size
+def naive(x, w, geometry, out_size, stride=(1, 1)):
+    """y[n, g*Fg + f, i, j] = sum_{c,p,q} w[g*Fg + f, c, p, q] * x[n, g*Cg + c, SH*i - PT + DH*p, SW*j - PL + DW*q]
+    (0 outside x)."""
+    (N, _, H, W), (F, Cg, KH, KW), (PT, PL, DH, DW, G), (OH, OW), (SH, SW) = x.shape, w.shape, geometry, out_size, stride
     Fg = F // G
     y = np.zeros((N, F, OH, OW))
     for n, f, i, j, c, p, q in np.ndindex(N, F, OH, OW, Cg, KH, KW):
-        h, v = i - PT + DH * p, j - PL + DW * q
+        h, v = SH * i - PT + DH * p, SW * j - PL + DW * q
         if 0 <= h < H and 0 <= v < W:
             y[n, f, i, j] += w[f, c, p, q] * x[n, (f // Fg) * Cg + c, h, v]
     return y
 
 
 def _check_formula_and_adjoint(kern, case, seed):
-    x_shape, w_shape, geometry, (OH, OW) = case
-    PT, PL, DH, DW, G = geometry
+    x_shape, w_shape, geometry, (OH, OW), stride = case
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
-    y = kern.direct_conv2d(x, w, PT, PL, DH, DW, G, OH, OW)
-    np.testing.assert_allclose(y, naive(x, w, geometry, (OH, OW)), rtol=1e-12, atol=1e-12)
+    y = kern.direct_conv2d(x, w, *geometry, OH, OW, stride=stride)
+    np.testing.assert_allclose(y, naive(x, w, geometry, (OH, OW), stride), rtol=1e-12, atol=1e-12)
     dy = rng.standard_normal(y.shape)
-    dweight = kern.direct_conv2d_dweight(dy, x, *w_shape[2:], PT, PL, DH, DW, G)
+    dweight = kern.direct_conv2d_dweight(dy, x, *w_shape[2:], *geometry, stride=stride)
     assert dweight.shape == w_shape
     np.testing.assert_allclose(np.sum(w * dweight), np.sum(y * dy), rtol=1e-10, atol=1e-10)  # y is linear in w
     for _ in range(3):  # and entry by entry: dweight[e] = <y(w = unit e), dy>
         e = tuple(rng.integers(0, s) for s in w_shape)
         unit = np.zeros(w_shape)
         unit[e] = 1
-        np.testing.assert_allclose(dweight[e], np.sum(naive(x, unit, geometry, (OH, OW)) * dy), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(dweight[e], np.sum(naive(x, unit, geometry, (OH, OW), stride) * dy),
+                                   rtol=1e-10, atol=1e-12)
 
 
 @SETTINGS
@@ -70,8 +74,8 @@ def test_reference_follows_the_formula_and_dweight_is_its_adjoint(case, seed):
 
 @pytest.mark.parametrize("name", available_backends())
 @SETTINGS
-@given(case=geometries(square3=True), seed=st.integers(0, 2**16))
-def test_3x3_follows_the_formula_and_dweight_is_its_adjoint(name, case, seed):
+@given(case=geometries(), seed=st.integers(0, 2**16))
+def test_every_backend_follows_the_formula_and_dweight_is_its_adjoint(name, case, seed):
     _check_formula_and_adjoint(kernel_module(name), case, seed)
 
 
@@ -88,28 +92,29 @@ def vectors(request, monkeypatch):
 
 
 @SETTINGS
-@given(case=geometries(square3=True), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+@given(case=geometries(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
 def test_numba_equals_the_reference(vectors, case, dtype, seed):
     numba_cpu = kernel_module("numba")
-    x_shape, w_shape, geometry, (OH, OW) = case
+    x_shape, w_shape, geometry, (OH, OW), stride = case
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
-    y = numba_cpu.direct_conv2d(x, w, *geometry, OH, OW)
+    y = numba_cpu.direct_conv2d(x, w, *geometry, OH, OW, stride=stride)
     assert y.dtype == dtype
     tolerance = 1e-5 if dtype == np.float32 else 1e-12  # the same sums in another order
-    np.testing.assert_allclose(y, reference.direct_conv2d(x, w, *geometry, OH, OW), rtol=tolerance,
+    np.testing.assert_allclose(y, reference.direct_conv2d(x, w, *geometry, OH, OW, stride=stride), rtol=tolerance,
                                atol=tolerance * np.sqrt(w[0].size))
     dy = rng.standard_normal(y.shape).astype(dtype)
-    dweight = numba_cpu.direct_conv2d_dweight(dy, x, 3, 3, *geometry)
+    dweight = numba_cpu.direct_conv2d_dweight(dy, x, *w_shape[2:], *geometry, stride=stride)
     assert dweight.dtype == dtype
-    np.testing.assert_allclose(dweight, reference.direct_conv2d_dweight(dy, x, 3, 3, *geometry),
+    np.testing.assert_allclose(dweight, reference.direct_conv2d_dweight(dy, x, *w_shape[2:], *geometry, stride=stride),
                                rtol=tolerance, atol=tolerance * np.sqrt(dy[:, 0].size))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_numba_bands_cover_every_row(monkeypatch, vectors, dtype):
     """Tasks of one output row each (the smallest band), and a band as tall as the output; in
-    float32 with vectors, bands whose pixels end mid-vector (9 + 2 wide pixels a row)."""
+    float32 with vectors, bands whose pixels end mid-vector (9 + 2 wide pixels a row); at stride
+    1 and 2."""
     numba_cpu = kernel_module("numba")
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((2, 4, 11, 9)), rng.standard_normal((7, 4, 3, 3))  # 7 filters: a whole
@@ -117,6 +122,8 @@ def test_numba_bands_cover_every_row(monkeypatch, vectors, dtype):
     expected_y = reference.direct_conv2d(x, w, 1, 1, 1, 1, 1, 11, 9)
     expected_dw = reference.direct_conv2d_dweight(dy, x, 3, 3, 1, 1, 1, 1, 1)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    expected_y2 = reference.direct_conv2d(x, w, 1, 1, 1, 1, 1, 6, 5, stride=(2, 2))  # stride 2: phase planes
+    expected_dw2 = reference.direct_conv2d_dweight(dy[:, :, :6, :5], x, 3, 3, 1, 1, 1, 1, 1, stride=(2, 2))
     x, w, dy = x.astype(dtype), w.astype(dtype), dy.astype(dtype)
     for band_bytes in (1, 2**30):
         monkeypatch.setattr(numba_cpu, "DIRECT_BAND_BYTES", band_bytes)
@@ -124,20 +131,32 @@ def test_numba_bands_cover_every_row(monkeypatch, vectors, dtype):
                                    rtol=tolerance, atol=tolerance)
         np.testing.assert_allclose(numba_cpu.direct_conv2d_dweight(dy, x, 3, 3, 1, 1, 1, 1, 1), expected_dw,
                                    rtol=tolerance, atol=tolerance * 10)
+        np.testing.assert_allclose(numba_cpu.direct_conv2d(x, w, 1, 1, 1, 1, 1, 6, 5, stride=(2, 2)), expected_y2,
+                                   rtol=tolerance, atol=tolerance)
+        np.testing.assert_allclose(numba_cpu.direct_conv2d_dweight(np.ascontiguousarray(dy[:, :, :6, :5]), x, 3, 3,
+                                                                   1, 1, 1, 1, 1, stride=(2, 2)), expected_dw2,
+                                   rtol=tolerance, atol=tolerance * 10)
 
 
-@pytest.mark.parametrize("x_shape, F, groups", [((4, 64, 30, 31), 32, 1), ((2, 16, 64, 64), 16, 1),
-                                               ((2, 24, 17, 19), 30, 2)])
-def test_float32_error_against_float64_is_no_worse_than_pytorch(torch, vectors, x_shape, F, groups):
+@pytest.mark.parametrize("x_shape, F, groups, kernel, stride", [
+    ((4, 64, 30, 31), 32, 1, 3, 1), ((2, 16, 64, 64), 16, 1, 3, 1), ((2, 24, 17, 19), 30, 2, 3, 1),
+    ((2, 32, 64, 63), 32, 1, 3, 2),  # a U-Net's strided 3x3 (BNUNet)
+    ((2, 3, 128, 128), 16, 1, 7, 2),  # a ResNet's stem
+])
+def test_float32_error_against_float64_is_no_worse_than_pytorch(torch, vectors, x_shape, F, groups, kernel, stride):
     """The forward's float32 error against the float64 reference, relative to the largest output:
     at most PyTorch's float32 conv2d's on the same inputs (loops and vectors)."""
     numba_cpu = kernel_module("numba")
     rng = np.random.default_rng(4)
     x = rng.standard_normal(x_shape).astype(np.float32)
-    w = (rng.standard_normal((F, x_shape[1] // groups, 3, 3)) / 8).astype(np.float32)
-    exact = reference.direct_conv2d(x.astype(np.float64), w.astype(np.float64), 1, 1, 1, 1, groups, *x_shape[2:])
-    ours = numba_cpu.direct_conv2d(x, w, 1, 1, 1, 1, groups, *x_shape[2:])
-    theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1, groups=groups).numpy()
+    w = (rng.standard_normal((F, x_shape[1] // groups, kernel, kernel)) / 8).astype(np.float32)
+    pad = kernel // 2
+    out_size = [(size + 2 * pad - kernel) // stride + 1 for size in x_shape[2:]]
+    exact = reference.direct_conv2d(x.astype(np.float64), w.astype(np.float64), pad, pad, 1, 1, groups, *out_size,
+                                    stride=(stride, stride))
+    ours = numba_cpu.direct_conv2d(x, w, pad, pad, 1, 1, groups, *out_size, stride=(stride, stride))
+    theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=pad, stride=stride,
+                                        groups=groups).numpy()
     scale = np.abs(exact).max()
     ours_error, theirs_error = np.abs(ours - exact).max() / scale, np.abs(theirs - exact).max() / scale
     assert ours_error <= 1.5 * theirs_error, (ours_error, theirs_error)
@@ -186,14 +205,6 @@ def test_numba_weight_gradient_does_not_depend_on_the_thread_count():
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(results[0], results[1])  # bit for bit
-
-
-def test_numba_refuses_other_kernel_sizes():
-    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
-    with pytest.raises(ValueError, match="direct_conv2d: the Numba kernel takes 3x3 kernels only, got 3x2"):
-        numba_cpu.direct_conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 2)), 1, 1, 1, 1, 1, 4, 4)
-    with pytest.raises(ValueError, match="direct_conv2d_dweight: .* got 5x5"):
-        numba_cpu.direct_conv2d_dweight(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 4, 4)), 5, 5, 2, 2, 1, 1, 1)
 
 
 @pytest.mark.parametrize("name", available_backends())

@@ -51,6 +51,13 @@ CASES = [
     ((1, 3, 9, 8), (2, 3, 3, 3), dict(padding=2, dilation=(2, 1))),
     ((2, 4, 6, 7), (6, 2, 3, 3), dict(padding="same", groups=2)),
     ((1, 6, 7, 6), (3, 2, 3, 3), dict(padding=(2, 1), dilation=(1, 2), groups=3)),
+    # stride > 1: dx phase by phase (a kernel smaller than the stride leaves phases without taps;
+    # padding beyond K - 1 crops dy)
+    ((2, 3, 9, 8), (4, 3, 3, 3), dict(stride=2, padding=1)),
+    ((1, 2, 13, 11), (3, 2, 7, 7), dict(stride=2, padding=3)),
+    ((2, 4, 8, 7), (6, 2, 3, 2), dict(stride=(2, 3), padding=(1, 0), groups=2)),
+    ((1, 3, 7, 9), (2, 3, 1, 1), dict(stride=2)),
+    ((1, 2, 10, 8), (3, 2, 3, 3), dict(stride=3, padding=2)),
 ]
 
 
@@ -142,7 +149,26 @@ def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backe
     assert route(128, 128) is not Conv2dDirect  # Winograd's (Numba) or the rotated kernel's
 
 
-@pytest.mark.parametrize("kw", [dict(stride=2), dict(stride=(1, 2)), dict(kernel=(3, 2)), dict(kernel=(1, 1), padding=0),
+def test_auto_takes_strided_convolutions_of_large_images(backend):
+    """Stride > 1 (Numba): the channels counted with the band's SH*SW phase planes (a ResNet stem's
+    3 channels: 12), and im2col for images of at most WEIGHT_BOUND_STRIDED positions per filter."""
+    kern = kernel_module(backend)
+    numba = backend == "numba"
+
+    def choose(x_shape, w_shape, stride, p):
+        return conv_algorithms.choose_conv2d(kern, x_shape, w_shape, (stride, stride), ((p, p), (p, p)), (1, 1), 1)
+
+    assert (choose((2, 3, 128, 128), (16, 3, 7, 7), 2, 3) is Conv2dDirect) == numba  # 8192 positions, 16 filters
+    assert (choose((2, 16, 128, 128), (16, 16, 3, 3), 2, 1) is Conv2dDirect) == numba
+    assert (choose((2, 1, 64, 64), (16, 1, 3, 3), 2, 1) is Conv2dDirect) == numba  # 1 channel, 4 phase planes
+    assert choose((2, 1, 64, 64), (16, 1, 3, 3), 1, 1) is not Conv2dDirect  # 1 channel at stride 1
+    bound = conv_algorithms.WEIGHT_BOUND_STRIDED["direct"]
+    assert 2 * 16 * 16 <= bound * 32 < 2 * 32 * 32  # positions per filter of the next two
+    assert choose((2, 16, 32, 32), (32, 16, 3, 3), 2, 1) is conv_ops.Conv2d
+    assert (choose((2, 16, 64, 64), (32, 16, 3, 3), 2, 1) is Conv2dDirect) == numba
+
+
+@pytest.mark.parametrize("kw", [dict(stride=2, dilation=2), dict(kernel=(3, 2)), dict(kernel=(1, 1), padding=0),
                                 dict(kernel=(5, 5)), dict(padding=(3, 1))])
 def test_other_convolutions_run_on_im2col_and_say_so(backend, direct, kw):
     kw = dict(kw)  # the parameter dict is shared between backends
