@@ -392,8 +392,8 @@ def markdown(result):
         f"{RTOL64:g}; never an all-zero output or gradient.",
         "",
         machine_line(m) + f" Load average (1 min) at the start {load['start']:.1f}, at the end "
-        f"{load['end']:.1f}: above the thread count, other work shared the cores and slowed both "
-        "libraries.",
+        f"{load['end']:.1f}" + (": above the thread count, other work shared the cores and slowed both libraries."
+                                if max(load["start"], load["end"]) > m["threads"] else "."),
         "",
         "Reproduce: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.models"
         + (f" {c['argv']}`" if c["argv"] else "`"),
