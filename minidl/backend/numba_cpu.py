@@ -922,7 +922,8 @@ def _direct_band_products(band, weight, taps, L, acc):
                     v0, v1, v2, v3, v4, v5, v6, v7, v8 = v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]
                     a, d = acc[g * Fp + f], acc[g * Fp + f + 1]
                     for l in range(L):
-                        x0, x1, x2, x3, x4, x5, x6, x7, x8 = t0[l], t1[l], t2[l], t3[l], t4[l], t5[l], t6[l], t7[l], t8[l]
+                        x0, x1, x2, x3, x4 = t0[l], t1[l], t2[l], t3[l], t4[l]
+                        x5, x6, x7, x8 = t5[l], t6[l], t7[l], t8[l]
                         a[l] += u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3 + u4 * x4 + u5 * x5 + u6 * x6 + u7 * x7 + u8 * x8
                         d[l] += v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3 + v4 * x4 + v5 * x5 + v6 * x6 + v7 * x7 + v8 * x8
             else:  # any other kernel: tap by tap, each loaded value serving a pair of filters

@@ -252,7 +252,8 @@ def _direct_taps(x, KH, KW, SH, SW, PT, PL, DH, DW, G, OH, OW):
     canvas = _depthwise_canvas(x, PT, PL, SH * (OH - 1) + DH * (KH - 1) + 1, SW * (OW - 1) + DW * (KW - 1) + 1)
     for p in range(KH):
         for q in range(KW):
-            tap = canvas[:, :, DH * p:DH * p + SH * (OH - 1) + 1:SH, DW * q:DW * q + SW * (OW - 1) + 1:SW]  # (N, C, OH, OW)
+            rows, columns = slice(DH * p, DH * p + SH * (OH - 1) + 1, SH), slice(DW * q, DW * q + SW * (OW - 1) + 1, SW)
+            tap = canvas[:, :, rows, columns]  # (N, C, OH, OW), a view
             yield p, q, tap.reshape(N, G, C // G, OH * OW)  # a copy: the view is not contiguous
 
 

@@ -89,15 +89,16 @@ class Conv2dDirect(Function):
         elif needs_x:
             dx = allocator.empty(s.x_shape, dy.dtype, xp)
             SH, SW = s.lowering.stride
-            for (a, b), (pa, pb), taps, (top, left) in _dx_phases(s.lowering):
+            for (a, b), (pa, pb), (Ma, Mb), (top, left) in _dx_phases(s.lowering):
                 phase = dx[:, :, a::SH, b::SW]  # (N, C, Ua, Vb), a view
-                if min(taps) == 0 or min(phase.shape[2:]) == 0:
+                if min(Ma, Mb, *phase.shape[2:]) == 0:
                     phase[...] = 0  # no tap reaches these pixels (a kernel smaller than the stride)
                     continue
-                weight_rot = rotated_weight(s.weight[:, :, pa::SH, pb::SW], G).reshape(C, F // G, *taps)  # (C, F/G, Ma, Mb)
-                # padding below 0: dy without its first -top rows (-left columns)
-                cropped = dy[:, :, max(0, -top):, max(0, -left):]
-                phase[...] = kern.direct_conv2d(cropped, weight_rot, max(0, top), max(0, left), 1, 1, G, *phase.shape[2:])
+                sub = s.weight[:, :, pa::SH, pb::SW]  # (F, C/G, Ma, Mb): the taps that reach them
+                weight_rot = rotated_weight(sub, G).reshape(C, F // G, Ma, Mb)  # (C, F/G, Ma, Mb)
+                cropped = dy[:, :, max(0, -top):, max(0, -left):]  # padding below 0: rows of dy dropped
+                phase[...] = kern.direct_conv2d(cropped, weight_rot, max(0, top), max(0, left), 1, 1, G,
+                                                *phase.shape[2:])
         dweight = kern.direct_conv2d_dweight(dy, s.x, KH, KW, *s.lowering.top_left, *s.lowering.dilation, G,
                                              stride=s.lowering.stride) if needs_weight else None
         return dx, dweight, dbias, None, None, None, None

@@ -38,7 +38,8 @@ def geometries(draw):
 def naive(x, w, geometry, out_size, stride=(1, 1)):
     """y[n, g*Fg + f, i, j] = sum_{c,p,q} w[g*Fg + f, c, p, q] * x[n, g*Cg + c, SH*i - PT + DH*p, SW*j - PL + DW*q]
     (0 outside x)."""
-    (N, _, H, W), (F, Cg, KH, KW), (PT, PL, DH, DW, G), (OH, OW), (SH, SW) = x.shape, w.shape, geometry, out_size, stride
+    (N, _, H, W), (F, Cg, KH, KW), (PT, PL, DH, DW, G) = x.shape, w.shape, geometry
+    (OH, OW), (SH, SW) = out_size, stride
     Fg = F // G
     y = np.zeros((N, F, OH, OW))
     for n, f, i, j, c, p, q in np.ndindex(N, F, OH, OW, Cg, KH, KW):
