@@ -604,7 +604,7 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
 #   * the band's canvas rows (x zero padded, all channels) are copied flat into the task's buffer,
 #     and output pixel (i, j) of the band gets the wide index l = i*WC + j (the shifted-rows trick,
 #     minidl/ops/conv_shifted.py): tap (p, q) of every window is the band shifted by a fixed offset
-#     (_direct_taps), so each (filter, channel) pair is ONE contiguous loop over l, one shifted
+#     (_DirectGeometry.taps), so each (filter, channel) pair is ONE contiguous loop over l, one shifted
 #     view of the band per tap, which LLVM vectorises; columns j >= OW read wrapped-around values
 #     and are dropped (forward) or zero (dweight);
 #   * stride S > 1: window (i, j) reads canvas row S*i + D*p, so the band holds each channel's
@@ -650,7 +650,7 @@ class _DirectGeometry:
     (i + (D*p) // S, j + (D*q) // S) of phase plane ((D*p) % S, (D*q) % S)."""
 
     def __init__(self, KH, KW, SH, SW, DH, DW, OW):
-        self.stride, self.phases = (SH, SW), SH * SW
+        self.phases = SH * SW  # a channel's planes in the band
         self.down = [(DH * p) // SH for p in range(KH)]  # plane rows below the window's first
         self.right = [(DW * q) // SW for q in range(KW)]  # plane columns right of it
         self.plane_of = [((DH * p) % SH) * SW + (DW * q) % SW for p in range(KH) for q in range(KW)]
