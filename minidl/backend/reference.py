@@ -250,11 +250,9 @@ def _direct_taps(x, KH, KW, SH, SW, PT, PL, DH, DW, G, OH, OW):
     """(p, q, X_pq) for every tap: X_pq (N, G, Cg, OH*OW) = canvas[n, g*Cg + c, SH*i + DH*p, SW*j + DW*q]."""
     N, C = x.shape[:2]
     canvas = _depthwise_canvas(x, PT, PL, SH * (OH - 1) + DH * (KH - 1) + 1, SW * (OW - 1) + DW * (KW - 1) + 1)
-    for p in range(KH):
-        for q in range(KW):
-            rows, columns = slice(DH * p, DH * p + SH * (OH - 1) + 1, SH), slice(DW * q, DW * q + SW * (OW - 1) + 1, SW)
-            tap = canvas[:, :, rows, columns]  # (N, C, OH, OW), a view
-            yield p, q, tap.reshape(N, G, C // G, OH * OW)  # a copy: the view is not contiguous
+    for p, q, rows, columns in _depthwise_taps(KH, KW, SH, SW, DH, DW, OH, OW):
+        tap = canvas[:, :, rows, columns]  # (N, C, OH, OW), a view
+        yield p, q, tap.reshape(N, G, C // G, OH * OW)  # a copy: the view is not contiguous
 
 
 def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None, stride=(1, 1)):

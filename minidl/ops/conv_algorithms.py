@@ -70,7 +70,7 @@ def _weight_bound(name, x_shape, weight_shape, stride, padding, dilation, groups
     if name not in WEIGHT_BOUND:  # depthwise: one small filter per channel
         return False
     OH, OW = Lowering.of_conv2d(x_shape, weight_shape, stride, padding, dilation).out_size
-    bound = WEIGHT_BOUND[name] if tuple(stride) == (1, 1) else WEIGHT_BOUND_STRIDED.get(name, WEIGHT_BOUND[name])
+    bound = WEIGHT_BOUND[name] if stride == (1, 1) else WEIGHT_BOUND_STRIDED.get(name, WEIGHT_BOUND[name])
     return x_shape[0] * OH * OW <= bound * (weight_shape[0] // groups)
 
 
@@ -94,7 +94,7 @@ def choose_conv2d(kern, x_shape, weight_shape, stride, padding, dilation, groups
                           "it runs on im2col (this warning is shown once)", RuntimeWarning, stacklevel=3)
         return Conv2d
     for name in AUTO_ORDER:
-        if _takes(table.get(name), _channels(name, weight_shape, groups, tuple(stride))) \
+        if _takes(table.get(name), _channels(name, weight_shape, groups, stride)) \
                 and ROUTES[name].why_not(*geometry) is None \
                 and not _weight_bound(name, *geometry):
             return ROUTES[name]
