@@ -83,6 +83,10 @@ from .hooks import has_node_hooks, node_hooks, node_retained, run_hooks, run_pos
 
 _grad_enabled = True
 
+# minidl.tensor.Tensor: tensor.py imports this module, so it hands the class over once it is
+# defined (tensor.py, after the class) rather than every op importing it again.
+Tensor = None
+
 
 def is_grad_enabled():
     """True unless inside ``no_grad()``."""
@@ -285,8 +289,6 @@ class Function(CtxMethods):
     @classmethod
     def apply(cls, *args):
         """Run ``forward`` on the arrays of ``args`` and record the call if needed."""
-        from .tensor import Tensor  # tensor.py imports this module; import here, not at the top
-
         if cls._ctx_style:
             return apply_with_ctx(cls, args)
         _check_one_device(cls, args)
@@ -312,17 +314,15 @@ class Function(CtxMethods):
         that tensor's version counter and its current value (checked before backward)."""
         if not self._saved_values:
             return
-        from .tensor import Tensor
-
-        owners = [(memory_owner(t._data), t, f"input {i}") for i, t in enumerate(inputs) if isinstance(t, Tensor)]
-        owners += [(memory_owner(t._data), t, f"output {i}" if len(outputs) > 1 else "the output")
-                   for i, t in enumerate(outputs)]
+        owners = [(memory_owner(t._data), t, "input", i) for i, t in enumerate(inputs) if isinstance(t, Tensor)]
+        owners += [(memory_owner(t._data), t, "output", i) for i, t in enumerate(outputs)]
         for name, value in self._saved_values.items():
             if not is_array(value):  # a shape, a dtype, a number, None
                 continue
             root = memory_owner(value)
-            for owner_root, tensor, what in owners:
+            for owner_root, tensor, kind, i in owners:
                 if owner_root is root:
+                    what = f"{kind} {i}" if kind == "input" or len(outputs) > 1 else "the output"
                     counter = tensor._version_counter
                     self._saved_versions.append((name, what, counter, counter.value))
                     break
@@ -355,8 +355,6 @@ class Function(CtxMethods):
 
 def _check_one_device(cls, args):
     """All tensor arguments of an op live on one device (PyTorch's message otherwise)."""
-    from .tensor import Tensor
-
     first = None
     for a in args:
         if isinstance(a, Tensor):
@@ -370,8 +368,6 @@ def _check_one_device(cls, args):
 
 def _input_sharing_memory(y, args):
     """The first input Tensor whose memory the array ``y`` shares, or None."""
-    from .tensor import Tensor
-
     if not is_array(y):
         return None
     root = memory_owner(y)

@@ -96,7 +96,19 @@ class use_backend:
 
 def get_backend():
     """The name of the kernel backend used for CPU arrays."""
-    return _forced or available_backends()[-1]
+    return _forced or _default_backend()
+
+
+_default = None  # the default backend's name, once looked up
+
+
+def _default_backend():
+    """The last available backend, looked up once (every op asks, and the answer cannot change:
+    whether a package imports is remembered in ``_missing``)."""
+    global _default
+    if _default is None:
+        _default = available_backends()[-1]
+    return _default
 
 
 _loaded = {}  # backend name -> its kernel module, set up

@@ -29,6 +29,7 @@ top levels' free buffers, and they and the temporaries made that step's peak.
 (False) turns the cache off; :func:`cached_bytes` says how much it holds. The cache is CPU
 only: CuPy has its own pool.
 """
+import math
 import sys
 import threading
 
@@ -72,7 +73,8 @@ def empty(shape, dtype, xp=np):
     if xp is not np:
         return xp.empty(shape, dtype=dtype)
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = math.prod(shape) if isinstance(shape, (tuple, list)) else int(shape)  # not np.prod: slow per call
+    nbytes = int(size) * dtype.itemsize
     if not _enabled or nbytes < MIN_BYTES:
         return np.empty(shape, dtype=dtype)
     global _hand_outs, _peak_in_use
