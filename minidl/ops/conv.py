@@ -230,6 +230,8 @@ class Lowering:
 
     def im2col_rows(self, kern, x, rows):
         """x (n, C, H, W) -> the columns of output rows ``rows``: (n, K, len(rows)*OW)."""
+        if (rows.start, rows.stop) == (0, self.out_size[0]):
+            return self.im2col(kern, x)  # every row: no band to copy (the kernel pads by itself)
         band = self.canvas_band(x, *self._band(rows))  # (n, C, r1 - r0, WC): all these windows read
         if self.tiles:
             return self._unfold_tiles(kern, band)
@@ -365,7 +367,11 @@ class Conv2d(Function):
         N, C, H, W = s.x_shape
         OH, OW = s.lowering.out_size
         dweight = None
-        dcanvas = xp.zeros((N, C) + s.lowering.canvas, dtype=dy.dtype) if needs_x else None
+        whole_samples = all((rows.start, rows.stop) == (0, OH) for _, rows in s.blocks)
+        # blocks of whole samples: dx straight from col2im, block by block; bands of rows: their
+        # col2im overlap, so they add up on a zero canvas
+        dx_parts = []
+        dcanvas = xp.zeros((N, C) + s.lowering.canvas, dtype=dy.dtype) if needs_x and not whole_samples else None
         dy_g = split_groups(dy, G)  # (N, G, F/G, P)
         for samples, rows in s.blocks:
             dy_block = _pixels(dy_g[samples], rows, OH, OW)  # (n, G, F/G, p)
@@ -382,9 +388,15 @@ class Conv2d(Function):
                 # dcols[n, g] = Wm[g].T @ dY[n, g]: (G, Kg, F/G) @ (n, G, F/G, p) -> (n, G, Kg, p)
                 dcols = weight_t @ dy_block
                 n, p = dcols.shape[0], dcols.shape[-1]
-                s.lowering.col2im_rows(kern, dcols.reshape(n, C * KH * KW, p), dcanvas[samples], rows)
+                if whole_samples:
+                    dx_parts.append(s.lowering.col2im(kern, dcols.reshape(n, C * KH * KW, p), (n, C, H, W)))
+                else:
+                    s.lowering.col2im_rows(kern, dcols.reshape(n, C * KH * KW, p), dcanvas[samples], rows)
                 del dcols
-        dx = s.lowering.from_canvas(dcanvas, s.x_shape) if needs_x else None
+        dx = None
+        if needs_x:
+            dx = (s.lowering.from_canvas(dcanvas, s.x_shape) if not whole_samples
+                  else dx_parts[0] if len(dx_parts) == 1 else xp.concatenate(dx_parts))  # (N, C, H, W)
         if needs_weight:
             dweight = xp.zeros(s.weight.shape, dy.dtype) if dweight is None else dweight.reshape(s.weight.shape)
         return dx, dweight

@@ -116,6 +116,24 @@ def test_conv2d_one_output_row_at_a_time_matches_torch(torch, backend, column_li
 
 
 @pytest.mark.parametrize("kw", [
+    dict(padding=1),  # the kernels pad the whole image themselves
+    dict(padding="same"),  # kernel width 2: uneven padding, through the canvas
+    dict(stride=2, padding=(1, 2), groups=2),
+])
+def test_conv2d_one_sample_per_block_matches_torch(torch, backend, column_limit, kw):
+    """A column limit of one sample's columns: blocks of whole samples, whose dx come straight from
+    col2im (or through the canvas, for uneven padding) and are joined."""
+    TF = torch.nn.functional
+    x, weight, bias = _randn((3, 4, 7, 6)), _randn((6, 4 // kw.get("groups", 1), 3, 2), 1), _randn((6,), 2)
+    _, _, OH, OW = conv2d(_t(x), _t(weight), **kw).shape
+    K = (4 // kw.get("groups", 1)) * kw.get("groups", 1) * 3 * 2
+    column_limit(K * OH * OW * 8)  # one sample's columns (K, OH*OW) in float64
+    assert len(conv_ops.conv_blocks(3, OH, OW, K * 8)) == 3
+    with conv_algorithm("im2col"):
+        _compare(torch, lambda *a: conv2d(*a, **kw), lambda *a: TF.conv2d(*a, **kw), x, weight, bias)
+
+
+@pytest.mark.parametrize("kw", [
     dict(padding="same"),  # kernel (4, 2): even, the extra row/column goes bottom/right
     dict(padding="same", dilation=(1, 3)),  # dilated width 4: odd total padding 3
     dict(padding="same", dilation=2),  # even totals: symmetric
