@@ -107,7 +107,15 @@ def _by_flops(kernel, flops):
     return kernel if flops >= SERIAL_FLOPS and _pool_is_ours() else _serial_twin(kernel)
 
 
-_PROCESS = os.getpid()  # the process that imported this module (a forked child has another id)
+_forked = False  # True in a child forked from the process that imported this module
+
+
+def _note_fork():
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_note_fork)
 
 
 def _pool_is_ours():
@@ -115,7 +123,7 @@ def _pool_is_ours():
     that imported this module, where the pool may be gone (GNU OpenMP's is: Numba ends such a
     child with "fork() called from a process already using GNU OpenMP") and every kernel runs
     serial."""
-    return os.getpid() == _PROCESS
+    return not _forked
 
 
 def _load_tbb():
@@ -161,6 +169,11 @@ def start_threads():
 #     0 <= SW*j + off < W   <=>   j0 <= j < j1,   j0 = ceil(-off/SW),  j1 = floor((W-1-off)/SW) + 1
 # so the innermost loops run over that range without a bounds test, and the rest is padding.
 
+# Rows shorter than this are copied by a loop: a slice makes an array view (with a reference
+# count) per row, which costs more than copying a few values (images of width < ~16).
+SHORT_RUN = 16
+
+
 @numba.njit(cache=True)
 def _valid_windows(off, S, size, O):
     """[j0, j1): the windows j < O whose tap at S*j + off lies in [0, size)."""
@@ -186,7 +199,7 @@ def _im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, cols):
                     cols[n, k, first + j] = 0
                 continue
             cols[n, k, first:first + j0] = 0
-            if SW == 1:  # a contiguous run of the input row: a plain slice copy
+            if SW == 1 and j1 - j0 >= SHORT_RUN:  # a long contiguous run of the input row: a slice copy
                 cols[n, k, first + j0:first + j1] = x[n, c, h, j0 + DW * q - PW:j1 + DW * q - PW]
             else:
                 for j in range(j0, j1):
@@ -215,7 +228,7 @@ def _col2im(cols, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, dx):
                 for i in range(i0, i1):
                     h = SH * i - PH + DH * p
                     first = i * OW
-                    if SW == 1:  # a contiguous run of the row: a slice add
+                    if SW == 1 and j1 - j0 >= SHORT_RUN:  # a long contiguous run of the row: a slice add
                         w0 = j0 + DW * q - PW
                         dx[n, c, h, w0:w0 + j1 - j0] += cols[n, k, first + j0:first + j1]
                     else:

@@ -56,8 +56,10 @@ def normalize_channels(centred, var, weight, bias, eps, shape):
 
 def update_running_stats(running_mean, running_var, mean, var, m, momentum):
     """The running averages, in place: the mean's, and the UNBIASED variance's (var * m/(m-1))."""
-    running_mean[...] = (1 - momentum) * running_mean + momentum * mean
-    running_var[...] = (1 - momentum) * running_var + momentum * var * (m / (m - 1))
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean
+    running_var *= 1 - momentum
+    running_var += momentum * var * (m / (m - 1))
 
 
 def _fused_kernels(x, *params):
