@@ -1581,21 +1581,31 @@ def _flat_views(*arrays):
     return [a.reshape(-1) for a in arrays]  # (size,) views: no copies
 
 
+def _run_elementwise(kernel, *arrays):
+    """Run an elementwise ``kernel`` on flat views of ``arrays``: all at once, or sample by sample
+    where only each sample is contiguous (a channel slice of a larger array: the gradient that
+    Cat's backward hands each input). False, writing nothing, if neither suits the kernel."""
+    flat = _flat_views(*arrays)
+    if flat is not None:
+        _by_values(kernel, arrays[0])(*flat)
+        return True
+    if arrays[0].ndim < 2 or any(a.shape != arrays[0].shape for a in arrays):
+        return False
+    samples = [_flat_views(*(a[n] for a in arrays)) for n in range(arrays[0].shape[0])]
+    if any(views is None for views in samples):
+        return False
+    for views in samples:
+        _by_values(kernel, views[0])(*views)
+    return True
+
+
 def relu(x, out):
     """ReLU's forward into ``out`` (like x); False if the arrays do not suit the kernel (then
     nothing is written and the caller runs the array code)."""
-    flat = _flat_views(x, out)
-    if flat is None:
-        return False
-    _by_values(_relu, x)(*flat)
-    return True
+    return _run_elementwise(_relu, x, out)
 
 
 def relu_backward(dy, y, out):
     """ReLU's backward (0 where y <= 0, else dy) into ``out`` (like dy); False, writing nothing,
     if the arrays do not suit the kernel."""
-    flat = _flat_views(dy, y, out)
-    if flat is None:
-        return False
-    _by_values(_relu_backward, dy)(*flat)
-    return True
+    return _run_elementwise(_relu_backward, dy, y, out)

@@ -71,6 +71,24 @@ def test_kernels_refuse_arrays_they_do_not_take_and_write_nothing(case):
     assert same_bits(out, before)
 
 
+@needs_numba
+def test_kernels_take_a_channel_slice_sample_by_sample():
+    """The gradient Cat's backward hands an input is a channel slice: not contiguous, but each
+    sample is; the kernels take it sample by sample, with the array code's values."""
+    from minidl.backend import numba_cpu
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 5, 4, 6)).astype(np.float32)
+    dy = rng.standard_normal((3, 9, 4, 6)).astype(np.float32)[:, 2:7]  # (3, 5, 4, 6), a view
+    assert not dy.flags.c_contiguous and dy[0].flags.c_contiguous
+    y, dx = np.empty_like(x), np.empty_like(x)
+    assert numba_cpu.relu(x, y)
+    assert numba_cpu.relu_backward(dy, y, dx)
+    assert same_bits(dx, np.where(y <= 0, 0, dy).astype(dy.dtype))
+    x_slice = rng.standard_normal((3, 9, 4, 6)).astype(np.float32)[:, 1:6]
+    assert numba_cpu.relu(x_slice, y)
+    assert same_bits(y, np.where(x_slice < 0, 0, x_slice).astype(x.dtype))
+
+
 def relu_step(x_np, dy_np, backend):
     """y and dx of F.relu on ``backend``."""
     from minidl.backend import use_backend
