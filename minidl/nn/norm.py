@@ -96,9 +96,10 @@ class _BatchNorm(Module):
         pass_running = not self.training or self.track_running_stats
         y = self._normalize(input, self.running_mean if pass_running else None,
                             self.running_var if pass_running else None, use_batch_stats, momentum)
-        if batches is not None:
-            with no_grad():
-                self.num_batches_tracked.fill_(batches)
+        if batches is not None:  # in place, as fill_ would, without an in-place op per layer and step
+            counter = self.num_batches_tracked
+            counter._data[...] = batches
+            counter._version_counter.bump()
         return y
 
     def _normalize(self, input, running_mean, running_var, use_batch_stats, momentum):
