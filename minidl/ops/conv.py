@@ -103,6 +103,12 @@ def split_groups(a, G):
 
 # ---- weight gradients over a batch -------------------------------------------------------
 
+# Columns up to this size (one block: a small image) are kept from the forward for the weight
+# gradient instead of rebuilt: at most ~2 MiB per layer, where rebuilding them costs as much as
+# a small layer's product.
+KEPT_COLUMNS_BYTES = 2**21
+
+
 def samples_side_by_side(n, R, Q, P):
     """Whether :func:`sum_over_samples` does n samples' (R, P) @ (P, Q) as one product."""
     return n == 1 or P * (R + Q) < R * Q
@@ -308,6 +314,7 @@ class Conv2d(Function):
     Blocks: the columns are built a block of pixels at a time (:func:`conv_blocks`) and rebuilt
     in backward instead of kept: each block's products are the formulas above on its columns,
     and the blocks' dweight and col2im contributions add up (docs/performance.md says why).
+    Columns of at most KEPT_COLUMNS_BYTES in one block (small images) are kept for dweight.
     Faster routes to the same numbers (minidl/backend/algorithms.py) subclass or replace this.
     """
 
@@ -315,18 +322,26 @@ class Conv2d(Function):
         lowering = Lowering.of_conv2d(x.shape, weight.shape, stride, padding, dilation)
         kern, xp = kernels_for(x), array_module(x)
         x = xp.ascontiguousarray(x)  # so that the reshapes below are views
-        y = self._forward_by_columns(kern, x, weight, bias, lowering, groups)
-        self._save_for_backward(x, weight, lowering, groups)
+        y, cols = self._forward_by_columns(kern, x, weight, bias, lowering, groups)
+        self._save_for_backward(x, weight, lowering, groups, cols)
         return y
 
-    def _save_for_backward(self, x, weight, lowering, groups):
+    # The backward uses the forward's columns (the rotated-kernel route's does not).
+    keeps_columns = True
+
+    def _save_for_backward(self, x, weight, lowering, groups, cols=None):
+        """``cols``: the columns of the one block, kept for dweight when they are small; else the
+        backward rebuilds them from x (x is saved either way: it is version-checked)."""
         N, C = x.shape[:2]
-        self.save(x=x if self.needs_input_grad[1] else None,  # backward rebuilds the columns
+        small = cols is not None and cols.nbytes <= KEPT_COLUMNS_BYTES and self.keeps_columns
+        self.save(x=x if self.needs_input_grad[1] else None,
+                  cols=cols if small and self.needs_input_grad[1] else None,
                   weight=weight, x_shape=x.shape, lowering=lowering, groups=groups,
                   blocks=self._blocks(lowering, N, C, x.itemsize, array_module(x)))
 
     def _forward_by_columns(self, kern, x, weight, bias, lowering, G):
-        """y = Wm @ im2col(x) + bias, block by block (the class docstring's forward)."""
+        """y = Wm @ im2col(x) + bias, block by block (the class docstring's forward); returns y
+        and, when one block holds them all, the columns (else None)."""
         xp = array_module(x)
         N, C = x.shape[:2]
         F = weight.shape[0]
@@ -335,14 +350,15 @@ class Conv2d(Function):
         y = xp.empty((N, F, OH, OW), dtype=x.dtype)
         y_g = split_groups(y, G)  # (N, G, F/G, P), a view of y
         bias_g = bias.reshape(G, F // G, 1) if bias is not None else None
-        for samples, rows in self._blocks(lowering, N, C, x.itemsize, xp):
+        blocks = self._blocks(lowering, N, C, x.itemsize, xp)
+        for samples, rows in blocks:
             cols = lowering.im2col_rows(kern, x[samples], rows)  # (n, K, p) p = len(rows)*OW
             y_block = _pixels(y_g[samples], rows, OH, OW)  # (n, G, F/G, p), a view of y
             # Y[n, g][:, block] = Wm[g] @ cols[n, g]: (G, F/G, Kg) @ (n, G, Kg, p), into y
             xp.matmul(weight_g, split_groups(cols, G), out=y_block)
             if bias_g is not None:
                 y_block += bias_g  # while the block is in cache, not in one more pass over y
-        return y
+        return y, (cols if len(blocks) == 1 else None)
 
     @staticmethod
     def _blocks(lowering, N, C, itemsize, xp):
@@ -376,7 +392,7 @@ class Conv2d(Function):
         for samples, rows in s.blocks:
             dy_block = _pixels(dy_g[samples], rows, OH, OW)  # (n, G, F/G, p)
             if needs_weight:
-                cols = s.lowering.im2col_rows(kern, s.x[samples], rows)  # (n, K, p)
+                cols = s.cols if s.cols is not None else s.lowering.im2col_rows(kern, s.x[samples], rows)  # (n, K, p)
                 # dweight[g] += sum_n dY[n, g] @ cols[n, g].T: (n, G, F/G, p), (n, G, Kg, p) -> (G, F/G, Kg)
                 part = sum_over_samples(dy_block, split_groups(cols, G))  # a new array
                 if dweight is None:

@@ -53,6 +53,8 @@ def unrotate(dweight_rot, weight_shape, G):
 class Conv2dRotatedKernel(Conv2d):
     """conv2d with the textbook forward and the rotated-kernel backward (module docstring)."""
 
+    keeps_columns = False  # its dweight is X @ dcols(dy).T: no columns of x
+
     @staticmethod
     def why_not(x_shape, weight_shape, stride, padding, dilation, groups):
         """None when this route can take the convolution, else why not."""

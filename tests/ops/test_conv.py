@@ -433,13 +433,25 @@ def test_windows_that_tile_the_image_skip_the_kernels(torch, backend, monkeypatc
              lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2), x, wt, b, 2)
 
 
-def test_conv2d_keeps_no_columns(backend, column_limit):
-    """Backward rebuilds each block's columns from x: nothing of size N*K*P is saved."""
+def test_conv2d_keeps_only_small_columns_in_one_block(backend, column_limit, monkeypatch):
+    """The forward's columns are kept for dweight when one block holds them and they are at most
+    KEPT_COLUMNS_BYTES; otherwise backward rebuilds each block's from x (saved in every case)."""
     x, weight = _randn((4, 2, 6, 6)), _randn((3, 2, 3, 3), 1)
-    for limit in (None, 16 * 18 * 8):
-        column_limit(limit)
-        saved = conv2d(_t(x), _t(weight, True)).grad_fn.saved
-        assert "cols" not in saved._values and saved.x.shape == x.shape
+    with conv_algorithm("im2col"):
+        saved = conv2d(_t(x), _t(weight, True), padding=1).grad_fn.saved
+        assert saved.cols.shape == (4, 18, 36) and saved.x.shape == x.shape
+        xpad = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        cols = np.stack([xpad[:, c, p:p + 6, q:q + 6].reshape(4, 36)  # cols[n, (c, p, q), (i, j)]
+                         for c in range(2) for p in range(3) for q in range(3)], axis=1)
+        np.testing.assert_array_equal(minidl.backend.to_host(saved.cols), cols)
+        assert conv2d(_t(x), _t(weight), padding=1).grad_fn is None  # no gradient: nothing saved
+        column_limit(16 * 18 * 8)  # several blocks
+        saved = conv2d(_t(x), _t(weight, True), padding=1).grad_fn.saved
+        assert saved.cols is None and saved.x.shape == x.shape
+        column_limit(None)
+        monkeypatch.setattr(conv_ops, "KEPT_COLUMNS_BYTES", cols.nbytes - 1)
+        saved = conv2d(_t(x), _t(weight, True), padding=1).grad_fn.saved
+        assert saved.cols is None and saved.x.shape == x.shape
 
 
 # ---- backward of stride-1 convolutions: the rotated kernel -----------------------------------
