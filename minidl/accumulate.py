@@ -56,15 +56,19 @@ def _new_sum(a, b):
     return xp.add(a, b, out=allocator.empty(a.shape, a.dtype, xp))
 
 
-def accumulate_into_leaf(leaf, g):
-    """``leaf.grad += g``, where the first gradient is copied (``g`` is borrowed)."""
-    from .tensor import Tensor  # tensor.py imports autograd, which imports this module
+# minidl.tensor.Tensor, handed over by tensor.py (which imports autograd, which imports this module)
+Tensor = None
 
-    if leaf.grad is None:
+
+def accumulate_into_leaf(leaf, g):
+    """``leaf.grad += g``, where the first gradient is copied (``g`` is borrowed). The engine has
+    already given ``g`` the leaf's shape and dtype (autograd._walk_graph), so the ``.grad``
+    setter's checks are skipped."""
+    if leaf._grad is None:
         xp = array_module(g)
         copy = allocator.empty(g.shape, g.dtype, xp)
         copy[...] = g
-        leaf.grad = Tensor(copy)
+        leaf._grad = Tensor(copy)
     else:
         leaf.grad._data += g  # the user-visible accumulator, in place as in PyTorch
         leaf.grad._version_counter.bump()

@@ -22,6 +22,8 @@ gradients of all its uses first, accumulates once, then calls these hooks.
 import itertools
 import weakref
 
+from .backend import device_of
+
 _ids = itertools.count()
 
 
@@ -95,6 +97,9 @@ def run_hooks(hooks, grad, retained=None):
         if new.dtype != grad.dtype:
             raise RuntimeError(f"register_hook: hook '{name}' has changed the type of value (was "
                                f"{grad.dtype}, got {new.dtype})")
+        if device_of(new._data) != device_of(grad):  # (a leaf's .grad is then set unchecked)
+            raise RuntimeError(f"register_hook: hook '{name}' has changed the type of value (was "
+                               f"{device_of(grad)}, got {device_of(new._data)})")
         grad = new._data
     tensor = retained() if retained is not None else None
     if tensor is not None:

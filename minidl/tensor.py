@@ -22,7 +22,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import autograd, dtypes
+from . import accumulate, autograd, dtypes
 from .autograd import VersionCounter, enable_grad, is_grad_enabled, run_backward
 from .backend import array_module, device_of, is_array, to_device, to_host
 from .backend import device as Device
@@ -1088,7 +1088,7 @@ class Tensor:
         return "tensor(" + ", ".join([body] + extras) + ")"
 
 
-autograd.Tensor = Tensor  # (autograd.py cannot import this module: it is imported by it)
+autograd.Tensor = accumulate.Tensor = Tensor  # (they cannot import this module: it imports them)
 
 _NON_LEAF_GRAD_WARNING = (
     "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad attribute "

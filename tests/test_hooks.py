@@ -168,6 +168,12 @@ def test_hook_errors_like_torch(torch):
     z.register_hook(lambda g: g.double())
     with pytest.raises(RuntimeError, match="has changed the type of value"):
         z.sum().backward()
+    other = "cpu" if str(x.device) == "strict" else "strict"
+    x.register_hook(lambda g: g.to(other))  # another device: refused before .grad is set
+    with pytest.raises(RuntimeError, match=f"has changed the type of value .was {x.device}, got {other}"):
+        (x * 5).sum().backward()
+    assert x.grad is None
+    x._hooks.clear()
     w = x * 4
     w.register_hook(lambda g: 1.0)
     with pytest.raises(TypeError, match="must return a Tensor or None"):
