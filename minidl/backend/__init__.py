@@ -145,8 +145,11 @@ def memory_owner(array):
 
 def is_array(value):
     """Whether ``value`` is an array of some device (not a shape, a dtype, a number)."""
-    return isinstance(value, (np.ndarray, np.generic, strict.StrictArray)) or \
-        hasattr(value, "__cuda_array_interface__")
+    if isinstance(value, (np.ndarray, np.generic, strict.StrictArray)):
+        return True
+    if value is None or isinstance(value, (tuple, bool, int, float, str)):  # what ops save most
+        return False
+    return hasattr(value, "__cuda_array_interface__")
 
 
 def add_at(target, index, values):
