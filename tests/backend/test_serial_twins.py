@@ -20,12 +20,14 @@ def parallel_kernels():
 
 def test_every_parallel_kernel_is_called_through_the_choice():
     """No wrapper calls a parallel kernel directly: each call is _by_values(kernel, ...)(...) or
-    _by_flops(kernel, ...)(...), so small work never pays for the threads."""
+    _by_flops(kernel, ...)(...), or goes through _run_elementwise, which calls _by_values; so small
+    work never pays for the threads."""
     source = inspect.getsource(numba_cpu)
+    assert re.search(r"_by_values\(kernel, ", inspect.getsource(numba_cpu._run_elementwise))
     for name in parallel_kernels():
         direct = re.findall(rf"^.*(?<!def )\b{name}\(.*$", source, flags=re.MULTILINE)
         assert not direct, f"{name} is called directly: {direct}"
-        assert re.search(rf"_by_(values|flops)\({name},", source), f"{name} is never called"
+        assert re.search(rf"(_by_(values|flops)|_run_elementwise)\({name},", source), f"{name} is never called"
 
 
 def test_the_twin_is_the_same_function_compiled_without_parallel():
