@@ -43,6 +43,7 @@ Division follows NumPy (``error_model="numpy"``): no ZeroDivisionError checks in
 (no divisor here is ever zero).
 """
 import ctypes
+import functools
 import os
 import types
 from importlib import metadata
@@ -669,6 +670,7 @@ class _DirectGeometry:
         self.plane_of = [((DH * p) % SH) * SW + (DW * q) % SW for p in range(KH) for q in range(KW)]
         self.WC = OW + self.right[-1]  # a wide row: the output's columns and the taps' reach
         self.reach = self.down[-1] * self.WC + self.right[-1]  # the farthest tap from its pixel
+        self._taps = {}  # plane size -> taps(plane)
 
     def rows(self, L):
         """Plane rows a band of L wide pixels needs: its taps reach pixel L - 1 + reach."""
@@ -677,10 +679,19 @@ class _DirectGeometry:
     def taps(self, plane):
         """offsets (KH, KW) int64: tap (p, q) of wide pixel l is band[c, l + offsets[p, q]], a
         channel's band being its phase planes of ``plane`` values one after another; offsets[0, 0]
-        = 0, and offsets[p, q] = offsets[p, 0] + offsets[0, q] (a row's part and a column's)."""
-        KH, KW = len(self.down), len(self.right)
-        return np.array([[self.plane_of[p * KW + q] * plane + self.down[p] * self.WC + self.right[q]
-                          for q in range(KW)] for p in range(KH)], dtype=np.int64)
+        = 0, and offsets[p, q] = offsets[p, 0] + offsets[0, q] (a row's part and a column's).
+        Made once per plane size (the kernels only read it)."""
+        if plane not in self._taps:
+            KH, KW = len(self.down), len(self.right)
+            self._taps[plane] = np.array([[self.plane_of[p * KW + q] * plane + self.down[p] * self.WC + self.right[q]
+                                           for q in range(KW)] for p in range(KH)], dtype=np.int64)
+        return self._taps[plane]
+
+
+@functools.lru_cache(maxsize=256)
+def _direct_geometry(KH, KW, SH, SW, DH, DW, OW):
+    """The _DirectGeometry of a convolution, made once per geometry (every call of a layer asks)."""
+    return _DirectGeometry(KH, KW, SH, SW, DH, DW, OW)
 
 
 @numba.njit(cache=True)
@@ -1040,6 +1051,8 @@ def _padded_filters(weight, G, multiple=2):
     F, Cg, KH, KW = weight.shape
     Fg = F // G
     Fp = -(-Fg // multiple) * multiple
+    if Fp == Fg:  # nothing to add: the weight itself, reshaped (a view when it is contiguous)
+        return np.ascontiguousarray(weight).reshape(G, Fg, Cg, KH * KW)
     padded = np.zeros((G, Fp, Cg, KH * KW), dtype=weight.dtype)
     padded[:, :Fg] = weight.reshape(G, Fg, Cg, KH * KW)
     return padded
@@ -1065,7 +1078,7 @@ def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None, stride=(1, 1))
     x = np.ascontiguousarray(x)
     N, C = x.shape[:2]
     F, _, KH, KW = weight.shape
-    geometry = _DirectGeometry(KH, KW, *stride, DH, DW, OW)
+    geometry = _direct_geometry(KH, KW, *stride, DH, DW, OW)
     y = np.empty((N, F, OH, OW), dtype=x.dtype) if out is None else out
     vectors = DIRECT_VECTORS and x.dtype == np.float32 and weight.dtype == np.float32
     FB = DIRECT_VECTOR_FILTERS if vectors else 2  # filters a block
@@ -1087,7 +1100,7 @@ def direct_conv2d_dweight(dy, x, KH, KW, PT, PL, DH, DW, G, stride=(1, 1)):
     (N, C), (F, OH, OW) = x.shape[:2], dy.shape[1:]
     Fg, Cg = F // G, C // G
     BF, BC = DIRECT_DWEIGHT_BLOCK
-    geometry = _DirectGeometry(KH, KW, *stride, DH, DW, OW)
+    geometry = _direct_geometry(KH, KW, *stride, DH, DW, OW)
     RB, plane, bands, dy_wide = _direct_buffers(N, C, F, G, OH, geometry, dy.dtype, filters=BF, channels=BC)
     chunks = min(N * -(-OH // RB), DIRECT_DWEIGHT_CHUNKS)
     Fp, Cp = -(-Fg // BF) * BF, -(-Cg // BC) * BC
