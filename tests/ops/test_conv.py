@@ -126,7 +126,7 @@ def test_conv2d_one_sample_per_block_matches_torch(torch, backend, column_limit,
     TF = torch.nn.functional
     x, weight, bias = _randn((3, 4, 7, 6)), _randn((6, 4 // kw.get("groups", 1), 3, 2), 1), _randn((6,), 2)
     _, _, OH, OW = conv2d(_t(x), _t(weight), **kw).shape
-    K = (4 // kw.get("groups", 1)) * kw.get("groups", 1) * 3 * 2
+    K = 4 * 3 * 2  # C * KH * KW: a sample's column length (every group's columns together)
     column_limit(K * OH * OW * 8)  # one sample's columns (K, OH*OW) in float64
     assert len(conv_ops.conv_blocks(3, OH, OW, K * 8)) == 3
     with conv_algorithm("im2col"):
