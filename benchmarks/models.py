@@ -23,8 +23,12 @@ Method, per model:
   1. parity, float32: one forward + loss + backward in each library with every Dropout's p set
      to 0 for that step (the two libraries draw different masks); relative errors
      (max |a - b| / max |b|) of the output, the loss and the gradient of the first parameter
-     (the input-side convolution, the longest backward path); then the same once in float64
-     (both models converted with ``.double()``);
+     (the input-side convolution, the longest backward path); then the same in float64 (both
+     models converted with ``.double()``); on --parity-batches (9) batches, the float32 errors
+     their medians: a ReLU input within float32 rounding of zero can land on the other side of
+     the kink in either library, and that one pixel's gradient moves the whole sum (ResNet34UNet:
+     one value 4.5e-6 in float64, -1.9e-6 in minidl's float32, put its first gradient 6e-3 from
+     float64 where PyTorch's was 8e-6; on another batch PyTorch's flipped: 4e-2 against 2e-3);
   2. --warmup untimed steps each, then --repeats rounds of one minidl step and one PyTorch step
      (alternating, --pause s of sleep before each), medians; a step = zero_grad (untimed),
      forward + loss, backward. No optimizer step: unet_step times Adam.
@@ -63,6 +67,7 @@ from unet.zhixuhao import ZhixuhaoUNet  # noqa: E402
 
 OUT_RTOL32, GRAD_RTOL32 = 1e-4, 1e-3   # float32: sums over 2*128*128 pixels, ReLU masks that flip
 RTOL64 = 1e-10                          # float64
+PARITY_BATCHES = 9  # a ReLU input within rounding of 0 flips its mask in one library or the other, by chance
 
 
 class Model(NamedTuple):
@@ -134,12 +139,14 @@ def parse_args(argv=None):
                         "BLAS/OpenMP threads have stopped spinning (default 0.2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-float64", action="store_true", help="skip the float64 agreement check")
+    p.add_argument("--parity-batches", type=int, default=PARITY_BATCHES,
+                   help=f"batches of the parity check; its errors are medians over them (default {PARITY_BATCHES})")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results directory")
     p.add_argument("--no-save", action="store_true", help="print only, write no files")
     args = p.parse_args(argv)
-    for name in ("batch", "size", "repeats", "threads"):
+    for name in ("batch", "size", "repeats", "threads", "parity_batches"):
         if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     args.widths = {name: m.width for name, m in MODELS.items()}
     for item in args.width:
         name, _, value = item.partition("=")
@@ -235,6 +242,17 @@ def parity_step(torch, model, twin, loss_fns, x_np, t_np):
     return found, first
 
 
+def parity_batches(rng_seed, count, first, make):
+    """The parity check's batches: ``first`` (the timed batch), then count - 1 more from
+    ``make(rng)`` with generators seeded (rng_seed, k)."""
+    return [first] + [make(np.random.default_rng((rng_seed, k))) for k in range(1, count)]
+
+
+def median_errors(per_batch):
+    """{key: median over the batches} of a list of ``errors`` dicts."""
+    return {key: float(np.median([e[key] for e in per_batch])) for key in per_batch[0]}
+
+
 def errors(mine, theirs):
     """Relative errors (output, loss, gradient) of ``mine`` against ``theirs`` (parity_step's)."""
     (out_m, loss_m, grad_m), (out_t, loss_t, grad_t) = mine, theirs
@@ -243,14 +261,24 @@ def errors(mine, theirs):
 
 
 def parity_ok(row):
-    """OK: float32 agreement within the tolerances, or, where rounding is amplified (BatchNorm
-    of few values), minidl's float32 no further from the float64 result than 10x PyTorch's;
-    float64 agreement within RTOL64; never a zero output or gradient (a vacuous agreement)."""
+    """OK: float32 agreement within the tolerances (medians over the parity batches), or, where
+    rounding is amplified (BatchNorm of few values, ReLU masks flipped by rounding), minidl's
+    float32 no further from the float64 result than 10x PyTorch's (medians) or, for the
+    gradient, than PyTorch's largest on the same batches (a flipped mask moves the gradient by
+    up to ~1e-2 in either library, so PyTorch's median alone can be a lucky draw); float64
+    agreement within RTOL64 on every batch; never a zero output or gradient (a vacuous agreement)."""
     e32, ref = row["errors_float32"], row.get("errors_float32_vs_float64")
     if not row["nonzero"]:
         return False
     for key, tol in (("output", OUT_RTOL32), ("loss", OUT_RTOL32), ("grad", GRAD_RTOL32)):
-        if e32[key] > tol and not (ref and ref["minidl"][key] <= 10 * ref["torch"][key]):
+        if e32[key] <= tol:
+            continue
+        if not ref:
+            return False
+        within = ref["minidl"][key] <= 10 * ref["torch"][key]
+        if key == "grad" and "grad_errors_float32_vs_float64_per_batch" in row:
+            within = within or ref["minidl"][key] <= max(row["grad_errors_float32_vs_float64_per_batch"]["torch"])
+        if not within:
             return False
     return "errors_float64" not in row or max(row["errors_float64"].values()) <= RTOL64
 
@@ -274,7 +302,12 @@ def bench_model(torch, args, name):
     copy_weights(torch, model, twin)
     twin.train()
     loss_fns = losses(torch, spec.loss)
-    found32, first = parity_step(torch, model, twin, loss_fns, x_np, t_np)
+    batches = parity_batches(args.seed, args.parity_batches, (x_np, t_np),
+                             lambda r: make_batch(r, args.batch, spec.in_channels, size,
+                                                  (args.batch, *out_shape[1:]), spec.loss))
+    found32 = [parity_step(torch, model, twin, loss_fns, x, t) for x, t in batches]
+    first = found32[0][1]
+    found32 = [found for found, _ in found32]
 
     x, target = minidl.tensor(x_np), minidl.tensor(t_np)
     xt, tt = torch.from_numpy(x_np), torch.from_numpy(t_np)
@@ -299,9 +332,11 @@ def bench_model(torch, args, name):
                                for lib, c in clocks.items()},
         "ratio": ms["minidl"] / ms["torch"],
         "grad_param": first,
-        "errors_float32": errors(found32["minidl"], found32["torch"]),
+        "parity_batches": len(batches),
+        "errors_float32": median_errors([errors(f["minidl"], f["torch"]) for f in found32]),
         # a zero output or gradient in both would agree vacuously
-        "nonzero": bool(np.abs(found32["torch"][0]).max() > 0 and np.abs(found32["torch"][2]).max() > 0),
+        "nonzero": all(bool(np.abs(f["torch"][0]).max() > 0 and np.abs(f["torch"][2]).max() > 0)
+                       for f in found32),
     }
     del model, twin, runs, x, target, xt, tt
     if not args.no_float64:
@@ -311,11 +346,16 @@ def bench_model(torch, args, name):
         model64.double().train()
         twin64 = spec.twin(torch, width).double().train()
         copy_weights(torch, model64, twin64)
-        found64, _ = parity_step(torch, model64, twin64, loss_fns, x_np.astype(np.float64),
-                                 t_np.astype(np.float64) if spec.loss == "bce" else t_np)
-        row["errors_float64"] = errors(found64["minidl"], found64["torch"])
+        found64 = [parity_step(torch, model64, twin64, loss_fns, x.astype(np.float64),
+                               t.astype(np.float64) if spec.loss == "bce" else t)[0] for x, t in batches]
+        e64 = [errors(f["minidl"], f["torch"]) for f in found64]
+        row["errors_float64"] = {key: max(e[key] for e in e64) for key in e64[0]}  # every batch
         # each library's float32 step against PyTorch's float64 step: the rounding of float32
-        row["errors_float32_vs_float64"] = {lib: errors(found32[lib], found64["torch"]) for lib in found32}
+        per_batch = {lib: [errors(f32[lib], f64["torch"]) for f32, f64 in zip(found32, found64)]
+                     for lib in ("minidl", "torch")}
+        row["errors_float32_vs_float64"] = {lib: median_errors(e) for lib, e in per_batch.items()}
+        row["grad_errors_float32_vs_float64_per_batch"] = {lib: [e["grad"] for e in errs]
+                                                            for lib, errs in per_batch.items()}
     row["parity_ok"] = parity_ok(row)
     return row
 
@@ -383,12 +423,16 @@ def markdown(result):
         "",
         "Parity: max |a - b| / max |b| of the output, of the loss and of the gradient of the first "
         "parameter (the input-side convolution: the longest backward path), one step each with every "
-        "Dropout's p set to 0 (the libraries draw different masks). The same step once in float64 "
-        "(both models `.double()`, the same weights) gives the exact answer to compare float32 with: "
-        "the 'float32 grad vs float64' column is each library's own float32 rounding. OK: float32 "
+        f"Dropout's p set to 0 (the libraries draw different masks), on {c.get('parity_batches', 1)} "
+        "batches; the float32 columns are medians over them, the float64 column the largest. The same "
+        "steps in float64 (both models `.double()`, the same weights) give the exact answer to compare "
+        "float32 with: the 'float32 grad vs float64' column is each library's own float32 rounding. "
+        "Medians, because a ReLU input within float32 rounding of zero can land on the other side of "
+        "the kink in either library, by chance, and that one pixel's gradient moves the whole sum. OK: float32 "
         f"output and loss within {OUT_RTOL32:g} and gradient within {GRAD_RTOL32:g} of PyTorch's, or, "
-        "where float32 rounding is amplified (BatchNorm over few values deep in the network), "
-        "minidl's float32 no further from float64 than 10 times PyTorch's; float64 within "
+        "where float32 rounding is amplified (BatchNorm over few values deep in the network, flipped "
+        "ReLU masks), minidl's float32 no further from float64 than 10 times PyTorch's or, for the "
+        "gradient, than PyTorch's largest on the same batches (per-batch errors in models.json); float64 within "
         f"{RTOL64:g}; never an all-zero output or gradient.",
         "",
         machine_line(m) + f" Load average (1 min) at the start {load['start']:.1f}, at the end "
@@ -424,6 +468,7 @@ def main(argv=None):
     config = {"models": args.only, "widths": {k: args.widths[k] for k in args.only},
               "batch": args.batch, "size": args.size, "repeats": args.repeats,
               "warmup": args.warmup, "seed": args.seed, "pause_s": args.pause,
+              "parity_batches": args.parity_batches,
               "argv": " ".join(sys.argv[1:] if argv is None else argv)}
     load_before = os.getloadavg()   # the machine is shared: other work slows both libraries
     rows = []
