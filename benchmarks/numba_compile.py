@@ -119,9 +119,9 @@ def child_kernels():
     from minidl.backend import numba_cpu
 
     rows = []
-    small_work = (numba_cpu.SERIAL_VALUES, numba_cpu.SERIAL_FLOPS)
-    for way, limits in (("one thread", small_work), ("threads", (0, 0))):  # (0, 0): no work is small
-        numba_cpu.SERIAL_VALUES, numba_cpu.SERIAL_FLOPS = limits
+    small_work = (numba_cpu.SERIAL_VALUES, numba_cpu.SERIAL_FLOPS, numba_cpu.SERIAL_WINDOW_CELLS)
+    for way, limits in (("one thread", small_work), ("threads", (0, 0, 0))):  # (0, 0, 0): no work is small
+        numba_cpu.SERIAL_VALUES, numba_cpu.SERIAL_FLOPS, numba_cpu.SERIAL_WINDOW_CELLS = limits
         for dtype in DTYPES:
             for name, call in kernel_calls(np, dtype).items():
                 first, second = _seconds(call), _seconds(call)

@@ -77,10 +77,13 @@ _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 # ``parallel`` (its prange runs as range: each task's loop, in the same order), which the
 # wrappers call for small work: below SERIAL_VALUES values in the largest array a loop moves
 # through memory, or below SERIAL_FLOPS floating-point operations for the direct convolution's
-# arithmetic. Both are crossovers measured on a 2-vCPU machine (docs/performance.md; SERIAL_FLOPS
-# on TBB's threads, which wake faster than workqueue's).
+# arithmetic, or below SERIAL_WINDOW_CELLS window cells for pooling (a cell, a compare or an add
+# with its bounds tests, costs ~5 ns: 30-50 times a value of an elementwise loop). All three are
+# crossovers measured on a 2-vCPU machine (docs/performance.md; SERIAL_FLOPS and
+# SERIAL_WINDOW_CELLS on TBB's threads, which wake faster than workqueue's).
 SERIAL_VALUES = 2**20
 SERIAL_FLOPS = 2**23
+SERIAL_WINDOW_CELLS = 2**13
 _serial_twins = {}
 
 
@@ -106,6 +109,12 @@ def _by_flops(kernel, flops):
     """``kernel``, or its serial twin for fewer than SERIAL_FLOPS floating-point operations (or in a
     forked child: :func:`_pool_is_ours`)."""
     return kernel if flops >= SERIAL_FLOPS and _pool_is_ours() else _serial_twin(kernel)
+
+
+def _by_window_cells(kernel, cells):
+    """``kernel``, or its serial twin below SERIAL_WINDOW_CELLS cells of pooling windows (outputs
+    times window size; or in a forked child: :func:`_pool_is_ours`)."""
+    return kernel if cells >= SERIAL_WINDOW_CELLS and _pool_is_ours() else _serial_twin(kernel)
 
 
 _forked = False  # True in a child forked from the process that imported this module
@@ -1434,7 +1443,8 @@ def maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     N, C = x.shape[:2]
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
     argmax = np.empty((N, C, OH, OW), dtype=np.int64)
-    _by_values(_maxpool2d_forward, x)(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, DH, DW, y, argmax)
+    _by_window_cells(_maxpool2d_forward, y.size * KH * KW)(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW,
+                                                          DH, DW, y, argmax)
     return y, argmax
 
 
@@ -1454,7 +1464,8 @@ def avgpool2d_forward(x, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad, divi
     divisor = _avgpool2d_divisor(H, W, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
                                  divisor_override, x.dtype)
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
-    _by_values(_avgpool2d_forward, x)(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW, divisor, y)
+    _by_window_cells(_avgpool2d_forward, y.size * KH * KW)(np.ascontiguousarray(x), KH, KW, SH, SW, PH, PW,
+                                                          divisor, y)
     return y
 
 
@@ -1465,7 +1476,8 @@ def avgpool2d_backward(dy, x_shape, KH, KW, SH, SW, PH, PW, OH, OW, count_includ
     divisor = _avgpool2d_divisor(H, W, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad,
                                  divisor_override, dy.dtype)
     dx = np.zeros(x_shape, dtype=dy.dtype)
-    _by_values(_avgpool2d_backward, dx)(np.ascontiguousarray(dy), KH, KW, SH, SW, PH, PW, divisor, dx)
+    _by_window_cells(_avgpool2d_backward, dy.size * KH * KW)(np.ascontiguousarray(dy), KH, KW, SH, SW, PH, PW,
+                                                            divisor, dx)
     return dx
 
 

@@ -26,4 +26,5 @@ def numba_threads_or_not(request, monkeypatch):
         small = 0 if way == "threads" else 2**62
         monkeypatch.setattr(numba_cpu, "SERIAL_VALUES", small)
         monkeypatch.setattr(numba_cpu, "SERIAL_FLOPS", small)
+        monkeypatch.setattr(numba_cpu, "SERIAL_WINDOW_CELLS", small)
     return way

@@ -19,15 +19,16 @@ def parallel_kernels():
 
 
 def test_every_parallel_kernel_is_called_through_the_choice():
-    """No wrapper calls a parallel kernel directly: each call is _by_values(kernel, ...)(...) or
-    _by_flops(kernel, ...)(...), or goes through _run_elementwise, which calls _by_values; so small
-    work never pays for the threads."""
+    """No wrapper calls a parallel kernel directly: each call is _by_values(kernel, ...)(...),
+    _by_flops(kernel, ...)(...) or _by_window_cells(kernel, ...)(...), or goes through
+    _run_elementwise, which calls _by_values; so small work never pays for the threads."""
     source = inspect.getsource(numba_cpu)
     assert re.search(r"_by_values\(kernel, ", inspect.getsource(numba_cpu._run_elementwise))
     for name in parallel_kernels():
         direct = re.findall(rf"^.*(?<!def )\b{name}\(.*$", source, flags=re.MULTILINE)
         assert not direct, f"{name} is called directly: {direct}"
-        assert re.search(rf"(_by_(values|flops)|_run_elementwise)\({name},", source), f"{name} is never called"
+        assert re.search(rf"(_by_(values|flops|window_cells)|_run_elementwise)\({name},", source), \
+            f"{name} is never called"
 
 
 def test_the_twin_is_the_same_function_compiled_without_parallel():
@@ -76,3 +77,26 @@ def test_the_direct_convolution_chooses_by_its_arithmetic(monkeypatch, choices):
     large = numba_cpu.direct_conv2d(x, w, 1, 1, 1, 1, 1, 5, 5)
     assert choices == ["twin"]
     np.testing.assert_array_equal(small, large)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_pooling_chooses_by_its_window_cells(monkeypatch, choices, pool):
+    """2x3x9x9 input, 3x3 windows at stride 2: 2*3*4*4 outputs * 9 cells = 864 cells, far below
+    SERIAL_VALUES' values: a pooling cell costs ~5 ns, so pooling counts cells, not values."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 9)).astype(np.float32)
+    monkeypatch.setattr(numba_cpu, "SERIAL_VALUES", 2**62)  # by values, everything would be small
+    if pool == "max":
+        def run():
+            return numba_cpu.maxpool2d_forward(x, 3, 3, 2, 2, 0, 0, 1, 1, 4, 4)
+    else:
+        def run():
+            y = numba_cpu.avgpool2d_forward(x, 3, 3, 2, 2, 0, 0, 4, 4, True, None)
+            return y, numba_cpu.avgpool2d_backward(y, x.shape, 3, 3, 2, 2, 0, 0, 4, 4, True, None)
+    monkeypatch.setattr(numba_cpu, "SERIAL_WINDOW_CELLS", 865)
+    small = run()
+    assert choices == ["twin"] * (1 if pool == "max" else 2)
+    monkeypatch.setattr(numba_cpu, "SERIAL_WINDOW_CELLS", 864)
+    large = run()
+    assert choices == ["twin"] * (1 if pool == "max" else 2)  # none added: the threads ran
+    for a, b in zip(small, large):
+        np.testing.assert_array_equal(a, b)

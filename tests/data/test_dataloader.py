@@ -558,6 +558,7 @@ def test_forked_workers_compute_kernels_after_the_parent_used_the_threads(monkey
     numba_cpu = pytest.importorskip("minidl.backend.numba_cpu")
     monkeypatch.setattr(numba_cpu, "SERIAL_VALUES", 0)  # every kernel large enough for the threads
     monkeypatch.setattr(numba_cpu, "SERIAL_FLOPS", 0)
+    monkeypatch.setattr(numba_cpu, "SERIAL_WINDOW_CELLS", 0)
     rng = np.random.default_rng(0)
     x = minidl.tensor(rng.standard_normal((8, 32, 32, 32)).astype(np.float32))
     w = minidl.tensor(rng.standard_normal((32, 32, 3, 3)).astype(np.float32))
