@@ -1554,7 +1554,7 @@ def batch_norm_train(x, weight, bias, eps):
     C = x.shape[1]
     weight = np.ones(C, dtype=x.dtype) if weight is None else weight.astype(x.dtype, copy=False)
     bias = np.zeros(C, dtype=x.dtype) if bias is None else bias.astype(x.dtype, copy=False)
-    y, x_hat = np.empty(x.shape, dtype=x.dtype), np.empty(x.shape, dtype=x.dtype)
+    y, x_hat = allocator.empty(x.shape, x.dtype), allocator.empty(x.shape, x.dtype)  # cached: fresh memory is slow
     stats = np.empty((3, C), dtype=np.float64)  # mean, var, inv_std
     _by_values(_batch_norm_train, x)(_channels_3d(x), weight, bias, float(eps), _channels_3d(y), _channels_3d(x_hat), stats)
     mean, var, inv_std = stats.astype(x.dtype)
@@ -1566,7 +1566,7 @@ def batch_norm_backward(dy, x_hat, weight, inv_std, needs_x):
     (C,) or None, inv_std (C,) -> dx (like dy, or None without needs_x), dweight, dbias (C,)."""
     C = dy.shape[1]
     weight = np.ones(C, dtype=dy.dtype) if weight is None else weight
-    dx = np.empty(dy.shape, dtype=dy.dtype) if needs_x else np.empty((0, C, 0), dtype=dy.dtype)
+    dx = allocator.empty(dy.shape, dy.dtype) if needs_x else np.empty((0, C, 0), dtype=dy.dtype)
     sums = np.empty((2, C), dtype=np.float64)  # dbias, dweight
     _by_values(_batch_norm_backward, dy)(_channels_3d(dy), _channels_3d(x_hat), weight, inv_std, needs_x,
                                          _channels_3d(dx) if needs_x else dx, sums)
