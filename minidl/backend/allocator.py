@@ -4,7 +4,8 @@ Why. Writing to memory the process has just been given is slow the first time (t
 system maps and zeroes every page on its first touch), and NumPy returns a large freed array
 to the system at once, so an op that makes a new large output every step would pay that
 every step. ReLU's and cat's outputs, batch norm's outputs and dx, conv2d's dx and the autograd
-engine's gradient sums take their memory from here (measurements: docs/performance.md, "The allocator").
+engine's gradient sums take their memory from here (measurements: docs/performance.md, "The
+allocator").
 
 How. :func:`empty` hands out a view of a cached buffer of the same size in bytes when one is
 free, else allocates a new buffer and caches it. A buffer is free when nothing but the cache
