@@ -78,7 +78,9 @@ _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 # wrappers call for small work: below SERIAL_VALUES values in the largest array a loop moves
 # through memory, or below SERIAL_FLOPS floating-point operations for the direct convolution's
 # arithmetic, or below SERIAL_WINDOW_CELLS window cells for pooling (a cell, a compare or an add
-# with its bounds tests, costs ~5 ns: 30-50 times a value of an elementwise loop). All three are
+# with its bounds tests, costs ~5 ns: 30-50 times a value of an elementwise loop) and for the
+# depthwise convolution (a cell, a tap's multiply-add: its threads won at every size measured,
+# from 2**14 cells; counted by values, 512 channels of 8x14x14 ran on one thread). All three are
 # crossovers measured on a 2-vCPU machine (docs/performance.md; SERIAL_FLOPS and
 # SERIAL_WINDOW_CELLS on TBB's threads, which wake faster than workqueue's).
 SERIAL_VALUES = 2**20
@@ -112,8 +114,8 @@ def _by_flops(kernel, flops):
 
 
 def _by_window_cells(kernel, cells):
-    """``kernel``, or its serial twin below SERIAL_WINDOW_CELLS cells of pooling windows (outputs
-    times window size; or in a forked child: :func:`_pool_is_ours`)."""
+    """``kernel``, or its serial twin below SERIAL_WINDOW_CELLS cells of pooling or depthwise windows
+    (outputs times window size; or in a forked child: :func:`_pool_is_ours`)."""
     return kernel if cells >= SERIAL_WINDOW_CELLS and _pool_is_ours() else _serial_twin(kernel)
 
 
@@ -355,6 +357,13 @@ def fold_tiles(cols, KH, KW, x_shape):
     return x
 
 
+@numba.njit(cache=True)
+def _share_start(k, total, parts):
+    """Where share k of ``total`` items cut into ``parts`` shares starts: shares differ by at most
+    one item (ceil-sized shares would leave the last ones empty and their thread idle)."""
+    return k * total // parts
+
+
 # ---- convolution: depthwise ----------------------------------------------------------------
 #
 # The shifted-rows trick (minidl/ops/conv_shifted.py), per plane. A plane is copied, zero padded,
@@ -366,8 +375,10 @@ def fold_tiles(cols, KH, KW, x_shape):
 # dx at 512 channels, batch 8); the columns j >= OW read wrapped-around values and are dropped.
 # The sums run over the same taps in the same order as the reference's (padding adds w * 0), so
 # forward and dx are the reference's bit for bit; a 3x3 kernel's nine taps are summed per pixel
-# in one pass (`_depthwise_taps_3x3`, the same order), one store per pixel instead of nine. One
-# thread per plane (n, c) of y or dx; for dweight one per output channel f: a 3x3 kernel's nine
+# in one pass (`_depthwise_taps_3x3`, the same order), one store per pixel instead of nine. The
+# planes (n, c) of y or dx are the tasks, for dweight the output channels f, cut into at most
+# DEPTHWISE_CHUNKS chunks that the threads share, each chunk making its buffers once (not once
+# per plane: 4096 planes of 14x14 at 512 channels, batch 8); for dweight: a 3x3 kernel's nine
 # sums are held in registers over each band (`_depthwise_tap_sums_3x3`, ``reassoc``: equal to
 # the reference to rounding) and added into float64 totals; other kernels' products go into
 # rows of partial sums (one per wide pixel, no sum reordered), summed at the end.
@@ -381,11 +392,13 @@ def fold_tiles(cols, KH, KW, x_shape):
 # output and drop most of it): each row of y is zeroed, then every tap adds its scaled run of x
 # (the windows' valid range, `_valid_windows`: no bounds tests), p then q, while the row is in L1.
 DEPTHWISE_BAND = 1024  # values of a band of output rows: its sums stay in L1
+DEPTHWISE_CHUNKS = 64  # chunks of planes (or filters) a kernel's tasks are cut into: buffers made per chunk
 
 
 @numba.njit(**_JIT)
-def _depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, y):
-    """y[n, c*M + m, i, j] = sum_{p, q} weight[c, m, p, q] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]."""
+def _depthwise_conv2d(x, weight, bias, SH, SW, PH, PW, DH, DW, y):
+    """y[n, c*M + m, i, j] = sum_{p, q} weight[c, m, p, q] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]
+    (+ bias[c*M + m] when bias has values)."""
     N, C, H, W = x.shape
     _, M, KH, KW = weight.shape
     _, _, OH, OW = y.shape
@@ -411,6 +424,8 @@ def _depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, y):
                         else:
                             for k in range(j1 - j0):
                                 o[k] += wt * r[SW * k]
+                if bias.shape[0] > 0:  # added to the sums, as y + bias would: the same roundings
+                    out += bias[f]
 
 
 @numba.njit(cache=True)
@@ -486,32 +501,39 @@ def _depthwise_tap_sums_3x3(g, canvas, start, row_step, col_step, L, totals):
 
 
 @numba.njit(**_JIT)
-def _depthwise_conv2d_stride1(x, weight, PH, PW, DH, DW, y):
+def _depthwise_conv2d_stride1(x, weight, bias, PH, PW, DH, DW, y):
     N, C, H, W = x.shape
     _, M, KH, KW = weight.shape
     _, _, OH, OW = y.shape
     HC, WC = OH + DH * (KH - 1), OW + DW * (KW - 1)
     R = max(1, DEPTHWISE_BAND // WC)  # output rows per band
-    for nc in prange(N * C):
-        n, c = nc // C, nc % C
+    chunks = min(N * C, DEPTHWISE_CHUNKS)
+    for chunk in prange(chunks):
         canvas = np.empty((HC + 1) * WC, dtype=x.dtype)  # one more row: what the wrapped columns read
-        _fill_canvas(x[n, c], PH, PW, 1, 1, canvas.reshape((HC + 1, WC)))
         acc = np.empty(R * WC, dtype=x.dtype)
-        for m in range(M):
-            for i0 in range(0, OH, R):
-                rows = min(R, OH - i0)
-                a = acc[:rows * WC]
-                if KH == 3 and KW == 3:  # the nine taps in one pass: one store per pixel, not nine
-                    _depthwise_taps_3x3(canvas, i0 * WC, weight[c, m], DH * WC, DW, rows * WC, a)
-                else:
-                    a[:] = 0
-                    for p in range(KH):
-                        for q in range(KW):
-                            wt, src = weight[c, m, p, q], canvas[(i0 + DH * p) * WC + DW * q:]
-                            for k in range(rows * WC):
-                                a[k] += wt * src[k]
-                for k in range(rows):
-                    y[n, c * M + m, i0 + k, :] = a[k * WC:k * WC + OW]
+        for nc in range(_share_start(chunk, N * C, chunks), _share_start(chunk + 1, N * C, chunks)):
+            n, c = nc // C, nc % C
+            _fill_canvas(x[n, c], PH, PW, 1, 1, canvas.reshape((HC + 1, WC)))
+            for m in range(M):
+                for i0 in range(0, OH, R):
+                    rows = min(R, OH - i0)
+                    a = acc[:rows * WC]
+                    if KH == 3 and KW == 3:  # the nine taps in one pass: one store per pixel, not nine
+                        _depthwise_taps_3x3(canvas, i0 * WC, weight[c, m], DH * WC, DW, rows * WC, a)
+                    else:
+                        a[:] = 0
+                        for p in range(KH):
+                            for q in range(KW):
+                                wt, src = weight[c, m, p, q], canvas[(i0 + DH * p) * WC + DW * q:]
+                                for k in range(rows * WC):
+                                    a[k] += wt * src[k]
+                    for k in range(rows):
+                        row, wide_row = y[n, c * M + m, i0 + k], a[k * WC:k * WC + OW]
+                        if bias.shape[0] > 0:  # added as the row is written: one pass over y, not two
+                            for j in range(OW):
+                                row[j] = wide_row[j] + bias[c * M + m]
+                        else:
+                            row[:] = wide_row
 
 
 @numba.njit(**_JIT)
@@ -520,83 +542,99 @@ def _depthwise_conv2d_dx_spread(dy, weight, SH, SW, PH, PW, DH, DW, dx):
     _, M, KH, KW = weight.shape
     HD, WD = H + DH * (KH - 1), W + DW * (KW - 1)  # dy's canvas: dx's windows in the rotated kernel
     R = max(1, DEPTHWISE_BAND // WD)
-    for nc in prange(N * C):
-        n, c = nc // C, nc % C
+    chunks = min(N * C, DEPTHWISE_CHUNKS)
+    for chunk in prange(chunks):
         canvas = np.empty((M, (HD + 1) * WD), dtype=dy.dtype)
-        for m in range(M):
-            _fill_canvas(dy[n, c * M + m], DH * (KH - 1) - PH, DW * (KW - 1) - PW, SH, SW,
-                         canvas[m].reshape((HD + 1, WD)))
         acc = np.empty(R * WD, dtype=dy.dtype)
-        for i0 in range(0, H, R):
-            rows = min(R, H - i0)
-            a = acc[:rows * WD]
-            if M == 1 and KH == 3 and KW == 3:  # the nine taps in one pass, the kernel rotated
-                _depthwise_taps_3x3(canvas[0], (i0 + 2 * DH) * WD + 2 * DW, weight[c, 0], -DH * WD, -DW,
-                                    rows * WD, a)
+        for nc in range(_share_start(chunk, N * C, chunks), _share_start(chunk + 1, N * C, chunks)):
+            n, c = nc // C, nc % C
+            for m in range(M):
+                _fill_canvas(dy[n, c * M + m], DH * (KH - 1) - PH, DW * (KW - 1) - PW, SH, SW,
+                             canvas[m].reshape((HD + 1, WD)))
+            for i0 in range(0, H, R):
+                rows = min(R, H - i0)
+                a = acc[:rows * WD]
+                if M == 1 and KH == 3 and KW == 3:  # the nine taps in one pass, the kernel rotated
+                    _depthwise_taps_3x3(canvas[0], (i0 + 2 * DH) * WD + 2 * DW, weight[c, 0], -DH * WD, -DW,
+                                        rows * WD, a)
+                    for k in range(rows):
+                        dx[n, c, i0 + k, :] = a[k * WD:k * WD + W]
+                    continue
+                a[:] = 0
+                for p in range(KH):
+                    for q in range(KW):
+                        base = (i0 + DH * (KH - 1 - p)) * WD + DW * (KW - 1 - q)
+                        if M == 1:
+                            wt, src = weight[c, 0, p, q], canvas[0, base:]
+                            for k in range(rows * WD):
+                                a[k] += wt * src[k]
+                        else:
+                            for k in range(rows * WD):
+                                term = weight[c, 0, p, q] * canvas[0, base + k]
+                                for m in range(1, M):
+                                    term += weight[c, m, p, q] * canvas[m, base + k]
+                                a[k] += term
                 for k in range(rows):
                     dx[n, c, i0 + k, :] = a[k * WD:k * WD + W]
-                continue
-            a[:] = 0
-            for p in range(KH):
-                for q in range(KW):
-                    base = (i0 + DH * (KH - 1 - p)) * WD + DW * (KW - 1 - q)
-                    if M == 1:
-                        wt, src = weight[c, 0, p, q], canvas[0, base:]
-                        for k in range(rows * WD):
-                            a[k] += wt * src[k]
-                    else:
-                        for k in range(rows * WD):
-                            term = weight[c, 0, p, q] * canvas[0, base + k]
-                            for m in range(1, M):
-                                term += weight[c, m, p, q] * canvas[m, base + k]
-                            a[k] += term
-            for k in range(rows):
-                dx[n, c, i0 + k, :] = a[k * WD:k * WD + W]
 
 
 @numba.njit(**_JIT)
-def _depthwise_conv2d_dweight_spread(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight):
+def _depthwise_conv2d_dweight_spread(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight, dbias):
     N, C, H, W = x.shape
     _, F, OH, OW = dy.shape
     M = F // C
     RS = SH * (OH - 1) + 1  # the rows of dy spread out
     HC, WC = RS + DH * (KH - 1), SW * (OW - 1) + DW * (KW - 1) + 1
     R = max(1, DEPTHWISE_BAND // (2 * WC))  # KH*KW rows of partial sums per band
-    for f in prange(F):
-        c, m = f // M, f % M
+    three = KH == 3 and KW == 3  # the nine sums in registers, added into totals (float64)
+    chunks = min(F, DEPTHWISE_CHUNKS)
+    for chunk in prange(chunks):
         canvas = np.empty((HC + 1) * WC, dtype=x.dtype)
         wide = np.empty(RS * WC, dtype=dy.dtype)  # dy spread out on the wide pixels; 0 elsewhere
-        three = KH == 3 and KW == 3  # the nine sums in registers, added into totals (float64)
-        partial = np.zeros((KH * KW, 0 if three else R * WC), dtype=dy.dtype)
-        totals = np.zeros(KH * KW)
-        for n in range(N):
-            _fill_canvas(x[n, c], PH, PW, 1, 1, canvas.reshape((HC + 1, WC)))
-            _fill_canvas(dy[n, f], 0, 0, SH, SW, wide.reshape((RS, WC)))
-            for i0 in range(0, RS, R):
-                rows = min(R, RS - i0)
-                g = wide[i0 * WC:]
-                if three:  # one pass over the band, not nine
-                    _depthwise_tap_sums_3x3(g, canvas, i0 * WC, DH * WC, DW, rows * WC, totals)
-                    continue
-                for p in range(KH):
-                    for q in range(KW):
-                        acc, src = partial[p * KW + q], canvas[(i0 + DH * p) * WC + DW * q:]
-                        for k in range(rows * WC):
-                            acc[k] += g[k] * src[k]
-        for p in range(KH):
-            for q in range(KW):
-                dweight[c, m, p, q] = totals[p * KW + q] if three else partial[p * KW + q].sum()
+        partial = np.empty((KH * KW, 0 if three else R * WC), dtype=dy.dtype)
+        totals = np.empty(KH * KW)
+        for f in range(_share_start(chunk, F, chunks), _share_start(chunk + 1, F, chunks)):
+            c, m = f // M, f % M
+            partial[:] = 0
+            totals[:] = 0
+            dy_sum = 0.0  # dbias[f], when asked for: float64 over the plane while it is in cache
+            for n in range(N):
+                _fill_canvas(x[n, c], PH, PW, 1, 1, canvas.reshape((HC + 1, WC)))
+                _fill_canvas(dy[n, f], 0, 0, SH, SW, wide.reshape((RS, WC)))
+                if dbias.shape[0] > 0:
+                    for i in range(OH):
+                        for j in range(OW):
+                            dy_sum += dy[n, f, i, j]
+                for i0 in range(0, RS, R):
+                    rows = min(R, RS - i0)
+                    g = wide[i0 * WC:]
+                    if three:  # one pass over the band, not nine
+                        _depthwise_tap_sums_3x3(g, canvas, i0 * WC, DH * WC, DW, rows * WC, totals)
+                        continue
+                    for p in range(KH):
+                        for q in range(KW):
+                            acc, src = partial[p * KW + q], canvas[(i0 + DH * p) * WC + DW * q:]
+                            for k in range(rows * WC):
+                                acc[k] += g[k] * src[k]
+            for p in range(KH):
+                for q in range(KW):
+                    dweight[c, m, p, q] = totals[p * KW + q] if three else partial[p * KW + q].sum()
+            if dbias.shape[0] > 0:
+                dbias[f] = dy_sum
 
 
-def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW):
-    """See ``reference.depthwise_conv2d``: x (N,C,H,W), weight (C,M,KH,KW) -> y (N, C*M, OH, OW)."""
+def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW, bias=None):
+    """See ``reference.depthwise_conv2d``: x (N,C,H,W), weight (C,M,KH,KW), bias (C*M,) or None
+    -> y (N, C*M, OH, OW)."""
     N, C = x.shape[:2]
     y = np.empty((N, C * weight.shape[1], OH, OW), dtype=x.dtype)  # every row is written by its thread
     x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    bias = np.empty(0, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)  # none: no values
+    taps = y.size * weight.shape[2] * weight.shape[3]  # window cells: one multiply-add each
     if (SH, SW) == (1, 1):
-        _by_values(_depthwise_conv2d_stride1, x, y)(x, weight, PH, PW, DH, DW, y)
+        _by_window_cells(_depthwise_conv2d_stride1, taps)(x, weight, bias, PH, PW, DH, DW, y)
     else:
-        _by_values(_depthwise_conv2d, x, y)(x, weight, SH, SW, PH, PW, DH, DW, y)
+        _by_window_cells(_depthwise_conv2d, taps)(x, weight, bias, SH, SW, PH, PW, DH, DW, y)
     return y
 
 
@@ -604,18 +642,21 @@ def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW, out=None):
     """See ``reference.depthwise_conv2d_dx``: dy (N, C*M, OH, OW) -> dx x_shape (into ``out`` if given)."""
     dx = np.empty(tuple(x_shape), dtype=dy.dtype) if out is None else out  # every plane is written by its thread
     dy, weight = np.ascontiguousarray(dy), np.ascontiguousarray(weight)
-    _by_values(_depthwise_conv2d_dx_spread, dy, dx)(dy, weight, SH, SW, PH, PW, DH, DW, dx)
+    taps = dy.size * weight.shape[2] * weight.shape[3]  # every tap of every window sends dy back
+    _by_window_cells(_depthwise_conv2d_dx_spread, taps)(dy, weight, SH, SW, PH, PW, DH, DW, dx)
     return dx
 
 
-def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
-    """See ``reference.depthwise_conv2d_dweight``: dy (N, C*M, OH, OW), x (N,C,H,W) -> (C, M, KH, KW)."""
+def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dbias=None):
+    """See ``reference.depthwise_conv2d_dweight``: dy (N, C*M, OH, OW), x (N,C,H,W) -> (C, M, KH, KW);
+    with ``dbias`` (C*M,), also dbias[f] = the sum of dy[:, f]."""
     C, F = x.shape[1], dy.shape[1]
     dweight = np.empty((C, F // C, KH, KW), dtype=dy.dtype)
     dy, x = np.ascontiguousarray(dy), np.ascontiguousarray(x)
-    _by_values(_depthwise_conv2d_dweight_spread, dy, x)(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dweight)
+    sums = np.empty(0, dy.dtype) if dbias is None else dbias
+    _by_window_cells(_depthwise_conv2d_dweight_spread, dy.size * KH * KW)(dy, x, KH, KW, SH, SW, PH, PW, DH, DW,
+                                                                           dweight, sums)
     return dweight
-
 
 
 # ---- convolution: direct (stride 1 or more, no columns, no matrix product) --------------------
@@ -968,13 +1009,6 @@ def _direct_band_products(band, weight, taps, L, acc):
                         for l in range(L):
                             a[l] += uk * xk[l]
                             d[l] += vk * xk[l]
-
-
-@numba.njit(cache=True)
-def _share_start(k, total, parts):
-    """Where share k of ``total`` items cut into ``parts`` shares starts: shares differ by at most
-    one item (ceil-sized shares would leave the last ones empty and their thread idle)."""
-    return k * total // parts
 
 
 @numba.njit(**_JIT_DIRECT_SUMS)

@@ -168,13 +168,13 @@ def _depthwise_taps(KH, KW, SH, SW, DH, DW, OH, OW):
             for p in range(KH) for q in range(KW)]
 
 
-def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW):
-    r"""A depthwise conv2d without bias: x (N, C, H, W), weight (C, M, KH, KW) -> y (N, C*M, OH, OW).
+def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW, bias=None):
+    r"""A depthwise conv2d: x (N, C, H, W), weight (C, M, KH, KW), bias (C*M,) or None -> y (N, C*M, OH, OW).
 
-        y[n, c*M + m, i, j] = sum_{p, q} weight[c, m, p, q] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]
-    summed tap by tap, p then q, from 0 (the Numba kernel adds in the same order, so the two agree
-    bit for bit). xpad is x with PH rows on top and PW columns on the left, zeros wherever a
-    window reaches past x.
+        y[n, c*M + m, i, j] = sum_{p, q} weight[c, m, p, q] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]  (+ bias[c*M + m])
+    summed tap by tap, p then q, from 0, the bias added last (the Numba kernel adds in the same
+    order, so the two agree bit for bit). xpad is x with PH rows on top and PW columns on the left,
+    zeros wherever a window reaches past x.
     """
     xp = array_module(x)
     N, C = x.shape[:2]
@@ -184,6 +184,8 @@ def depthwise_conv2d(x, weight, SH, SW, PH, PW, DH, DW, OH, OW):
     for p, q, rows, columns in _depthwise_taps(KH, KW, SH, SW, DH, DW, OH, OW):
         # every window's tap (p, q), scaled by each of the channel's M kernels: (N, C, 1, OH, OW) * (C, M, 1, 1)
         y += canvas[:, :, None, rows, columns] * weight[:, :, p, q, None, None]
+    if bias is not None:
+        y += bias.reshape(C, M, 1, 1)
     return y.reshape(N, C * M, OH, OW)
 
 
@@ -215,12 +217,14 @@ def depthwise_conv2d_dx(dy, weight, x_shape, SH, SW, PH, PW, DH, DW, out=None):
     return out
 
 
-def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
+def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dbias=None):
     r"""The weight gradient of :func:`depthwise_conv2d`: dy (N, C*M, OH, OW), x (N, C, H, W) -> (C, M, KH, KW).
 
         dweight[c, m, p, q] = sum_{n, i, j} dy[n, c*M + m, i, j] * xpad[n, c, SH*i + DH*p, SW*j + DW*q]
     one product of dy with tap (p, q)'s slice of the canvas, summed over n, i, j (in NumPy's
     order: the Numba kernel sums in another, so the two agree to rounding, not bit for bit).
+    With ``dbias`` (C*M,), also the bias gradient into it: dbias[f] = sum_{n, i, j} dy[n, f, i, j]
+    (the Numba kernel sums each filter's planes while it reads them for dweight).
     """
     xp = array_module(dy)
     N, C = x.shape[:2]
@@ -231,6 +235,8 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW):
     dweight = xp.empty((C, M, KH, KW), dtype=dy.dtype)
     for p, q, rows, columns in _depthwise_taps(KH, KW, SH, SW, DH, DW, OH, OW):
         dweight[:, :, p, q] = (dy * canvas[:, :, None, rows, columns]).sum(axis=(0, 3, 4))  # (C, M)
+    if dbias is not None:
+        dbias[...] = dy.sum(axis=(0, 3, 4)).reshape(C * M)
     return dweight
 
 

@@ -59,9 +59,7 @@ class Conv2dDepthwise(Function):
         F, _, KH, KW = weight.shape
         w = weight.reshape(C, F // C, KH, KW)  # w[c, m] = weight[c*M + m, 0]
         y = kern.depthwise_conv2d(x, w, *lowering.stride, *lowering.top_left, *lowering.dilation,
-                                  *lowering.out_size)  # (N, C*M, OH, OW)
-        if bias is not None:
-            y += bias.reshape(F, 1, 1)
+                                  *lowering.out_size, bias=bias)  # (N, C*M, OH, OW), the bias added
         self.save(x=x if self.needs_input_grad[1] else None, weight=weight, x_shape=x.shape,
                   lowering=lowering)
         return y
@@ -74,10 +72,14 @@ class Conv2dDepthwise(Function):
         C = s.x_shape[1]
         F, _, KH, KW = s.weight.shape
         geometry = (*s.lowering.stride, *s.lowering.top_left, *s.lowering.dilation)  # SH, SW, PH, PW, DH, DW
-        dbias = dy.sum(axis=(0, 2, 3)) if needs_bias else None
         dx = kern.depthwise_conv2d_dx(dy, s.weight.reshape(C, F // C, KH, KW), s.x_shape, *geometry,
                                       out=allocator.empty(s.x_shape, dy.dtype, xp)) \
             if needs_x else None  # a cached buffer: fresh memory is slow to touch (allocator.py)
-        dweight = kern.depthwise_conv2d_dweight(dy, s.x, KH, KW, *geometry).reshape(s.weight.shape) \
-            if needs_weight else None
+        dbias = xp.empty(F, dtype=dy.dtype) if needs_bias else None
+        if needs_weight:  # dbias summed by the same pass over dy
+            dweight = kern.depthwise_conv2d_dweight(dy, s.x, KH, KW, *geometry, dbias=dbias).reshape(s.weight.shape)
+        else:
+            dweight = None
+            if needs_bias:
+                dbias[...] = dy.sum(axis=(0, 2, 3))
         return dx, dweight, dbias, None, None, None, None

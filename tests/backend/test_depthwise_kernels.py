@@ -88,6 +88,47 @@ def test_numba_3x3_kernels_equal_the_reference_bit_for_bit(M, stride, dilation, 
                                   reference.depthwise_conv2d_dx(dy, w, x.shape, *geometry))
 
 
+@pytest.mark.parametrize("name", available_backends())
+@pytest.mark.parametrize("M, stride, kernel", [(1, 1, (3, 3)), (2, 1, (3, 2)), (1, 2, (3, 3)), (2, 3, (2, 3))])
+def test_the_bias_and_its_gradient_ride_along(name, M, stride, kernel):
+    """forward(bias) = forward() + bias, bit for bit (added last, as y + bias would be); dweight's
+    pass over dy also gives dbias = dy summed over (n, i, j), and dweight unchanged."""
+    kern = kernel_module(name)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 9, 7)).astype(np.float32)
+    w = rng.standard_normal((3, M) + kernel).astype(np.float32)
+    bias = rng.standard_normal(3 * M).astype(np.float32)
+    geometry = (stride, stride, 1, 0, 1, 1)
+    OH, OW = conv_output_size(9, kernel[0], stride, 1, 1), conv_output_size(7, kernel[1], stride, 0, 1)
+    y = kern.depthwise_conv2d(x, w, *geometry, OH, OW, bias=bias)
+    np.testing.assert_array_equal(y, kern.depthwise_conv2d(x, w, *geometry, OH, OW) + bias.reshape(-1, 1, 1))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dbias = np.full(3 * M, np.nan, dtype=np.float32)
+    dweight = kern.depthwise_conv2d_dweight(dy, x, *kernel, *geometry, dbias=dbias)
+    np.testing.assert_array_equal(dweight, kern.depthwise_conv2d_dweight(dy, x, *kernel, *geometry))
+    np.testing.assert_allclose(dbias, dy.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("M, stride, kernel", [(1, 1, (3, 3)), (2, 1, (3, 2)), (1, 2, (3, 3))])
+def test_numba_kernels_share_buffers_across_the_planes_of_a_chunk(M, stride, kernel):
+    """More planes (and filters) than DEPTHWISE_CHUNKS: each chunk makes its buffers once and
+    reuses them plane after plane (filter after filter), and every plane still equals the reference."""
+    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+    C = 3 * numba_cpu.DEPTHWISE_CHUNKS // 2 + 1  # chunks of one and of two planes (filters)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, C, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((C, M) + kernel).astype(np.float32)
+    geometry = (stride, stride, 1, 1, 1, 1)
+    OH, OW = conv_output_size(7, kernel[0], stride, 1, 1), conv_output_size(6, kernel[1], stride, 1, 1)
+    y = numba_cpu.depthwise_conv2d(x, w, *geometry, OH, OW)
+    np.testing.assert_array_equal(y, reference.depthwise_conv2d(x, w, *geometry, OH, OW))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(numba_cpu.depthwise_conv2d_dx(dy, w, x.shape, *geometry),
+                                  reference.depthwise_conv2d_dx(dy, w, x.shape, *geometry))
+    np.testing.assert_allclose(numba_cpu.depthwise_conv2d_dweight(dy, x, *kernel, *geometry),
+                               reference.depthwise_conv2d_dweight(dy, x, *kernel, *geometry), rtol=1e-5, atol=1e-5)
+
+
 @SETTINGS
 @given(case=geometries(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
 def test_numba_equals_the_reference(case, dtype, seed):

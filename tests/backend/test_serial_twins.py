@@ -100,3 +100,31 @@ def test_pooling_chooses_by_its_window_cells(monkeypatch, choices, pool):
     assert choices == ["twin"] * (1 if pool == "max" else 2)  # none added: the threads ran
     for a, b in zip(small, large):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_the_depthwise_convolution_chooses_by_its_window_cells(monkeypatch, choices, stride):
+    """2x3x9x9 input, 3x3 kernel, padding 1: 2*3*OH*OW outputs * 9 taps (4374 cells at stride 1,
+    1350 at stride 2), far below SERIAL_VALUES' values: the depthwise kernels' threads win from
+    ~2**14 cells, so forward, dx and dweight count cells, as pooling does."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((3, 1, 3, 3)).astype(np.float32)
+    OH = (9 + 2 - 3) // stride + 1
+    dy = rng.standard_normal((2, 3, OH, OH)).astype(np.float32)
+    cells = 2 * 3 * OH * OH * 9
+    monkeypatch.setattr(numba_cpu, "SERIAL_VALUES", 2**62)  # by values, everything would be small
+    geometry = (stride, stride, 1, 1, 1, 1)  # SH, SW, PH, PW, DH, DW
+
+    def run():
+        return (numba_cpu.depthwise_conv2d(x, w, *geometry, OH, OH),
+                numba_cpu.depthwise_conv2d_dx(dy, w, x.shape, *geometry),
+                numba_cpu.depthwise_conv2d_dweight(dy, x, 3, 3, *geometry))
+    monkeypatch.setattr(numba_cpu, "SERIAL_WINDOW_CELLS", cells + 1)
+    small = run()
+    assert choices == ["twin"] * 3
+    monkeypatch.setattr(numba_cpu, "SERIAL_WINDOW_CELLS", cells)
+    large = run()
+    assert choices == ["twin"] * 3  # none added: the threads ran
+    for a, b in zip(small, large):
+        np.testing.assert_array_equal(a, b)
