@@ -5,9 +5,10 @@ Cases (batch 8 unless --batch, float32, weight (C, 1, 3, 3), padding 1, bias): M
 depthwise layers 32ch@112, 64ch@112 stride 2 (-> 56), 128ch@56, 256ch@28, 512ch@14.
 
 Method, per case: identical inputs, weights and upstream gradient dy (loss = sum(dy * y)) in
-every variant; one untimed run of each, then the three alternate for ``--repeats`` timed
-runs, each after a ``--pause`` (idle BLAS/OpenMP threads of the previous one stop spinning);
-medians are reported. Accuracy: output and every gradient of each float32 variant against
+every variant, made into each library's tensors once, outside the timing; one untimed run of
+each, then the three alternate for ``--repeats`` timed runs of forward + backward (the leaves'
+gradients cleared first), each after a ``--pause`` (idle BLAS/OpenMP threads of the previous one
+stop spinning); medians are reported. Accuracy: output and every gradient of each float32 variant against
 minidl's depthwise route in float64 on the same numbers, as max |error| / max |float64 value|,
 the worst of (y, dx, dweight, dbias).
 
@@ -45,18 +46,37 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _minidl_run(route, arrays, dy, stride, C):
-    tensors = [minidl.tensor(a, requires_grad=True) for a in arrays]
-    with conv_algorithm(route):
-        y = F.conv2d(*tensors, stride=stride, padding=1, groups=C)
-    y.backward(minidl.tensor(dy))
-    return [y.detach().numpy()] + [t.grad.numpy() for t in tensors]
+def _minidl_step(route, stride, C):
+    """One forward + backward of minidl on leaves made beforehand (gradients cleared first)."""
+    def step(tensors, dy):
+        for t in tensors:
+            t.grad = None
+        with conv_algorithm(route):
+            y = F.conv2d(*tensors, stride=stride, padding=1, groups=C)
+        y.backward(dy)
+        return y
+    return step
 
 
-def _torch_run(torch, arrays, dy, stride, C):
-    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
-    y = torch.nn.functional.conv2d(*tensors, stride=stride, padding=1, groups=C)
-    y.backward(torch.tensor(dy))
+def _torch_step(torch, stride, C):
+    def step(tensors, dy):
+        for t in tensors:
+            t.grad = None
+        y = torch.nn.functional.conv2d(*tensors, stride=stride, padding=1, groups=C)
+        y.backward(dy)
+        return y
+    return step
+
+
+def _leaves(lib, arrays, dy):
+    """(x, weight, bias) as leaves that require grad, and dy, in minidl or torch (copies)."""
+    return [lib.tensor(a, requires_grad=True) for a in arrays], lib.tensor(dy)
+
+
+def _results(step, lib, arrays, dy):
+    """[y, dx, dweight, dbias] as NumPy arrays, from one step on fresh leaves."""
+    tensors, dy_t = _leaves(lib, arrays, dy)
+    y = step(tensors, dy_t)
     return [y.detach().numpy()] + [t.grad.numpy() for t in tensors]
 
 
@@ -77,18 +97,20 @@ def bench_case(torch, C, size, stride, batch, repeats, pause):
     arrays = [a.astype(np.float32) for a in arrays64]
     dy = dy64.astype(np.float32)
     # float64 reference on the float32 inputs' values (so only the computation's rounding counts)
-    exact = _minidl_run("depthwise", [a.astype(np.float64) for a in arrays], dy.astype(np.float64), stride, C)
-    variants = {
-        "depthwise": lambda: _minidl_run("depthwise", arrays, dy, stride, C),
-        "im2col": lambda: _minidl_run("im2col", arrays, dy, stride, C),
-        "torch": lambda: _torch_run(torch, arrays, dy, stride, C),
-    }
-    errors = {name: _error(run(), exact) for name, run in variants.items()}  # also the untimed run
-    times = {name: [] for name in variants}
+    exact = _results(_minidl_step("depthwise", stride, C), minidl, [a.astype(np.float64) for a in arrays],
+                     dy.astype(np.float64))
+    steps = {"depthwise": (_minidl_step("depthwise", stride, C), minidl),
+             "im2col": (_minidl_step("im2col", stride, C), minidl),
+             "torch": (_torch_step(torch, stride, C), torch)}
+    errors = {name: _error(_results(step, lib, arrays, dy), exact) for name, (step, lib) in steps.items()}
+    leaves = {name: _leaves(lib, arrays, dy) for name, (step, lib) in steps.items()}  # made once, untimed
+    for name, (step, _) in steps.items():
+        step(*leaves[name])  # untimed: the leaves' first gradients
+    times = {name: [] for name in steps}
     for _ in range(repeats):
-        for name, run in variants.items():
+        for name, (step, _) in steps.items():
             time.sleep(pause)
-            times[name].append(timed(run))
+            times[name].append(timed(lambda: step(*leaves[name])))
     ms = {name: median_ms(t) for name, t in times.items()}
     return {"case": f"{C}ch@{size}" + (f" stride {stride}" if stride > 1 else ""),
             "channels": C, "size": size, "stride": stride,
