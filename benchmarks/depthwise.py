@@ -8,9 +8,9 @@ Method, per case: identical inputs, weights and upstream gradient dy (loss = sum
 every variant, made into each library's tensors once, outside the timing; one untimed run of
 each, then the three alternate for ``--repeats`` timed runs of forward + backward (the leaves'
 gradients cleared first), each after a ``--pause`` (idle BLAS/OpenMP threads of the previous one
-stop spinning); medians are reported. Accuracy: output and every gradient of each float32 variant against
-minidl's depthwise route in float64 on the same numbers, as max |error| / max |float64 value|,
-the worst of (y, dx, dweight, dbias).
+stop spinning); medians are reported. Accuracy: output and every gradient of each float32
+variant against minidl's depthwise route in float64 on the same numbers, as max |error| /
+max |float64 value|, the worst of (y, dx, dweight, dbias).
 
     python -m benchmarks.depthwise                  # -> benchmarks/results/depthwise.{json,md}
     python -m benchmarks.depthwise --repeats 3 --no-save
