@@ -824,11 +824,11 @@ def _direct_rows_out(acc, n, i0, R, WC, Fg, y):
 @numba.njit(**_JIT_DIRECT)
 def _direct_conv2d_vectors(x, weight, taps, PT, PL, SH, SW, WC, Fg, FB, RB, plane, bands_buffer, acc_buffer, y):
     """_direct_conv2d_loops for float32 with simd's vectors, FB = 4 or 6 filters a block
-    (_direct_band_products_4x or _6x): weight (G, Fp, Cg, KH*KW), Fp a multiple of FB; a band's
-    L = R*WC wide pixels rounded up to whole vectors, its phase planes (``plane`` values each)
-    holding their taps."""
+    (_direct_band_products_4x or _6x): weight packed (G, Fp/FB, Cg, KH*KW*FB) (_packed_filters);
+    a band's L = R*WC wide pixels rounded up to whole vectors, its phase planes (``plane`` values
+    each) holding their taps."""
     N, C = x.shape[:2]
-    G, Fp = weight.shape[:2]
+    G, Fp = weight.shape[0], weight.shape[1] * FB
     OH = y.shape[2]
     bands = (OH + RB - 1) // RB
     T = bands_buffer.shape[0]
@@ -864,23 +864,27 @@ def _evenly_spaced_3x3(taps):
 
 
 @numba.njit(inline="always")
-def _taps_4x(b, l0, taps, T, u0, u1, u2, u3, a0, a1, a2, a3):
-    """a_k += sum_{t < T} u_k[t] * (the vector of b at l0 + taps[t]), k < 4 (_direct_band_products_4x)."""
+def _taps_4x(b, l0, taps, T, u, a0, a1, a2, a3):
+    """a_k += sum_{t < T} u[4*t + k] * (the vector of b at l0 + taps[t]), k < 4 (_direct_band_products_4x)."""
     for t in range(T):
         x = simd.load(b, l0 + taps[t])  # tap t of the windows
-        a0 = simd.fma(x, simd.splat(u0[t]), a0)
-        a1 = simd.fma(x, simd.splat(u1[t]), a1)
-        a2 = simd.fma(x, simd.splat(u2[t]), a2)
-        a3 = simd.fma(x, simd.splat(u3[t]), a3)
+        a0 = simd.fma(x, simd.splat(u[4 * t]), a0)
+        a1 = simd.fma(x, simd.splat(u[4 * t + 1]), a1)
+        a2 = simd.fma(x, simd.splat(u[4 * t + 2]), a2)
+        a3 = simd.fma(x, simd.splat(u[4 * t + 3]), a3)
     return a0, a1, a2, a3
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _direct_band_products_4x(band, weight, taps, L, acc):
-    """acc[g*Fp + f, l] = sum_{c,t} weight[g, f, c, t] * band[g*Cg + c, l + taps[t]], l < L (a multiple
-    of simd.WIDTH), all float32: for each vector of pixels and 4 filters, the four sums stay in
-    registers across every input channel and tap; each tap is loaded once for the four."""
-    G, Fp, Cg, T = weight.shape
+    """acc[g*Fp + f, l] = sum_{c,t} w[g, f, c, t] * band[g*Cg + c, l + taps[t]], l < L (a multiple
+    of simd.WIDTH), all float32, the weight packed by blocks of 4 filters (_packed_filters: weight
+    (G, Fp/4, Cg, T*4), weight[g, f // 4, c, 4*t + f % 4] = w[g, f, c, t]): for each vector of
+    pixels and 4 filters, the four sums stay in registers across every input channel and tap;
+    each tap is loaded once for the four, and one row of the packed weight holds a channel's
+    broadcasts."""
+    G, FB, Cg, K = weight.shape
+    Fp, T = 4 * FB, K // 4
     steps, row, column = _evenly_spaced_3x3(taps)
     offsets = taps.reshape(T)
     for g in range(G):
@@ -893,19 +897,20 @@ def _direct_band_products_4x(band, weight, taps, L, acc):
                     a0, a1, a2, a3 = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()
                     for c in range(c0, min(c0 + DIRECT_VECTOR_CHANNELS, Cg)):
                         b = band[g * Cg + c]
-                        u0, u1, u2, u3 = weight[g, f, c], weight[g, f + 1, c], weight[g, f + 2, c], weight[g, f + 3, c]
+                        u = weight[g, f // 4, c]  # (T*4,): tap t of the four filters at 4*t ...
                         if steps:  # a 3x3 kernel at stride 1: nine taps unrolled, at two steps' multiples
                             for p in range(3):
                                 for q in range(3):
                                     x = simd.load(b, l0 + p * row + q * column)  # tap (p, q) of the windows
-                                    a0 = simd.fma(x, simd.splat(u0[3 * p + q]), a0)
-                                    a1 = simd.fma(x, simd.splat(u1[3 * p + q]), a1)
-                                    a2 = simd.fma(x, simd.splat(u2[3 * p + q]), a2)
-                                    a3 = simd.fma(x, simd.splat(u3[3 * p + q]), a3)
+                                    t = 4 * (3 * p + q)
+                                    a0 = simd.fma(x, simd.splat(u[t]), a0)
+                                    a1 = simd.fma(x, simd.splat(u[t + 1]), a1)
+                                    a2 = simd.fma(x, simd.splat(u[t + 2]), a2)
+                                    a3 = simd.fma(x, simd.splat(u[t + 3]), a3)
                         elif T == 9:  # 3x3 at stride > 1: a loop of known length, unrolled (1.06x faster)
-                            a0, a1, a2, a3 = _taps_4x(b, l0, offsets, 9, u0, u1, u2, u3, a0, a1, a2, a3)
+                            a0, a1, a2, a3 = _taps_4x(b, l0, offsets, 9, u, a0, a1, a2, a3)
                         else:  # any other kernel: a loop over its taps (ran 1.2x slower at stride 1)
-                            a0, a1, a2, a3 = _taps_4x(b, l0, offsets, T, u0, u1, u2, u3, a0, a1, a2, a3)
+                            a0, a1, a2, a3 = _taps_4x(b, l0, offsets, T, u, a0, a1, a2, a3)
                     if c0 > 0:
                         a0, a1 = simd.add(simd.load(o0, l0), a0), simd.add(simd.load(o1, l0), a1)
                         a2, a3 = simd.add(simd.load(o2, l0), a2), simd.add(simd.load(o3, l0), a3)
@@ -916,24 +921,25 @@ def _direct_band_products_4x(band, weight, taps, L, acc):
 
 
 @numba.njit(inline="always")
-def _taps_6x(b, l0, taps, T, u0, u1, u2, u3, u4, u5, a0, a1, a2, a3, a4, a5):
-    """a_k += sum_{t < T} u_k[t] * (the vector of b at l0 + taps[t]), k < 6 (_direct_band_products_6x)."""
+def _taps_6x(b, l0, taps, T, u, a0, a1, a2, a3, a4, a5):
+    """a_k += sum_{t < T} u[6*t + k] * (the vector of b at l0 + taps[t]), k < 6 (_direct_band_products_6x)."""
     for t in range(T):
         x = simd.load(b, l0 + taps[t])  # tap t of the windows
-        a0 = simd.fma(x, simd.splat(u0[t]), a0)
-        a1 = simd.fma(x, simd.splat(u1[t]), a1)
-        a2 = simd.fma(x, simd.splat(u2[t]), a2)
-        a3 = simd.fma(x, simd.splat(u3[t]), a3)
-        a4 = simd.fma(x, simd.splat(u4[t]), a4)
-        a5 = simd.fma(x, simd.splat(u5[t]), a5)
+        a0 = simd.fma(x, simd.splat(u[6 * t]), a0)
+        a1 = simd.fma(x, simd.splat(u[6 * t + 1]), a1)
+        a2 = simd.fma(x, simd.splat(u[6 * t + 2]), a2)
+        a3 = simd.fma(x, simd.splat(u[6 * t + 3]), a3)
+        a4 = simd.fma(x, simd.splat(u[6 * t + 4]), a4)
+        a5 = simd.fma(x, simd.splat(u[6 * t + 5]), a5)
     return a0, a1, a2, a3, a4, a5
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _direct_band_products_6x(band, weight, taps, L, acc):
-    """_direct_band_products_4x with 6 filters a block, Fp a multiple of 6: on AVX2, 6 sums of two
-    registers each (12 of the 16) and one tap; each tap is loaded once for six filters."""
-    G, Fp, Cg, T = weight.shape
+    """_direct_band_products_4x with 6 filters a block (weight (G, Fp/6, Cg, T*6)): on AVX2, 6 sums
+    of two registers each (12 of the 16) and one tap; each tap is loaded once for six filters."""
+    G, FB, Cg, K = weight.shape
+    Fp, T = 6 * FB, K // 6
     steps, row, column = _evenly_spaced_3x3(taps)
     offsets = taps.reshape(T)
     for g in range(G):
@@ -946,24 +952,22 @@ def _direct_band_products_6x(band, weight, taps, L, acc):
                     a3, a4, a5 = simd.zeros(), simd.zeros(), simd.zeros()
                     for c in range(c0, min(c0 + DIRECT_VECTOR_CHANNELS, Cg)):
                         b = band[g * Cg + c]
-                        u0, u1, u2 = weight[g, f, c], weight[g, f + 1, c], weight[g, f + 2, c]
-                        u3, u4, u5 = weight[g, f + 3, c], weight[g, f + 4, c], weight[g, f + 5, c]
+                        u = weight[g, f // 6, c]  # (T*6,): tap t of the six filters at 6*t ...
                         if steps:  # as _direct_band_products_4x
                             for p in range(3):
                                 for q in range(3):
                                     x = simd.load(b, l0 + p * row + q * column)
-                                    a0 = simd.fma(x, simd.splat(u0[3 * p + q]), a0)
-                                    a1 = simd.fma(x, simd.splat(u1[3 * p + q]), a1)
-                                    a2 = simd.fma(x, simd.splat(u2[3 * p + q]), a2)
-                                    a3 = simd.fma(x, simd.splat(u3[3 * p + q]), a3)
-                                    a4 = simd.fma(x, simd.splat(u4[3 * p + q]), a4)
-                                    a5 = simd.fma(x, simd.splat(u5[3 * p + q]), a5)
+                                    t = 6 * (3 * p + q)
+                                    a0 = simd.fma(x, simd.splat(u[t]), a0)
+                                    a1 = simd.fma(x, simd.splat(u[t + 1]), a1)
+                                    a2 = simd.fma(x, simd.splat(u[t + 2]), a2)
+                                    a3 = simd.fma(x, simd.splat(u[t + 3]), a3)
+                                    a4 = simd.fma(x, simd.splat(u[t + 4]), a4)
+                                    a5 = simd.fma(x, simd.splat(u[t + 5]), a5)
                         elif T == 9:  # as _direct_band_products_4x
-                            a0, a1, a2, a3, a4, a5 = _taps_6x(b, l0, offsets, 9, u0, u1, u2, u3, u4, u5,
-                                                              a0, a1, a2, a3, a4, a5)
+                            a0, a1, a2, a3, a4, a5 = _taps_6x(b, l0, offsets, 9, u, a0, a1, a2, a3, a4, a5)
                         else:
-                            a0, a1, a2, a3, a4, a5 = _taps_6x(b, l0, offsets, T, u0, u1, u2, u3, u4, u5,
-                                                              a0, a1, a2, a3, a4, a5)
+                            a0, a1, a2, a3, a4, a5 = _taps_6x(b, l0, offsets, T, u, a0, a1, a2, a3, a4, a5)
                     if c0 > 0:
                         a0, a1 = simd.add(simd.load(o0, l0), a0), simd.add(simd.load(o1, l0), a1)
                         a2, a3 = simd.add(simd.load(o2, l0), a2), simd.add(simd.load(o3, l0), a3)
@@ -1101,6 +1105,18 @@ def _padded_filters(weight, G, multiple=2):
     return padded
 
 
+def _packed_filters(weight, G, FB):
+    """weight (F, Cg, KH, KW) -> (G, Fp/FB, Cg, KH*KW*FB) for the vector kernels: filters padded to
+    whole blocks of FB (_padded_filters), and each block's FB filters side by side per tap, so
+    that packed[g, b, c, FB*t + k] = weight[g*F/G + FB*b + k, c, t] (zero for the padding filters):
+    the FB weights a tap broadcasts are neighbours, one row per (block, channel), where FB rows
+    cost the kernel FB pointers (docs/performance.md). A copy of the weight per call."""
+    padded = _padded_filters(weight, G, FB)  # (G, Fp, Cg, T)
+    Gs, Fp, Cg, T = padded.shape
+    blocks = padded.reshape(Gs, Fp // FB, FB, Cg, T).transpose(0, 1, 3, 4, 2)  # (G, Fp/FB, Cg, T, FB)
+    return np.ascontiguousarray(blocks).reshape(Gs, Fp // FB, Cg, T * FB)
+
+
 def _direct_buffers(N, C, F, G, OH, geometry, dtype, vectors=False, filters=2, channels=1):
     """(RB, plane, a band buffer, an output-rows buffer): one row of each per thread, allocated once
     per call rather than per task inside the parallel loop; ``plane`` the values of a band's phase
@@ -1129,7 +1145,7 @@ def direct_conv2d(x, weight, PT, PL, DH, DW, G, OH, OW, out=None, stride=(1, 1))
     taps = geometry.taps(plane)
     flops = 2 * KH * KW * N * OH * OW * (C // G) * F  # KH*KW multiply-adds per output value and input channel
     if vectors:
-        _by_flops(_direct_conv2d_vectors, flops)(x, _padded_filters(weight, G, FB), taps, PT, PL, *stride,
+        _by_flops(_direct_conv2d_vectors, flops)(x, _packed_filters(weight, G, FB), taps, PT, PL, *stride,
                                                  geometry.WC, F // G, FB, RB, plane, bands, acc, y)
     else:
         _by_flops(_direct_conv2d_loops, flops)(x, _padded_filters(weight, G), taps, PT, PL, *stride, geometry.WC,
