@@ -697,7 +697,8 @@ def depthwise_conv2d_dweight(dy, x, KH, KW, SH, SW, PH, PW, DH, DW, dbias=None):
 #     16 pixels x 6 filters (12 of the 16 256-bit ones; 4 filters there ran 1.3x slower, the
 #     pair-of-filters loops 1.5x); the band's pixels are rounded up to whole vectors (the pixels
 #     past L are dropped, and the band's buffer holds enough rows for their taps), filters
-#     padded to a multiple of the block's.
+#     padded to a multiple of the block's and packed so that a block's weights for one channel
+#     are one row, tap by tap (_packed_filters).
 _JIT_DIRECT = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
 _JIT_DIRECT_SUMS = dict(parallel=True, cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
 DIRECT_BAND_BYTES = 2**18  # a task's canvas band: about this much, so that it stays in L2
