@@ -76,10 +76,9 @@ class Conv2dDepthwise(Function):
                                       out=allocator.empty(s.x_shape, dy.dtype, xp)) \
             if needs_x else None  # a cached buffer: fresh memory is slow to touch (allocator.py)
         dbias = xp.empty(F, dtype=dy.dtype) if needs_bias else None
+        dweight = None
         if needs_weight:  # dbias summed by the same pass over dy
             dweight = kern.depthwise_conv2d_dweight(dy, s.x, KH, KW, *geometry, dbias=dbias).reshape(s.weight.shape)
-        else:
-            dweight = None
-            if needs_bias:
-                dbias[...] = dy.sum(axis=(0, 2, 3))
+        elif needs_bias:
+            dbias = dy.sum(axis=(0, 2, 3))
         return dx, dweight, dbias, None, None, None, None

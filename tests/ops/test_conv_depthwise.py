@@ -102,6 +102,13 @@ def test_only_the_needed_gradients_are_computed(backend, depthwise):
     assert wt.grad is not None and xt.grad is not None
     np.testing.assert_allclose(xt.grad.numpy(), both_x.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(wt.grad.numpy(), both_w.grad.numpy(), rtol=1e-12)
+    # the bias's gradient with the weight's (summed by the dweight kernel) and without it
+    b = _randn(3, 4)
+    bt, both_b = minidl.tensor(b, requires_grad=True), minidl.tensor(b, requires_grad=True)
+    _route(minidl.tensor(x), minidl.tensor(w), bt, padding=1, groups=3).backward(dy)
+    _route(minidl.tensor(x), minidl.tensor(w, requires_grad=True), both_b, padding=1, groups=3).backward(dy)
+    np.testing.assert_allclose(bt.grad.numpy(), dy.numpy().sum(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(both_b.grad.numpy(), bt.grad.numpy(), rtol=1e-12)
 
 
 def test_float32_error_against_float64_is_no_worse_than_im2col(backend):
