@@ -111,6 +111,22 @@ def test_numba_equals_the_reference(vectors, case, dtype, seed):
                                rtol=tolerance, atol=tolerance * np.sqrt(dy[:, 0].size))
 
 
+@pytest.mark.parametrize("F, G, FB", [(7, 1, 6), (12, 2, 4), (6, 3, 4), (16, 1, 6), (5, 5, 4)])
+def test_numba_packed_filters_follow_their_layout(F, G, FB):
+    """The vector kernels' weight: packed[g, b, c, FB*t + k] = weight[g*F/G + FB*b + k, c, t], and
+    zero for the filters that pad each group to whole blocks of FB."""
+    numba_cpu = kernel_module("numba") if "numba" in available_backends() else pytest.skip("no numba")
+    w = np.random.default_rng(0).standard_normal((F, 3, 2, 3)).astype(np.float32)
+    packed = numba_cpu._packed_filters(w, G, FB)
+    Fg = F // G
+    blocks = -(-Fg // FB)
+    assert packed.shape == (G, blocks, 3, 6 * FB) and packed.dtype == np.float32
+    for g, b, c, t, k in np.ndindex(G, blocks, 3, 6, FB):
+        f = FB * b + k
+        expected = w[g * Fg + f, c].reshape(6)[t] if f < Fg else 0.0
+        assert packed[g, b, c, FB * t + k] == expected, (g, b, c, t, k)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_numba_bands_cover_every_row(monkeypatch, vectors, dtype):
     """Tasks of one output row each (the smallest band), and a band as tall as the output; in
