@@ -224,3 +224,26 @@ def test_models_parity_rule_for_gradients_amplified_by_rounding():
     assert not parity_ok(row)
     del row["errors_float32_vs_float64"], row["errors_float64"]
     assert not parity_ok(row)                               # no float64 reference: tolerance only
+
+
+def test_thread_timeout_alternates_the_values_and_times_every_case(monkeypatch):
+    """benchmarks.thread_timeout: each round sets every value (restarting OpenBLAS's threads), in
+    reversed order every other round, and runs each case once untimed and --steps times timed."""
+    import os
+
+    from benchmarks import thread_timeout
+
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "24")  # restored after the test
+    applied, calls = [], []
+    monkeypatch.setattr(thread_timeout, "apply_thread_timeout",
+                        lambda: applied.append(os.environ["OPENBLAS_THREAD_TIMEOUT"]) or ["libopenblas.so"])
+    cases = [(name, lambda name=name: calls.append((name, os.environ["OPENBLAS_THREAD_TIMEOUT"])))
+             for name in ("a", "b")]
+    times = thread_timeout.run(cases, [24, 12], rounds=3, steps=2, pause=0)
+    assert applied == ["24", "12", "12", "24", "24", "12"]
+    assert calls == [(name, value) for value in applied for name in ("a", "b") for _ in range(3)]
+    assert all(len(times[name][v]) == 3 for name in ("a", "b") for v in (24, 12))
+    rows = thread_timeout.summary(times, [24, 12])
+    assert [row["paired_ratio"]["24"] for row in rows] == [1.0, 1.0]
+    a24, a12 = times["a"][24], times["a"][12]
+    assert rows[0]["paired_ratio"]["12"] == pytest.approx(float(np.median([x / y for x, y in zip(a12, a24)])))
