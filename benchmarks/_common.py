@@ -72,7 +72,7 @@ def machine_info(torch, threads):
         # a forced older type (Haswell: AVX2 on an AVX-512 CPU) halves NumPy's matrix-product peak
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "openblas_kernel": _openblas_kernel(),
-        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),  # minidl sets 24
+        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),  # minidl sets 12
         "platform": platform.platform(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }

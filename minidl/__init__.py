@@ -7,12 +7,13 @@ import os as _os
 import sys as _sys
 
 # NumPy's idle OpenBLAS threads spin after each matrix product (2**28 cycles by default), holding
-# the cores that the Numba kernel after it needs; 2**24 cycles (a few ms) lets them sleep during
-# a kernel yet stay awake between matrix products that follow each other (docs/performance.md,
-# "Threads"). A value set wins. OpenBLAS reads it when NumPy loads it: if NumPy came first, the
+# a core that the Numba kernel after it needs (it then runs up to 2.5x slower); 2**12 cycles
+# (microseconds) lets them sleep before that kernel starts, and waking them for the next product
+# cost the models' steps less (docs/performance.md, "Threads"; benchmarks/thread_timeout.py
+# measures it). A value set wins. OpenBLAS reads it when NumPy loads it: if NumPy came first, the
 # loaded OpenBLAS is told to read it again (minidl/backend/openblas_threads.py).
 _timeout_is_ours = "OPENBLAS_THREAD_TIMEOUT" not in _os.environ
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "24")
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "12")
 if _timeout_is_ours and "numpy" in _sys.modules:
     from .backend.openblas_threads import apply_thread_timeout as _apply_thread_timeout
     _apply_thread_timeout()

@@ -1,9 +1,9 @@
 """NumPy's OpenBLAS threads: how long they spin after a matrix product, whatever the import order.
 
-`import minidl` sets ``OPENBLAS_THREAD_TIMEOUT=24`` (unless it is set) so that OpenBLAS's idle
-threads stop spinning a few ms after a matrix product instead of OpenBLAS's default of 2**28
+`import minidl` sets ``OPENBLAS_THREAD_TIMEOUT=12`` (unless it is set) so that OpenBLAS's idle
+threads stop spinning microseconds after a matrix product instead of OpenBLAS's default of 2**28
 clock ticks (about 0.1 s): a spinning thread holds a core that the Numba kernel after the product
-needs, and that kernel runs up to 2x slower (docs/performance.md, "Threads"). OpenBLAS reads the
+needs, and that kernel runs up to 2.5x slower (docs/performance.md, "Threads"). OpenBLAS reads the
 variable once, when it is loaded. A program that imports NumPy before minidl (``import numpy as
 np`` first, as most do) has loaded it already, so the variable alone comes too late:
 :func:`apply_thread_timeout` then has each OpenBLAS that is loaded re-read its environment and

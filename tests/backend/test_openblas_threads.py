@@ -50,7 +50,7 @@ def _probe(imports, timeout=None):
 @needs_openblas
 @pytest.mark.parametrize("imports", ["import minidl", "import numpy; import minidl"])
 def test_minidl_timeout_holds_whether_numpy_or_minidl_comes_first(imports):
-    assert _probe(imports) == [24]
+    assert _probe(imports) == [12]
 
 
 @needs_openblas
