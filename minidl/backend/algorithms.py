@@ -10,8 +10,9 @@ docs/gradients/conv2d.md), and faster routes that compute the same numbers anoth
     direct          a stride-1 3x3 conv2d summed tap by tap, no columns, no product (conv_direct.py)
 
 Which ones a kernel module offers, and from how many channels it takes each without being
-asked, is its ``CONV_ALGORITHMS`` table (``{"winograd": 128, "direct": (4, 128), ...}``: from 128
-channels on; from 4 up to 127; None: offered but only when forced).
+asked, is its ``CONV_ALGORITHMS`` table (``{"shifted_rows": 16, "direct": (4, 128), ...}``: from 16
+channels on; from 4 up to 127; None: offered but only when forced; what a route counts as its
+channels: ``_channels`` in minidl/ops/conv_algorithms.py).
 ``minidl/ops/conv_algorithms.py`` chooses from it.
 
 This switch overrides the choice, for teaching, tests and benchmarks:

@@ -58,12 +58,12 @@ from .geometry import conv_output_size
 from .reference import _avgpool2d_divisor, _col2im_geometry
 
 # The convolution routes of minidl/backend/algorithms.py that conv2d takes on this backend, from
-# this many channels on (input channels per group for shifted rows, in and out for Winograd,
-# in and out per group for direct, which takes 4 to 127 (a strided conv's input channels times its
-# SH*SW phase planes): from 128 on Winograd comes first;
-# depthwise: every depthwise conv2d of 2 channels or more): where each became faster than im2col
-# in measurements (docs/performance.md).
-CONV_ALGORITHMS = {"depthwise": 2, "direct": (4, 128), "rotated_kernel": 1, "shifted_rows": 16, "winograd": 128}
+# this many channels on (input channels per group for shifted rows; for Winograd the geometric
+# mean of in and out, once both have 64 (minidl/ops/conv_algorithms.py); in and out per group for
+# direct, which takes 4 to 127 (a strided conv's input channels times its SH*SW phase planes)
+# where Winograd does not come first; depthwise: every depthwise conv2d of 2 channels or more):
+# where each became faster than the others in measurements (docs/performance.md).
+CONV_ALGORITHMS = {"depthwise": 2, "direct": (4, 128), "rotated_kernel": 1, "shifted_rows": 16, "winograd": 90}
 
 _JIT = dict(parallel=True, cache=True, fastmath=False, error_model="numpy")
 

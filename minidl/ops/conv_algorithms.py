@@ -13,6 +13,7 @@ forces one (minidl/backend/algorithms.py).
     forced   that route if the table offers it (at any channel count) and it can take the
              convolution; else im2col, with a warning the first time (never another fast route)
 """
+import math
 import warnings
 
 from ..backend import algorithms
@@ -44,7 +45,10 @@ def _channels(name, weight_shape, groups, stride=(1, 1)):
     """The channel count a route's threshold is compared with."""
     F, Cg = weight_shape[:2]
     if name == "winograd":
-        return min(F, Cg * groups)  # input and output channels: both products must be wide
+        # its products are as long as the input channels and as tall as the output ones: both must
+        # be wide. Counted by their geometric mean (128 -> 64: 90), once both have 64 (512 -> 16: 16)
+        narrow = min(F, Cg * groups)
+        return math.isqrt(F * Cg * groups) if narrow >= 64 else narrow
     if name == "direct" and stride != (1, 1):
         # its band holds SH*SW phase planes of each channel (a 3-channel 7x7 stem: 12)
         return min(F // groups, Cg * stride[0] * stride[1])

@@ -20,7 +20,8 @@ matrix product
 of the arithmetic. The transforms (``winograd_*`` kernels) cost memory passes instead, so this
 pays only where the products dominate, with many channels, and only with fast transforms: each
 kernel backend's ``CONV_ALGORITHMS`` table says from how many channels on (the Numba one from
-128; the reference only when forced, as its readable transforms are slower than its im2col).
+a geometric mean of 90 input and output channels, both 64 or more: 128 -> 64, not 64 -> 64;
+the reference only when forced, as its readable transforms are slower than its im2col).
 
 Backward. Every step above is linear, so each gradient is the adjoint step (transpose) run
 backwards (derivation: docs/gradients/conv2d_winograd.md):

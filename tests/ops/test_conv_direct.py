@@ -124,8 +124,8 @@ def test_float32_error_against_float64_is_no_worse_than_im2col(backend):
 
 
 def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backend):
-    """Numba: from 4 channels per group, in and out, up to 127 (from 128 Winograd comes first), a
-    layer of 1-3 filters by its input channels; the reference (kept readable): only when forced.
+    """Numba: from 4 channels per group, in and out, up to 127 where Winograd does not come first
+    (tests/ops/test_conv_winograd.py), a layer of 1-3 filters by its input channels; the reference (kept readable): only when forced.
     'auto' follows the table."""
     expected = {"numba": (4, 128), "reference": None}[backend]
     assert kernel_module(backend).CONV_ALGORITHMS["direct"] == expected
@@ -140,7 +140,8 @@ def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backe
     assert (route(4, 4) is Conv2dDirect) == offered
     assert (route(16, 16) is Conv2dDirect) == offered
     assert (route(63, 40) is Conv2dDirect) == offered
-    assert (route(127, 100) is Conv2dDirect) == offered
+    assert (route(127, 60) is Conv2dDirect) == offered and (route(64, 64) is Conv2dDirect) == offered
+    assert route(127, 100) is not Conv2dDirect  # Winograd's (Numba: a mean of 112) or the rotated kernel's
     assert route(3, 16) is not Conv2dDirect and route(2, 2) is not Conv2dDirect  # below the threshold
     assert (route(16, 3) is Conv2dDirect) == offered and (route(16, 1) is Conv2dDirect) == offered  # 1-3 filters:
     assert route(3, 3) is not Conv2dDirect  # counted by their input channels

@@ -97,15 +97,22 @@ def test_float32_agrees_with_the_im2col_path(backend, tile_calls):
 
 
 def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backend, tile_calls):
-    """Numba: from 128 channels, in and out; the reference (slow, readable transforms): only when
-    forced. 'auto' follows the table."""
-    expected = {"numba": 128, "reference": None}[backend] if minidl.get_default_device() == "cpu" else None
+    """Numba: from a geometric mean of 90 input and output channels, both 64 or more; the reference
+    (slow, readable transforms): only when forced. 'auto' follows the table."""
+    expected = {"numba": 90, "reference": None}[backend] if minidl.get_default_device() == "cpu" else None
     assert kernels_for(minidl.zeros(1)._data).CONV_ALGORITHMS["winograd"] == expected
-    x, w = _randn((1, 128, 23, 23)), _randn((128, 128, 3, 3))  # 529 positions: >= WEIGHT_BOUND per filter
-    y = conv2d(minidl.tensor(x), minidl.tensor(w, requires_grad=True), padding=1)
+    x, w = _randn((1, 512, 23, 23)), _randn((512, 512, 3, 3))  # 529 positions: >= WEIGHT_BOUND per filter
+    y = conv2d(minidl.tensor(x[:, :128]), minidl.tensor(w[:128, :128], requires_grad=True), padding=1)
     assert (type(y.grad_fn) is Conv2dWinograd) == (expected is not None) == bool(tile_calls)
-    y = conv2d(minidl.tensor(x[:, :127]), minidl.tensor(w[:, :127], requires_grad=True), padding=1)  # 127: below
-    assert type(y.grad_fn) is not Conv2dWinograd
+
+    def winograd(C, F):
+        y = conv2d(minidl.tensor(x[:, :C]), minidl.tensor(w[:F, :C], requires_grad=True), padding=1)
+        return type(y.grad_fn) is Conv2dWinograd
+
+    taken = expected is not None
+    assert winograd(128, 64) == winograd(64, 128) == winograd(90, 90) == taken  # geometric mean >= 90
+    assert not winograd(89, 90) and not winograd(64, 64) and not winograd(127, 63)  # 89, 64; 63 < 64
+    assert not winograd(512, 16) and not winograd(16, 512)  # a mean of 90, but one side narrow
 
 
 def test_blocks_of_tiles_give_the_same_results(backend, winograd, tile_calls):
