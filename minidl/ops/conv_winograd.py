@@ -155,14 +155,14 @@ def winograd_forward(kern, x, weight, bias, top_left, out_size):
     return y
 
 
-def _backward_temporary_bytes(x_shape, weight_shape, blocks, chunks, itemsize):
-    """About the most bytes :func:`winograd_backward` holds at once besides dy and x: dx and
-    dweight, a block's dM with dV or V, a chunk of U or dU and dU's weight-domain sum."""
+def _backward_temporary_bytes(weight_shape, blocks, chunks, itemsize):
+    """About the most bytes :func:`winograd_backward` holds at once outside the allocator's cache
+    (dy, x and dx are in it or live already): dweight, a block's dM with dV or V, a chunk of U or
+    dU and dU's weight-domain sum."""
     F, C = weight_shape[:2]
     tiles = max(t1 - t0 for t0, t1 in blocks)
     chunk = max(c.stop - c.start for c in chunks)
-    return itemsize * (int(np.prod(x_shape)) + F * C * 9 + POINTS * tiles * (F + C)
-                       + POINTS * F * chunk + F * chunk * 9)
+    return itemsize * (F * C * 9 + POINTS * tiles * (F + C) + POINTS * F * chunk + F * chunk * 9)
 
 
 def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_weight):
@@ -177,11 +177,14 @@ def winograd_backward(kern, dy, x, x_shape, weight, top_left, needs_x, needs_wei
     (PT, PL), (TH, TW) = top_left, tile_grid(dy.shape[2:])
     chunks = channel_chunks(F, C, dy.itemsize)
     blocks = tile_blocks(N * TH * TW, C, F, dy.itemsize)
+    dx = None
+    if needs_x:  # the tiles' gradients add into it; from the cache (a freed gradient's memory)
+        dx = allocator.empty(x_shape, dy.dtype, xp)
+        dx[...] = 0
     if xp is np:
-        allocator.make_room(_backward_temporary_bytes(x_shape, weight.shape, blocks, chunks, dy.itemsize))
+        allocator.make_room(_backward_temporary_bytes(weight.shape, blocks, chunks, dy.itemsize))
     # U[ab].T (36, C, F), a view; computed once when it is one chunk, else per chunk and block
     U_t = transform_weight(weight).swapaxes(1, 2) if needs_x and len(chunks) == 1 else None
-    dx = xp.zeros(x_shape, dtype=dy.dtype) if needs_x else None  # the tiles' gradients add into it
     dweight = xp.zeros(weight.shape, dtype=dy.dtype) if needs_weight else None
     for t0, t1 in blocks:
         dM = kern.winograd_output_tiles_adjoint(dy, TH, TW, t0, t1)  # (36, F, tiles)
