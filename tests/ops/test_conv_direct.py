@@ -125,8 +125,8 @@ def test_float32_error_against_float64_is_no_worse_than_im2col(backend):
 
 def test_each_kernel_module_says_from_how_many_channels_it_takes_the_route(backend):
     """Numba: from 4 channels per group, in and out, up to 127 where Winograd does not come first
-    (tests/ops/test_conv_winograd.py), a layer of 1-3 filters by its input channels; the reference (kept readable): only when forced.
-    'auto' follows the table."""
+    (tests/ops/test_conv_winograd.py), a layer of 1-3 filters by its input channels; the reference
+    (kept readable): only when forced. 'auto' follows the table."""
     expected = {"numba": (4, 128), "reference": None}[backend]
     assert kernel_module(backend).CONV_ALGORITHMS["direct"] == expected
     offered = kernels_for(minidl.zeros(1)._data).CONV_ALGORITHMS.get("direct") is not None
